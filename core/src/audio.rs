@@ -1,0 +1,186 @@
+//! Audio output: WAV files written atomically, WAV or raw PCM streamed to stdout.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Convert a float sample in -1..1 to 16-bit PCM, as Piper does (scale by 32767, clip).
+pub fn to_i16(sample: f32) -> i16 {
+    (sample * 32767.0).clamp(-32767.0, 32767.0) as i16
+}
+
+/// A WAV file that appears at its path only when complete: samples go to a temporary file in the same folder,
+/// which [`AtomicWav::finish`] renames into place. Dropped without `finish`, the temporary file is removed.
+pub struct AtomicWav {
+    writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+    temp_path: PathBuf,
+    path: PathBuf,
+    frames: u64,
+}
+
+impl std::fmt::Debug for AtomicWav {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomicWav").field("path", &self.path).field("frames", &self.frames).finish()
+    }
+}
+
+impl AtomicWav {
+    /// Start a 16-bit mono WAV at `sample_rate_hz`. Fails at once if the folder is not writable.
+    pub fn create(path: &Path, sample_rate_hz: u32) -> Result<AtomicWav> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if path.is_dir() {
+            return Err(Error::Write {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder; give a file name"),
+            });
+        }
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out.wav".into());
+        let temp_path = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: sample_rate_hz,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer = hound::WavWriter::create(&temp_path, spec).map_err(|source| match source {
+            hound::Error::IoError(io) => Error::Write { path: path.to_path_buf(), source: io },
+            other => Error::Wav { path: path.to_path_buf(), source: other },
+        })?;
+        Ok(AtomicWav { writer: Some(writer), temp_path, path: path.to_path_buf(), frames: 0 })
+    }
+
+    /// Append float samples (-1..1).
+    pub fn write(&mut self, samples: &[f32]) -> Result<()> {
+        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
+        let mut i16_writer = writer.get_i16_writer(samples.len() as u32);
+        for &s in samples {
+            i16_writer.write_sample(to_i16(s));
+        }
+        i16_writer.flush().map_err(|source| Error::Wav { path: self.path.clone(), source })?;
+        self.frames += samples.len() as u64;
+        Ok(())
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Complete the header, sync, and rename into place.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if let Some(writer) = self.writer.take() {
+            writer.finalize().map_err(|source| Error::Wav { path: self.path.clone(), source })?;
+        }
+        std::fs::rename(&self.temp_path, &self.path).map_err(|source| Error::Write { path: self.path.clone(), source })?;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for AtomicWav {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+/// A 44-byte WAV header for a stream of unknown length (sizes set to the maximum, which players accept).
+pub fn streaming_wav_header(sample_rate_hz: u32) -> [u8; 44] {
+    let mut h = [0u8; 44];
+    let byte_rate = sample_rate_hz * 2;
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    h[8..12].copy_from_slice(b"WAVE");
+    h[12..16].copy_from_slice(b"fmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
+    h[24..28].copy_from_slice(&sample_rate_hz.to_le_bytes());
+    h[28..32].copy_from_slice(&byte_rate.to_le_bytes());
+    h[32..34].copy_from_slice(&2u16.to_le_bytes()); // block align
+    h[34..36].copy_from_slice(&16u16.to_le_bytes());
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&(u32::MAX - 36).to_le_bytes());
+    h
+}
+
+/// Write samples as s16le to `out`.
+pub fn write_s16le(out: &mut impl Write, samples: &[f32]) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(samples.len() * 2);
+    for &s in samples {
+        bytes.extend_from_slice(&to_i16(s).to_le_bytes());
+    }
+    out.write_all(&bytes)
+}
+
+/// Read a WAV file as mono f32 (channels averaged) and its sample rate.
+pub fn read_wav_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
+    let reader = hound::WavReader::open(path).map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?;
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels.max(1));
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader
+            .into_samples::<f32>()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1i64 << (spec.bits_per_sample - 1)) as f32;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?
+        }
+    };
+    let mono = samples.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
+    Ok((mono, spec.sample_rate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_wav_appears_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.wav");
+        let mut wav = AtomicWav::create(&path, 22050).unwrap();
+        wav.write(&[0.0, 0.5, -0.5, 1.0]).unwrap();
+        assert!(!path.exists());
+        wav.finish().unwrap();
+        let (samples, rate) = read_wav_mono(&path).unwrap();
+        assert_eq!(rate, 22050);
+        assert_eq!(samples.len(), 4);
+        assert!((samples[1] - 0.5).abs() < 1e-3);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn abandoned_wav_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.wav");
+        let mut wav = AtomicWav::create(&path, 16000).unwrap();
+        wav.write(&[0.1; 100]).unwrap();
+        drop(wav);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn unwritable_folder_fails_at_create() {
+        let err = AtomicWav::create(Path::new("/nonexistent-dir/x.wav"), 22050).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent-dir/x.wav"), "{err}");
+    }
+
+    #[test]
+    fn streaming_header_parses() {
+        let mut bytes = streaming_wav_header(22050).to_vec();
+        write_s16le(&mut bytes, &[0.25, -0.25]).unwrap();
+        assert_eq!(&bytes[0..4], b"RIFF");
+        assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 22050);
+        assert_eq!(i16::from_le_bytes([bytes[44], bytes[45]]), to_i16(0.25));
+    }
+}

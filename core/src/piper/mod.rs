@@ -1,0 +1,9 @@
+//! Piper voices: config, phonemes and ids, and synthesis with an ONNX Runtime session.
+
+pub mod config;
+pub mod phonemes;
+pub mod synth;
+
+pub use config::{PhonemeType, VoiceConfig};
+pub use phonemes::{phonemes_to_ids, phonemize, Sentence};
+pub use synth::{PiperVoice, SynthesisOptions};

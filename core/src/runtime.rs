@@ -1,0 +1,317 @@
+//! Finding and loading ONNX Runtime, choosing execution providers, and building sessions.
+//!
+//! `ort` is built with `load-dynamic`: nothing is linked or downloaded at build time, and the library is opened
+//! here at run time. Search order: an explicit path (`--ort-lib` or `ORT_DYLIB_PATH`), the config file's
+//! `runtime.library`, the data directory's `runtime/`, then the system library path.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use crate::error::{Error, Result};
+
+/// Names tried on the system library path, newest soname first.
+const SYSTEM_NAMES: &[&str] = &["libonnxruntime.so.1", "libonnxruntime.so"];
+
+/// Where a runtime library was found, and by which rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeCandidate {
+    pub path: PathBuf,
+    /// `--ort-lib`, `ORT_DYLIB_PATH`, `config`, `data directory` or `system`.
+    pub source: &'static str,
+}
+
+/// Inputs to the runtime search, gathered by the front-end.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeSearch {
+    /// From `--ort-lib`.
+    pub flag: Option<PathBuf>,
+    /// From `ORT_DYLIB_PATH`.
+    pub env: Option<PathBuf>,
+    /// From the config file's `runtime.library`.
+    pub config: Option<PathBuf>,
+    /// `$XDG_DATA_HOME/demod-voice/runtime`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl RuntimeSearch {
+    /// Candidates in search order. Explicit ones are returned even if missing, so the error names them.
+    pub fn candidates(&self) -> Vec<RuntimeCandidate> {
+        let mut out = Vec::new();
+        if let Some(path) = &self.flag {
+            out.push(RuntimeCandidate { path: path.clone(), source: "--ort-lib" });
+        }
+        if let Some(path) = &self.env {
+            out.push(RuntimeCandidate { path: path.clone(), source: "ORT_DYLIB_PATH" });
+        }
+        if let Some(path) = &self.config {
+            out.push(RuntimeCandidate { path: path.clone(), source: "config" });
+        }
+        if let Some(dir) = &self.data_dir {
+            if let Some(found) = find_versioned_library(dir) {
+                out.push(RuntimeCandidate { path: found, source: "data directory" });
+            }
+        }
+        for name in SYSTEM_NAMES {
+            out.push(RuntimeCandidate { path: PathBuf::from(name), source: "system" });
+        }
+        out
+    }
+
+    /// The first usable candidate. An explicit path that does not exist is an error of its own (the user asked
+    /// for it), not a reason to silently use another library.
+    pub fn resolve(&self) -> Result<RuntimeCandidate> {
+        for candidate in self.candidates() {
+            if candidate.source == "system" {
+                if system_library_loadable(&candidate.path) {
+                    return Ok(candidate);
+                }
+                continue;
+            }
+            if !candidate.path.exists() {
+                return Err(Error::RuntimeLoad {
+                    path: candidate.path.clone(),
+                    message: format!("the file does not exist (set by {})", candidate.source),
+                });
+            }
+            return Ok(candidate);
+        }
+        let mut searched: Vec<String> = Vec::new();
+        if let Some(dir) = &self.data_dir {
+            searched.push(dir.display().to_string());
+        }
+        searched.push("the system library path".into());
+        Err(Error::RuntimeNotFound { searched: searched.join(", ") })
+    }
+}
+
+/// `libonnxruntime.so*` in `dir` (the highest version when several).
+pub fn find_versioned_library(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+                && p.is_file()
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn system_library_loadable(name: &Path) -> bool {
+    // SAFETY: opening a shared library runs its constructors; ONNX Runtime's only register static tables.
+    unsafe { libloading::Library::new(name) }.is_ok()
+}
+
+/// The loaded runtime: one per process.
+#[derive(Debug)]
+pub struct Runtime {
+    pub path: PathBuf,
+    pub source: &'static str,
+    pub version: String,
+    environment: Environment,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+impl Runtime {
+    /// Load the runtime the first time; later calls return it (ONNX Runtime allows one environment per process).
+    pub fn get_or_init(search: &RuntimeSearch) -> Result<&'static Runtime> {
+        if let Some(runtime) = RUNTIME.get() {
+            return Ok(runtime);
+        }
+        let candidate = search.resolve()?;
+        let runtime = Self::load(&candidate)?;
+        Ok(RUNTIME.get_or_init(|| runtime))
+    }
+
+    /// The runtime loaded earlier, if any.
+    pub fn loaded() -> Option<&'static Runtime> {
+        RUNTIME.get()
+    }
+
+    fn load(candidate: &RuntimeCandidate) -> Result<Runtime> {
+        let load_error = |message: String| Error::RuntimeLoad { path: candidate.path.clone(), message };
+        let builder = ort::init_from(&candidate.path).map_err(|e| load_error(e.to_string()))?;
+        let environment = builder
+            .with_name("demod-voice")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| load_error(e.to_string()))?;
+        let version = ort_version(&candidate.path);
+        Ok(Runtime {
+            path: candidate.path.clone(),
+            source: candidate.source,
+            version,
+            environment,
+        })
+    }
+
+    /// Execution providers this runtime build offers (e.g. `CPUExecutionProvider`, `CUDAExecutionProvider`).
+    pub fn available_providers(&self) -> Vec<String> {
+        available_providers()
+    }
+
+    /// Build a session for `model` (a file path, for messages) from `bytes` or from the file.
+    pub fn session_from_file(&self, model: &Path, options: &SessionOptions) -> Result<LoadedSession> {
+        self.session(model, options, |builder| builder.commit_from_file(model))
+    }
+
+    /// Build a session from model bytes (tests use tiny committed graphs this way).
+    pub fn session_from_memory(&self, name: &Path, bytes: &[u8], options: &SessionOptions) -> Result<LoadedSession> {
+        self.session(name, options, |builder| builder.commit_from_memory(bytes))
+    }
+
+    fn session(
+        &self,
+        model: &Path,
+        options: &SessionOptions,
+        commit: impl Fn(&mut ort::session::builder::SessionBuilder) -> ort::Result<Session>,
+    ) -> Result<LoadedSession> {
+        let context = |what: &str| format!("{what} for {}", model.display());
+        let threads = options.intra_threads.unwrap_or_else(physical_cores);
+        let mut builder = Session::builder(&self.environment)
+            .map_err(|e| Error::onnx(context("creating session options"), e))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| Error::onnx(context("setting optimisation level"), e.into()))?
+            .with_intra_threads(threads)
+            .map_err(|e| Error::onnx(context("setting threads"), e.into()))?;
+        let _ = &options.provider;
+        let session = commit(&mut builder).map_err(|e| Error::VoiceModel {
+            path: model.to_path_buf(),
+            message: format!("ONNX Runtime cannot load it: {e}"),
+        })?;
+        Ok(LoadedSession {
+            session,
+            provider: "CPUExecutionProvider".into(),
+            intra_threads: threads,
+        })
+    }
+}
+
+/// The version string the library at `path` reports (it is already loaded, so this only takes a reference).
+fn ort_version(path: &Path) -> String {
+    type GetApiBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
+    // SAFETY: `init_from` has already opened and checked this library, so opening it again only bumps its
+    // reference count; `OrtGetApiBase` has this signature in every ONNX Runtime release, and `GetVersionString`
+    // returns a pointer to a static C string.
+    unsafe {
+        let Ok(lib) = libloading::Library::new(path) else { return "unknown".into() };
+        let Ok(get_base) = lib.get::<GetApiBase>(b"OrtGetApiBase\0") else { return "unknown".into() };
+        let base = get_base();
+        if base.is_null() {
+            return "unknown".into();
+        }
+        let version = ((*base).GetVersionString)();
+        std::ffi::CStr::from_ptr(version).to_string_lossy().into_owned()
+    }
+}
+
+fn available_providers() -> Vec<String> {
+    let api = ort::api();
+    let mut providers: *mut *mut std::ffi::c_char = std::ptr::null_mut();
+    let mut count: std::ffi::c_int = 0;
+    // SAFETY: the out-pointers are valid; the list is released with the matching release call below.
+    unsafe {
+        let status = (api.GetAvailableProviders)(&mut providers, &mut count);
+        if !status.0.is_null() || providers.is_null() {
+            return Vec::new();
+        }
+        let list = (0..count as usize)
+            .map(|idx| std::ffi::CStr::from_ptr(*providers.add(idx)).to_string_lossy().into_owned())
+            .collect();
+        let _ = (api.ReleaseAvailableProviders)(providers, count);
+        list
+    }
+}
+
+/// Which execution provider to ask for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Provider {
+    /// CUDA when the runtime offers it and a device answers, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    TensorRt,
+}
+
+/// Session settings.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub provider: Provider,
+    pub device_id: i32,
+    /// Intra-op threads; `None` means the number of physical cores.
+    pub intra_threads: Option<usize>,
+}
+
+/// A session plus what it really runs on.
+#[derive(Debug)]
+pub struct LoadedSession {
+    pub session: Session,
+    /// The provider the session actually uses.
+    pub provider: String,
+    pub intra_threads: usize,
+}
+
+/// Physical cores (not hyper-threads), falling back to the logical count.
+pub fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::HashSet::new();
+    let mut physical_id = String::new();
+    for line in cpuinfo.lines() {
+        if let Some(value) = line.strip_prefix("physical id") {
+            physical_id = value.trim_start_matches([' ', '\t', ':']).to_string();
+        } else if let Some(value) = line.strip_prefix("core id") {
+            cores.insert((physical_id.clone(), value.trim_start_matches([' ', '\t', ':']).to_string()));
+        }
+    }
+    if cores.is_empty() {
+        logical
+    } else {
+        cores.len().min(logical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_missing_path_is_an_error_naming_it() {
+        let search = RuntimeSearch {
+            flag: Some(PathBuf::from("/nonexistent/libonnxruntime.so")),
+            ..Default::default()
+        };
+        let err = search.resolve().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("--ort-lib"), "{err}");
+    }
+
+    #[test]
+    fn search_order_is_flag_env_config_data_system() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("libonnxruntime.so.1.31.1"), b"").unwrap();
+        let search = RuntimeSearch {
+            flag: Some("/a".into()),
+            env: Some("/b".into()),
+            config: Some("/c".into()),
+            data_dir: Some(dir.path().to_path_buf()),
+        };
+        let sources: Vec<&str> = search.candidates().iter().map(|c| c.source).collect();
+        assert_eq!(sources, ["--ort-lib", "ORT_DYLIB_PATH", "config", "data directory", "system", "system"]);
+    }
+
+    #[test]
+    fn physical_cores_is_at_least_one() {
+        assert!(physical_cores() >= 1);
+    }
+}

@@ -1,0 +1,187 @@
+//! Command-line interface definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Local neural text-to-speech with Piper voices.
+#[derive(Debug, Parser)]
+#[command(name = "demod-voice", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// ONNX Runtime library to use (libonnxruntime.so); overrides ORT_DYLIB_PATH and the data directory.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Never download assets; fail with instructions instead.
+    #[arg(long, global = true)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Speak text with a Piper voice.
+    Speak(SpeakArgs),
+
+    /// The old tool's spelling: `piper-infer MODEL TEXT --output FILE [--speaker ID]`.
+    #[command(name = "piper-infer")]
+    PiperInfer(PiperInferArgs),
+
+    /// Show the phonemes and ids a voice would use for TEXT.
+    Phonemize(PhonemizeArgs),
+
+    /// Installed voices.
+    Voices {
+        #[command(subcommand)]
+        command: VoicesCommand,
+    },
+
+    /// Install ONNX Runtime, espeak-ng and the default voice into the data directory.
+    Setup(SetupArgs),
+
+    /// Measure load time, real-time factor and time to first audio.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VoiceArgs {
+    /// Voice name from the library, or a path to an .onnx file (its .onnx.json beside it).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub voice: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScaleArgs {
+    /// Speaker id or name (multi-speaker voices).
+    #[arg(long, value_name = "ID|NAME")]
+    pub speaker: Option<String>,
+
+    /// Phoneme length: above 1 is slower, below 1 faster.
+    #[arg(long, value_name = "SCALE")]
+    pub length_scale: Option<f32>,
+
+    /// Generator noise.
+    #[arg(long, value_name = "SCALE")]
+    pub noise_scale: Option<f32>,
+
+    /// Phoneme width noise.
+    #[arg(long = "noise-w", value_name = "SCALE")]
+    pub noise_w: Option<f32>,
+
+    /// Silence after each sentence, seconds.
+    #[arg(long, value_name = "SECS")]
+    pub sentence_silence: Option<f32>,
+
+    /// Output gain after normalisation (1.0 = unchanged).
+    #[arg(long)]
+    pub volume: Option<f32>,
+
+    /// Keep the model's own level instead of peak-normalising each sentence.
+    #[arg(long)]
+    pub no_normalize: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpeakArgs {
+    /// Text to speak; read from -i or standard input when absent.
+    pub text: Option<String>,
+
+    /// Read text from FILE (`-` for standard input).
+    #[arg(short, long, value_name = "FILE|-", conflicts_with = "text")]
+    pub input: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+
+    /// Write a WAV file (`-` writes WAV to standard output).
+    #[arg(short, long, value_name = "FILE|-")]
+    pub output: Option<PathBuf>,
+
+    /// Stream raw s16le mono PCM to standard output, sentence by sentence.
+    #[arg(long, conflicts_with = "output")]
+    pub output_raw: bool,
+
+    #[command(flatten)]
+    pub scales: ScaleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PiperInferArgs {
+    /// Voice model (.onnx).
+    pub model: String,
+    /// Text to speak.
+    pub text: String,
+    /// Output WAV.
+    #[arg(short, long, default_value = "output.wav")]
+    pub output: PathBuf,
+    /// Speaker id or name.
+    #[arg(short, long)]
+    pub speaker: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PhonemizeArgs {
+    /// Text to phonemise; read from standard input when absent.
+    pub text: Option<String>,
+
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+
+    /// Print JSON: {"sentences": [{"text", "phonemes", "phoneme_ids"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VoicesCommand {
+    /// List installed voices.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Install the CUDA build of ONNX Runtime (onnxruntime-gpu).
+    #[arg(long)]
+    pub gpu: bool,
+    /// Reinstall even what is already present.
+    #[arg(long)]
+    pub force: bool,
+    /// Python interpreter whose pip downloads the wheels.
+    #[arg(long, default_value = "python3", env = "DEMOD_VOICE_PYTHON")]
+    pub python: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed repetitions of the paragraph (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Intra-op threads (default: physical cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}

@@ -1,0 +1,375 @@
+//! `speak`, `piper-infer`, `phonemize`, `voices` and `setup`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use demod_voice_core::assets::{self, SetupOptions};
+use demod_voice_core::audio::{streaming_wav_header, write_s16le, AtomicWav};
+use demod_voice_core::piper::{PiperVoice, Sentence, SynthesisOptions};
+use demod_voice_core::runtime::SessionOptions;
+use serde::Serialize;
+
+use crate::cli::{PhonemizeArgs, PiperInferArgs, ScaleArgs, SetupArgs, SpeakArgs, VoicesCommand};
+use crate::context::Context;
+
+/// A problem with what the user asked for (exit code 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::error::Error for UsageError {}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+/// Where synthesised audio goes.
+enum Sink {
+    File(AtomicWav),
+    StdoutWav(std::io::BufWriter<std::io::Stdout>),
+    Raw(std::io::Stdout),
+}
+
+impl Sink {
+    fn write(&mut self, samples: &[f32]) -> Result<()> {
+        match self {
+            Sink::File(wav) => wav.write(samples)?,
+            Sink::StdoutWav(out) => write_s16le(out, samples).context("writing WAV to standard output")?,
+            Sink::Raw(out) => {
+                let mut lock = out.lock();
+                write_s16le(&mut lock, samples).context("writing PCM to standard output")?;
+                // Each sentence leaves as soon as it is ready.
+                lock.flush().context("writing PCM to standard output")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Option<PathBuf>> {
+        match self {
+            Sink::File(wav) => Ok(Some(wav.finish()?)),
+            Sink::StdoutWav(mut out) => {
+                out.flush().context("writing WAV to standard output")?;
+                Ok(None)
+            }
+            Sink::Raw(out) => {
+                out.lock().flush().context("writing PCM to standard output")?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Read the text to speak from the argument, a file, or standard input.
+fn read_text(text: Option<String>, input: Option<&Path>) -> Result<String> {
+    let text = match (text, input) {
+        (Some(text), _) => text,
+        (None, Some(path)) if path == Path::new("-") => read_stdin()?,
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read text file {}", path.display()))?;
+            decode_utf8(bytes, &path.display().to_string())?
+        }
+        (None, None) => {
+            if std::io::stdin().is_terminal() {
+                return Err(usage("no text given: pass TEXT, -i FILE, or pipe text into standard input"));
+            }
+            read_stdin()?
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(usage("the text is empty: nothing to speak"));
+    }
+    Ok(text)
+}
+
+fn read_stdin() -> Result<String> {
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
+    decode_utf8(bytes, "standard input")
+}
+
+fn decode_utf8(bytes: Vec<u8>, source: &str) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        usage(format!("{source} is not valid UTF-8 (first bad byte at offset {at}); convert it to UTF-8 first"))
+    })
+}
+
+fn synthesis_options(voice: &PiperVoice, scales: &ScaleArgs) -> Result<SynthesisOptions> {
+    let speaker_id = match &scales.speaker {
+        Some(speaker) => Some(voice.speaker_id(speaker)?),
+        None => None,
+    };
+    let options = SynthesisOptions {
+        speaker_id,
+        length_scale: scales.length_scale,
+        noise_scale: scales.noise_scale,
+        noise_w: scales.noise_w,
+        sentence_silence: scales.sentence_silence.unwrap_or(0.0),
+        volume: scales.volume.unwrap_or(1.0),
+        normalize: !scales.no_normalize,
+    };
+    options.validate()?;
+    Ok(options)
+}
+
+/// True when a sentence has something to say beyond punctuation and spaces.
+fn has_speech(sentence: &Sentence) -> bool {
+    sentence
+        .phonemes
+        .iter()
+        .any(|p| !p.chars().all(|c| c.is_whitespace() || ".,:;!?'\"()-".contains(c)))
+}
+
+pub fn speak(ctx: &Context, args: SpeakArgs) -> Result<()> {
+    let text = read_text(args.text, args.input.as_deref())?;
+    let to_stdout = args.output_raw || args.output.as_deref() == Some(Path::new("-"));
+    if args.output.is_none() && !args.output_raw {
+        return Err(usage("say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw"));
+    }
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(usage("refusing to write audio to a terminal; redirect standard output or use -o FILE.wav"));
+    }
+    // An unwritable output fails before the model is loaded.
+    let pending_file = match &args.output {
+        Some(path) if path != Path::new("-") => Some(path.clone()),
+        _ => None,
+    };
+    if let Some(path) = &pending_file {
+        check_writable(path)?;
+    }
+    let voice = ctx.load_voice(args.voice.voice.as_deref(), &SessionOptions::default())?;
+    let options = synthesis_options(&voice, &args.scales)?;
+    run_synthesis(&voice, &text, &options, pending_file.as_deref(), args.output_raw, ctx.global.quiet)
+}
+
+fn check_writable(path: &Path) -> Result<()> {
+    // Creating (and dropping) the atomic writer proves the folder is writable and leaves nothing behind.
+    drop(AtomicWav::create(path, 22050)?);
+    Ok(())
+}
+
+fn run_synthesis(
+    voice: &PiperVoice,
+    text: &str,
+    options: &SynthesisOptions,
+    file: Option<&Path>,
+    raw: bool,
+    quiet: bool,
+) -> Result<()> {
+    let rate = voice.sample_rate();
+    let mut sink = match file {
+        Some(path) => Sink::File(AtomicWav::create(path, rate)?),
+        None if raw => Sink::Raw(std::io::stdout()),
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            out.write_all(&streaming_wav_header(rate)).context("writing WAV to standard output")?;
+            Sink::StdoutWav(out)
+        }
+    };
+    let mut spoken_samples = 0usize;
+    let mut any_speech = false;
+    let started = std::time::Instant::now();
+    let count = voice.synthesize(text, options, |audio| -> Result<()> {
+        if !has_speech(&audio.sentence) {
+            tracing::warn!("sentence {:?} has nothing to speak; skipped", audio.sentence.text);
+            return Ok(());
+        }
+        any_speech = true;
+        tracing::info!(
+            "sentence {}: {} samples in {:.3} s: {}",
+            audio.index + 1,
+            audio.samples.len(),
+            audio.infer_seconds,
+            audio.sentence.text
+        );
+        spoken_samples += audio.samples.len();
+        sink.write(&audio.samples)
+    })?;
+    if count == 0 || !any_speech {
+        // The sink is dropped here: a partial file is removed.
+        return Err(usage("the text has nothing to speak (only punctuation, symbols or unknown characters)"));
+    }
+    let path = sink.finish()?;
+    if !quiet {
+        let seconds = spoken_samples as f64 / f64::from(rate);
+        let elapsed = started.elapsed().as_secs_f64();
+        match path {
+            Some(path) => eprintln!(
+                "wrote {} ({seconds:.2} s of audio at {rate} Hz, {count} sentence(s), {:.2}x real time)",
+                path.display(),
+                seconds / elapsed.max(1e-9)
+            ),
+            None => tracing::info!("{seconds:.2} s of audio at {rate} Hz"),
+        }
+    }
+    Ok(())
+}
+
+pub fn piper_infer(ctx: &Context, args: PiperInferArgs) -> Result<()> {
+    if args.text.trim().is_empty() {
+        return Err(usage("the text is empty: nothing to speak"));
+    }
+    let to_stdout = args.output == Path::new("-");
+    if !to_stdout {
+        check_writable(&args.output)?;
+    } else if std::io::stdout().is_terminal() {
+        return Err(usage("refusing to write audio to a terminal; redirect standard output"));
+    }
+    let voice = ctx.load_voice(Some(&args.model), &SessionOptions::default())?;
+    let scales = ScaleArgs { speaker: args.speaker, ..Default::default() };
+    let options = synthesis_options(&voice, &scales)?;
+    let file = (!to_stdout).then_some(args.output.as_path());
+    run_synthesis(&voice, &args.text, &options, file, false, ctx.global.quiet)
+}
+
+#[derive(Serialize)]
+struct PhonemizedSentence {
+    text: String,
+    phonemes: String,
+    phoneme_ids: Vec<i64>,
+}
+
+#[derive(Serialize)]
+struct Phonemized {
+    sentences: Vec<PhonemizedSentence>,
+}
+
+pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
+    let text = read_text(args.text, None)?;
+    let model = ctx.voice_path(args.voice.voice.as_deref())?;
+    let config = demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
+    let espeak = match config.phoneme_type {
+        demod_voice_core::piper::PhonemeType::Espeak => Some(ctx.espeak()?),
+        _ => None,
+    };
+    let sentences = demod_voice_core::piper::phonemize(&config, espeak, &text)?;
+    let out = Phonemized {
+        sentences: sentences
+            .iter()
+            .map(|s| {
+                let (ids, unknown) = demod_voice_core::piper::phonemes_to_ids(&s.phonemes, &config.phoneme_id_map);
+                for phoneme in unknown.0 {
+                    tracing::warn!("phoneme {phoneme:?} is not in the voice's id map; skipped");
+                }
+                PhonemizedSentence { text: s.text.clone(), phonemes: s.phoneme_string(), phoneme_ids: ids }
+            })
+            .collect(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut stdout, &out)?;
+        writeln!(stdout)?;
+    } else {
+        for s in &out.sentences {
+            writeln!(stdout, "{}", s.phonemes)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct VoiceRow {
+    name: String,
+    language: String,
+    quality: String,
+    sample_rate: u32,
+    speakers: u32,
+    model: PathBuf,
+    problem: Option<String>,
+}
+
+pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
+    let VoicesCommand::List { json } = command;
+    let rows: Vec<VoiceRow> = assets::installed_voices(&ctx.dirs.voices_dir())
+        .into_iter()
+        .map(|voice| {
+            let config_path = demod_voice_core::piper::VoiceConfig::path_for_model(&voice.model);
+            match demod_voice_core::piper::VoiceConfig::load(&config_path) {
+                Ok(config) => VoiceRow {
+                    name: voice.name,
+                    language: config.language_code(),
+                    quality: config.audio.quality.clone().unwrap_or_else(|| "-".into()),
+                    sample_rate: config.audio.sample_rate,
+                    speakers: config.num_speakers,
+                    model: voice.model,
+                    problem: None,
+                },
+                Err(e) => VoiceRow {
+                    name: voice.name,
+                    language: "?".into(),
+                    quality: "?".into(),
+                    sample_rate: 0,
+                    speakers: 0,
+                    model: voice.model,
+                    problem: Some(e.to_string()),
+                },
+            }
+        })
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut stdout, &rows)?;
+        writeln!(stdout)?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        writeln!(stdout, "no voices installed in {}; run `demod-voice setup`", ctx.dirs.voices_dir().display())?;
+        return Ok(());
+    }
+    writeln!(stdout, "{:<28} {:<8} {:<8} {:>6} {:>8}", "NAME", "LANGUAGE", "QUALITY", "RATE", "SPEAKERS")?;
+    for row in rows {
+        match row.problem {
+            None => writeln!(
+                stdout,
+                "{:<28} {:<8} {:<8} {:>6} {:>8}",
+                row.name, row.language, row.quality, row.sample_rate, row.speakers
+            )?,
+            Some(problem) => writeln!(stdout, "{:<28} unusable: {problem}", row.name)?,
+        }
+    }
+    Ok(())
+}
+
+pub fn setup(ctx: &Context, args: SetupArgs) -> Result<()> {
+    let options = SetupOptions {
+        gpu: args.gpu,
+        offline: ctx.global.offline,
+        force: args.force,
+        python: args.python,
+        ..Default::default()
+    };
+    let quiet = ctx.global.quiet;
+    let report = assets::setup(&ctx.dirs, &options, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    for item in &report {
+        println!("{:<10} {:<16} {} ({})", item.what, item.action, item.path.display(), item.package);
+    }
+    // Verify: load what was installed, exactly as a command would.
+    let runtime = ctx.runtime()?;
+    let espeak = ctx.espeak()?;
+    let model = ctx.voice_path(None)?;
+    let config = demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
+    let sentences = demod_voice_core::piper::phonemize(&config, Some(espeak), "ok")?;
+    if sentences.is_empty() {
+        bail!("espeak-ng loaded but produced no phonemes for a test word");
+    }
+    println!(
+        "verified   ONNX Runtime {} ({}), espeak-ng {}, voice {} ({} Hz)",
+        runtime.version,
+        runtime.path.display(),
+        espeak.version(),
+        assets::DEFAULT_VOICE,
+        config.audio.sample_rate
+    );
+    Ok(())
+}
