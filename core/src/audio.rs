@@ -21,7 +21,10 @@ pub struct AtomicWav {
 
 impl std::fmt::Debug for AtomicWav {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AtomicWav").field("path", &self.path).field("frames", &self.frames).finish()
+        f.debug_struct("AtomicWav")
+            .field("path", &self.path)
+            .field("frames", &self.frames)
+            .finish()
     }
 }
 
@@ -35,10 +38,16 @@ impl AtomicWav {
         if path.is_dir() {
             return Err(Error::Write {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder; give a file name"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "it is a folder; give a file name",
+                ),
             });
         }
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out.wav".into());
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out.wav".into());
         let temp_path = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
         let spec = hound::WavSpec {
             channels: 1,
@@ -47,20 +56,36 @@ impl AtomicWav {
             sample_format: hound::SampleFormat::Int,
         };
         let writer = hound::WavWriter::create(&temp_path, spec).map_err(|source| match source {
-            hound::Error::IoError(io) => Error::Write { path: path.to_path_buf(), source: io },
-            other => Error::Wav { path: path.to_path_buf(), source: other },
+            hound::Error::IoError(io) => Error::Write {
+                path: path.to_path_buf(),
+                source: io,
+            },
+            other => Error::Wav {
+                path: path.to_path_buf(),
+                source: other,
+            },
         })?;
-        Ok(AtomicWav { writer: Some(writer), temp_path, path: path.to_path_buf(), frames: 0 })
+        Ok(AtomicWav {
+            writer: Some(writer),
+            temp_path,
+            path: path.to_path_buf(),
+            frames: 0,
+        })
     }
 
     /// Append float samples (-1..1).
     pub fn write(&mut self, samples: &[f32]) -> Result<()> {
-        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
         let mut i16_writer = writer.get_i16_writer(samples.len() as u32);
         for &s in samples {
             i16_writer.write_sample(to_i16(s));
         }
-        i16_writer.flush().map_err(|source| Error::Wav { path: self.path.clone(), source })?;
+        i16_writer.flush().map_err(|source| Error::Wav {
+            path: self.path.clone(),
+            source,
+        })?;
         self.frames += samples.len() as u64;
         Ok(())
     }
@@ -73,9 +98,15 @@ impl AtomicWav {
     /// Complete the header, sync, and rename into place.
     pub fn finish(mut self) -> Result<PathBuf> {
         if let Some(writer) = self.writer.take() {
-            writer.finalize().map_err(|source| Error::Wav { path: self.path.clone(), source })?;
+            writer.finalize().map_err(|source| Error::Wav {
+                path: self.path.clone(),
+                source,
+            })?;
         }
-        std::fs::rename(&self.temp_path, &self.path).map_err(|source| Error::Write { path: self.path.clone(), source })?;
+        std::fs::rename(&self.temp_path, &self.path).map_err(|source| Error::Write {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(self.path.clone())
     }
 }
@@ -119,24 +150,36 @@ pub fn write_s16le(out: &mut impl Write, samples: &[f32]) -> std::io::Result<()>
 
 /// Read a WAV file as mono f32 (channels averaged) and its sample rate.
 pub fn read_wav_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
-    let reader = hound::WavReader::open(path).map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?;
+    let reader = hound::WavReader::open(path).map_err(|source| Error::WavRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels.max(1));
     let samples: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader
             .into_samples::<f32>()
             .collect::<std::result::Result<_, _>>()
-            .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?,
+            .map_err(|source| Error::WavRead {
+                path: path.to_path_buf(),
+                source,
+            })?,
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1i64 << (spec.bits_per_sample - 1)) as f32;
             reader
                 .into_samples::<i32>()
                 .map(|s| s.map(|v| v as f32 * scale))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?
+                .map_err(|source| Error::WavRead {
+                    path: path.to_path_buf(),
+                    source,
+                })?
         }
     };
-    let mono = samples.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
+    let mono = samples
+        .chunks(channels)
+        .map(|frame| frame.iter().sum::<f32>() / channels as f32)
+        .collect();
     Ok((mono, spec.sample_rate))
 }
 
@@ -156,7 +199,11 @@ mod tests {
         assert_eq!(rate, 22050);
         assert_eq!(samples.len(), 4);
         assert!((samples[1] - 0.5).abs() < 1e-3);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]

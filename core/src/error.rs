@@ -11,7 +11,8 @@ pub const RUNTIME_HINT: &str =
     "run `demod-voice setup`, pass --ort-lib PATH, or set ORT_DYLIB_PATH to a libonnxruntime.so (1.20 or newer)";
 
 /// What to tell a user who has no espeak-ng.
-pub const ESPEAK_HINT: &str = "run `demod-voice setup`, install espeak-ng (Debian: `apt install espeak-ng`), or set \
+pub const ESPEAK_HINT: &str =
+    "run `demod-voice setup`, install espeak-ng (Debian: `apt install espeak-ng`), or set \
      DEMOD_VOICE_ESPEAK_LIB / DEMOD_VOICE_ESPEAK_DATA";
 
 #[derive(Debug, thiserror::Error)]

@@ -156,7 +156,15 @@ impl Espeak {
             symbol: name.to_string(),
         };
         // SAFETY: each symbol is looked up with the signature espeak-ng's public header declares for it.
-        let (initialize_path, initialize, initialize_output, set_voice_by_name, text_to_phonemes, info, status_fn) = unsafe {
+        let (
+            initialize_path,
+            initialize,
+            initialize_output,
+            set_voice_by_name,
+            text_to_phonemes,
+            info,
+            status_fn,
+        ) = unsafe {
             (
                 *lib.get::<InitializePathFn>(b"espeak_ng_InitializePath\0")
                     .map_err(|_| sym_err("espeak_ng_InitializePath"))?,
@@ -233,11 +241,17 @@ impl Espeak {
     /// Phonemise `text` with the espeak voice `voice` (e.g. `en-us`), one entry per clause.
     pub fn clauses(&self, voice: &str, text: &str) -> Result<Vec<Clause>> {
         // espeak reads up to a NUL; an embedded NUL would silently cut the text short.
-        let cleaned: String = text.chars().map(|c| if c == '\0' { ' ' } else { c }).collect();
+        let cleaned: String = text
+            .chars()
+            .map(|c| if c == '\0' { ' ' } else { c })
+            .collect();
         let c_text = CString::new(cleaned).map_err(|_| Error::InvalidText {
             reason: "text contains a NUL byte".into(),
         })?;
-        let mut api = self.api.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut api = self
+            .api
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         api.set_voice(voice)?;
         let bytes = c_text.as_bytes();
         let base = c_text.as_ptr() as *const u8;
@@ -266,10 +280,15 @@ impl Espeak {
             } else {
                 ((next.1 as usize) - (base as usize)).min(bytes.len())
             };
-            let consumed = String::from_utf8_lossy(&bytes[start_idx.min(end_idx)..end_idx]).into_owned();
+            let consumed =
+                String::from_utf8_lossy(&bytes[start_idx.min(end_idx)..end_idx]).into_owned();
             // espeak reads one character past the clause end and keeps it for the next clause; the consumed
             // slice therefore ends with the next clause's first character (unless the text ended).
-            let (own, lookahead) = if at_end { (consumed.as_str(), "") } else { split_last_char(&consumed) };
+            let (own, lookahead) = if at_end {
+                (consumed.as_str(), "")
+            } else {
+                split_last_char(&consumed)
+            };
             let mut text = std::mem::take(&mut carried);
             text.push_str(own);
             carried = lookahead.to_string();
@@ -340,20 +359,35 @@ fn path_to_cstring(path: &Path) -> Result<CString> {
 /// ellipsis (`...` or `…`) and dashes pause without punctuation or end a clause with `;` as espeak does.
 /// `at_end` marks the last clause of the text, which ends a sentence even without a mark.
 pub fn terminator_of(consumed: &str, at_end: bool) -> Terminator {
-    let tail_ws: String = consumed.chars().rev().take_while(|c| c.is_whitespace()).collect();
+    let tail_ws: String = consumed
+        .chars()
+        .rev()
+        .take_while(|c| c.is_whitespace())
+        .collect();
     if tail_ws.matches('\n').count() >= 2 {
         return Terminator::Break;
     }
     let trimmed = consumed.trim_end_matches(|c: char| {
-        c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | '}' | '\u{201D}' | '\u{2019}' | '\u{BB}')
+        c.is_whitespace()
+            || matches!(
+                c,
+                '"' | '\'' | ')' | ']' | '}' | '\u{201D}' | '\u{2019}' | '\u{BB}'
+            )
     });
     let run: Vec<char> = {
-        let mut run: Vec<char> =
-            trimmed.chars().rev().take_while(|c| matches!(c, '.' | '?' | '!' | ',' | ':' | ';' | '\u{2026}')).collect();
+        let mut run: Vec<char> = trimmed
+            .chars()
+            .rev()
+            .take_while(|c| matches!(c, '.' | '?' | '!' | ',' | ':' | ';' | '\u{2026}'))
+            .collect();
         run.reverse();
         run
     };
-    let fallback = if at_end { Terminator::Break } else { Terminator::None };
+    let fallback = if at_end {
+        Terminator::Break
+    } else {
+        Terminator::None
+    };
     if run.len() >= 2 && run.iter().all(|&c| c == '.') || run.first() == Some(&'\u{2026}') {
         return fallback;
     }
@@ -376,13 +410,19 @@ mod tests {
     #[test]
     fn terminators_are_read_past_quotes_and_space() {
         assert_eq!(terminator_of("Hello world. ", false), Terminator::Period);
-        assert_eq!(terminator_of("He said \"stop!\" ", false), Terminator::Exclamation);
+        assert_eq!(
+            terminator_of("He said \"stop!\" ", false),
+            Terminator::Exclamation
+        );
         assert_eq!(terminator_of("Really?", false), Terminator::Question);
         assert_eq!(terminator_of("What?! ", false), Terminator::Question);
         assert_eq!(terminator_of("first, ", false), Terminator::Comma);
         assert_eq!(terminator_of("note: ", false), Terminator::Colon);
         assert_eq!(terminator_of("one; ", false), Terminator::Semicolon);
-        assert_eq!(terminator_of("third \u{2014} ", false), Terminator::Semicolon);
+        assert_eq!(
+            terminator_of("third \u{2014} ", false),
+            Terminator::Semicolon
+        );
         assert_eq!(terminator_of("Wait... ", false), Terminator::None);
         assert_eq!(terminator_of("no end", false), Terminator::None);
         assert_eq!(terminator_of("no end", true), Terminator::Break);

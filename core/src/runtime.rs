@@ -42,21 +42,36 @@ impl RuntimeSearch {
     pub fn candidates(&self) -> Vec<RuntimeCandidate> {
         let mut out = Vec::new();
         if let Some(path) = &self.flag {
-            out.push(RuntimeCandidate { path: path.clone(), source: "--ort-lib" });
+            out.push(RuntimeCandidate {
+                path: path.clone(),
+                source: "--ort-lib",
+            });
         }
         if let Some(path) = &self.env {
-            out.push(RuntimeCandidate { path: path.clone(), source: "ORT_DYLIB_PATH" });
+            out.push(RuntimeCandidate {
+                path: path.clone(),
+                source: "ORT_DYLIB_PATH",
+            });
         }
         if let Some(path) = &self.config {
-            out.push(RuntimeCandidate { path: path.clone(), source: "config" });
+            out.push(RuntimeCandidate {
+                path: path.clone(),
+                source: "config",
+            });
         }
         if let Some(dir) = &self.data_dir {
             if let Some(found) = find_versioned_library(dir) {
-                out.push(RuntimeCandidate { path: found, source: "data directory" });
+                out.push(RuntimeCandidate {
+                    path: found,
+                    source: "data directory",
+                });
             }
         }
         for name in SYSTEM_NAMES {
-            out.push(RuntimeCandidate { path: PathBuf::from(name), source: "system" });
+            out.push(RuntimeCandidate {
+                path: PathBuf::from(name),
+                source: "system",
+            });
         }
         out
     }
@@ -84,7 +99,9 @@ impl RuntimeSearch {
             searched.push(dir.display().to_string());
         }
         searched.push("the system library path".into());
-        Err(Error::RuntimeNotFound { searched: searched.join(", ") })
+        Err(Error::RuntimeNotFound {
+            searched: searched.join(", "),
+        })
     }
 }
 
@@ -137,7 +154,10 @@ impl Runtime {
     }
 
     fn load(candidate: &RuntimeCandidate) -> Result<Runtime> {
-        let load_error = |message: String| Error::RuntimeLoad { path: candidate.path.clone(), message };
+        let load_error = |message: String| Error::RuntimeLoad {
+            path: candidate.path.clone(),
+            message,
+        };
         let builder = ort::init_from(&candidate.path).map_err(|e| load_error(e.to_string()))?;
         let environment = builder
             .with_name("demod-voice")
@@ -159,12 +179,21 @@ impl Runtime {
     }
 
     /// Build a session for `model` (a file path, for messages) from `bytes` or from the file.
-    pub fn session_from_file(&self, model: &Path, options: &SessionOptions) -> Result<LoadedSession> {
+    pub fn session_from_file(
+        &self,
+        model: &Path,
+        options: &SessionOptions,
+    ) -> Result<LoadedSession> {
         self.session(model, options, |builder| builder.commit_from_file(model))
     }
 
     /// Build a session from model bytes (tests use tiny committed graphs this way).
-    pub fn session_from_memory(&self, name: &Path, bytes: &[u8], options: &SessionOptions) -> Result<LoadedSession> {
+    pub fn session_from_memory(
+        &self,
+        name: &Path,
+        bytes: &[u8],
+        options: &SessionOptions,
+    ) -> Result<LoadedSession> {
         self.session(name, options, |builder| builder.commit_from_memory(bytes))
     }
 
@@ -202,14 +231,20 @@ fn ort_version(path: &Path) -> String {
     // reference count; `OrtGetApiBase` has this signature in every ONNX Runtime release, and `GetVersionString`
     // returns a pointer to a static C string.
     unsafe {
-        let Ok(lib) = libloading::Library::new(path) else { return "unknown".into() };
-        let Ok(get_base) = lib.get::<GetApiBase>(b"OrtGetApiBase\0") else { return "unknown".into() };
+        let Ok(lib) = libloading::Library::new(path) else {
+            return "unknown".into();
+        };
+        let Ok(get_base) = lib.get::<GetApiBase>(b"OrtGetApiBase\0") else {
+            return "unknown".into();
+        };
         let base = get_base();
         if base.is_null() {
             return "unknown".into();
         }
         let version = ((*base).GetVersionString)();
-        std::ffi::CStr::from_ptr(version).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(version)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -224,7 +259,11 @@ fn available_providers() -> Vec<String> {
             return Vec::new();
         }
         let list = (0..count as usize)
-            .map(|idx| std::ffi::CStr::from_ptr(*providers.add(idx)).to_string_lossy().into_owned())
+            .map(|idx| {
+                std::ffi::CStr::from_ptr(*providers.add(idx))
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         let _ = (api.ReleaseAvailableProviders)(providers, count);
         list
@@ -262,7 +301,9 @@ pub struct LoadedSession {
 
 /// Physical cores (not hyper-threads), falling back to the logical count.
 pub fn physical_cores() -> usize {
-    let logical = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let logical = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
         return logical;
     };
@@ -272,7 +313,10 @@ pub fn physical_cores() -> usize {
         if let Some(value) = line.strip_prefix("physical id") {
             physical_id = value.trim_start_matches([' ', '\t', ':']).to_string();
         } else if let Some(value) = line.strip_prefix("core id") {
-            cores.insert((physical_id.clone(), value.trim_start_matches([' ', '\t', ':']).to_string()));
+            cores.insert((
+                physical_id.clone(),
+                value.trim_start_matches([' ', '\t', ':']).to_string(),
+            ));
         }
     }
     if cores.is_empty() {
@@ -293,7 +337,10 @@ mod tests {
             ..Default::default()
         };
         let err = search.resolve().unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("--ort-lib"), "{err}");
+        assert!(
+            err.contains("/nonexistent/libonnxruntime.so") && err.contains("--ort-lib"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -307,7 +354,17 @@ mod tests {
             data_dir: Some(dir.path().to_path_buf()),
         };
         let sources: Vec<&str> = search.candidates().iter().map(|c| c.source).collect();
-        assert_eq!(sources, ["--ort-lib", "ORT_DYLIB_PATH", "config", "data directory", "system", "system"]);
+        assert_eq!(
+            sources,
+            [
+                "--ort-lib",
+                "ORT_DYLIB_PATH",
+                "config",
+                "data directory",
+                "system",
+                "system"
+            ]
+        );
     }
 
     #[test]

@@ -36,7 +36,10 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     // espeak and the model path are resolved before timing so only the model load is measured.
     let model = ctx.voice_path(args.voice.voice.as_deref())?;
     let _ = ctx.espeak()?;
-    let options = SessionOptions { intra_threads: args.threads, ..Default::default() };
+    let options = SessionOptions {
+        intra_threads: args.threads,
+        ..Default::default()
+    };
     let started = Instant::now();
     let voice = ctx.load_voice(Some(&model.display().to_string()), &options)?;
     let load_seconds = started.elapsed().as_secs_f64();
@@ -65,7 +68,9 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     let report = BenchReport {
         voice: voice.name.clone(),
         provider: voice.provider(),
-        threads: options.intra_threads.unwrap_or_else(demod_voice_core::runtime::physical_cores),
+        threads: options
+            .intra_threads
+            .unwrap_or_else(demod_voice_core::runtime::physical_cores),
         onnxruntime: runtime.version.clone(),
         load_seconds,
         audio_seconds,
@@ -79,11 +84,27 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        writeln!(out, "voice              {} ({}, {} threads, ONNX Runtime {})", report.voice, report.provider, report.threads, report.onnxruntime)?;
+        writeln!(
+            out,
+            "voice              {} ({}, {} threads, ONNX Runtime {})",
+            report.voice, report.provider, report.threads, report.onnxruntime
+        )?;
         writeln!(out, "load               {:.3} s", report.load_seconds)?;
-        writeln!(out, "synthesis          {:.3} s for {:.2} s of audio (best of {})", report.synth_seconds, report.audio_seconds, report.runs)?;
-        writeln!(out, "real-time factor   {:.4} (lower is faster)", report.real_time_factor)?;
-        writeln!(out, "time to first audio {:.3} s", report.first_audio_seconds)?;
+        writeln!(
+            out,
+            "synthesis          {:.3} s for {:.2} s of audio (best of {})",
+            report.synth_seconds, report.audio_seconds, report.runs
+        )?;
+        writeln!(
+            out,
+            "real-time factor   {:.4} (lower is faster)",
+            report.real_time_factor
+        )?;
+        writeln!(
+            out,
+            "time to first audio {:.3} s",
+            report.first_audio_seconds
+        )?;
     }
     Ok(())
 }

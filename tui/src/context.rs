@@ -18,13 +18,18 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: GlobalArgs) -> Context {
-        Context { global, dirs: Dirs::from_env() }
+        Context {
+            global,
+            dirs: Dirs::from_env(),
+        }
     }
 
     fn runtime_search(&self) -> RuntimeSearch {
         RuntimeSearch {
             flag: self.global.ort_lib.clone(),
-            env: std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).map(PathBuf::from),
+            env: std::env::var_os("ORT_DYLIB_PATH")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             config: None,
             data_dir: Some(self.dirs.runtime_dir()),
         }
@@ -32,17 +37,27 @@ impl Context {
 
     /// Run `setup` for the named parts, telling the user why.
     fn auto_setup(&self, runtime: bool, espeak: bool, voice: bool) -> Result<()> {
-        let what: Vec<&str> = [(runtime, "ONNX Runtime"), (espeak, "espeak-ng"), (voice, "the default voice")]
-            .iter()
-            .filter(|(needed, _)| *needed)
-            .map(|(_, name)| *name)
-            .collect();
+        let what: Vec<&str> = [
+            (runtime, "ONNX Runtime"),
+            (espeak, "espeak-ng"),
+            (voice, "the default voice"),
+        ]
+        .iter()
+        .filter(|(needed, _)| *needed)
+        .map(|(_, name)| *name)
+        .collect();
         eprintln!(
             "demod-voice: first use: installing {} into {} (run `demod-voice setup` to do this ahead of time)",
             what.join(", "),
             self.dirs.data.display()
         );
-        let options = SetupOptions { offline: self.global.offline, runtime, espeak, voice, ..Default::default() };
+        let options = SetupOptions {
+            offline: self.global.offline,
+            runtime,
+            espeak,
+            voice,
+            ..Default::default()
+        };
         let quiet = self.global.quiet;
         let report = assets::setup(&self.dirs, &options, &mut |line| {
             if !quiet {
@@ -51,7 +66,12 @@ impl Context {
         })?;
         for item in report {
             if !quiet {
-                eprintln!("demod-voice: {} {} ({})", item.action, item.path.display(), item.package);
+                eprintln!(
+                    "demod-voice: {} {} ({})",
+                    item.action,
+                    item.path.display(),
+                    item.package
+                );
             }
         }
         Ok(())
@@ -68,15 +88,24 @@ impl Context {
 
     /// espeak-ng, installing it first if nothing is found anywhere.
     pub fn espeak(&self) -> Result<&'static Espeak> {
-        let lookup = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let lookup = |key: &str| {
+            std::env::var_os(key)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let found = match assets::find_espeak(&self.dirs, lookup)? {
             Some(found) => found,
             None => {
                 self.auto_setup(false, true, false)?;
-                assets::find_espeak(&self.dirs, lookup)?.context("espeak-ng is still missing after setup")?
+                assets::find_espeak(&self.dirs, lookup)?
+                    .context("espeak-ng is still missing after setup")?
             }
         };
-        tracing::debug!("espeak-ng from {} ({})", found.paths.library.display(), found.source);
+        tracing::debug!(
+            "espeak-ng from {} ({})",
+            found.paths.library.display(),
+            found.source
+        );
         Ok(Espeak::get_or_load(&found.paths)?)
     }
 
@@ -93,7 +122,9 @@ impl Context {
     /// Load a voice with everything it needs.
     pub fn load_voice(&self, spec: Option<&str>, options: &SessionOptions) -> Result<PiperVoice> {
         let model = self.voice_path(spec)?;
-        let config = demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
+        let config = demod_voice_core::piper::VoiceConfig::load(
+            &demod_voice_core::piper::VoiceConfig::path_for_model(&model),
+        )?;
         let espeak = if config.phoneme_type == demod_voice_core::piper::PhonemeType::Espeak {
             Some(self.espeak()?)
         } else {

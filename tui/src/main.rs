@@ -55,7 +55,11 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         return 2;
     }
     match error.downcast_ref::<CoreError>() {
-        Some(CoreError::Setting { .. } | CoreError::InvalidText { .. } | CoreError::SpeakerUnknown { .. }) => 2,
+        Some(
+            CoreError::Setting { .. }
+            | CoreError::InvalidText { .. }
+            | CoreError::SpeakerUnknown { .. },
+        ) => 2,
         _ => 1,
     }
 }

@@ -40,7 +40,9 @@ impl Sink {
     fn write(&mut self, samples: &[f32]) -> Result<()> {
         match self {
             Sink::File(wav) => wav.write(samples)?,
-            Sink::StdoutWav(out) => write_s16le(out, samples).context("writing WAV to standard output")?,
+            Sink::StdoutWav(out) => {
+                write_s16le(out, samples).context("writing WAV to standard output")?
+            }
             Sink::Raw(out) => {
                 let mut lock = out.lock();
                 write_s16le(&mut lock, samples).context("writing PCM to standard output")?;
@@ -59,7 +61,9 @@ impl Sink {
                 Ok(None)
             }
             Sink::Raw(out) => {
-                out.lock().flush().context("writing PCM to standard output")?;
+                out.lock()
+                    .flush()
+                    .context("writing PCM to standard output")?;
                 Ok(None)
             }
         }
@@ -72,12 +76,15 @@ fn read_text(text: Option<String>, input: Option<&Path>) -> Result<String> {
         (Some(text), _) => text,
         (None, Some(path)) if path == Path::new("-") => read_stdin()?,
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read text file {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read text file {}", path.display()))?;
             decode_utf8(bytes, &path.display().to_string())?
         }
         (None, None) => {
             if std::io::stdin().is_terminal() {
-                return Err(usage("no text given: pass TEXT, -i FILE, or pipe text into standard input"));
+                return Err(usage(
+                    "no text given: pass TEXT, -i FILE, or pipe text into standard input",
+                ));
             }
             read_stdin()?
         }
@@ -90,7 +97,9 @@ fn read_text(text: Option<String>, input: Option<&Path>) -> Result<String> {
 
 fn read_stdin() -> Result<String> {
     let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("cannot read standard input")?;
     decode_utf8(bytes, "standard input")
 }
 
@@ -121,20 +130,24 @@ fn synthesis_options(voice: &PiperVoice, scales: &ScaleArgs) -> Result<Synthesis
 
 /// True when a sentence has something to say beyond punctuation and spaces.
 fn has_speech(sentence: &Sentence) -> bool {
-    sentence
-        .phonemes
-        .iter()
-        .any(|p| !p.chars().all(|c| c.is_whitespace() || ".,:;!?'\"()-".contains(c)))
+    sentence.phonemes.iter().any(|p| {
+        !p.chars()
+            .all(|c| c.is_whitespace() || ".,:;!?'\"()-".contains(c))
+    })
 }
 
 pub fn speak(ctx: &Context, args: SpeakArgs) -> Result<()> {
     let text = read_text(args.text, args.input.as_deref())?;
     let to_stdout = args.output_raw || args.output.as_deref() == Some(Path::new("-"));
     if args.output.is_none() && !args.output_raw {
-        return Err(usage("say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw"));
+        return Err(usage(
+            "say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw",
+        ));
     }
     if to_stdout && std::io::stdout().is_terminal() {
-        return Err(usage("refusing to write audio to a terminal; redirect standard output or use -o FILE.wav"));
+        return Err(usage(
+            "refusing to write audio to a terminal; redirect standard output or use -o FILE.wav",
+        ));
     }
     // An unwritable output fails before the model is loaded.
     let pending_file = match &args.output {
@@ -146,7 +159,14 @@ pub fn speak(ctx: &Context, args: SpeakArgs) -> Result<()> {
     }
     let voice = ctx.load_voice(args.voice.voice.as_deref(), &SessionOptions::default())?;
     let options = synthesis_options(&voice, &args.scales)?;
-    run_synthesis(&voice, &text, &options, pending_file.as_deref(), args.output_raw, ctx.global.quiet)
+    run_synthesis(
+        &voice,
+        &text,
+        &options,
+        pending_file.as_deref(),
+        args.output_raw,
+        ctx.global.quiet,
+    )
 }
 
 fn check_writable(path: &Path) -> Result<()> {
@@ -169,7 +189,8 @@ fn run_synthesis(
         None if raw => Sink::Raw(std::io::stdout()),
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            out.write_all(&streaming_wav_header(rate)).context("writing WAV to standard output")?;
+            out.write_all(&streaming_wav_header(rate))
+                .context("writing WAV to standard output")?;
             Sink::StdoutWav(out)
         }
     };
@@ -178,7 +199,10 @@ fn run_synthesis(
     let started = std::time::Instant::now();
     let count = voice.synthesize(text, options, |audio| -> Result<()> {
         if !has_speech(&audio.sentence) {
-            tracing::warn!("sentence {:?} has nothing to speak; skipped", audio.sentence.text);
+            tracing::warn!(
+                "sentence {:?} has nothing to speak; skipped",
+                audio.sentence.text
+            );
             return Ok(());
         }
         any_speech = true;
@@ -194,7 +218,9 @@ fn run_synthesis(
     })?;
     if count == 0 || !any_speech {
         // The sink is dropped here: a partial file is removed.
-        return Err(usage("the text has nothing to speak (only punctuation, symbols or unknown characters)"));
+        return Err(usage(
+            "the text has nothing to speak (only punctuation, symbols or unknown characters)",
+        ));
     }
     let path = sink.finish()?;
     if !quiet {
@@ -220,10 +246,15 @@ pub fn piper_infer(ctx: &Context, args: PiperInferArgs) -> Result<()> {
     if !to_stdout {
         check_writable(&args.output)?;
     } else if std::io::stdout().is_terminal() {
-        return Err(usage("refusing to write audio to a terminal; redirect standard output"));
+        return Err(usage(
+            "refusing to write audio to a terminal; redirect standard output",
+        ));
     }
     let voice = ctx.load_voice(Some(&args.model), &SessionOptions::default())?;
-    let scales = ScaleArgs { speaker: args.speaker, ..Default::default() };
+    let scales = ScaleArgs {
+        speaker: args.speaker,
+        ..Default::default()
+    };
     let options = synthesis_options(&voice, &scales)?;
     let file = (!to_stdout).then_some(args.output.as_path());
     run_synthesis(&voice, &args.text, &options, file, false, ctx.global.quiet)
@@ -244,7 +275,9 @@ struct Phonemized {
 pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
     let text = read_text(args.text, None)?;
     let model = ctx.voice_path(args.voice.voice.as_deref())?;
-    let config = demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
+    let config = demod_voice_core::piper::VoiceConfig::load(
+        &demod_voice_core::piper::VoiceConfig::path_for_model(&model),
+    )?;
     let espeak = match config.phoneme_type {
         demod_voice_core::piper::PhonemeType::Espeak => Some(ctx.espeak()?),
         _ => None,
@@ -254,11 +287,16 @@ pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
         sentences: sentences
             .iter()
             .map(|s| {
-                let (ids, unknown) = demod_voice_core::piper::phonemes_to_ids(&s.phonemes, &config.phoneme_id_map);
+                let (ids, unknown) =
+                    demod_voice_core::piper::phonemes_to_ids(&s.phonemes, &config.phoneme_id_map);
                 for phoneme in unknown.0 {
                     tracing::warn!("phoneme {phoneme:?} is not in the voice's id map; skipped");
                 }
-                PhonemizedSentence { text: s.text.clone(), phonemes: s.phoneme_string(), phoneme_ids: ids }
+                PhonemizedSentence {
+                    text: s.text.clone(),
+                    phonemes: s.phoneme_string(),
+                    phoneme_ids: ids,
+                }
             })
             .collect(),
     };
@@ -320,10 +358,18 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
         return Ok(());
     }
     if rows.is_empty() {
-        writeln!(stdout, "no voices installed in {}; run `demod-voice setup`", ctx.dirs.voices_dir().display())?;
+        writeln!(
+            stdout,
+            "no voices installed in {}; run `demod-voice setup`",
+            ctx.dirs.voices_dir().display()
+        )?;
         return Ok(());
     }
-    writeln!(stdout, "{:<28} {:<8} {:<8} {:>6} {:>8}", "NAME", "LANGUAGE", "QUALITY", "RATE", "SPEAKERS")?;
+    writeln!(
+        stdout,
+        "{:<28} {:<8} {:<8} {:>6} {:>8}",
+        "NAME", "LANGUAGE", "QUALITY", "RATE", "SPEAKERS"
+    )?;
     for row in rows {
         match row.problem {
             None => writeln!(
@@ -352,13 +398,21 @@ pub fn setup(ctx: &Context, args: SetupArgs) -> Result<()> {
         }
     })?;
     for item in &report {
-        println!("{:<10} {:<16} {} ({})", item.what, item.action, item.path.display(), item.package);
+        println!(
+            "{:<10} {:<16} {} ({})",
+            item.what,
+            item.action,
+            item.path.display(),
+            item.package
+        );
     }
     // Verify: load what was installed, exactly as a command would.
     let runtime = ctx.runtime()?;
     let espeak = ctx.espeak()?;
     let model = ctx.voice_path(None)?;
-    let config = demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
+    let config = demod_voice_core::piper::VoiceConfig::load(
+        &demod_voice_core::piper::VoiceConfig::path_for_model(&model),
+    )?;
     let sentences = demod_voice_core::piper::phonemize(&config, Some(espeak), "ok")?;
     if sentences.is_empty() {
         bail!("espeak-ng loaded but produced no phonemes for a test word");

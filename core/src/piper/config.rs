@@ -193,12 +193,17 @@ impl VoiceConfig {
             if !self.phoneme_id_map.contains_key(special) {
                 return Err(field(
                     "phoneme_id_map",
-                    format!("has no entry for `{special}` (BOS `^`, PAD `_` and EOS `$` are required)"),
+                    format!(
+                        "has no entry for `{special}` (BOS `^`, PAD `_` and EOS `$` are required)"
+                    ),
                 ));
             }
         }
         if let Some((phoneme, _)) = self.phoneme_id_map.iter().find(|(_, ids)| ids.is_empty()) {
-            return Err(field("phoneme_id_map", format!("maps `{phoneme}` to no ids")));
+            return Err(field(
+                "phoneme_id_map",
+                format!("maps `{phoneme}` to no ids"),
+            ));
         }
         if let Some(num_symbols) = self.num_symbols {
             if let Some(bad) = self
@@ -223,7 +228,10 @@ impl VoiceConfig {
         {
             return Err(field(
                 "speaker_id_map",
-                format!("gives speaker `{name}` id {id}, outside 0..{} (num_speakers)", self.num_speakers),
+                format!(
+                    "gives speaker `{name}` id {id}, outside 0..{} (num_speakers)",
+                    self.num_speakers
+                ),
             ));
         }
         if self.phoneme_type == PhonemeType::Espeak && self.espeak.is_none() {
@@ -238,7 +246,10 @@ impl VoiceConfig {
             ("inference.noise_w", self.inference.noise_w),
         ] {
             if !value.is_finite() || value < 0.0 {
-                return Err(field(name, format!("is {value}, expected a finite number >= 0")));
+                return Err(field(
+                    name,
+                    format!("is {value}, expected a finite number >= 0"),
+                ));
             }
         }
         Ok(())
@@ -288,14 +299,19 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_file_line_and_column() {
-        let err = VoiceConfig::parse("{\n  \"audio\": {,}\n}", Path::new("x.onnx.json")).unwrap_err();
+        let err =
+            VoiceConfig::parse("{\n  \"audio\": {,}\n}", Path::new("x.onnx.json")).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("x.onnx.json") && text.contains("line 2"), "{text}");
+        assert!(
+            text.contains("x.onnx.json") && text.contains("line 2"),
+            "{text}"
+        );
     }
 
     #[test]
     fn missing_required_field_is_named() {
-        let err = VoiceConfig::parse(r#"{"audio": {"sample_rate": 22050}}"#, Path::new("x.json")).unwrap_err();
+        let err = VoiceConfig::parse(r#"{"audio": {"sample_rate": 22050}}"#, Path::new("x.json"))
+            .unwrap_err();
         assert!(err.to_string().contains("phoneme_id_map"), "{err}");
     }
 

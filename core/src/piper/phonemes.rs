@@ -34,7 +34,11 @@ impl Sentence {
 /// Turn `text` into sentences of phonemes for `config`'s voice. `espeak` is needed for espeak voices only.
 ///
 /// `[[ ... ]]` blocks are taken as raw phonemes, as Piper does.
-pub fn phonemize(config: &VoiceConfig, espeak: Option<&Espeak>, text: &str) -> Result<Vec<Sentence>> {
+pub fn phonemize(
+    config: &VoiceConfig,
+    espeak: Option<&Espeak>,
+    text: &str,
+) -> Result<Vec<Sentence>> {
     let mut sentences = match config.phoneme_type {
         PhonemeType::Text => vec![Sentence {
             text: text.trim().to_string(),
@@ -51,16 +55,20 @@ pub fn phonemize(config: &VoiceConfig, espeak: Option<&Espeak>, text: &str) -> R
             return Err(Error::VoiceConfigField {
                 path: "voice config".into(),
                 field: "phoneme_type".into(),
-                problem: format!("is `{other:?}`, which demod-voice cannot phonemise yet (supported: espeak, text)")
-                    .to_lowercase(),
+                problem: format!(
+                "is `{other:?}`, which demod-voice cannot phonemise yet (supported: espeak, text)"
+            )
+                .to_lowercase(),
             })
         }
     };
     let clusters: HashSet<Vec<String>> = config.vowel_clusters.iter().cloned().collect();
     for sentence in &mut sentences {
-        sentence.phonemes = apply_phoneme_map(std::mem::take(&mut sentence.phonemes), &config.phoneme_map);
+        sentence.phonemes =
+            apply_phoneme_map(std::mem::take(&mut sentence.phonemes), &config.phoneme_map);
         if !clusters.is_empty() {
-            sentence.phonemes = merge_vowel_clusters(std::mem::take(&mut sentence.phonemes), &clusters);
+            sentence.phonemes =
+                merge_vowel_clusters(std::mem::take(&mut sentence.phonemes), &clusters);
         }
     }
     sentences.retain(|s| !s.phonemes.is_empty());
@@ -74,7 +82,11 @@ fn phonemize_espeak(espeak: &Espeak, voice: &str, text: &str) -> Result<Vec<Sent
     let mut prev_raw = false;
     for part in split_raw_blocks(text) {
         match part {
-            Part::Raw { phonemes, space_before, space_after } => {
+            Part::Raw {
+                phonemes,
+                space_before,
+                space_after,
+            } => {
                 if sentences.is_empty() {
                     sentences.push(Sentence::default());
                 }
@@ -90,7 +102,8 @@ fn phonemize_espeak(espeak: &Espeak, voice: &str, text: &str) -> Result<Vec<Sent
                 prev_raw = true;
             }
             Part::Text(part_text) => {
-                let mut produced = sentences_from_clauses(&espeak.clauses(voice, part_text)?).into_iter();
+                let mut produced =
+                    sentences_from_clauses(&espeak.clauses(voice, part_text)?).into_iter();
                 if prev_raw {
                     if let (Some(first), Some(last)) = (produced.next(), sentences.last_mut()) {
                         last.phonemes.extend(first.phonemes);
@@ -110,13 +123,54 @@ fn finish(mut sentence: Sentence) -> Sentence {
     sentence
 }
 
+/// Split long text into pieces that phonemise exactly as the whole would: at blank lines (espeak ends a sentence
+/// there anyway), and inside a paragraph longer than `max_bytes` only after `.`, `?` or `!` followed by a space
+/// and a capital letter. Bounds the memory and the wait before the first sentence of a long text.
+pub fn text_chunks(text: &str, max_bytes: usize) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut idx = 0;
+    let mut last_sentence_end = None;
+    while idx < bytes.len() {
+        // Byte tests only: `idx` may sit inside a multi-byte character, and every cut lands after ASCII.
+        let rest = &bytes[idx..];
+        if rest.starts_with(b"\n\n") || rest.starts_with(b"\r\n\r\n") {
+            let skip = if rest.starts_with(b"\n\n") { 2 } else { 4 };
+            chunks.push(&text[start..idx + skip]);
+            idx += skip;
+            start = idx;
+            last_sentence_end = None;
+            continue;
+        }
+        if matches!(bytes[idx], b'.' | b'?' | b'!')
+            && bytes.get(idx + 1) == Some(&b' ')
+            && bytes.get(idx + 2).is_some_and(|b| b.is_ascii_uppercase())
+        {
+            last_sentence_end = Some(idx + 2);
+        }
+        if idx.saturating_sub(start) >= max_bytes {
+            if let Some(cut) = last_sentence_end.take() {
+                chunks.push(&text[start..cut]);
+                start = cut;
+            }
+        }
+        idx += 1;
+    }
+    if start < text.len() {
+        chunks.push(&text[start..]);
+    }
+    chunks.retain(|c| !c.trim().is_empty());
+    chunks
+}
+
 /// Group clauses into sentences exactly as Piper does: strip language-switch marks, append the terminator (and a
 /// space after `,` `:` `;`), NFD-decompose, and close the sentence at `.`, `?` or `!`.
 pub fn sentences_from_clauses(clauses: &[Clause]) -> Vec<Sentence> {
     let mut sentences = Vec::new();
     let mut current = Sentence::default();
     for clause in clauses {
-        let mut phonemes = strip_language_switches(&clause.phonemes);
+        let mut phonemes = insert_linking_glides(&strip_language_switches(&clause.phonemes));
         let terminator = clause.terminator;
         phonemes.push_str(terminator.as_str());
         if matches!(terminator.as_str(), "," | ":" | ";") {
@@ -132,6 +186,85 @@ pub fn sentences_from_clauses(clauses: &[Clause]) -> Vec<Sentence> {
         sentences.push(finish(current));
     }
     sentences
+}
+
+fn is_vowel(c: char) -> bool {
+    matches!(
+        c,
+        'a' | 'e'
+            | 'i'
+            | 'o'
+            | 'u'
+            | 'y'
+            | 'æ'
+            | 'ɑ'
+            | 'ɐ'
+            | 'ɒ'
+            | 'ɔ'
+            | 'ə'
+            | 'ɚ'
+            | 'ɛ'
+            | 'ɜ'
+            | 'ɝ'
+            | 'ɪ'
+            | 'ʊ'
+            | 'ʌ'
+            | 'ᵻ'
+            | 'ø'
+            | 'œ'
+            | 'ɨ'
+            | 'ʉ'
+            | 'ɵ'
+            | 'ɘ'
+            | 'ɤ'
+            | 'ɯ'
+            | 'ʏ'
+    )
+}
+
+/// Show espeak-ng's linking glide `ʲ` after an `i`-class vowel (`i`, `iː`, `ɪ`) that meets another vowel, inside
+/// a word or across a word boundary, as the espeak-ng inside `piper-tts` prints it.
+///
+/// NOTE: that espeak-ng (after upstream commit 8afe77b, espeak-ng issue #2367) prints the linking phoneme that
+/// 1.52.0 keeps silent; the reference fixture therefore has `ʃiːʲ ˈæskt` where stock 1.52.0 gives `ʃiː ˈæskt`.
+/// Reproducing it keeps our ids identical to Piper's for every voice trained or run with current Piper. The
+/// diphthongs `aɪ`, `eɪ`, `ɔɪ`, `oɪ` and `iə` take no glide.
+pub fn insert_linking_glides(phonemes: &str) -> String {
+    let chars: Vec<char> = phonemes.chars().collect();
+    let mut out = String::with_capacity(phonemes.len() + 8);
+    let mut idx = 0;
+    while idx < chars.len() {
+        let c = chars[idx];
+        out.push(c);
+        idx += 1;
+        let is_i = c == 'i' || c == 'ɪ';
+        let in_diphthong = idx >= 2 && matches!(chars[idx - 2], 'a' | 'e' | 'ɔ' | 'o');
+        if !is_i || in_diphthong {
+            continue;
+        }
+        if c == 'i' && chars.get(idx) == Some(&'ː') {
+            out.push('ː');
+            idx += 1;
+        } else if c == 'i' && chars.get(idx) == Some(&'ə') {
+            continue;
+        }
+        let mut look = idx;
+        let mut spaces = 0;
+        while let Some(&next) = chars.get(look) {
+            match next {
+                'ˈ' | 'ˌ' => look += 1,
+                ' ' if spaces == 0 => {
+                    spaces += 1;
+                    look += 1;
+                }
+                _ => break,
+            }
+        }
+        if chars.get(look).is_some_and(|&next| is_vowel(next)) {
+            out.push('ʲ');
+        }
+    }
+    out
 }
 
 /// Remove espeak's language-switch marks such as `(en)` or `(fr)`: any parenthesised run.
@@ -157,14 +290,20 @@ pub fn strip_language_switches(phonemes: &str) -> String {
 
 enum Part<'a> {
     Text(&'a str),
-    Raw { phonemes: &'a str, space_before: bool, space_after: bool },
+    Raw {
+        phonemes: &'a str,
+        space_before: bool,
+        space_after: bool,
+    },
 }
 
 fn split_raw_blocks(text: &str) -> Vec<Part<'_>> {
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find("[[") {
-        let Some(close_rel) = rest[open + 2..].find("]]") else { break };
+        let Some(close_rel) = rest[open + 2..].find("]]") else {
+            break;
+        };
         let before = &rest[..open];
         let inner = &rest[open + 2..open + 2 + close_rel];
         let after = &rest[open + 2 + close_rel + 2..];
@@ -185,7 +324,10 @@ fn split_raw_blocks(text: &str) -> Vec<Part<'_>> {
 }
 
 /// Replace phonemes per the voice's `phoneme_map` (one phoneme may become several).
-pub fn apply_phoneme_map(phonemes: Vec<String>, map: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+pub fn apply_phoneme_map(
+    phonemes: Vec<String>,
+    map: &BTreeMap<String, Vec<String>>,
+) -> Vec<String> {
     if map.is_empty() {
         return phonemes;
     }
@@ -228,7 +370,10 @@ pub struct Unknown(pub Vec<String>);
 
 /// Piper ids: `^ _ p1 _ p2 _ ... pn _ $`. Every id of a phoneme's list is emitted; phonemes missing from the map
 /// are skipped and returned so the caller can warn.
-pub fn phonemes_to_ids(phonemes: &[String], id_map: &BTreeMap<String, Vec<i64>>) -> (Vec<i64>, Unknown) {
+pub fn phonemes_to_ids(
+    phonemes: &[String],
+    id_map: &BTreeMap<String, Vec<i64>>,
+) -> (Vec<i64>, Unknown) {
     let mut ids = Vec::with_capacity(phonemes.len() * 2 + 3);
     let mut unknown = Unknown::default();
     let pad = id_map.get(PAD).map(Vec::as_slice).unwrap_or(&[0]);
@@ -257,10 +402,16 @@ mod tests {
     use crate::espeak::Terminator;
 
     fn id_map() -> BTreeMap<String, Vec<i64>> {
-        [("^", vec![1]), ("_", vec![0]), ("$", vec![2]), ("a", vec![5]), ("b", vec![6, 7])]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
+        [
+            ("^", vec![1]),
+            ("_", vec![0]),
+            ("$", vec![2]),
+            ("a", vec![5]),
+            ("b", vec![6, 7]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     fn strings(items: &[&str]) -> Vec<String> {
@@ -282,13 +433,45 @@ mod tests {
     }
 
     #[test]
+    fn linking_glides_follow_i_vowels_before_vowels_only() {
+        assert_eq!(insert_linking_glides("ʃiː ˈæskt"), "ʃiːʲ ˈæskt");
+        assert_eq!(insert_linking_glides("ɹˈeɪʃɪˌoʊ"), "ɹˈeɪʃɪʲˌoʊ");
+        assert_eq!(insert_linking_glides("sˌiːˌiːˈoʊ"), "sˌiːʲˌiːʲˈoʊ");
+        // Diphthongs and consonants after i take none.
+        assert_eq!(insert_linking_glides("ˌɛfbˌiːˈaɪ ænd"), "ˌɛfbˌiːʲˈaɪ ænd");
+        assert_eq!(insert_linking_glides("ɹˈiəli"), "ɹˈiəli");
+        assert_eq!(insert_linking_glides("vˈɛɹi kwˈɪk"), "vˈɛɹi kwˈɪk");
+    }
+
+    #[test]
+    fn long_text_splits_only_at_paragraphs_and_clear_sentence_ends() {
+        let text = "One. Two e.g. three.\n\nFour. Five. Six.";
+        assert_eq!(
+            text_chunks(text, 1000),
+            vec!["One. Two e.g. three.\n\n", "Four. Five. Six."]
+        );
+        assert_eq!(
+            text_chunks(text, 3),
+            vec!["One. ", "Two e.g. three.\n\n", "Four. ", "Five. ", "Six."]
+        );
+        assert_eq!(text_chunks(text, 3).concat(), text);
+    }
+
+    #[test]
     fn language_switch_marks_are_removed() {
-        assert_eq!(strip_language_switches("hˈɛloʊ (fr)bɔ̃ʒuʁ(en) wˈɜːld"), "hˈɛloʊ bɔ̃ʒuʁ wˈɜːld");
+        assert_eq!(
+            strip_language_switches("hˈɛloʊ (fr)bɔ̃ʒuʁ(en) wˈɜːld"),
+            "hˈɛloʊ bɔ̃ʒuʁ wˈɜːld"
+        );
         assert_eq!(strip_language_switches("a()b"), "a()b");
     }
 
     fn clause(phonemes: &str, terminator: Terminator, text: &str) -> Clause {
-        Clause { phonemes: phonemes.into(), terminator, text: text.into() }
+        Clause {
+            phonemes: phonemes.into(),
+            terminator,
+            text: text.into(),
+        }
     }
 
     #[test]
@@ -314,14 +497,21 @@ mod tests {
 
     #[test]
     fn vowel_clusters_merge_longest_first() {
-        let clusters: HashSet<Vec<String>> = [strings(&["a", "ɪ"]), strings(&["a", "ɪ", "ə"])].into_iter().collect();
+        let clusters: HashSet<Vec<String>> = [strings(&["a", "ɪ"]), strings(&["a", "ɪ", "ə"])]
+            .into_iter()
+            .collect();
         let merged = merge_vowel_clusters(strings(&["a", "ɪ", "ə", "a", "ɪ", "x"]), &clusters);
         assert_eq!(merged, strings(&["aɪə", "aɪ", "x"]));
     }
 
     #[test]
     fn phoneme_map_replaces_one_with_many() {
-        let map: BTreeMap<String, Vec<String>> = [("r".to_string(), strings(&["ɹ", "ː"]))].into_iter().collect();
-        assert_eq!(apply_phoneme_map(strings(&["a", "r"]), &map), strings(&["a", "ɹ", "ː"]));
+        let map: BTreeMap<String, Vec<String>> = [("r".to_string(), strings(&["ɹ", "ː"]))]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            apply_phoneme_map(strings(&["a", "r"]), &map),
+            strings(&["a", "ɹ", "ː"])
+        );
     }
 }

@@ -10,7 +10,10 @@ use std::sync::Mutex;
 use ort::value::Tensor;
 
 use super::config::VoiceConfig;
-use super::phonemes::{phonemes_to_ids, phonemize, Sentence};
+use super::phonemes::{phonemes_to_ids, phonemize, text_chunks, Sentence};
+
+/// Long texts are phonemised in pieces of about this size (see [`text_chunks`]).
+const CHUNK_BYTES: usize = 4096;
 use crate::error::{Error, Result};
 use crate::espeak::Espeak;
 use crate::runtime::{LoadedSession, Runtime, SessionOptions};
@@ -100,7 +103,9 @@ impl PiperVoice {
         options: &SessionOptions,
     ) -> Result<PiperVoice> {
         if !model.is_file() {
-            return Err(Error::VoiceModelMissing { path: model.to_path_buf() });
+            return Err(Error::VoiceModelMissing {
+                path: model.to_path_buf(),
+            });
         }
         let config = VoiceConfig::load(&VoiceConfig::path_for_model(model))?;
         let session = runtime.session_from_file(model, options)?;
@@ -115,7 +120,12 @@ impl PiperVoice {
         session: LoadedSession,
         espeak: Option<&'static Espeak>,
     ) -> Result<PiperVoice> {
-        let names: Vec<String> = session.session.inputs().iter().map(|i| i.name().to_string()).collect();
+        let names: Vec<String> = session
+            .session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
         for required in ["input", "input_lengths", "scales"] {
             if !names.iter().any(|n| n == required) {
                 return Err(Error::VoiceModel {
@@ -159,7 +169,10 @@ impl PiperVoice {
 
     /// The provider the session really uses.
     pub fn provider(&self) -> String {
-        self.session.lock().map(|s| s.provider.clone()).unwrap_or_default()
+        self.session
+            .lock()
+            .map(|s| s.provider.clone())
+            .unwrap_or_default()
     }
 
     /// Resolve a speaker given by id or by name.
@@ -221,7 +234,8 @@ impl PiperVoice {
             .map_err(|e| Error::onnx(context("building input"), e))?;
         let lengths = Tensor::from_array(([1usize], vec![ids.len() as i64]))
             .map_err(|e| Error::onnx(context("building input_lengths"), e))?;
-        let scales = Tensor::from_array(([3usize], scales)).map_err(|e| Error::onnx(context("building scales"), e))?;
+        let scales = Tensor::from_array(([3usize], scales))
+            .map_err(|e| Error::onnx(context("building scales"), e))?;
         let mut inputs = ort::inputs![
             "input" => input,
             "input_lengths" => lengths,
@@ -229,15 +243,25 @@ impl PiperVoice {
         ];
         if self.has_sid_input {
             let sid = if self.config.num_speakers > 1 {
-                options.speaker_id.or(self.config.default_speaker_id).unwrap_or(0)
+                options
+                    .speaker_id
+                    .or(self.config.default_speaker_id)
+                    .unwrap_or(0)
             } else {
                 0
             };
-            let sid = Tensor::from_array(([1usize], vec![sid])).map_err(|e| Error::onnx(context("building sid"), e))?;
+            let sid = Tensor::from_array(([1usize], vec![sid]))
+                .map_err(|e| Error::onnx(context("building sid"), e))?;
             inputs.push(("sid".into(), sid.into()));
         }
-        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outputs = session.session.run(inputs).map_err(|e| Error::onnx(context("running the voice"), e))?;
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outputs = session
+            .session
+            .run(inputs)
+            .map_err(|e| Error::onnx(context("running the voice"), e))?;
         if outputs.len() == 0 {
             return Err(Error::VoiceModel {
                 path: self.model_path.clone(),
@@ -262,22 +286,34 @@ impl PiperVoice {
         E: From<Error>,
     {
         options.validate()?;
-        let sentences = self.phonemize(text)?;
         let silence = (options.sentence_silence * self.sample_rate() as f32).round() as usize;
         let mut count = 0;
-        for (index, sentence) in sentences.into_iter().enumerate() {
-            let ids = self.ids(&sentence);
-            if ids.len() <= 3 {
-                // Nothing but BOS/PAD/EOS: every phoneme was unknown.
-                continue;
+        let mut index = 0;
+        let sentences = text_chunks(text, CHUNK_BYTES)
+            .into_iter()
+            .map(|chunk| self.phonemize(chunk));
+        for chunk in sentences {
+            for sentence in chunk? {
+                index += 1;
+                let ids = self.ids(&sentence);
+                if ids.len() <= 3 {
+                    // Nothing but BOS/PAD/EOS: every phoneme was unknown.
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                let raw = self.infer(&ids, options)?;
+                let infer_seconds = started.elapsed().as_secs_f64();
+                let mut samples = postprocess(raw, options);
+                samples.resize(samples.len() + silence, 0.0);
+                sink(SentenceAudio {
+                    index: index - 1,
+                    sentence,
+                    phoneme_ids: ids,
+                    samples,
+                    infer_seconds,
+                })?;
+                count += 1;
             }
-            let started = std::time::Instant::now();
-            let raw = self.infer(&ids, options)?;
-            let infer_seconds = started.elapsed().as_secs_f64();
-            let mut samples = postprocess(raw, options);
-            samples.resize(samples.len() + silence, 0.0);
-            sink(SentenceAudio { index, sentence, phoneme_ids: ids, samples, infer_seconds })?;
-            count += 1;
         }
         Ok(count)
     }
@@ -315,14 +351,21 @@ mod tests {
 
     #[test]
     fn normalisation_brings_peak_to_volume() {
-        let options = SynthesisOptions { volume: 0.5, ..Default::default() };
+        let options = SynthesisOptions {
+            volume: 0.5,
+            ..Default::default()
+        };
         let out = postprocess(vec![0.1, -0.2, f32::NAN], &options);
         assert_eq!(out, vec![0.25, -0.5, 0.0]);
     }
 
     #[test]
     fn without_normalisation_volume_scales_and_clips() {
-        let options = SynthesisOptions { volume: 4.0, normalize: false, ..Default::default() };
+        let options = SynthesisOptions {
+            volume: 4.0,
+            normalize: false,
+            ..Default::default()
+        };
         assert_eq!(postprocess(vec![0.1, -0.5], &options), vec![0.4, -1.0]);
     }
 
@@ -334,9 +377,23 @@ mod tests {
 
     #[test]
     fn out_of_range_options_are_rejected_by_name() {
-        let options = SynthesisOptions { length_scale: Some(0.0), ..Default::default() };
-        assert!(options.validate().unwrap_err().to_string().contains("length-scale"));
-        let options = SynthesisOptions { volume: f32::INFINITY, ..Default::default() };
-        assert!(options.validate().unwrap_err().to_string().contains("volume"));
+        let options = SynthesisOptions {
+            length_scale: Some(0.0),
+            ..Default::default()
+        };
+        assert!(options
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("length-scale"));
+        let options = SynthesisOptions {
+            volume: f32::INFINITY,
+            ..Default::default()
+        };
+        assert!(options
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("volume"));
     }
 }
