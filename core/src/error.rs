@@ -119,6 +119,13 @@ pub enum Error {
     #[error("setup: {message}")]
     Setup { message: String },
 
+    #[error("config {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Config {
+        path: PathBuf,
+        line: Option<usize>,
+        problem: String,
+    },
+
     #[error("invalid setting `{key}`: {problem}")]
     Setting { key: String, problem: String },
 }

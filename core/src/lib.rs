@@ -10,3 +10,4 @@ pub mod runtime;
 pub use error::{Error, Result};
 pub mod assets;
 pub mod audio;
+pub mod config;
