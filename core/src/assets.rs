@@ -43,6 +43,8 @@ pub struct Dirs {
     pub config: PathBuf,
     /// Downloaded wheels.
     pub cache: PathBuf,
+    /// Voice library override (`paths.voices`); `None` means `data/voices`.
+    pub voices: Option<PathBuf>,
 }
 
 impl Dirs {
@@ -67,6 +69,7 @@ impl Dirs {
             data: lookup(ENV_DATA_DIR).unwrap_or_else(|| xdg("XDG_DATA_HOME", ".local/share")),
             config: xdg("XDG_CONFIG_HOME", ".config"),
             cache: xdg("XDG_CACHE_HOME", ".cache"),
+            voices: None,
         }
     }
 
@@ -77,7 +80,9 @@ impl Dirs {
         self.data.join("espeak")
     }
     pub fn voices_dir(&self) -> PathBuf {
-        self.data.join("voices")
+        self.voices
+            .clone()
+            .unwrap_or_else(|| self.data.join("voices"))
     }
     pub fn wheel_cache(&self) -> PathBuf {
         self.cache.join("wheels")
@@ -769,6 +774,7 @@ mod tests {
             data: root.path().join("data"),
             config: root.path().join("config"),
             cache: root.path().join("cache"),
+            voices: None,
         };
         std::fs::create_dir_all(dirs.wheel_cache()).unwrap();
         write_wheel(
@@ -841,6 +847,7 @@ mod tests {
             data: root.path().join("d"),
             config: root.path().join("c"),
             cache: root.path().join("k"),
+            voices: None,
         };
         let options = SetupOptions {
             offline: true,
@@ -861,6 +868,7 @@ mod tests {
             data: root.path().join("d"),
             config: root.path().join("c"),
             cache: root.path().join("k"),
+            voices: None,
         };
         let options = SetupOptions {
             python: "/nonexistent/python3".into(),

@@ -126,6 +126,16 @@ pub enum Error {
         problem: String,
     },
 
+    #[error("preset {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Preset {
+        path: PathBuf,
+        line: Option<usize>,
+        problem: String,
+    },
+
+    #[error("no preset named `{name}` (available: {available}); see `demod-voice presets list`")]
+    PresetNotFound { name: String, available: String },
+
     #[error("invalid setting `{key}`: {problem}")]
     Setting { key: String, problem: String },
 }

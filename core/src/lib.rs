@@ -11,3 +11,4 @@ pub use error::{Error, Result};
 pub mod assets;
 pub mod audio;
 pub mod config;
+pub mod presets;

@@ -204,23 +204,102 @@ impl Runtime {
         commit: impl Fn(&mut ort::session::builder::SessionBuilder) -> ort::Result<Session>,
     ) -> Result<LoadedSession> {
         let context = |what: &str| format!("{what} for {}", model.display());
-        let threads = options.intra_threads.unwrap_or_else(physical_cores);
-        let mut builder = Session::builder(&self.environment)
+        let threads = match options.intra_threads {
+            Some(n) if n > 0 => n,
+            _ => physical_cores(),
+        };
+        let builder = Session::builder(&self.environment)
             .map_err(|e| Error::onnx(context("creating session options"), e))?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| Error::onnx(context("setting optimisation level"), e.into()))?
             .with_intra_threads(threads)
             .map_err(|e| Error::onnx(context("setting threads"), e.into()))?;
-        let _ = &options.provider;
+        let (mut builder, provider) = self.choose_provider(builder, options);
         let session = commit(&mut builder).map_err(|e| Error::VoiceModel {
             path: model.to_path_buf(),
             message: format!("ONNX Runtime cannot load it: {e}"),
         })?;
+        tracing::info!(
+            "{}: {provider}, {threads} intra-op threads",
+            model.display()
+        );
         Ok(LoadedSession {
             session,
-            provider: "CPUExecutionProvider".into(),
+            provider: provider.into(),
             intra_threads: threads,
         })
+    }
+
+    /// Register the requested GPU provider if this runtime has it and a device answers; otherwise stay on CPU.
+    /// An explicit request that cannot be met gives one warning per process saying why.
+    fn choose_provider(
+        &self,
+        builder: ort::session::builder::SessionBuilder,
+        options: &SessionOptions,
+    ) -> (ort::session::builder::SessionBuilder, &'static str) {
+        use ort::ep::{ExecutionProvider, TensorRT, CUDA};
+        const CPU: &str = "CPUExecutionProvider";
+        let wanted = match options.provider {
+            Provider::Cpu => return (builder, CPU),
+            Provider::Auto | Provider::Cuda => CUDA::NAME,
+            Provider::TensorRt => TensorRT::NAME,
+        };
+        let explicit = options.provider != Provider::Auto;
+        let offered = self.available_providers();
+        if !offered.iter().any(|p| p == wanted) {
+            let why = format!(
+                "{} requested (device {}) but the ONNX Runtime at {} has no {wanted} (it offers {}); using CPU. \
+                 Install the GPU runtime with `demod-voice setup --gpu`",
+                options.provider.as_str(),
+                options.device_id,
+                self.path.display(),
+                offered.join(", ")
+            );
+            if explicit {
+                warn_once(&why);
+            } else {
+                tracing::debug!("{why}");
+            }
+            return (builder, CPU);
+        }
+        let dispatch = match options.provider {
+            Provider::TensorRt => TensorRT::default()
+                .with_device_id(options.device_id)
+                .build()
+                .error_on_failure(),
+            _ => CUDA::default()
+                .with_device_id(options.device_id)
+                // Exhaustive search is why CUDA Piper often runs slower than CPU; the heuristic is near-optimal.
+                .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
+                .build()
+                .error_on_failure(),
+        };
+        match builder.with_execution_providers([dispatch]) {
+            Ok(builder) => (builder, wanted),
+            Err(e) => {
+                let why = format!(
+                    "{wanted} could not start on device {} ({}); using CPU",
+                    options.device_id,
+                    e.message()
+                );
+                if explicit {
+                    warn_once(&why);
+                } else {
+                    tracing::info!("{why}");
+                }
+                (e.recover(), CPU)
+            }
+        }
+    }
+}
+
+/// Warn once per process for the same message (a batch loading many sessions says it once).
+fn warn_once(message: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if !seen.iter().any(|m| m == message) {
+        tracing::warn!("{message}");
+        seen.push(message.to_string());
     }
 }
 
@@ -279,6 +358,29 @@ pub enum Provider {
     Cpu,
     Cuda,
     TensorRt,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Auto => "auto",
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::TensorRt => "tensorrt",
+        }
+    }
+}
+
+impl From<crate::config::ProviderName> for Provider {
+    fn from(name: crate::config::ProviderName) -> Self {
+        use crate::config::ProviderName;
+        match name {
+            ProviderName::Auto => Provider::Auto,
+            ProviderName::Cpu => Provider::Cpu,
+            ProviderName::Cuda => Provider::Cuda,
+            ProviderName::Tensorrt => Provider::TensorRt,
+        }
+    }
 }
 
 /// Session settings.

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::Result;
 use demod_voice_core::piper::SynthesisOptions;
-use demod_voice_core::runtime::SessionOptions;
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
@@ -36,12 +35,9 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     // espeak and the model path are resolved before timing so only the model load is measured.
     let model = ctx.voice_path(args.voice.voice.as_deref())?;
     let _ = ctx.espeak()?;
-    let options = SessionOptions {
-        intra_threads: args.threads,
-        ..Default::default()
-    };
+    let options = ctx.session_options();
     let started = Instant::now();
-    let voice = ctx.load_voice(Some(&model.display().to_string()), &options)?;
+    let voice = ctx.load_voice(Some(&model.display().to_string()))?;
     let load_seconds = started.elapsed().as_secs_f64();
 
     let synth = SynthesisOptions::default();

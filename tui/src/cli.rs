@@ -32,6 +32,38 @@ pub struct GlobalArgs {
     /// Never download assets; fail with instructions instead.
     #[arg(long, global = true)]
     pub offline: bool,
+
+    /// Config file (default: $XDG_CONFIG_HOME/demod-voice/config.yaml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Run models on the GPU (CUDA); falls back to CPU with a warning when impossible.
+    #[arg(long, global = true, conflicts_with_all = ["cpu", "provider"])]
+    pub gpu: bool,
+
+    /// Run models on the CPU.
+    #[arg(long, global = true, conflicts_with = "provider")]
+    pub cpu: bool,
+
+    /// Execution provider: auto, cpu, cuda or tensorrt.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub provider: Option<ProviderArg>,
+
+    /// GPU index for cuda/tensorrt.
+    #[arg(long, global = true, value_name = "N")]
+    pub device_id: Option<i32>,
+
+    /// Intra-op threads (default: physical cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderArg {
+    Auto,
+    Cpu,
+    Cuda,
+    Tensorrt,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +89,61 @@ pub enum Command {
 
     /// Measure load time, real-time factor and time to first audio.
     Bench(BenchArgs),
+
+    /// Show, create or check the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+
+    /// Factory and user presets.
+    Presets {
+        #[command(subcommand)]
+        command: PresetsCommand,
+    },
+
+    /// Check the installation: runtime, GPU, espeak-ng, voices, config, disk.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective config and where each value came from.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a commented default config file (to the default location, or PATH).
+    Init {
+        path: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a config file and report the first problem.
+    Check { path: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PresetsCommand {
+    /// List factory and user presets.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one preset.
+    Show { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Print JSON (layout: docs/health.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Also load the default voice and synthesise a word.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -68,6 +155,10 @@ pub struct VoiceArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ScaleArgs {
+    /// Preset name (see `presets list`) or path to a preset file.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub preset: Option<String>,
+
     /// Speaker id or name (multi-speaker voices).
     #[arg(long, value_name = "ID|NAME")]
     pub speaker: Option<String>,
@@ -95,6 +186,10 @@ pub struct ScaleArgs {
     /// Keep the model's own level instead of peak-normalising each sentence.
     #[arg(long)]
     pub no_normalize: bool,
+
+    /// Output sample rate in Hz (resampled when it differs from the voice's).
+    #[arg(long, value_name = "HZ")]
+    pub sample_rate: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +228,9 @@ pub struct PiperInferArgs {
     /// Speaker id or name.
     #[arg(short, long)]
     pub speaker: Option<String>,
+    /// Preset name or path.
+    #[arg(long)]
+    pub preset: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +279,4 @@ pub struct BenchArgs {
     /// Timed repetitions of the paragraph (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Intra-op threads (default: physical cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
 }

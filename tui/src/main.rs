@@ -1,10 +1,12 @@
 //! `demod-voice`: the command-line and terminal front-end.
 //!
-//! Exit codes: 0 success, 1 failure, 2 usage or input error.
+//! Exit codes: 0 success, 1 failure, 2 usage, input or configuration error.
 
 mod bench;
 mod cli;
 mod context;
+mod health;
+mod settings_cmd;
 mod speak;
 
 use std::process::ExitCode;
@@ -17,22 +19,62 @@ use crate::context::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global);
-    let context = Context::new(cli.global.clone());
-    let result = match cli.command {
-        Command::Speak(args) => speak::speak(&context, args),
-        Command::PiperInfer(args) => speak::piper_infer(&context, args),
-        Command::Phonemize(args) => speak::phonemize(&context, args),
-        Command::Voices { command } => speak::voices(&context, command),
-        Command::Setup(args) => speak::setup(&context, args),
-        Command::Bench(args) => bench::bench(&context, args),
-    };
+    // `health` still runs on a broken config file, on the defaults, and reports the problem as a check.
+    if let Command::Health(args) = &cli.command {
+        if let Err(problem) = Context::new(cli.global.clone()) {
+            let args = cli::HealthArgs {
+                json: args.json,
+                deep: args.deep,
+            };
+            let result = Context::with_defaults(cli.global.clone()).and_then(|context| {
+                health::health_with_config_error(&context, args, one_line(&problem))
+            });
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {}", one_line(&error));
+                    ExitCode::from(1)
+                }
+            };
+        }
+    }
+    let result = Context::new(cli.global.clone()).and_then(|mut context| {
+        init_logging(&context)?;
+        for warning in &context.settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        run(&mut context, cli.command)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`demod-voice ... | head`): not an error worth reporting.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));
             ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Speak(args) => speak::speak(context, args),
+        Command::PiperInfer(args) => speak::piper_infer(context, args),
+        Command::Phonemize(args) => speak::phonemize(context, args),
+        Command::Voices { command } => speak::voices(context, command),
+        Command::Setup(args) => speak::setup(context, args),
+        Command::Bench(args) => bench::bench(context, args),
+        Command::Config { command } => settings_cmd::config(context, command),
+        Command::Presets { command } => settings_cmd::presets(context, command),
+        Command::Health(args) => health::health(context, args),
     }
 }
 
@@ -49,7 +91,7 @@ fn one_line(error: &anyhow::Error) -> String {
     text.replace('\n', " ")
 }
 
-/// 2 for problems with what the user gave us, 1 for everything else.
+/// 2 for problems with what the user gave us (arguments, text, config, presets), 1 for everything else.
 fn exit_code(error: &anyhow::Error) -> u8 {
     if error.is::<speak::UsageError>() {
         return 2;
@@ -58,36 +100,71 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         Some(
             CoreError::Setting { .. }
             | CoreError::InvalidText { .. }
-            | CoreError::SpeakerUnknown { .. },
+            | CoreError::SpeakerUnknown { .. }
+            | CoreError::Config { .. }
+            | CoreError::Preset { .. }
+            | CoreError::PresetNotFound { .. },
         ) => 2,
         _ => 1,
     }
 }
 
-fn init_logging(global: &cli::GlobalArgs) {
-    use tracing_subscriber::EnvFilter;
-    let default = if global.quiet {
-        "error"
-    } else {
-        match global.verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
+/// Logging: `-q`/`-v` win, then `RUST_LOG`, then the config's `log.level`; `log.file` adds a file.
+/// Log lines go to stderr (or the file), never to stdout, which may carry audio or JSON.
+fn init_logging(context: &Context) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+    let global = &context.global;
+    let log = &context.settings.config.log;
+    let filter = || {
+        let filter = if global.quiet {
+            EnvFilter::new("error")
+        } else if global.verbose > 0 {
+            EnvFilter::new(match global.verbose {
+                1 => "info",
+                2 => "debug",
+                _ => "trace",
+            })
+        } else {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(log.level.as_str()))
+        };
+        // ONNX Runtime's own chatter stays at warn unless tracing everything.
+        if global.verbose >= 3 {
+            filter
+        } else {
+            filter.add_directive("ort=warn".parse().expect("static directive"))
         }
     };
-    // -v/-q win over RUST_LOG only when given; RUST_LOG refines the default otherwise.
-    let filter = if global.verbose > 0 || global.quiet {
-        EnvFilter::new(default)
-    } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
-    };
-    // ONNX Runtime's own chatter stays at warn unless asked for explicitly.
-    let filter = filter.add_directive("ort=warn".parse().expect("static directive"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
+        .with_filter(filter());
+    let file_layer = match &log.file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| CoreError::Config {
+                    path: context.settings.path.clone().unwrap_or_default(),
+                    line: None,
+                    problem: format!("`log.file` {} cannot be opened: {source}", path.display()),
+                })?;
+            Some(
+                fmt::layer()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_ansi(false)
+                    .with_filter(filter()),
+            )
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file_layer)
         .init();
+    Ok(())
 }

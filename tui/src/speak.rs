@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use demod_voice_core::assets::{self, SetupOptions};
-use demod_voice_core::audio::{streaming_wav_header, write_s16le, AtomicWav};
+use demod_voice_core::audio::{
+    resample, streaming_wav_header, write_s16le, write_samples, AtomicWav, WavEncoding,
+};
 use demod_voice_core::piper::{PiperVoice, Sentence, SynthesisOptions};
-use demod_voice_core::runtime::SessionOptions;
 use serde::Serialize;
 
 use crate::cli::{PhonemizeArgs, PiperInferArgs, ScaleArgs, SetupArgs, SpeakArgs, VoicesCommand};
@@ -25,14 +26,14 @@ impl std::fmt::Display for UsageError {
     }
 }
 
-fn usage(message: impl Into<String>) -> anyhow::Error {
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
 /// Where synthesised audio goes.
 enum Sink {
     File(AtomicWav),
-    StdoutWav(std::io::BufWriter<std::io::Stdout>),
+    StdoutWav(std::io::BufWriter<std::io::Stdout>, WavEncoding),
     Raw(std::io::Stdout),
 }
 
@@ -40,8 +41,8 @@ impl Sink {
     fn write(&mut self, samples: &[f32]) -> Result<()> {
         match self {
             Sink::File(wav) => wav.write(samples)?,
-            Sink::StdoutWav(out) => {
-                write_s16le(out, samples).context("writing WAV to standard output")?
+            Sink::StdoutWav(out, encoding) => {
+                write_samples(out, samples, *encoding).context("writing WAV to standard output")?
             }
             Sink::Raw(out) => {
                 let mut lock = out.lock();
@@ -56,7 +57,7 @@ impl Sink {
     fn finish(self) -> Result<Option<PathBuf>> {
         match self {
             Sink::File(wav) => Ok(Some(wav.finish()?)),
-            Sink::StdoutWav(mut out) => {
+            Sink::StdoutWav(mut out, _) => {
                 out.flush().context("writing WAV to standard output")?;
                 Ok(None)
             }
@@ -110,19 +111,86 @@ fn decode_utf8(bytes: Vec<u8>, source: &str) -> Result<String> {
     })
 }
 
-fn synthesis_options(voice: &PiperVoice, scales: &ScaleArgs) -> Result<SynthesisOptions> {
-    let speaker_id = match &scales.speaker {
+/// Lay the command-line flags over the settings (config, then preset), recording each flag as the source.
+fn apply_flags(ctx: &mut Context, scales: &ScaleArgs) {
+    let settings = &mut ctx.settings;
+    let tts = &mut settings.config.tts;
+    let mut set = Vec::new();
+    if let Some(v) = &scales.speaker {
+        tts.speaker = Some(v.clone());
+        set.push(("tts.speaker", "--speaker"));
+    }
+    if let Some(v) = scales.length_scale {
+        tts.length_scale = Some(v);
+        set.push(("tts.length_scale", "--length-scale"));
+    }
+    if let Some(v) = scales.noise_scale {
+        tts.noise_scale = Some(v);
+        set.push(("tts.noise_scale", "--noise-scale"));
+    }
+    if let Some(v) = scales.noise_w {
+        tts.noise_w = Some(v);
+        set.push(("tts.noise_w", "--noise-w"));
+    }
+    if let Some(v) = scales.sentence_silence {
+        tts.sentence_silence = v;
+        set.push(("tts.sentence_silence", "--sentence-silence"));
+    }
+    if let Some(v) = scales.volume {
+        tts.volume = v;
+        set.push(("tts.volume", "--volume"));
+    }
+    if scales.no_normalize {
+        tts.normalize = false;
+        set.push(("tts.normalize", "--no-normalize"));
+    }
+    if let Some(rate) = scales.sample_rate {
+        settings.config.output.sample_rate = Some(rate);
+        set.push(("output.sample_rate", "--sample-rate"));
+    }
+    for (key, flag) in set {
+        settings.set_source(key, flag);
+    }
+}
+
+/// Apply `--preset`, then the flags, and check the result.
+fn prepare_settings(ctx: &mut Context, scales: &ScaleArgs) -> Result<()> {
+    if let Some(name) = &scales.preset {
+        let found = ctx.apply_preset(name)?;
+        if let Some(converter) = &found.preset.converter {
+            tracing::warn!(
+                "preset `{}` sets converter `{}`, which `speak` does not apply yet; its speech settings are used",
+                found.preset.name,
+                converter.engine
+            );
+        }
+    }
+    apply_flags(ctx, scales);
+    demod_voice_core::config::validate(&ctx.settings.config).map_err(|invalid| {
+        usage(format!(
+            "`{}` {} (set by {})",
+            invalid.key,
+            invalid.message,
+            ctx.settings.source_of(&invalid.key)
+        ))
+    })
+}
+
+/// The synthesis options the settings describe, for `voice`.
+fn synthesis_options(ctx: &Context, voice: &PiperVoice) -> Result<SynthesisOptions> {
+    let tts = &ctx.settings.config.tts;
+    let speaker_id = match &tts.speaker {
         Some(speaker) => Some(voice.speaker_id(speaker)?),
         None => None,
     };
     let options = SynthesisOptions {
         speaker_id,
-        length_scale: scales.length_scale,
-        noise_scale: scales.noise_scale,
-        noise_w: scales.noise_w,
-        sentence_silence: scales.sentence_silence.unwrap_or(0.0),
-        volume: scales.volume.unwrap_or(1.0),
-        normalize: !scales.no_normalize,
+        length_scale: tts.length_scale,
+        noise_scale: tts.noise_scale,
+        noise_w: tts.noise_w,
+        sentence_silence: tts.sentence_silence,
+        volume: tts.volume,
+        normalize: tts.normalize,
     };
     options.validate()?;
     Ok(options)
@@ -136,8 +204,9 @@ fn has_speech(sentence: &Sentence) -> bool {
     })
 }
 
-pub fn speak(ctx: &Context, args: SpeakArgs) -> Result<()> {
+pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     let text = read_text(args.text, args.input.as_deref())?;
+    prepare_settings(ctx, &args.scales)?;
     let to_stdout = args.output_raw || args.output.as_deref() == Some(Path::new("-"));
     if args.output.is_none() && !args.output_raw {
         return Err(usage(
@@ -157,15 +226,15 @@ pub fn speak(ctx: &Context, args: SpeakArgs) -> Result<()> {
     if let Some(path) = &pending_file {
         check_writable(path)?;
     }
-    let voice = ctx.load_voice(args.voice.voice.as_deref(), &SessionOptions::default())?;
-    let options = synthesis_options(&voice, &args.scales)?;
+    let voice = ctx.load_voice(args.voice.voice.as_deref())?;
+    let options = synthesis_options(ctx, &voice)?;
     run_synthesis(
+        ctx,
         &voice,
         &text,
         &options,
         pending_file.as_deref(),
         args.output_raw,
-        ctx.global.quiet,
     )
 }
 
@@ -176,22 +245,24 @@ fn check_writable(path: &Path) -> Result<()> {
 }
 
 fn run_synthesis(
+    ctx: &Context,
     voice: &PiperVoice,
     text: &str,
     options: &SynthesisOptions,
     file: Option<&Path>,
     raw: bool,
-    quiet: bool,
 ) -> Result<()> {
-    let rate = voice.sample_rate();
+    let voice_rate = voice.sample_rate();
+    let rate = ctx.settings.config.output.sample_rate.unwrap_or(voice_rate);
+    let encoding = WavEncoding::from(ctx.settings.config.output.format);
     let mut sink = match file {
-        Some(path) => Sink::File(AtomicWav::create(path, rate)?),
+        Some(path) => Sink::File(AtomicWav::create_with(path, rate, encoding)?),
         None if raw => Sink::Raw(std::io::stdout()),
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            out.write_all(&streaming_wav_header(rate))
+            out.write_all(&streaming_wav_header(rate, encoding))
                 .context("writing WAV to standard output")?;
-            Sink::StdoutWav(out)
+            Sink::StdoutWav(out, encoding)
         }
     };
     let mut spoken_samples = 0usize;
@@ -213,8 +284,14 @@ fn run_synthesis(
             audio.infer_seconds,
             audio.sentence.text
         );
-        spoken_samples += audio.samples.len();
-        sink.write(&audio.samples)
+        // Each sentence ends in silence (the model fades out), so resampling sentence by sentence is seamless.
+        let samples = if rate == voice_rate {
+            audio.samples
+        } else {
+            resample(&audio.samples, voice_rate, rate)?
+        };
+        spoken_samples += samples.len();
+        sink.write(&samples)
     })?;
     if count == 0 || !any_speech {
         // The sink is dropped here: a partial file is removed.
@@ -223,7 +300,7 @@ fn run_synthesis(
         ));
     }
     let path = sink.finish()?;
-    if !quiet {
+    if !ctx.global.quiet {
         let seconds = spoken_samples as f64 / f64::from(rate);
         let elapsed = started.elapsed().as_secs_f64();
         match path {
@@ -238,7 +315,7 @@ fn run_synthesis(
     Ok(())
 }
 
-pub fn piper_infer(ctx: &Context, args: PiperInferArgs) -> Result<()> {
+pub fn piper_infer(ctx: &mut Context, args: PiperInferArgs) -> Result<()> {
     if args.text.trim().is_empty() {
         return Err(usage("the text is empty: nothing to speak"));
     }
@@ -250,14 +327,16 @@ pub fn piper_infer(ctx: &Context, args: PiperInferArgs) -> Result<()> {
             "refusing to write audio to a terminal; redirect standard output",
         ));
     }
-    let voice = ctx.load_voice(Some(&args.model), &SessionOptions::default())?;
     let scales = ScaleArgs {
         speaker: args.speaker,
+        preset: args.preset,
         ..Default::default()
     };
-    let options = synthesis_options(&voice, &scales)?;
+    prepare_settings(ctx, &scales)?;
+    let voice = ctx.load_voice(Some(&args.model))?;
+    let options = synthesis_options(ctx, &voice)?;
     let file = (!to_stdout).then_some(args.output.as_path());
-    run_synthesis(&voice, &args.text, &options, file, false, ctx.global.quiet)
+    run_synthesis(ctx, &voice, &args.text, &options, file, false)
 }
 
 #[derive(Serialize)]

@@ -108,6 +108,22 @@ impl PiperVoice {
             });
         }
         let config = VoiceConfig::load(&VoiceConfig::path_for_model(model))?;
+        Self::load_with_config(runtime, model, config, espeak, options)
+    }
+
+    /// Load `model` with a config already read (callers that inspect the config first need not read it twice).
+    pub fn load_with_config(
+        runtime: &Runtime,
+        model: &Path,
+        config: VoiceConfig,
+        espeak: Option<&'static Espeak>,
+        options: &SessionOptions,
+    ) -> Result<PiperVoice> {
+        if !model.is_file() {
+            return Err(Error::VoiceModelMissing {
+                path: model.to_path_buf(),
+            });
+        }
         let session = runtime.session_from_file(model, options)?;
         Self::from_session(voice_name(model), model, config, session, espeak)
     }
