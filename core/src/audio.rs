@@ -41,10 +41,7 @@ pub struct AtomicWav {
 
 impl std::fmt::Debug for AtomicWav {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AtomicWav")
-            .field("path", &self.path)
-            .field("frames", &self.frames)
-            .finish()
+        f.debug_struct("AtomicWav").field("path", &self.path).field("frames", &self.frames).finish()
     }
 }
 
@@ -55,11 +52,7 @@ impl AtomicWav {
     }
 
     /// Start a mono WAV with the given sample encoding.
-    pub fn create_with(
-        path: &Path,
-        sample_rate_hz: u32,
-        encoding: WavEncoding,
-    ) -> Result<AtomicWav> {
+    pub fn create_with(path: &Path, sample_rate_hz: u32, encoding: WavEncoding) -> Result<AtomicWav> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -67,44 +60,21 @@ impl AtomicWav {
         if path.is_dir() {
             return Err(Error::Write {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::IsADirectory,
-                    "it is a folder; give a file name",
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder; give a file name"),
             });
         }
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out.wav".into());
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out.wav".into());
         let temp_path = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
         let (bits_per_sample, sample_format) = match encoding {
             WavEncoding::Pcm16 => (16, hound::SampleFormat::Int),
             WavEncoding::Float32 => (32, hound::SampleFormat::Float),
         };
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: sample_rate_hz,
-            bits_per_sample,
-            sample_format,
-        };
+        let spec = hound::WavSpec { channels: 1, sample_rate: sample_rate_hz, bits_per_sample, sample_format };
         let writer = hound::WavWriter::create(&temp_path, spec).map_err(|source| match source {
-            hound::Error::IoError(io) => Error::Write {
-                path: path.to_path_buf(),
-                source: io,
-            },
-            other => Error::Wav {
-                path: path.to_path_buf(),
-                source: other,
-            },
+            hound::Error::IoError(io) => Error::Write { path: path.to_path_buf(), source: io },
+            other => Error::Wav { path: path.to_path_buf(), source: other },
         })?;
-        Ok(AtomicWav {
-            writer: Some(writer),
-            temp_path,
-            path: path.to_path_buf(),
-            frames: 0,
-            encoding,
-        })
+        Ok(AtomicWav { writer: Some(writer), temp_path, path: path.to_path_buf(), frames: 0, encoding })
     }
 
     /// Append float samples (-1..1).
@@ -112,10 +82,7 @@ impl AtomicWav {
         let Some(writer) = self.writer.as_mut() else {
             return Ok(());
         };
-        let wav_error = |source| Error::Wav {
-            path: self.path.clone(),
-            source,
-        };
+        let wav_error = |source| Error::Wav { path: self.path.clone(), source };
         match self.encoding {
             WavEncoding::Pcm16 => {
                 let mut i16_writer = writer.get_i16_writer(samples.len() as u32);
@@ -142,15 +109,10 @@ impl AtomicWav {
     /// Complete the header, sync, and rename into place.
     pub fn finish(mut self) -> Result<PathBuf> {
         if let Some(writer) = self.writer.take() {
-            writer.finalize().map_err(|source| Error::Wav {
-                path: self.path.clone(),
-                source,
-            })?;
+            writer.finalize().map_err(|source| Error::Wav { path: self.path.clone(), source })?;
         }
-        std::fs::rename(&self.temp_path, &self.path).map_err(|source| Error::Write {
-            path: self.path.clone(),
-            source,
-        })?;
+        std::fs::rename(&self.temp_path, &self.path)
+            .map_err(|source| Error::Write { path: self.path.clone(), source })?;
         Ok(self.path.clone())
     }
 }
@@ -188,11 +150,7 @@ pub fn streaming_wav_header(sample_rate_hz: u32, encoding: WavEncoding) -> [u8; 
 }
 
 /// Write samples in `encoding` (little-endian) to `out`.
-pub fn write_samples(
-    out: &mut impl Write,
-    samples: &[f32],
-    encoding: WavEncoding,
-) -> std::io::Result<()> {
+pub fn write_samples(out: &mut impl Write, samples: &[f32], encoding: WavEncoding) -> std::io::Result<()> {
     match encoding {
         WavEncoding::Pcm16 => write_s16le(out, samples),
         WavEncoding::Float32 => {
@@ -213,22 +171,15 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>> {
     if from_hz == to_hz || samples.is_empty() {
         return Ok(samples.to_vec());
     }
-    let setting = |problem: String| Error::Setting {
-        key: "output.sample_rate".into(),
-        problem,
-    };
-    let mut resampler =
-        Fft::<f32>::new(from_hz as usize, to_hz as usize, 1024, 1, FixedSync::Input)
-            .map_err(|e| setting(format!("cannot resample {from_hz} Hz to {to_hz} Hz: {e}")))?;
-    let input =
-        InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| setting(e.to_string()))?;
-    let output = resampler
-        .process_all(&input, samples.len(), None)
-        .map_err(|e| setting(format!("resampling failed: {e}")))?;
+    let setting = |problem: String| Error::Setting { key: "output.sample_rate".into(), problem };
+    let mut resampler = Fft::<f32>::new(from_hz as usize, to_hz as usize, 1024, 1, FixedSync::Input)
+        .map_err(|e| setting(format!("cannot resample {from_hz} Hz to {to_hz} Hz: {e}")))?;
+    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| setting(e.to_string()))?;
+    let output =
+        resampler.process_all(&input, samples.len(), None).map_err(|e| setting(format!("resampling failed: {e}")))?;
     let mut data = output.take_data();
     // rubato rounds the length up through a float ratio; keep exactly len * to / from (rounded).
-    let expected = ((samples.len() as u64 * u64::from(to_hz) + u64::from(from_hz) / 2)
-        / u64::from(from_hz)) as usize;
+    let expected = ((samples.len() as u64 * u64::from(to_hz) + u64::from(from_hz) / 2) / u64::from(from_hz)) as usize;
     data.truncate(expected);
     Ok(data)
 }
@@ -244,36 +195,24 @@ pub fn write_s16le(out: &mut impl Write, samples: &[f32]) -> std::io::Result<()>
 
 /// Read a WAV file as mono f32 (channels averaged) and its sample rate.
 pub fn read_wav_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
-    let reader = hound::WavReader::open(path).map_err(|source| Error::WavRead {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let reader = hound::WavReader::open(path).map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels.max(1));
     let samples: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader
             .into_samples::<f32>()
             .collect::<std::result::Result<_, _>>()
-            .map_err(|source| Error::WavRead {
-                path: path.to_path_buf(),
-                source,
-            })?,
+            .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?,
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1i64 << (spec.bits_per_sample - 1)) as f32;
             reader
                 .into_samples::<i32>()
                 .map(|s| s.map(|v| v as f32 * scale))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|source| Error::WavRead {
-                    path: path.to_path_buf(),
-                    source,
-                })?
+                .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?
         }
     };
-    let mono = samples
-        .chunks(channels)
-        .map(|frame| frame.iter().sum::<f32>() / channels as f32)
-        .collect();
+    let mono = samples.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
     Ok((mono, spec.sample_rate))
 }
 
@@ -293,11 +232,7 @@ mod tests {
         assert_eq!(rate, 22050);
         assert_eq!(samples.len(), 4);
         assert!((samples[1] - 0.5).abs() < 1e-3);
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temporary file left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
 
     #[test]
@@ -325,19 +260,12 @@ mod tests {
     #[test]
     fn resampling_keeps_duration_frequency_and_alignment() {
         // A 440 Hz tone at 22050 Hz -> 48000 Hz: length scales, and the zero crossings stay 440 Hz apart.
-        let tone: Vec<f32> = (0..22050)
-            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 22050.0).sin() * 0.5)
-            .collect();
+        let tone: Vec<f32> =
+            (0..22050).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 22050.0).sin() * 0.5).collect();
         let out = resample(&tone, 22050, 48000).unwrap();
         assert_eq!(out.len(), 48000);
-        let crossings = out[4800..43200]
-            .windows(2)
-            .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
-            .count();
-        assert!(
-            (350..=353).contains(&crossings),
-            "{crossings} rising crossings in 0.8 s of 440 Hz"
-        );
+        let crossings = out[4800..43200].windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+        assert!((350..=353).contains(&crossings), "{crossings} rising crossings in 0.8 s of 440 Hz");
         // Alignment: the output at time t matches the input at time t.
         let t = 0.5;
         let expected = (2.0 * std::f32::consts::PI * 440.0 * t).sin() * 0.5;

@@ -43,12 +43,7 @@ pub struct RuntimeSection {
 
 impl Default for RuntimeSection {
     fn default() -> Self {
-        RuntimeSection {
-            provider: ProviderName::Auto,
-            device_id: 0,
-            intra_threads: 0,
-            library: None,
-        }
+        RuntimeSection { provider: ProviderName::Auto, device_id: 0, intra_threads: 0, library: None }
     }
 }
 
@@ -118,10 +113,7 @@ pub struct OutputSection {
 
 impl Default for OutputSection {
     fn default() -> Self {
-        OutputSection {
-            sample_rate: None,
-            format: OutputFormat::Wav,
-        }
+        OutputSection { sample_rate: None, format: OutputFormat::Wav }
     }
 }
 
@@ -149,12 +141,7 @@ pub struct RealtimeSection {
 
 impl Default for RealtimeSection {
     fn default() -> Self {
-        RealtimeSection {
-            hop_ms: 20.0,
-            crossfade_ms: 5.0,
-            context_ms: 40.0,
-            underrun: UnderrunMode::Dry,
-        }
+        RealtimeSection { hop_ms: 20.0, crossfade_ms: 5.0, context_ms: 40.0, underrun: UnderrunMode::Dry }
     }
 }
 
@@ -216,10 +203,7 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection {
-            level: LogLevel::Warn,
-            file: None,
-        }
+        LogSection { level: LogLevel::Warn, file: None }
     }
 }
 
@@ -261,10 +245,7 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Where `key` got its value.
     pub fn source_of(&self, key: &str) -> &str {
-        self.sources
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or("default")
+        self.sources.get(key).map(String::as_str).unwrap_or("default")
     }
 
     /// Record that `key` was set by `source` (a flag, a preset, an environment variable).
@@ -290,11 +271,7 @@ fn flatten(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, Strin
     match value {
         serde_json::Value::Object(map) => {
             for (key, child) in map {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
                 flatten(child, &path, out);
             }
         }
@@ -314,11 +291,7 @@ pub fn load(explicit: Option<&Path>, default_file: &Path) -> Result<LoadedConfig
     match explicit {
         Some(path) => {
             if !path.is_file() {
-                return Err(config_error(
-                    path,
-                    None,
-                    "the file does not exist (given with --config)".into(),
-                ));
+                return Err(config_error(path, None, "the file does not exist (given with --config)".into()));
             }
             load_file(path)
         }
@@ -329,19 +302,12 @@ pub fn load(explicit: Option<&Path>, default_file: &Path) -> Result<LoadedConfig
 
 /// Read and check one config file.
 pub fn load_file(path: &Path) -> Result<LoadedConfig> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     parse(&text, path)
 }
 
 fn config_error(path: &Path, line: Option<usize>, problem: String) -> Error {
-    Error::Config {
-        path: path.to_path_buf(),
-        line,
-        problem,
-    }
+    Error::Config { path: path.to_path_buf(), line, problem }
 }
 
 /// Top-level sections that only the old Python tool wrote.
@@ -365,36 +331,24 @@ pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig> {
             ))
         }
     };
-    let is_legacy = tree
-        .as_object()
-        .is_some_and(|m| m.keys().any(|k| LEGACY_SECTIONS.contains(&k.as_str())));
+    let is_legacy = tree.as_object().is_some_and(|m| m.keys().any(|k| LEGACY_SECTIONS.contains(&k.as_str())));
     let mut loaded = if is_legacy {
         parse_legacy(&tree, path)?
     } else {
-        let config: Config =
-            serde_saphyr::from_str(if text.trim().is_empty() { "{}" } else { text })
-                .map_err(|e| saphyr_error(path, &e.to_string(), Some(&Config::default())))?;
+        let config: Config = serde_saphyr::from_str(if text.trim().is_empty() { "{}" } else { text })
+            .map_err(|e| saphyr_error(path, &e.to_string(), Some(&Config::default())))?;
         let mut sources = BTreeMap::new();
         let mut keys = Vec::new();
         flatten(&tree, "", &mut keys);
         for (key, _) in keys {
             sources.insert(key, format!("file {}", path.display()));
         }
-        LoadedConfig {
-            config,
-            path: Some(path.to_path_buf()),
-            sources,
-            warnings: Vec::new(),
-        }
+        LoadedConfig { config, path: Some(path.to_path_buf()), sources, warnings: Vec::new() }
     };
     loaded.path = Some(path.to_path_buf());
     if let Err(problem) = validate(&loaded.config) {
         let line = find_key_line(text, &problem.key);
-        return Err(config_error(
-            path,
-            line,
-            format!("`{}` {}", problem.key, problem.message),
-        ));
+        return Err(config_error(path, line, format!("`{}` {}", problem.key, problem.message)));
     }
     Ok(loaded)
 }
@@ -415,28 +369,17 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
     if value >= low && value <= high {
         Ok(())
     } else {
-        Err(Invalid {
-            key: key.into(),
-            message: format!("is {value}, expected {low}..{high}"),
-        })
+        Err(Invalid { key: key.into(), message: format!("is {value}, expected {low}..{high}") })
     }
 }
 
 /// Check every value's range and the relations between values.
 pub fn validate(config: &Config) -> std::result::Result<(), Invalid> {
     range("runtime.device_id", config.runtime.device_id, 0, 64)?;
-    range(
-        "runtime.intra_threads",
-        config.runtime.intra_threads,
-        0,
-        1024,
-    )?;
+    range("runtime.intra_threads", config.runtime.intra_threads, 0, 1024)?;
     let tts = &config.tts;
     if tts.voice.trim().is_empty() {
-        return Err(Invalid {
-            key: "tts.voice".into(),
-            message: "is empty".into(),
-        });
+        return Err(Invalid { key: "tts.voice".into(), message: "is empty".into() });
     }
     if let Some(v) = tts.length_scale {
         range("tts.length_scale", v, 0.05, 20.0)?;
@@ -468,12 +411,7 @@ pub fn validate(config: &Config) -> std::result::Result<(), Invalid> {
     let pre = &config.preprocessing;
     range("preprocessing.sample_rate", pre.sample_rate, 8000, 96_000)?;
     range("preprocessing.normalize_db", pre.normalize_db, -60.0, 0.0)?;
-    range(
-        "preprocessing.silence_threshold_db",
-        pre.silence_threshold_db,
-        -96.0,
-        -10.0,
-    )?;
+    range("preprocessing.silence_threshold_db", pre.silence_threshold_db, -96.0, -10.0)?;
     range("preprocessing.min_duration", pre.min_duration, 0.0, 600.0)?;
     range("preprocessing.max_duration", pre.max_duration, 0.1, 3600.0)?;
     if pre.min_duration >= pre.max_duration {
@@ -518,10 +456,7 @@ fn saphyr_error(path: &Path, message: &str, _schema: Option<&Config>) -> Error {
 fn suggest_for_unknown_field(message: &str) -> Option<String> {
     let after = message.split("unknown field `").nth(1)?;
     let (unknown, rest) = after.split_once('`')?;
-    let expected = rest
-        .split("expected one of")
-        .nth(1)
-        .or_else(|| rest.split("expected").nth(1))?;
+    let expected = rest.split("expected one of").nth(1).or_else(|| rest.split("expected").nth(1))?;
     expected
         .split(',')
         .map(|s| s.trim().trim_matches('`').to_string())
@@ -568,31 +503,17 @@ fn parse_legacy(tree: &serde_json::Value, path: &Path) -> Result<LoadedConfig> {
     flatten_values(tree, "", &mut leaves);
     for (key, value) in leaves {
         let wrong = |expected: &str| {
-            config_error(
-                path,
-                None,
-                format!("legacy key `{key}` should be {expected}, found {value}"),
-            )
+            config_error(path, None, format!("legacy key `{key}` should be {expected}, found {value}"))
         };
-        let as_f32 = || {
-            value
-                .as_f64()
-                .map(|v| v as f32)
-                .ok_or_else(|| wrong("a number"))
-        };
+        let as_f32 = || value.as_f64().map(|v| v as f32).ok_or_else(|| wrong("a number"));
         let target = match key.as_str() {
             "gpu.enabled" => {
                 let enabled = value.as_bool().ok_or_else(|| wrong("true or false"))?;
-                config.runtime.provider = if enabled {
-                    ProviderName::Cuda
-                } else {
-                    ProviderName::Cpu
-                };
+                config.runtime.provider = if enabled { ProviderName::Cuda } else { ProviderName::Cpu };
                 "runtime.provider"
             }
             "gpu.device_id" => {
-                config.runtime.device_id =
-                    value.as_i64().ok_or_else(|| wrong("an integer"))? as i32;
+                config.runtime.device_id = value.as_i64().ok_or_else(|| wrong("an integer"))? as i32;
                 "runtime.device_id"
             }
             "piper.speed" => {
@@ -620,25 +541,19 @@ fn parse_legacy(tree: &serde_json::Value, path: &Path) -> Result<LoadedConfig> {
                 "tts.speaker"
             }
             "piper.model" | "piper.default_model" | "piper.voice" => {
-                config.tts.voice = value
-                    .as_str()
-                    .ok_or_else(|| wrong("a voice name or path"))?
-                    .to_string();
+                config.tts.voice = value.as_str().ok_or_else(|| wrong("a voice name or path"))?.to_string();
                 "tts.voice"
             }
             "output.sample_rate" => {
-                config.output.sample_rate =
-                    Some(value.as_u64().ok_or_else(|| wrong("an integer (Hz)"))? as u32);
+                config.output.sample_rate = Some(value.as_u64().ok_or_else(|| wrong("an integer (Hz)"))? as u32);
                 "output.sample_rate"
             }
             "advanced.num_threads" => {
-                config.runtime.intra_threads =
-                    value.as_u64().ok_or_else(|| wrong("an integer"))? as usize;
+                config.runtime.intra_threads = value.as_u64().ok_or_else(|| wrong("an integer"))? as usize;
                 "runtime.intra_threads"
             }
             "preprocessing.sample_rate" | "preprocessing.target_sample_rate" => {
-                config.preprocessing.sample_rate =
-                    value.as_u64().ok_or_else(|| wrong("an integer (Hz)"))? as u32;
+                config.preprocessing.sample_rate = value.as_u64().ok_or_else(|| wrong("an integer (Hz)"))? as u32;
                 "preprocessing.sample_rate"
             }
             "preprocessing.normalize_db" | "preprocessing.target_db" => {
@@ -646,8 +561,7 @@ fn parse_legacy(tree: &serde_json::Value, path: &Path) -> Result<LoadedConfig> {
                 "preprocessing.normalize_db"
             }
             "preprocessing.trim_silence" => {
-                config.preprocessing.trim_silence =
-                    value.as_bool().ok_or_else(|| wrong("true or false"))?;
+                config.preprocessing.trim_silence = value.as_bool().ok_or_else(|| wrong("true or false"))?;
                 "preprocessing.trim_silence"
             }
             "preprocessing.min_duration" => {
@@ -659,36 +573,21 @@ fn parse_legacy(tree: &serde_json::Value, path: &Path) -> Result<LoadedConfig> {
                 "preprocessing.max_duration"
             }
             _ => {
-                warnings.push(format!(
-                    "{}: old-tool key `{key}` has no meaning in demod-voice; ignored",
-                    path.display()
-                ));
+                warnings
+                    .push(format!("{}: old-tool key `{key}` has no meaning in demod-voice; ignored", path.display()));
                 continue;
             }
         };
         sources.insert(target.to_string(), format!("{source} ({key})"));
     }
-    Ok(LoadedConfig {
-        config,
-        path: Some(path.to_path_buf()),
-        sources,
-        warnings,
-    })
+    Ok(LoadedConfig { config, path: Some(path.to_path_buf()), sources, warnings })
 }
 
-fn flatten_values(
-    value: &serde_json::Value,
-    prefix: &str,
-    out: &mut Vec<(String, serde_json::Value)>,
-) {
+fn flatten_values(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, serde_json::Value)>) {
     match value {
         serde_json::Value::Object(map) if !map.is_empty() => {
             for (key, child) in map {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
                 flatten_values(child, &path, out);
             }
         }
@@ -718,10 +617,7 @@ mod tests {
     fn keys_merge_over_defaults_and_record_their_source() {
         let loaded = parse_str("tts:\n  volume: 0.5\n").unwrap();
         assert_eq!(loaded.config.tts.volume, 0.5);
-        assert!(
-            loaded.config.tts.normalize,
-            "untouched keys keep their defaults"
-        );
+        assert!(loaded.config.tts.normalize, "untouched keys keep their defaults");
         assert_eq!(loaded.source_of("tts.volume"), "file /cfg/config.yaml");
         assert_eq!(loaded.source_of("tts.normalize"), "default");
     }
@@ -729,56 +625,32 @@ mod tests {
     #[test]
     fn syntax_errors_give_line_and_column() {
         let err = parse_str("tts:\n  volume: [1,\n").unwrap_err().to_string();
-        assert!(
-            err.contains("/cfg/config.yaml") && err.contains("line"),
-            "{err}"
-        );
+        assert!(err.contains("/cfg/config.yaml") && err.contains("line"), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
     }
 
     #[test]
     fn unknown_keys_suggest_the_closest_known_one() {
-        let err = parse_str("tts:\n  lenght_scale: 1.2\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("line 2") && err.contains("did you mean `length_scale`"),
-            "{err}"
-        );
-        let err = parse_str("runtim:\n  provider: cpu\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse_str("tts:\n  lenght_scale: 1.2\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("did you mean `length_scale`"), "{err}");
+        let err = parse_str("runtim:\n  provider: cpu\n").unwrap_err().to_string();
         assert!(err.contains("did you mean `runtime`"), "{err}");
     }
 
     #[test]
     fn wrong_types_are_reported_with_the_line() {
-        let err = parse_str("log:\n  level: warn\ntts:\n  volume: loud\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse_str("log:\n  level: warn\ntts:\n  volume: loud\n").unwrap_err().to_string();
         assert!(err.contains("line 4"), "{err}");
-        let err = parse_str("runtime:\n  provider: quantum\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse_str("runtime:\n  provider: quantum\n").unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn out_of_range_values_name_the_key_and_line() {
-        let err = parse_str("tts:\n  sentence_silence: 0.2\n  volume: 50\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("tts.volume") && err.contains("line 3") && err.contains("0..10"),
-            "{err}"
-        );
-        let err = parse_str("realtime:\n  hop_ms: 10\n  crossfade_ms: 12\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("realtime.crossfade_ms") && err.contains("line 3"),
-            "{err}"
-        );
+        let err = parse_str("tts:\n  sentence_silence: 0.2\n  volume: 50\n").unwrap_err().to_string();
+        assert!(err.contains("tts.volume") && err.contains("line 3") && err.contains("0..10"), "{err}");
+        let err = parse_str("realtime:\n  hop_ms: 10\n  crossfade_ms: 12\n").unwrap_err().to_string();
+        assert!(err.contains("realtime.crossfade_ms") && err.contains("line 3"), "{err}");
     }
 
     #[test]
@@ -796,28 +668,15 @@ mod tests {
         assert_eq!(c.preprocessing.min_duration, 1.0);
         assert_eq!(c.runtime.intra_threads, 3);
         assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
-        assert!(loaded
-            .warnings
-            .iter()
-            .all(|w| w.contains("xtts.") && !w.contains('\n')));
+        assert!(loaded.warnings.iter().all(|w| w.contains("xtts.") && !w.contains('\n')));
         assert!(loaded.source_of("tts.length_scale").contains("piper.speed"));
     }
 
     #[test]
     fn missing_explicit_file_is_an_error() {
-        let err = load(Some(Path::new("/nonexistent/c.yaml")), Path::new("/x"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("/nonexistent/c.yaml") && err.contains("does not exist"),
-            "{err}"
-        );
-        assert_eq!(
-            load(None, Path::new("/nonexistent/default.yaml"))
-                .unwrap()
-                .config,
-            Config::default()
-        );
+        let err = load(Some(Path::new("/nonexistent/c.yaml")), Path::new("/x")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/c.yaml") && err.contains("does not exist"), "{err}");
+        assert_eq!(load(None, Path::new("/nonexistent/default.yaml")).unwrap().config, Config::default());
     }
 
     #[test]

@@ -11,8 +11,7 @@ pub const RUNTIME_HINT: &str =
     "run `demod-voice setup`, pass --ort-lib PATH, or set ORT_DYLIB_PATH to a libonnxruntime.so (1.20 or newer)";
 
 /// What to tell a user who has no espeak-ng.
-pub const ESPEAK_HINT: &str =
-    "run `demod-voice setup`, install espeak-ng (Debian: `apt install espeak-ng`), or set \
+pub const ESPEAK_HINT: &str = "run `demod-voice setup`, install espeak-ng (Debian: `apt install espeak-ng`), or set \
      DEMOD_VOICE_ESPEAK_LIB / DEMOD_VOICE_ESPEAK_DATA";
 
 #[derive(Debug, thiserror::Error)]
@@ -60,19 +59,10 @@ pub enum Error {
     },
 
     #[error("voice config {}: line {line}, column {column}: {message}", path.display())]
-    VoiceConfigSyntax {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    VoiceConfigSyntax { path: PathBuf, line: usize, column: usize, message: String },
 
     #[error("voice config {}: field `{field}` {problem}", path.display())]
-    VoiceConfigField {
-        path: PathBuf,
-        field: String,
-        problem: String,
-    },
+    VoiceConfigField { path: PathBuf, field: String, problem: String },
 
     #[error("voice model {} not found; a Piper voice is a `.onnx` file with its `.onnx.json` beside it", path.display())]
     VoiceModelMissing { path: PathBuf },
@@ -120,18 +110,10 @@ pub enum Error {
     Setup { message: String },
 
     #[error("config {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
-    Config {
-        path: PathBuf,
-        line: Option<usize>,
-        problem: String,
-    },
+    Config { path: PathBuf, line: Option<usize>, problem: String },
 
     #[error("preset {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
-    Preset {
-        path: PathBuf,
-        line: Option<usize>,
-        problem: String,
-    },
+    Preset { path: PathBuf, line: Option<usize>, problem: String },
 
     #[error("no preset named `{name}` (available: {available}); see `demod-voice presets list`")]
     PresetNotFound { name: String, available: String },
@@ -143,9 +125,6 @@ pub enum Error {
 impl Error {
     /// Wrap an ONNX Runtime error with what was being done.
     pub fn onnx(context: impl Into<String>, source: ort::Error) -> Self {
-        Error::Onnx {
-            context: context.into(),
-            source,
-        }
+        Error::Onnx { context: context.into(), source }
     }
 }

@@ -67,10 +67,7 @@ impl Terminator {
 
     /// Whether the clause closes a sentence (Piper synthesises each sentence on its own).
     pub fn ends_sentence(self) -> bool {
-        matches!(
-            self,
-            Terminator::Period | Terminator::Question | Terminator::Exclamation | Terminator::Break
-        )
+        matches!(self, Terminator::Period | Terminator::Question | Terminator::Exclamation | Terminator::Break)
     }
 }
 
@@ -106,10 +103,7 @@ pub struct Espeak {
 
 impl std::fmt::Debug for Espeak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Espeak")
-            .field("paths", &self.paths)
-            .field("version", &self.version)
-            .finish()
+        f.debug_struct("Espeak").field("paths", &self.paths).field("version", &self.version).finish()
     }
 }
 
@@ -123,9 +117,7 @@ impl Espeak {
             return if existing.paths == *paths {
                 Ok(existing)
             } else {
-                Err(Error::EspeakAlreadyLoaded {
-                    loaded: existing.paths.library.clone(),
-                })
+                Err(Error::EspeakAlreadyLoaded { loaded: existing.paths.library.clone() })
             };
         }
         let espeak = Self::load(paths)?;
@@ -140,44 +132,25 @@ impl Espeak {
 
     fn load(paths: &EspeakPaths) -> Result<Espeak> {
         if !paths.data_dir.join("phontab").is_file() {
-            return Err(Error::EspeakData {
-                path: paths.data_dir.clone(),
-            });
+            return Err(Error::EspeakData { path: paths.data_dir.clone() });
         }
         // SAFETY: loading espeak-ng runs its ELF constructors, which only set up static tables.
-        let lib = unsafe { libloading::Library::new(&paths.library) }.map_err(|source| {
-            Error::EspeakLibrary {
-                path: paths.library.clone(),
-                source,
-            }
-        })?;
-        let sym_err = |name: &str| Error::EspeakSymbol {
-            path: paths.library.clone(),
-            symbol: name.to_string(),
-        };
+        let lib = unsafe { libloading::Library::new(&paths.library) }
+            .map_err(|source| Error::EspeakLibrary { path: paths.library.clone(), source })?;
+        let sym_err = |name: &str| Error::EspeakSymbol { path: paths.library.clone(), symbol: name.to_string() };
         // SAFETY: each symbol is looked up with the signature espeak-ng's public header declares for it.
-        let (
-            initialize_path,
-            initialize,
-            initialize_output,
-            set_voice_by_name,
-            text_to_phonemes,
-            info,
-            status_fn,
-        ) = unsafe {
+        let (initialize_path, initialize, initialize_output, set_voice_by_name, text_to_phonemes, info, status_fn) = unsafe {
             (
                 *lib.get::<InitializePathFn>(b"espeak_ng_InitializePath\0")
                     .map_err(|_| sym_err("espeak_ng_InitializePath"))?,
-                *lib.get::<InitializeFn>(b"espeak_ng_Initialize\0")
-                    .map_err(|_| sym_err("espeak_ng_Initialize"))?,
+                *lib.get::<InitializeFn>(b"espeak_ng_Initialize\0").map_err(|_| sym_err("espeak_ng_Initialize"))?,
                 *lib.get::<InitializeOutputFn>(b"espeak_ng_InitializeOutput\0")
                     .map_err(|_| sym_err("espeak_ng_InitializeOutput"))?,
                 *lib.get::<SetVoiceByNameFn>(b"espeak_ng_SetVoiceByName\0")
                     .map_err(|_| sym_err("espeak_ng_SetVoiceByName"))?,
                 *lib.get::<TextToPhonemesFn>(b"espeak_TextToPhonemes\0")
                     .map_err(|_| sym_err("espeak_TextToPhonemes"))?,
-                *lib.get::<InfoFn>(b"espeak_Info\0")
-                    .map_err(|_| sym_err("espeak_Info"))?,
+                *lib.get::<InfoFn>(b"espeak_Info\0").map_err(|_| sym_err("espeak_Info"))?,
                 *lib.get::<StatusMessageFn>(b"espeak_ng_GetStatusCodeMessage\0")
                     .map_err(|_| sym_err("espeak_ng_GetStatusCodeMessage"))?,
             )
@@ -191,18 +164,12 @@ impl Espeak {
             initialize(&mut context)
         };
         if status != ENS_OK {
-            return Err(Error::EspeakInit {
-                path: paths.data_dir.clone(),
-                message: status_message(status_fn, status),
-            });
+            return Err(Error::EspeakInit { path: paths.data_dir.clone(), message: status_message(status_fn, status) });
         }
         // SAFETY: synchronous output mode with no device opens nothing; only sets up internal buffers.
         let status = unsafe { initialize_output(ENOUTPUT_MODE_SYNCHRONOUS, 0, std::ptr::null()) };
         if status != ENS_OK {
-            return Err(Error::EspeakInit {
-                path: paths.data_dir.clone(),
-                message: status_message(status_fn, status),
-            });
+            return Err(Error::EspeakInit { path: paths.data_dir.clone(), message: status_message(status_fn, status) });
         }
         let mut data_path_ptr: *const c_char = std::ptr::null();
         // SAFETY: espeak_Info returns a pointer to a static version string.
@@ -214,18 +181,9 @@ impl Espeak {
                 CStr::from_ptr(v).to_string_lossy().into_owned()
             }
         };
-        let api = Api {
-            _lib: lib,
-            set_voice_by_name,
-            text_to_phonemes,
-            status_message: status_fn,
-            current_voice: None,
-        };
-        Ok(Espeak {
-            api: Mutex::new(api),
-            paths: paths.clone(),
-            version,
-        })
+        let api =
+            Api { _lib: lib, set_voice_by_name, text_to_phonemes, status_message: status_fn, current_voice: None };
+        Ok(Espeak { api: Mutex::new(api), paths: paths.clone(), version })
     }
 
     /// espeak-ng's version string, e.g. `1.52.0`.
@@ -241,17 +199,10 @@ impl Espeak {
     /// Phonemise `text` with the espeak voice `voice` (e.g. `en-us`), one entry per clause.
     pub fn clauses(&self, voice: &str, text: &str) -> Result<Vec<Clause>> {
         // espeak reads up to a NUL; an embedded NUL would silently cut the text short.
-        let cleaned: String = text
-            .chars()
-            .map(|c| if c == '\0' { ' ' } else { c })
-            .collect();
-        let c_text = CString::new(cleaned).map_err(|_| Error::InvalidText {
-            reason: "text contains a NUL byte".into(),
-        })?;
-        let mut api = self
-            .api
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cleaned: String = text.chars().map(|c| if c == '\0' { ' ' } else { c }).collect();
+        let c_text =
+            CString::new(cleaned).map_err(|_| Error::InvalidText { reason: "text contains a NUL byte".into() })?;
+        let mut api = self.api.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         api.set_voice(voice)?;
         let bytes = c_text.as_bytes();
         let base = c_text.as_ptr() as *const u8;
@@ -264,39 +215,22 @@ impl Espeak {
             // static buffer that the next call overwrites, so it is copied at once.
             let (phonemes, next) = unsafe {
                 let start = cursor;
-                let out =
-                    (api.text_to_phonemes)(&mut cursor, ESPEAK_CHARS_AUTO, ESPEAK_PHONEMES_IPA);
-                let phonemes = if out.is_null() {
-                    String::new()
-                } else {
-                    CStr::from_ptr(out).to_string_lossy().into_owned()
-                };
+                let out = (api.text_to_phonemes)(&mut cursor, ESPEAK_CHARS_AUTO, ESPEAK_PHONEMES_IPA);
+                let phonemes =
+                    if out.is_null() { String::new() } else { CStr::from_ptr(out).to_string_lossy().into_owned() };
                 (phonemes, (start, cursor))
             };
             let start_idx = (next.0 as usize) - (base as usize);
             let at_end = next.1.is_null();
-            let end_idx = if at_end {
-                bytes.len()
-            } else {
-                ((next.1 as usize) - (base as usize)).min(bytes.len())
-            };
-            let consumed =
-                String::from_utf8_lossy(&bytes[start_idx.min(end_idx)..end_idx]).into_owned();
+            let end_idx = if at_end { bytes.len() } else { ((next.1 as usize) - (base as usize)).min(bytes.len()) };
+            let consumed = String::from_utf8_lossy(&bytes[start_idx.min(end_idx)..end_idx]).into_owned();
             // espeak reads one character past the clause end and keeps it for the next clause; the consumed
             // slice therefore ends with the next clause's first character (unless the text ended).
-            let (own, lookahead) = if at_end {
-                (consumed.as_str(), "")
-            } else {
-                split_last_char(&consumed)
-            };
+            let (own, lookahead) = if at_end { (consumed.as_str(), "") } else { split_last_char(&consumed) };
             let mut text = std::mem::take(&mut carried);
             text.push_str(own);
             carried = lookahead.to_string();
-            clauses.push(Clause {
-                phonemes,
-                terminator: terminator_of(&text, at_end),
-                text,
-            });
+            clauses.push(Clause { phonemes, terminator: terminator_of(&text, at_end), text });
         }
         Ok(clauses)
     }
@@ -348,9 +282,7 @@ fn status_message(status_fn: StatusMessageFn, status: u32) -> String {
 
 fn path_to_cstring(path: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::EspeakData {
-        path: path.to_path_buf(),
-    })
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::EspeakData { path: path.to_path_buf() })
 }
 
 /// Recover the clause terminator from the text espeak consumed for a clause, reproducing how espeak classifies
@@ -359,35 +291,20 @@ fn path_to_cstring(path: &Path) -> Result<CString> {
 /// ellipsis (`...` or `…`) and dashes pause without punctuation or end a clause with `;` as espeak does.
 /// `at_end` marks the last clause of the text, which ends a sentence even without a mark.
 pub fn terminator_of(consumed: &str, at_end: bool) -> Terminator {
-    let tail_ws: String = consumed
-        .chars()
-        .rev()
-        .take_while(|c| c.is_whitespace())
-        .collect();
+    let tail_ws: String = consumed.chars().rev().take_while(|c| c.is_whitespace()).collect();
     if tail_ws.matches('\n').count() >= 2 {
         return Terminator::Break;
     }
     let trimmed = consumed.trim_end_matches(|c: char| {
-        c.is_whitespace()
-            || matches!(
-                c,
-                '"' | '\'' | ')' | ']' | '}' | '\u{201D}' | '\u{2019}' | '\u{BB}'
-            )
+        c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | '}' | '\u{201D}' | '\u{2019}' | '\u{BB}')
     });
     let run: Vec<char> = {
-        let mut run: Vec<char> = trimmed
-            .chars()
-            .rev()
-            .take_while(|c| matches!(c, '.' | '?' | '!' | ',' | ':' | ';' | '\u{2026}'))
-            .collect();
+        let mut run: Vec<char> =
+            trimmed.chars().rev().take_while(|c| matches!(c, '.' | '?' | '!' | ',' | ':' | ';' | '\u{2026}')).collect();
         run.reverse();
         run
     };
-    let fallback = if at_end {
-        Terminator::Break
-    } else {
-        Terminator::None
-    };
+    let fallback = if at_end { Terminator::Break } else { Terminator::None };
     if run.len() >= 2 && run.iter().all(|&c| c == '.') || run.first() == Some(&'\u{2026}') {
         return fallback;
     }
@@ -410,19 +327,13 @@ mod tests {
     #[test]
     fn terminators_are_read_past_quotes_and_space() {
         assert_eq!(terminator_of("Hello world. ", false), Terminator::Period);
-        assert_eq!(
-            terminator_of("He said \"stop!\" ", false),
-            Terminator::Exclamation
-        );
+        assert_eq!(terminator_of("He said \"stop!\" ", false), Terminator::Exclamation);
         assert_eq!(terminator_of("Really?", false), Terminator::Question);
         assert_eq!(terminator_of("What?! ", false), Terminator::Question);
         assert_eq!(terminator_of("first, ", false), Terminator::Comma);
         assert_eq!(terminator_of("note: ", false), Terminator::Colon);
         assert_eq!(terminator_of("one; ", false), Terminator::Semicolon);
-        assert_eq!(
-            terminator_of("third \u{2014} ", false),
-            Terminator::Semicolon
-        );
+        assert_eq!(terminator_of("third \u{2014} ", false), Terminator::Semicolon);
         assert_eq!(terminator_of("Wait... ", false), Terminator::None);
         assert_eq!(terminator_of("no end", false), Terminator::None);
         assert_eq!(terminator_of("no end", true), Terminator::Break);

@@ -19,24 +19,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Factory presets, compiled in.
 pub const FACTORY: &[(&str, &str)] = &[
-    (
-        "natural-narration",
-        include_str!("../../presets/natural-narration.yaml"),
-    ),
+    ("natural-narration", include_str!("../../presets/natural-narration.yaml")),
     ("fast-draft", include_str!("../../presets/fast-draft.yaml")),
-    (
-        "broadcast-loudness",
-        include_str!("../../presets/broadcast-loudness.yaml"),
-    ),
+    ("broadcast-loudness", include_str!("../../presets/broadcast-loudness.yaml")),
     ("deep-voice", include_str!("../../presets/deep-voice.yaml")),
-    (
-        "low-latency-live",
-        include_str!("../../presets/low-latency-live.yaml"),
-    ),
-    (
-        "bright-voice",
-        include_str!("../../presets/bright-voice.yaml"),
-    ),
+    ("low-latency-live", include_str!("../../presets/low-latency-live.yaml")),
+    ("bright-voice", include_str!("../../presets/bright-voice.yaml")),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,21 +122,14 @@ impl std::fmt::Display for PresetSource {
 
 /// Parse a preset, migrating old layouts. `origin` names it in messages.
 pub fn parse(text: &str, origin: &Path) -> Result<Preset> {
-    let err = |line: Option<usize>, problem: String| Error::Preset {
-        path: origin.to_path_buf(),
-        line,
-        problem,
-    };
+    let err = |line: Option<usize>, problem: String| Error::Preset { path: origin.to_path_buf(), line, problem };
     let tree: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
         let (line, problem) = one_line_saphyr(&e.to_string());
         err(line, problem)
     })?;
     let version = match tree.get("schema_version") {
         None => 0,
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| err(None, "`schema_version` must be a whole number".into()))?
-            as u32,
+        Some(v) => v.as_u64().ok_or_else(|| err(None, "`schema_version` must be a whole number".into()))? as u32,
     };
     if version > SCHEMA_VERSION {
         return Err(err(
@@ -160,12 +141,8 @@ pub fn parse(text: &str, origin: &Path) -> Result<Preset> {
     }
     let preset: Preset = if version == 0 {
         let migrated = migrate_v0(tree).map_err(|problem| err(None, problem))?;
-        serde_json::from_value(migrated).map_err(|e| {
-            err(
-                None,
-                format!("after migrating from the version-0 layout: {e}"),
-            )
-        })?
+        serde_json::from_value(migrated)
+            .map_err(|e| err(None, format!("after migrating from the version-0 layout: {e}")))?
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
             let (line, problem) = one_line_saphyr(&e.to_string());
@@ -190,8 +167,8 @@ fn migrate_v0(tree: serde_json::Value) -> std::result::Result<serde_json::Value,
             "name" | "description" => {
                 out.insert(key, value);
             }
-            "voice" | "speaker" | "length_scale" | "noise_scale" | "noise_w"
-            | "sentence_silence" | "volume" | "normalize" => {
+            "voice" | "speaker" | "length_scale" | "noise_scale" | "noise_w" | "sentence_silence" | "volume"
+            | "normalize" => {
                 tts.insert(key, value);
             }
             "engine" => {
@@ -225,10 +202,7 @@ fn one_line_saphyr(message: &str) -> (Option<usize>, String) {
     match first.strip_prefix("line ") {
         Some(after) => {
             let number: String = after.chars().take_while(char::is_ascii_digit).collect();
-            (
-                number.parse().ok(),
-                after[number.len()..].trim_start().to_string(),
-            )
+            (number.parse().ok(), after[number.len()..].trim_start().to_string())
         }
         None => (None, first.to_string()),
     }
@@ -243,15 +217,10 @@ impl Preset {
         // The same limits as the config file.
         let mut config = Config::default();
         self.apply(&mut config, &mut |_, _| {});
-        crate::config::validate(&config)
-            .map_err(|invalid| format!("`{}` {}", invalid.key, invalid.message))?;
+        crate::config::validate(&config).map_err(|invalid| format!("`{}` {}", invalid.key, invalid.message))?;
         if let Some(conv) = &self.converter {
             if !ENGINES.contains(&conv.engine.as_str()) {
-                return Err(format!(
-                    "`converter.engine` is `{}`, expected one of {}",
-                    conv.engine,
-                    ENGINES.join(", ")
-                ));
+                return Err(format!("`converter.engine` is `{}`, expected one of {}", conv.engine, ENGINES.join(", ")));
             }
             let check = |key: &str, v: f32, lo: f32, hi: f32| {
                 if v.is_finite() && (lo..=hi).contains(&v) {
@@ -296,11 +265,7 @@ impl Preset {
             record("tts.noise_w", v.to_string());
             config.tts.noise_w = Some(v);
         }
-        set!(
-            t.sentence_silence,
-            config.tts.sentence_silence,
-            "tts.sentence_silence"
-        );
+        set!(t.sentence_silence, config.tts.sentence_silence, "tts.sentence_silence");
         set!(t.volume, config.tts.volume, "tts.volume");
         set!(t.normalize, config.tts.normalize, "tts.normalize");
         if let Some(rate) = self.output.sample_rate {
@@ -310,16 +275,8 @@ impl Preset {
         set!(self.output.format, config.output.format, "output.format");
         let r = &self.realtime;
         set!(r.hop_ms, config.realtime.hop_ms, "realtime.hop_ms");
-        set!(
-            r.crossfade_ms,
-            config.realtime.crossfade_ms,
-            "realtime.crossfade_ms"
-        );
-        set!(
-            r.context_ms,
-            config.realtime.context_ms,
-            "realtime.context_ms"
-        );
+        set!(r.crossfade_ms, config.realtime.crossfade_ms, "realtime.crossfade_ms");
+        set!(r.context_ms, config.realtime.context_ms, "realtime.context_ms");
         set!(r.underrun, config.realtime.underrun, "realtime.underrun");
     }
 }
@@ -337,10 +294,8 @@ pub fn all(user_dir: &Path) -> Vec<std::result::Result<FoundPreset, Error>> {
     let mut out: Vec<std::result::Result<FoundPreset, Error>> = FACTORY
         .iter()
         .map(|(name, text)| {
-            parse(text, &PathBuf::from(format!("presets/{name}.yaml"))).map(|preset| FoundPreset {
-                preset,
-                source: PresetSource::Factory,
-            })
+            parse(text, &PathBuf::from(format!("presets/{name}.yaml")))
+                .map(|preset| FoundPreset { preset, source: PresetSource::Factory })
         })
         .collect();
     let mut files: Vec<PathBuf> = std::fs::read_dir(user_dir)
@@ -355,15 +310,9 @@ pub fn all(user_dir: &Path) -> Vec<std::result::Result<FoundPreset, Error>> {
     files.sort();
     for path in files {
         let loaded = std::fs::read_to_string(&path)
-            .map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })
+            .map_err(|source| Error::Read { path: path.clone(), source })
             .and_then(|text| parse(&text, &path))
-            .map(|preset| FoundPreset {
-                preset,
-                source: PresetSource::User(path.clone()),
-            });
+            .map(|preset| FoundPreset { preset, source: PresetSource::User(path.clone()) });
         if let Ok(found) = &loaded {
             out.retain(|existing| !matches!(existing, Ok(e) if e.preset.name == found.preset.name));
         }
@@ -375,19 +324,11 @@ pub fn all(user_dir: &Path) -> Vec<std::result::Result<FoundPreset, Error>> {
 /// Find a preset by name (user presets win), or load it from a path.
 pub fn find(name_or_path: &str, user_dir: &Path) -> Result<FoundPreset> {
     let as_path = Path::new(name_or_path);
-    if name_or_path.ends_with(".yaml")
-        || name_or_path.ends_with(".yml")
-        || name_or_path.contains('/')
-    {
-        let text = std::fs::read_to_string(as_path).map_err(|source| Error::Read {
-            path: as_path.to_path_buf(),
-            source,
-        })?;
+    if name_or_path.ends_with(".yaml") || name_or_path.ends_with(".yml") || name_or_path.contains('/') {
+        let text =
+            std::fs::read_to_string(as_path).map_err(|source| Error::Read { path: as_path.to_path_buf(), source })?;
         let preset = parse(&text, as_path)?;
-        return Ok(FoundPreset {
-            preset,
-            source: PresetSource::User(as_path.to_path_buf()),
-        });
+        return Ok(FoundPreset { preset, source: PresetSource::User(as_path.to_path_buf()) });
     }
     let mut names = Vec::new();
     let mut broken = None;
@@ -408,10 +349,7 @@ pub fn find(name_or_path: &str, user_dir: &Path) -> Result<FoundPreset> {
     if let Some(e) = broken {
         return Err(e);
     }
-    Err(Error::PresetNotFound {
-        name: name_or_path.to_string(),
-        available: names.join(", "),
-    })
+    Err(Error::PresetNotFound { name: name_or_path.to_string(), available: names.join(", ") })
 }
 
 #[cfg(test)]
@@ -430,57 +368,33 @@ mod tests {
 
     #[test]
     fn version_zero_presets_are_migrated() {
-        let preset = parse(
-            "name: old\nlength_scale: 1.2\npitch: -3\nformant: 0.9\n",
-            Path::new("old.yaml"),
-        )
-        .unwrap();
+        let preset = parse("name: old\nlength_scale: 1.2\npitch: -3\nformant: 0.9\n", Path::new("old.yaml")).unwrap();
         assert_eq!(preset.schema_version, SCHEMA_VERSION);
         assert_eq!(preset.tts.length_scale, Some(1.2));
         let conv = preset.converter.unwrap();
-        assert_eq!(
-            (
-                conv.engine.as_str(),
-                conv.pitch_semitones,
-                conv.formant_ratio
-            ),
-            ("dsp", -3.0, 0.9)
-        );
+        assert_eq!((conv.engine.as_str(), conv.pitch_semitones, conv.formant_ratio), ("dsp", -3.0, 0.9));
     }
 
     #[test]
     fn newer_schema_versions_are_refused() {
-        let err = parse("schema_version: 9\nname: future\n", Path::new("f.yaml"))
-            .unwrap_err()
-            .to_string();
+        let err = parse("schema_version: 9\nname: future\n", Path::new("f.yaml")).unwrap_err().to_string();
         assert!(err.contains("f.yaml") && err.contains("newer"), "{err}");
     }
 
     #[test]
     fn out_of_range_values_are_refused() {
-        let err = parse(
-            "schema_version: 1\nname: x\ntts:\n  volume: 99\n",
-            Path::new("x.yaml"),
-        )
-        .unwrap_err()
-        .to_string();
+        let err =
+            parse("schema_version: 1\nname: x\ntts:\n  volume: 99\n", Path::new("x.yaml")).unwrap_err().to_string();
         assert!(err.contains("tts.volume"), "{err}");
-        let err = parse(
-            "schema_version: 1\nname: x\nconverter:\n  engine: magic\n",
-            Path::new("x.yaml"),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = parse("schema_version: 1\nname: x\nconverter:\n  engine: magic\n", Path::new("x.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("converter.engine"), "{err}");
     }
 
     #[test]
     fn applying_a_preset_overrides_only_what_it_sets() {
-        let preset = parse(
-            "schema_version: 1\nname: x\ntts:\n  length_scale: 1.5\n",
-            Path::new("x.yaml"),
-        )
-        .unwrap();
+        let preset = parse("schema_version: 1\nname: x\ntts:\n  length_scale: 1.5\n", Path::new("x.yaml")).unwrap();
         let mut config = Config::default();
         config.tts.volume = 0.7;
         let mut keys = Vec::new();
@@ -493,16 +407,9 @@ mod tests {
     #[test]
     fn user_presets_replace_factory_ones_and_broken_files_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("mine.yaml"),
-            "schema_version: 1\nname: fast-draft\ndescription: mine\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("broken.yaml"),
-            "schema_version: 1\nname: [\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("mine.yaml"), "schema_version: 1\nname: fast-draft\ndescription: mine\n")
+            .unwrap();
+        std::fs::write(dir.path().join("broken.yaml"), "schema_version: 1\nname: [\n").unwrap();
         let found = find("fast-draft", dir.path()).unwrap();
         assert_eq!(found.preset.description, "mine");
         assert!(matches!(found.source, PresetSource::User(_)));

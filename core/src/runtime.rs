@@ -42,36 +42,21 @@ impl RuntimeSearch {
     pub fn candidates(&self) -> Vec<RuntimeCandidate> {
         let mut out = Vec::new();
         if let Some(path) = &self.flag {
-            out.push(RuntimeCandidate {
-                path: path.clone(),
-                source: "--ort-lib",
-            });
+            out.push(RuntimeCandidate { path: path.clone(), source: "--ort-lib" });
         }
         if let Some(path) = &self.env {
-            out.push(RuntimeCandidate {
-                path: path.clone(),
-                source: "ORT_DYLIB_PATH",
-            });
+            out.push(RuntimeCandidate { path: path.clone(), source: "ORT_DYLIB_PATH" });
         }
         if let Some(path) = &self.config {
-            out.push(RuntimeCandidate {
-                path: path.clone(),
-                source: "config",
-            });
+            out.push(RuntimeCandidate { path: path.clone(), source: "config" });
         }
         if let Some(dir) = &self.data_dir {
             if let Some(found) = find_versioned_library(dir) {
-                out.push(RuntimeCandidate {
-                    path: found,
-                    source: "data directory",
-                });
+                out.push(RuntimeCandidate { path: found, source: "data directory" });
             }
         }
         for name in SYSTEM_NAMES {
-            out.push(RuntimeCandidate {
-                path: PathBuf::from(name),
-                source: "system",
-            });
+            out.push(RuntimeCandidate { path: PathBuf::from(name), source: "system" });
         }
         out
     }
@@ -99,9 +84,7 @@ impl RuntimeSearch {
             searched.push(dir.display().to_string());
         }
         searched.push("the system library path".into());
-        Err(Error::RuntimeNotFound {
-            searched: searched.join(", "),
-        })
+        Err(Error::RuntimeNotFound { searched: searched.join(", ") })
     }
 }
 
@@ -111,10 +94,7 @@ pub fn find_versioned_library(dir: &Path) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
-                && p.is_file()
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")) && p.is_file()
         })
         .collect();
     found.sort();
@@ -154,23 +134,12 @@ impl Runtime {
     }
 
     fn load(candidate: &RuntimeCandidate) -> Result<Runtime> {
-        let load_error = |message: String| Error::RuntimeLoad {
-            path: candidate.path.clone(),
-            message,
-        };
+        let load_error = |message: String| Error::RuntimeLoad { path: candidate.path.clone(), message };
         let builder = ort::init_from(&candidate.path).map_err(|e| load_error(e.to_string()))?;
-        let environment = builder
-            .with_name("demod-voice")
-            .with_telemetry(false)
-            .build()
-            .map_err(|e| load_error(e.to_string()))?;
+        let environment =
+            builder.with_name("demod-voice").with_telemetry(false).build().map_err(|e| load_error(e.to_string()))?;
         let version = ort_version(&candidate.path);
-        Ok(Runtime {
-            path: candidate.path.clone(),
-            source: candidate.source,
-            version,
-            environment,
-        })
+        Ok(Runtime { path: candidate.path.clone(), source: candidate.source, version, environment })
     }
 
     /// Execution providers this runtime build offers (e.g. `CPUExecutionProvider`, `CUDAExecutionProvider`).
@@ -179,21 +148,12 @@ impl Runtime {
     }
 
     /// Build a session for `model` (a file path, for messages) from `bytes` or from the file.
-    pub fn session_from_file(
-        &self,
-        model: &Path,
-        options: &SessionOptions,
-    ) -> Result<LoadedSession> {
+    pub fn session_from_file(&self, model: &Path, options: &SessionOptions) -> Result<LoadedSession> {
         self.session(model, options, |builder| builder.commit_from_file(model))
     }
 
     /// Build a session from model bytes (tests use tiny committed graphs this way).
-    pub fn session_from_memory(
-        &self,
-        name: &Path,
-        bytes: &[u8],
-        options: &SessionOptions,
-    ) -> Result<LoadedSession> {
+    pub fn session_from_memory(&self, name: &Path, bytes: &[u8], options: &SessionOptions) -> Result<LoadedSession> {
         self.session(name, options, |builder| builder.commit_from_memory(bytes))
     }
 
@@ -219,15 +179,8 @@ impl Runtime {
             path: model.to_path_buf(),
             message: format!("ONNX Runtime cannot load it: {e}"),
         })?;
-        tracing::info!(
-            "{}: {provider}, {threads} intra-op threads",
-            model.display()
-        );
-        Ok(LoadedSession {
-            session,
-            provider: provider.into(),
-            intra_threads: threads,
-        })
+        tracing::info!("{}: {provider}, {threads} intra-op threads", model.display());
+        Ok(LoadedSession { session, provider: provider.into(), intra_threads: threads })
     }
 
     /// Register the requested GPU provider if this runtime has it and a device answers; otherwise stay on CPU.
@@ -263,10 +216,7 @@ impl Runtime {
             return (builder, CPU);
         }
         let dispatch = match options.provider {
-            Provider::TensorRt => TensorRT::default()
-                .with_device_id(options.device_id)
-                .build()
-                .error_on_failure(),
+            Provider::TensorRt => TensorRT::default().with_device_id(options.device_id).build().error_on_failure(),
             _ => CUDA::default()
                 .with_device_id(options.device_id)
                 // Exhaustive search is why CUDA Piper often runs slower than CPU; the heuristic is near-optimal.
@@ -277,11 +227,8 @@ impl Runtime {
         match builder.with_execution_providers([dispatch]) {
             Ok(builder) => (builder, wanted),
             Err(e) => {
-                let why = format!(
-                    "{wanted} could not start on device {} ({}); using CPU",
-                    options.device_id,
-                    e.message()
-                );
+                let why =
+                    format!("{wanted} could not start on device {} ({}); using CPU", options.device_id, e.message());
                 if explicit {
                     warn_once(&why);
                 } else {
@@ -321,9 +268,7 @@ fn ort_version(path: &Path) -> String {
             return "unknown".into();
         }
         let version = ((*base).GetVersionString)();
-        std::ffi::CStr::from_ptr(version)
-            .to_string_lossy()
-            .into_owned()
+        std::ffi::CStr::from_ptr(version).to_string_lossy().into_owned()
     }
 }
 
@@ -338,11 +283,7 @@ fn available_providers() -> Vec<String> {
             return Vec::new();
         }
         let list = (0..count as usize)
-            .map(|idx| {
-                std::ffi::CStr::from_ptr(*providers.add(idx))
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|idx| std::ffi::CStr::from_ptr(*providers.add(idx)).to_string_lossy().into_owned())
             .collect();
         let _ = (api.ReleaseAvailableProviders)(providers, count);
         list
@@ -403,9 +344,7 @@ pub struct LoadedSession {
 
 /// Physical cores (not hyper-threads), falling back to the logical count.
 pub fn physical_cores() -> usize {
-    let logical = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let logical = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
         return logical;
     };
@@ -415,10 +354,7 @@ pub fn physical_cores() -> usize {
         if let Some(value) = line.strip_prefix("physical id") {
             physical_id = value.trim_start_matches([' ', '\t', ':']).to_string();
         } else if let Some(value) = line.strip_prefix("core id") {
-            cores.insert((
-                physical_id.clone(),
-                value.trim_start_matches([' ', '\t', ':']).to_string(),
-            ));
+            cores.insert((physical_id.clone(), value.trim_start_matches([' ', '\t', ':']).to_string()));
         }
     }
     if cores.is_empty() {
@@ -434,15 +370,10 @@ mod tests {
 
     #[test]
     fn explicit_missing_path_is_an_error_naming_it() {
-        let search = RuntimeSearch {
-            flag: Some(PathBuf::from("/nonexistent/libonnxruntime.so")),
-            ..Default::default()
-        };
+        let search =
+            RuntimeSearch { flag: Some(PathBuf::from("/nonexistent/libonnxruntime.so")), ..Default::default() };
         let err = search.resolve().unwrap_err().to_string();
-        assert!(
-            err.contains("/nonexistent/libonnxruntime.so") && err.contains("--ort-lib"),
-            "{err}"
-        );
+        assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("--ort-lib"), "{err}");
     }
 
     #[test]
@@ -456,17 +387,7 @@ mod tests {
             data_dir: Some(dir.path().to_path_buf()),
         };
         let sources: Vec<&str> = search.candidates().iter().map(|c| c.source).collect();
-        assert_eq!(
-            sources,
-            [
-                "--ort-lib",
-                "ORT_DYLIB_PATH",
-                "config",
-                "data directory",
-                "system",
-                "system"
-            ]
-        );
+        assert_eq!(sources, ["--ort-lib", "ORT_DYLIB_PATH", "config", "data directory", "system", "system"]);
     }
 
     #[test]

@@ -36,14 +36,10 @@ const EXPLAINED: &[(&str, &str)] = &[];
 
 #[test]
 fn phoneme_ids_match_piper_for_at_least_98_percent_of_fixture_sentences() {
-    let fixture: Fixture = serde_json::from_str(
-        &std::fs::read_to_string(common::repo("tests/conformance/fixture.json")).unwrap(),
-    )
-    .unwrap();
-    assert!(
-        fixture.cases.len() >= 60,
-        "the fixture must hold at least 60 sentences"
-    );
+    let fixture: Fixture =
+        serde_json::from_str(&std::fs::read_to_string(common::repo("tests/conformance/fixture.json")).unwrap())
+            .unwrap();
+    assert!(fixture.cases.len() >= 60, "the fixture must hold at least 60 sentences");
     let model = common::default_voice_model();
     let config = VoiceConfig::load(&VoiceConfig::path_for_model(&model)).unwrap();
     let espeak = common::espeak();
@@ -58,20 +54,11 @@ fn phoneme_ids_match_piper_for_at_least_98_percent_of_fixture_sentences() {
             })
             .collect();
         if ours != case.sentences {
-            mismatches.push(format!(
-                "{:?}\n  piper: {:?}\n  ours:  {:?}",
-                case.text, case.sentences, ours
-            ));
+            mismatches.push(format!("{:?}\n  piper: {:?}\n  ours:  {:?}", case.text, case.sentences, ours));
         }
     }
-    let unexplained: Vec<&String> = mismatches
-        .iter()
-        .filter(|m| {
-            !EXPLAINED
-                .iter()
-                .any(|(text, _)| m.starts_with(&format!("{text:?}")))
-        })
-        .collect();
+    let unexplained: Vec<&String> =
+        mismatches.iter().filter(|m| !EXPLAINED.iter().any(|(text, _)| m.starts_with(&format!("{text:?}")))).collect();
     let matched = fixture.cases.len() - mismatches.len();
     let rate = matched as f64 / fixture.cases.len() as f64;
     assert!(
@@ -79,10 +66,6 @@ fn phoneme_ids_match_piper_for_at_least_98_percent_of_fixture_sentences() {
         "{matched}/{} sentences match ({:.1}%); unexplained differences:\n{}",
         fixture.cases.len(),
         rate * 100.0,
-        unexplained
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        unexplained.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
     );
 }

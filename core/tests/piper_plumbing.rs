@@ -23,20 +23,14 @@ const CONFIG: &str = r#"{
 fn voice(model: &str, num_speakers: u32, speakers: &str) -> demod_voice_core::Result<PiperVoice> {
     let path = common::data(model);
     let bytes = std::fs::read(&path).unwrap();
-    let text = CONFIG
-        .replace("NUM", &num_speakers.to_string())
-        .replace("SPEAKERS", speakers);
+    let text = CONFIG.replace("NUM", &num_speakers.to_string()).replace("SPEAKERS", speakers);
     let config = VoiceConfig::parse(&text, Path::new("tiny.onnx.json"))?;
-    let session =
-        common::runtime().session_from_memory(&path, &bytes, &SessionOptions::default())?;
+    let session = common::runtime().session_from_memory(&path, &bytes, &SessionOptions::default())?;
     PiperVoice::from_session("tiny".into(), &path, config, session, None)
 }
 
 fn raw(voice: &PiperVoice, text: &str, options: &SynthesisOptions) -> Vec<f32> {
-    let sentence = Sentence {
-        text: text.into(),
-        phonemes: text.chars().map(String::from).collect(),
-    };
+    let sentence = Sentence { text: text.into(), phonemes: text.chars().map(String::from).collect() };
     voice.infer(&voice.ids(&sentence), options).unwrap()
 }
 
@@ -50,10 +44,7 @@ fn ids_reach_the_model_in_piper_order() {
 #[test]
 fn length_scale_flag_overrides_the_voice_config() {
     let voice = voice("tiny_piper.onnx", 1, "{}").unwrap();
-    let options = SynthesisOptions {
-        length_scale: Some(2.0),
-        ..Default::default()
-    };
+    let options = SynthesisOptions { length_scale: Some(2.0), ..Default::default() };
     assert_eq!(raw(&voice, "a", &options), vec![2.0, 0.0, 10.0, 0.0, 4.0]);
 }
 
@@ -61,43 +52,19 @@ fn length_scale_flag_overrides_the_voice_config() {
 fn speakers_are_chosen_by_name_or_id() {
     let voice = voice("tiny_piper_sid.onnx", 3, r#"{"ann": 0, "bob": 2}"#).unwrap();
     let bob = voice.speaker_id("bob").unwrap();
-    let out = raw(
-        &voice,
-        "a",
-        &SynthesisOptions {
-            speaker_id: Some(bob),
-            ..Default::default()
-        },
-    );
+    let out = raw(&voice, "a", &SynthesisOptions { speaker_id: Some(bob), ..Default::default() });
     assert_eq!(out[0], 2001.0);
     let one = voice.speaker_id("1").unwrap();
-    assert_eq!(
-        raw(
-            &voice,
-            "a",
-            &SynthesisOptions {
-                speaker_id: Some(one),
-                ..Default::default()
-            }
-        )[0],
-        1001.0
-    );
+    assert_eq!(raw(&voice, "a", &SynthesisOptions { speaker_id: Some(one), ..Default::default() })[0], 1001.0);
     let err = voice.speaker_id("carol").unwrap_err().to_string();
     assert!(err.contains("carol") && err.contains("bob=2"), "{err}");
-    assert!(
-        voice.speaker_id("3").is_err(),
-        "ids past num_speakers are refused"
-    );
+    assert!(voice.speaker_id("3").is_err(), "ids past num_speakers are refused");
 }
 
 #[test]
 fn sentence_silence_and_normalisation_shape_the_output() {
     let voice = voice("tiny_piper.onnx", 1, "{}").unwrap();
-    let options = SynthesisOptions {
-        sentence_silence: 0.5,
-        volume: 0.5,
-        ..Default::default()
-    };
+    let options = SynthesisOptions { sentence_silence: 0.5, volume: 0.5, ..Default::default() };
     let mut chunks = Vec::new();
     voice
         .synthesize("ab", &options, |audio| {
@@ -107,45 +74,25 @@ fn sentence_silence_and_normalisation_shape_the_output() {
         .unwrap();
     assert_eq!(chunks.len(), 1);
     let samples = &chunks[0];
-    assert_eq!(
-        samples.len(),
-        7 + 8000,
-        "7 model samples then 0.5 s of silence at 16 kHz"
-    );
+    assert_eq!(samples.len(), 7 + 8000, "7 model samples then 0.5 s of silence at 16 kHz");
     let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-    assert!(
-        (peak - 0.5).abs() < 1e-6,
-        "peak {peak} should equal the volume after normalisation"
-    );
+    assert!((peak - 0.5).abs() < 1e-6, "peak {peak} should equal the volume after normalisation");
     assert!(samples[7..].iter().all(|&s| s == 0.0));
 }
 
 #[test]
 fn multi_speaker_config_on_a_model_without_sid_is_refused() {
     let err = voice("tiny_piper.onnx", 2, "{}").unwrap_err().to_string();
-    assert!(
-        err.contains("tiny_piper.onnx") && err.contains("sid"),
-        "{err}"
-    );
+    assert!(err.contains("tiny_piper.onnx") && err.contains("sid"), "{err}");
 }
 
 #[test]
 fn a_model_without_piper_inputs_is_refused_by_name() {
     let path = common::data("not_piper.onnx");
     let bytes = std::fs::read(&path).unwrap();
-    let session = common::runtime()
-        .session_from_memory(&path, &bytes, &SessionOptions::default())
-        .unwrap();
-    let config = VoiceConfig::parse(
-        &CONFIG.replace("NUM", "1").replace("SPEAKERS", "{}"),
-        Path::new("x.json"),
-    )
-    .unwrap();
-    let err = PiperVoice::from_session("x".into(), &path, config, session, None)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("not_piper.onnx") && err.contains("not a Piper VITS model"),
-        "{err}"
-    );
+    let session = common::runtime().session_from_memory(&path, &bytes, &SessionOptions::default()).unwrap();
+    let config =
+        VoiceConfig::parse(&CONFIG.replace("NUM", "1").replace("SPEAKERS", "{}"), Path::new("x.json")).unwrap();
+    let err = PiperVoice::from_session("x".into(), &path, config, session, None).unwrap_err().to_string();
+    assert!(err.contains("not_piper.onnx") && err.contains("not a Piper VITS model"), "{err}");
 }

@@ -64,9 +64,7 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     let report = BenchReport {
         voice: voice.name.clone(),
         provider: voice.provider(),
-        threads: options
-            .intra_threads
-            .unwrap_or_else(demod_voice_core::runtime::physical_cores),
+        threads: options.intra_threads.unwrap_or_else(demod_voice_core::runtime::physical_cores),
         onnxruntime: runtime.version.clone(),
         load_seconds,
         audio_seconds,
@@ -91,16 +89,8 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
             "synthesis          {:.3} s for {:.2} s of audio (best of {})",
             report.synth_seconds, report.audio_seconds, report.runs
         )?;
-        writeln!(
-            out,
-            "real-time factor   {:.4} (lower is faster)",
-            report.real_time_factor
-        )?;
-        writeln!(
-            out,
-            "time to first audio {:.3} s",
-            report.first_audio_seconds
-        )?;
+        writeln!(out, "real-time factor   {:.4} (lower is faster)", report.real_time_factor)?;
+        writeln!(out, "time to first audio {:.3} s", report.first_audio_seconds)?;
     }
     Ok(())
 }

@@ -24,9 +24,7 @@ pub struct Context {
 }
 
 fn env_path(key: &str) -> Option<PathBuf> {
-    std::env::var_os(key)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 impl Context {
@@ -90,10 +88,7 @@ impl Context {
             }
         }
         config::validate(&settings.config).map_err(|invalid| demod_voice_core::Error::Config {
-            path: settings
-                .path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("(flags)")),
+            path: settings.path.clone().unwrap_or_else(|| PathBuf::from("(flags)")),
             line: None,
             problem: format!("`{}` {}", invalid.key, invalid.message),
         })?;
@@ -106,12 +101,7 @@ impl Context {
             dirs.cache = cache.clone();
         }
         dirs.voices = paths.voices.clone();
-        Ok(Context {
-            global,
-            dirs,
-            settings,
-            default_config_path,
-        })
+        Ok(Context { global, dirs, settings, default_config_path })
     }
 
     /// Lay a preset over the settings (flags applied afterwards still win).
@@ -119,11 +109,7 @@ impl Context {
         let found = presets::find(name, &self.dirs.config.join("presets"))?;
         let source = format!("preset {}", found.preset.name);
         let mut touched = Vec::new();
-        found
-            .preset
-            .apply(&mut self.settings.config, &mut |key, _| {
-                touched.push(key.to_string())
-            });
+        found.preset.apply(&mut self.settings.config, &mut |key, _| touched.push(key.to_string()));
         for key in touched {
             self.settings.set_source(&key, source.clone());
         }
@@ -152,27 +138,17 @@ impl Context {
 
     /// Run `setup` for the named parts, telling the user why.
     fn auto_setup(&self, runtime: bool, espeak: bool, voice: bool) -> Result<()> {
-        let what: Vec<&str> = [
-            (runtime, "ONNX Runtime"),
-            (espeak, "espeak-ng"),
-            (voice, "the default voice"),
-        ]
-        .iter()
-        .filter(|(needed, _)| *needed)
-        .map(|(_, name)| *name)
-        .collect();
+        let what: Vec<&str> = [(runtime, "ONNX Runtime"), (espeak, "espeak-ng"), (voice, "the default voice")]
+            .iter()
+            .filter(|(needed, _)| *needed)
+            .map(|(_, name)| *name)
+            .collect();
         eprintln!(
             "demod-voice: first use: installing {} into {} (run `demod-voice setup` to do this ahead of time)",
             what.join(", "),
             self.dirs.data.display()
         );
-        let options = SetupOptions {
-            offline: self.global.offline,
-            runtime,
-            espeak,
-            voice,
-            ..Default::default()
-        };
+        let options = SetupOptions { offline: self.global.offline, runtime, espeak, voice, ..Default::default() };
         let quiet = self.global.quiet;
         let report = assets::setup(&self.dirs, &options, &mut |line| {
             if !quiet {
@@ -181,12 +157,7 @@ impl Context {
         })?;
         for item in report {
             if !quiet {
-                eprintln!(
-                    "demod-voice: {} {} ({})",
-                    item.action,
-                    item.path.display(),
-                    item.package
-                );
+                eprintln!("demod-voice: {} {} ({})", item.action, item.path.display(), item.package);
             }
         }
         Ok(())
@@ -208,15 +179,10 @@ impl Context {
             Some(found) => found,
             None => {
                 self.auto_setup(false, true, false)?;
-                assets::find_espeak(&self.dirs, env_path)?
-                    .context("espeak-ng is still missing after setup")?
+                assets::find_espeak(&self.dirs, env_path)?.context("espeak-ng is still missing after setup")?
             }
         };
-        tracing::debug!(
-            "espeak-ng from {} ({})",
-            found.paths.library.display(),
-            found.source
-        );
+        tracing::debug!("espeak-ng from {} ({})", found.paths.library.display(), found.source);
         Ok(Espeak::get_or_load(&found.paths)?)
     }
 
@@ -246,18 +212,8 @@ impl Context {
     fn load_model(&self, model: &std::path::Path) -> Result<PiperVoice> {
         let model = model.to_path_buf();
         let config = VoiceConfig::load(&VoiceConfig::path_for_model(&model))?;
-        let espeak = if config.phoneme_type == PhonemeType::Espeak {
-            Some(self.espeak()?)
-        } else {
-            None
-        };
+        let espeak = if config.phoneme_type == PhonemeType::Espeak { Some(self.espeak()?) } else { None };
         let runtime = self.runtime()?;
-        Ok(PiperVoice::load_with_config(
-            runtime,
-            &model,
-            config,
-            espeak,
-            &self.session_options(),
-        )?)
+        Ok(PiperVoice::load_with_config(runtime, &model, config, espeak, &self.session_options())?)
     }
 }

@@ -44,20 +44,8 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-fn check(
-    name: &'static str,
-    legacy_name: &'static str,
-    status: Status,
-    message: impl Into<String>,
-) -> Check {
-    Check {
-        name,
-        legacy_name,
-        status,
-        message: message.into(),
-        hint: None,
-        details: serde_json::json!({}),
-    }
+fn check(name: &'static str, legacy_name: &'static str, status: Status, message: impl Into<String>) -> Check {
+    Check { name, legacy_name, status, message: message.into(), hint: None, details: serde_json::json!({}) }
 }
 
 impl Check {
@@ -89,20 +77,9 @@ fn print(report: &Report, json: bool) -> Result<()> {
         serde_json::to_writer_pretty(&mut out, report)?;
         writeln!(out)?;
     } else {
-        writeln!(
-            out,
-            "demod-voice {}: {}",
-            report.version,
-            status_word(report.status)
-        )?;
+        writeln!(out, "demod-voice {}: {}", report.version, status_word(report.status))?;
         for c in &report.checks {
-            writeln!(
-                out,
-                "{:<8} {:<10} {}",
-                status_word(c.status),
-                c.name,
-                c.message
-            )?;
+            writeln!(out, "{:<8} {:<10} {}", status_word(c.status), c.name, c.message)?;
             if let Some(hint) = &c.hint {
                 writeln!(out, "{:<8} {:<10} -> {hint}", "", "")?;
             }
@@ -128,18 +105,9 @@ pub fn collect(ctx: &Context, deep: bool, config_problem: Option<String>) -> Rep
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH,
         std::env::consts::OS,
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
-    let mut checks = vec![check(
-        "version",
-        "demod-voice",
-        Status::Ok,
-        format!("demod-voice {version}"),
-    )];
+    let mut checks = vec![check("version", "demod-voice", Status::Ok, format!("demod-voice {version}"))];
     let runtime = runtime_check(ctx, &mut checks);
     checks.push(gpu_check(runtime, ctx));
     let espeak_ok = espeak_check(ctx, &mut checks);
@@ -150,20 +118,14 @@ pub fn collect(ctx: &Context, deep: bool, config_problem: Option<String>) -> Rep
     checks.push(config_check(ctx, config_problem));
     checks.push(disk_check(ctx));
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
-    Report {
-        schema_version: SCHEMA_VERSION,
-        status,
-        version: env!("CARGO_PKG_VERSION").into(),
-        checks,
-    }
+    Report { schema_version: SCHEMA_VERSION, status, version: env!("CARGO_PKG_VERSION").into(), checks }
 }
 
 fn runtime_check(ctx: &Context, checks: &mut Vec<Check>) -> Option<&'static Runtime> {
     // Health never installs anything: it reports what is there.
     let search: RuntimeSearch = ctx.runtime_search();
-    let result = search
-        .resolve()
-        .and_then(|candidate| Runtime::get_or_init(&search).map(|runtime| (candidate, runtime)));
+    let result =
+        search.resolve().and_then(|candidate| Runtime::get_or_init(&search).map(|runtime| (candidate, runtime)));
     match result {
         Ok((candidate, runtime)) => {
             let providers = runtime.available_providers();
@@ -172,12 +134,7 @@ fn runtime_check(ctx: &Context, checks: &mut Vec<Check>) -> Option<&'static Runt
                     "runtime",
                     "onnxruntime",
                     Status::Ok,
-                    format!(
-                        "ONNX Runtime {} from {} ({})",
-                        runtime.version,
-                        runtime.path.display(),
-                        candidate.source
-                    ),
+                    format!("ONNX Runtime {} from {} ({})", runtime.version, runtime.path.display(), candidate.source),
                 )
                 .details(serde_json::json!({
                     "path": runtime.path,
@@ -189,9 +146,10 @@ fn runtime_check(ctx: &Context, checks: &mut Vec<Check>) -> Option<&'static Runt
             Some(runtime)
         }
         Err(e) => {
-            checks.push(check("runtime", "onnxruntime", Status::Error, e.to_string()).hint(
-                "run `demod-voice setup`, or point --ort-lib / ORT_DYLIB_PATH at a libonnxruntime.so",
-            ));
+            checks.push(
+                check("runtime", "onnxruntime", Status::Error, e.to_string())
+                    .hint("run `demod-voice setup`, or point --ort-lib / ORT_DYLIB_PATH at a libonnxruntime.so"),
+            );
             None
         }
     }
@@ -204,18 +162,10 @@ fn gpu_check(runtime: Option<&Runtime>, ctx: &Context) -> Check {
         .map(|(name, memory_mib)| serde_json::json!({ "name": name, "memory_mib": memory_mib }))
         .collect();
     let Some(runtime) = runtime else {
-        return check(
-            "gpu",
-            "cuda",
-            Status::Warning,
-            "unknown: no ONNX Runtime loaded",
-        )
-        .details(serde_json::json!({ "cuda_provider": false, "devices": device_json }));
+        return check("gpu", "cuda", Status::Warning, "unknown: no ONNX Runtime loaded")
+            .details(serde_json::json!({ "cuda_provider": false, "devices": device_json }));
     };
-    let has_cuda = runtime
-        .available_providers()
-        .iter()
-        .any(|p| p == "CUDAExecutionProvider");
+    let has_cuda = runtime.available_providers().iter().any(|p| p == "CUDAExecutionProvider");
     let details = serde_json::json!({
         "cuda_provider": has_cuda,
         "devices": device_json,
@@ -252,16 +202,12 @@ fn gpu_check(runtime: Option<&Runtime>, ctx: &Context) -> Check {
             "gpu",
             "cuda",
             Status::Warning,
-            format!(
-                "CPU only: the ONNX Runtime at {} has no CUDA provider",
-                runtime.path.display()
-            ),
+            format!("CPU only: the ONNX Runtime at {} has no CUDA provider", runtime.path.display()),
         )
         .hint(if devices.is_empty() {
             "no NVIDIA GPU found either; CPU synthesis is fully supported".to_string()
         } else {
-            "an NVIDIA GPU is present: install the GPU runtime with `demod-voice setup --gpu`"
-                .to_string()
+            "an NVIDIA GPU is present: install the GPU runtime with `demod-voice setup --gpu`".to_string()
         })
         .details(details),
     }
@@ -270,10 +216,7 @@ fn gpu_check(runtime: Option<&Runtime>, ctx: &Context) -> Check {
 /// NVIDIA devices from the driver's proc files, with memory from nvidia-smi when it is installed.
 fn nvidia_devices() -> Vec<(String, Option<u64>)> {
     if let Ok(output) = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=name,memory.total",
-            "--format=csv,noheader,nounits",
-        ])
+        .args(["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"])
         .output()
     {
         if output.status.success() {
@@ -292,21 +235,12 @@ fn nvidia_devices() -> Vec<(String, Option<u64>)> {
     entries
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path().join("information")).ok())
-        .filter_map(|info| {
-            info.lines().find_map(|l| {
-                l.strip_prefix("Model:")
-                    .map(|m| (m.trim().to_string(), None))
-            })
-        })
+        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("Model:").map(|m| (m.trim().to_string(), None))))
         .collect()
 }
 
 fn espeak_check(ctx: &Context, checks: &mut Vec<Check>) -> bool {
-    let lookup = |key: &str| {
-        std::env::var_os(key)
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from)
-    };
+    let lookup = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
     let found = match assets::find_espeak(&ctx.dirs, lookup) {
         Ok(Some(found)) => found,
         Ok(None) => {
@@ -332,11 +266,7 @@ fn espeak_check(ctx: &Context, checks: &mut Vec<Check>) -> bool {
                     "espeak",
                     "espeak",
                     if ok { Status::Ok } else { Status::Error },
-                    format!(
-                        "espeak-ng {} ({}); \"hello\" -> {phonemes}",
-                        espeak.version(),
-                        found.source
-                    ),
+                    format!("espeak-ng {} ({}); \"hello\" -> {phonemes}", espeak.version(), found.source),
                 )
                 .details(serde_json::json!({
                     "library": found.paths.library,
@@ -348,10 +278,8 @@ fn espeak_check(ctx: &Context, checks: &mut Vec<Check>) -> bool {
             ok
         }
         Err(e) => {
-            checks.push(
-                check("espeak", "espeak", Status::Error, e.to_string())
-                    .hint("run `demod-voice setup --force`"),
-            );
+            checks
+                .push(check("espeak", "espeak", Status::Error, e.to_string()).hint("run `demod-voice setup --force`"));
             false
         }
     }
@@ -360,12 +288,7 @@ fn espeak_check(ctx: &Context, checks: &mut Vec<Check>) -> bool {
 fn voices_check(ctx: &Context) -> Check {
     let voices = assets::installed_voices(&ctx.dirs.voices_dir());
     let profiles = std::fs::read_dir(ctx.dirs.data.join("profiles"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
-                .count()
-        })
+        .map(|entries| entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "yaml")).count())
         .unwrap_or(0);
     let configured = &ctx.settings.config.tts.voice;
     let has_configured = assets::resolve_voice(configured, &ctx.dirs.voices_dir()).is_ok();
@@ -375,11 +298,7 @@ fn voices_check(ctx: &Context) -> Check {
         "profiles": profiles,
         "default_voice": configured,
     });
-    let message = format!(
-        "{} voice(s), {profiles} profile(s) in {}",
-        voices.len(),
-        ctx.dirs.voices_dir().display()
-    );
+    let message = format!("{} voice(s), {profiles} profile(s) in {}", voices.len(), ctx.dirs.voices_dir().display());
     if has_configured {
         check("voices", "piper", Status::Ok, message).details(details)
     } else {
@@ -396,12 +315,7 @@ fn voices_check(ctx: &Context) -> Check {
 
 fn deep_check(ctx: &Context, prerequisites: bool) -> Check {
     if !prerequisites {
-        return check(
-            "synthesis",
-            "tts",
-            Status::Error,
-            "skipped: the runtime or espeak-ng is missing",
-        );
+        return check("synthesis", "tts", Status::Error, "skipped: the runtime or espeak-ng is missing");
     }
     let started = Instant::now();
     let result = ctx.load_voice_no_install(None).and_then(|voice| {
@@ -485,13 +399,8 @@ fn disk_check(ctx: &Context) -> Check {
                 c.hint("voices need about 60-120 MB each; free some space")
             }
         }
-        None => check(
-            "disk",
-            "disk",
-            Status::Warning,
-            format!("cannot measure free space at {}", probe.display()),
-        )
-        .details(details),
+        None => check("disk", "disk", Status::Warning, format!("cannot measure free space at {}", probe.display()))
+            .details(details),
     }
 }
 

@@ -22,13 +22,9 @@ fn main() -> ExitCode {
     // `health` still runs on a broken config file, on the defaults, and reports the problem as a check.
     if let Command::Health(args) = &cli.command {
         if let Err(problem) = Context::new(cli.global.clone()) {
-            let args = cli::HealthArgs {
-                json: args.json,
-                deep: args.deep,
-            };
-            let result = Context::with_defaults(cli.global.clone()).and_then(|context| {
-                health::health_with_config_error(&context, args, one_line(&problem))
-            });
+            let args = cli::HealthArgs { json: args.json, deep: args.deep };
+            let result = Context::with_defaults(cli.global.clone())
+                .and_then(|context| health::health_with_config_error(&context, args, one_line(&problem)));
             return match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -58,9 +54,11 @@ fn main() -> ExitCode {
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
+        let kind = cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .map(std::io::Error::kind)
+            .or_else(|| cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind));
+        kind == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -137,34 +135,20 @@ fn init_logging(context: &Context) -> anyhow::Result<()> {
             filter.add_directive("ort=warn".parse().expect("static directive"))
         }
     };
-    let stderr = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_filter(filter());
+    let stderr = fmt::layer().with_writer(std::io::stderr).with_target(false).without_time().with_filter(filter());
     let file_layer = match &log.file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| CoreError::Config {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|source| {
+                CoreError::Config {
                     path: context.settings.path.clone().unwrap_or_default(),
                     line: None,
                     problem: format!("`log.file` {} cannot be opened: {source}", path.display()),
-                })?;
-            Some(
-                fmt::layer()
-                    .with_writer(std::sync::Mutex::new(file))
-                    .with_ansi(false)
-                    .with_filter(filter()),
-            )
+                }
+            })?;
+            Some(fmt::layer().with_writer(std::sync::Mutex::new(file)).with_ansi(false).with_filter(filter()))
         }
         None => None,
     };
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(file_layer)
-        .init();
+    tracing_subscriber::registry().with(stderr).with(file_layer).init();
     Ok(())
 }

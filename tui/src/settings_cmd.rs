@@ -30,10 +30,7 @@ pub fn config(ctx: &Context, command: ConfigCommand) -> Result<()> {
                 .collect();
             if json {
                 let file = ctx.settings.path.as_ref().map(|p| p.display().to_string());
-                serde_json::to_writer_pretty(
-                    &mut out,
-                    &serde_json::json!({ "file": file, "keys": entries }),
-                )?;
+                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "file": file, "keys": entries }))?;
                 writeln!(out)?;
             } else {
                 match &ctx.settings.path {
@@ -46,31 +43,21 @@ pub fn config(ctx: &Context, command: ConfigCommand) -> Result<()> {
                 }
                 let width = entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
                 for entry in entries {
-                    writeln!(
-                        out,
-                        "{:<width$}  {:<20}  # {}",
-                        entry.key, entry.value, entry.source
-                    )?;
+                    writeln!(out, "{:<width$}  {:<20}  # {}", entry.key, entry.value, entry.source)?;
                 }
             }
         }
         ConfigCommand::Init { path, force } => {
             let path = path.unwrap_or_else(|| ctx.default_config_path.clone());
             if path.exists() && !force {
-                return Err(usage(format!(
-                    "{} already exists; pass --force to replace it",
-                    path.display()
-                )));
+                return Err(usage(format!("{} already exists; pass --force to replace it", path.display())));
             }
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
             }
             let temp = path.with_extension("yaml.partial");
-            std::fs::write(&temp, config::DEFAULT_FILE)
-                .with_context(|| format!("cannot write {}", temp.display()))?;
-            std::fs::rename(&temp, &path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&temp, config::DEFAULT_FILE).with_context(|| format!("cannot write {}", temp.display()))?;
+            std::fs::rename(&temp, &path).with_context(|| format!("cannot write {}", path.display()))?;
             writeln!(out, "wrote {}", path.display())?;
         }
         ConfigCommand::Check { path } => {
@@ -79,11 +66,7 @@ pub fn config(ctx: &Context, command: ConfigCommand) -> Result<()> {
                 writeln!(out, "warning: {warning}")?;
             }
             let set = loaded.sources.len();
-            writeln!(
-                out,
-                "{}: ok ({set} key(s) set, the rest default)",
-                path.display()
-            )?;
+            writeln!(out, "{}: ok ({set} key(s) set, the rest default)", path.display())?;
         }
     }
     Ok(())
@@ -125,13 +108,7 @@ pub fn presets(ctx: &Context, command: PresetsCommand) -> Result<()> {
             } else {
                 for row in rows {
                     match row.problem {
-                        None => writeln!(
-                            out,
-                            "{:<20} {:<8} {}",
-                            row.name,
-                            short_source(&row.source),
-                            row.description
-                        )?,
+                        None => writeln!(out, "{:<20} {:<8} {}", row.name, short_source(&row.source), row.description)?,
                         Some(problem) => writeln!(out, "{:<20} unusable: {problem}", row.name)?,
                     }
                 }

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use demod_voice_core::assets::{self, SetupOptions};
-use demod_voice_core::audio::{
-    resample, streaming_wav_header, write_s16le, write_samples, AtomicWav, WavEncoding,
-};
+use demod_voice_core::audio::{resample, streaming_wav_header, write_s16le, write_samples, AtomicWav, WavEncoding};
 use demod_voice_core::piper::{PiperVoice, Sentence, SynthesisOptions};
 use serde::Serialize;
 
@@ -62,9 +60,7 @@ impl Sink {
                 Ok(None)
             }
             Sink::Raw(out) => {
-                out.lock()
-                    .flush()
-                    .context("writing PCM to standard output")?;
+                out.lock().flush().context("writing PCM to standard output")?;
                 Ok(None)
             }
         }
@@ -77,15 +73,12 @@ fn read_text(text: Option<String>, input: Option<&Path>) -> Result<String> {
         (Some(text), _) => text,
         (None, Some(path)) if path == Path::new("-") => read_stdin()?,
         (None, Some(path)) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read text file {}", path.display()))?;
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read text file {}", path.display()))?;
             decode_utf8(bytes, &path.display().to_string())?
         }
         (None, None) => {
             if std::io::stdin().is_terminal() {
-                return Err(usage(
-                    "no text given: pass TEXT, -i FILE, or pipe text into standard input",
-                ));
+                return Err(usage("no text given: pass TEXT, -i FILE, or pipe text into standard input"));
             }
             read_stdin()?
         }
@@ -98,9 +91,7 @@ fn read_text(text: Option<String>, input: Option<&Path>) -> Result<String> {
 
 fn read_stdin() -> Result<String> {
     let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .context("cannot read standard input")?;
+    std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
     decode_utf8(bytes, "standard input")
 }
 
@@ -167,12 +158,7 @@ fn prepare_settings(ctx: &mut Context, scales: &ScaleArgs) -> Result<()> {
     }
     apply_flags(ctx, scales);
     demod_voice_core::config::validate(&ctx.settings.config).map_err(|invalid| {
-        usage(format!(
-            "`{}` {} (set by {})",
-            invalid.key,
-            invalid.message,
-            ctx.settings.source_of(&invalid.key)
-        ))
+        usage(format!("`{}` {} (set by {})", invalid.key, invalid.message, ctx.settings.source_of(&invalid.key)))
     })
 }
 
@@ -198,10 +184,7 @@ fn synthesis_options(ctx: &Context, voice: &PiperVoice) -> Result<SynthesisOptio
 
 /// True when a sentence has something to say beyond punctuation and spaces.
 fn has_speech(sentence: &Sentence) -> bool {
-    sentence.phonemes.iter().any(|p| {
-        !p.chars()
-            .all(|c| c.is_whitespace() || ".,:;!?'\"()-".contains(c))
-    })
+    sentence.phonemes.iter().any(|p| !p.chars().all(|c| c.is_whitespace() || ".,:;!?'\"()-".contains(c)))
 }
 
 pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
@@ -209,14 +192,10 @@ pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     prepare_settings(ctx, &args.scales)?;
     let to_stdout = args.output_raw || args.output.as_deref() == Some(Path::new("-"));
     if args.output.is_none() && !args.output_raw {
-        return Err(usage(
-            "say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw",
-        ));
+        return Err(usage("say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw"));
     }
     if to_stdout && std::io::stdout().is_terminal() {
-        return Err(usage(
-            "refusing to write audio to a terminal; redirect standard output or use -o FILE.wav",
-        ));
+        return Err(usage("refusing to write audio to a terminal; redirect standard output or use -o FILE.wav"));
     }
     // An unwritable output fails before the model is loaded.
     let pending_file = match &args.output {
@@ -228,14 +207,7 @@ pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     }
     let voice = ctx.load_voice(args.voice.voice.as_deref())?;
     let options = synthesis_options(ctx, &voice)?;
-    run_synthesis(
-        ctx,
-        &voice,
-        &text,
-        &options,
-        pending_file.as_deref(),
-        args.output_raw,
-    )
+    run_synthesis(ctx, &voice, &text, &options, pending_file.as_deref(), args.output_raw)
 }
 
 fn check_writable(path: &Path) -> Result<()> {
@@ -260,8 +232,7 @@ fn run_synthesis(
         None if raw => Sink::Raw(std::io::stdout()),
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            out.write_all(&streaming_wav_header(rate, encoding))
-                .context("writing WAV to standard output")?;
+            out.write_all(&streaming_wav_header(rate, encoding)).context("writing WAV to standard output")?;
             Sink::StdoutWav(out, encoding)
         }
     };
@@ -270,10 +241,7 @@ fn run_synthesis(
     let started = std::time::Instant::now();
     let count = voice.synthesize(text, options, |audio| -> Result<()> {
         if !has_speech(&audio.sentence) {
-            tracing::warn!(
-                "sentence {:?} has nothing to speak; skipped",
-                audio.sentence.text
-            );
+            tracing::warn!("sentence {:?} has nothing to speak; skipped", audio.sentence.text);
             return Ok(());
         }
         any_speech = true;
@@ -285,19 +253,13 @@ fn run_synthesis(
             audio.sentence.text
         );
         // Each sentence ends in silence (the model fades out), so resampling sentence by sentence is seamless.
-        let samples = if rate == voice_rate {
-            audio.samples
-        } else {
-            resample(&audio.samples, voice_rate, rate)?
-        };
+        let samples = if rate == voice_rate { audio.samples } else { resample(&audio.samples, voice_rate, rate)? };
         spoken_samples += samples.len();
         sink.write(&samples)
     })?;
     if count == 0 || !any_speech {
         // The sink is dropped here: a partial file is removed.
-        return Err(usage(
-            "the text has nothing to speak (only punctuation, symbols or unknown characters)",
-        ));
+        return Err(usage("the text has nothing to speak (only punctuation, symbols or unknown characters)"));
     }
     let path = sink.finish()?;
     if !ctx.global.quiet {
@@ -323,15 +285,9 @@ pub fn piper_infer(ctx: &mut Context, args: PiperInferArgs) -> Result<()> {
     if !to_stdout {
         check_writable(&args.output)?;
     } else if std::io::stdout().is_terminal() {
-        return Err(usage(
-            "refusing to write audio to a terminal; redirect standard output",
-        ));
+        return Err(usage("refusing to write audio to a terminal; redirect standard output"));
     }
-    let scales = ScaleArgs {
-        speaker: args.speaker,
-        preset: args.preset,
-        ..Default::default()
-    };
+    let scales = ScaleArgs { speaker: args.speaker, preset: args.preset, ..Default::default() };
     prepare_settings(ctx, &scales)?;
     let voice = ctx.load_voice(Some(&args.model))?;
     let options = synthesis_options(ctx, &voice)?;
@@ -354,9 +310,8 @@ struct Phonemized {
 pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
     let text = read_text(args.text, None)?;
     let model = ctx.voice_path(args.voice.voice.as_deref())?;
-    let config = demod_voice_core::piper::VoiceConfig::load(
-        &demod_voice_core::piper::VoiceConfig::path_for_model(&model),
-    )?;
+    let config =
+        demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
     let espeak = match config.phoneme_type {
         demod_voice_core::piper::PhonemeType::Espeak => Some(ctx.espeak()?),
         _ => None,
@@ -366,16 +321,11 @@ pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
         sentences: sentences
             .iter()
             .map(|s| {
-                let (ids, unknown) =
-                    demod_voice_core::piper::phonemes_to_ids(&s.phonemes, &config.phoneme_id_map);
+                let (ids, unknown) = demod_voice_core::piper::phonemes_to_ids(&s.phonemes, &config.phoneme_id_map);
                 for phoneme in unknown.0 {
                     tracing::warn!("phoneme {phoneme:?} is not in the voice's id map; skipped");
                 }
-                PhonemizedSentence {
-                    text: s.text.clone(),
-                    phonemes: s.phoneme_string(),
-                    phoneme_ids: ids,
-                }
+                PhonemizedSentence { text: s.text.clone(), phonemes: s.phoneme_string(), phoneme_ids: ids }
             })
             .collect(),
     };
@@ -437,18 +387,10 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
         return Ok(());
     }
     if rows.is_empty() {
-        writeln!(
-            stdout,
-            "no voices installed in {}; run `demod-voice setup`",
-            ctx.dirs.voices_dir().display()
-        )?;
+        writeln!(stdout, "no voices installed in {}; run `demod-voice setup`", ctx.dirs.voices_dir().display())?;
         return Ok(());
     }
-    writeln!(
-        stdout,
-        "{:<28} {:<8} {:<8} {:>6} {:>8}",
-        "NAME", "LANGUAGE", "QUALITY", "RATE", "SPEAKERS"
-    )?;
+    writeln!(stdout, "{:<28} {:<8} {:<8} {:>6} {:>8}", "NAME", "LANGUAGE", "QUALITY", "RATE", "SPEAKERS")?;
     for row in rows {
         match row.problem {
             None => writeln!(
@@ -477,21 +419,14 @@ pub fn setup(ctx: &Context, args: SetupArgs) -> Result<()> {
         }
     })?;
     for item in &report {
-        println!(
-            "{:<10} {:<16} {} ({})",
-            item.what,
-            item.action,
-            item.path.display(),
-            item.package
-        );
+        println!("{:<10} {:<16} {} ({})", item.what, item.action, item.path.display(), item.package);
     }
     // Verify: load what was installed, exactly as a command would.
     let runtime = ctx.runtime()?;
     let espeak = ctx.espeak()?;
     let model = ctx.voice_path(None)?;
-    let config = demod_voice_core::piper::VoiceConfig::load(
-        &demod_voice_core::piper::VoiceConfig::path_for_model(&model),
-    )?;
+    let config =
+        demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
     let sentences = demod_voice_core::piper::phonemize(&config, Some(espeak), "ok")?;
     if sentences.is_empty() {
         bail!("espeak-ng loaded but produced no phonemes for a test word");

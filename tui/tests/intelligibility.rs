@@ -28,25 +28,12 @@ fn venv() -> PathBuf {
     let venv = base.join("demod-voice/test-asr-venv");
     let python = venv.join("bin/python");
     let ready = python.is_file()
-        && Command::new(&python)
-            .args(["-c", "import pocketsphinx"])
-            .output()
-            .is_ok_and(|o| o.status.success());
+        && Command::new(&python).args(["-c", "import pocketsphinx"]).output().is_ok_and(|o| o.status.success());
     if !ready {
-        let status = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .unwrap();
+        let status = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
         assert!(status.success(), "python3 -m venv failed");
         let status = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "pocketsphinx==5.1.1",
-            ])
+            .args(["install", "-q", "--disable-pip-version-check", "pocketsphinx==5.1.1"])
             .status()
             .unwrap();
         assert!(status.success(), "installing pocketsphinx failed");
@@ -67,9 +54,7 @@ fn edit_distance(a: &[String], b: &[String]) -> usize {
     for (i, wa) in a.iter().enumerate() {
         let mut row = vec![i + 1; b.len() + 1];
         for (j, wb) in b.iter().enumerate() {
-            row[j + 1] = (prev[j] + usize::from(wa != wb))
-                .min(prev[j + 1] + 1)
-                .min(row[j] + 1);
+            row[j + 1] = (prev[j] + usize::from(wa != wb)).min(prev[j + 1] + 1).min(row[j] + 1);
         }
         prev = row;
     }
@@ -87,46 +72,22 @@ fn an_independent_recogniser_understands_the_default_voice() {
             .arg(&path)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         paths.push(path);
     }
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/intelligibility/transcribe.py");
-    let out = Command::new(venv())
-        .arg(script)
-        .args(&paths)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/intelligibility/transcribe.py");
+    let out = Command::new(venv()).arg(script).args(&paths).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut errors = 0;
     let mut total = 0;
     let mut report = String::new();
-    for (line, sentence) in String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .zip(SENTENCES)
-    {
-        let heard = serde_json::from_str::<serde_json::Value>(line).unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    for (line, sentence) in String::from_utf8(out.stdout).unwrap().lines().zip(SENTENCES) {
+        let heard = serde_json::from_str::<serde_json::Value>(line).unwrap()["text"].as_str().unwrap().to_string();
         let expected = words(sentence);
         errors += edit_distance(&expected, &words(&heard));
         total += expected.len();
         report.push_str(&format!("\n  said:  {sentence}\n  heard: {heard}"));
     }
     let wer = errors as f64 / total as f64;
-    assert!(
-        wer <= MAX_WER,
-        "word error rate {:.0}% over {total} words:{report}",
-        wer * 100.0
-    );
+    assert!(wer <= MAX_WER, "word error rate {:.0}% over {total} words:{report}", wer * 100.0);
 }

@@ -14,10 +14,8 @@ fn ensure_assets() {
         let dirs = demod_voice_core::assets::Dirs::from_env();
         if !demod_voice_core::assets::missing_assets(&dirs).is_empty() {
             let options = demod_voice_core::assets::SetupOptions::default();
-            demod_voice_core::assets::setup(&dirs, &options, &mut |line| {
-                eprintln!("test setup: {line}")
-            })
-            .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
+            demod_voice_core::assets::setup(&dirs, &options, &mut |line| eprintln!("test setup: {line}"))
+                .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
         }
     });
 }
@@ -40,34 +38,22 @@ fn stderr(out: &Output) -> String {
 
 fn default_model() -> PathBuf {
     let dirs = demod_voice_core::assets::Dirs::from_env();
-    demod_voice_core::assets::resolve_voice(
-        demod_voice_core::assets::DEFAULT_VOICE,
-        &dirs.voices_dir(),
-    )
-    .unwrap_or_else(|e| panic!("the default voice is needed ({e}); run `demod-voice setup` first"))
+    demod_voice_core::assets::resolve_voice(demod_voice_core::assets::DEFAULT_VOICE, &dirs.voices_dir())
+        .unwrap_or_else(|e| panic!("the default voice is needed ({e}); run `demod-voice setup` first"))
 }
 
 fn wav_info(path: &Path) -> (hound::WavSpec, usize, f32) {
-    let reader = hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("{} is not a WAV: {e}", path.display()));
+    let reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{} is not a WAV: {e}", path.display()));
     let spec = reader.spec();
     let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
-    let rms = (samples
-        .iter()
-        .map(|&s| (s as f32 / 32768.0).powi(2))
-        .sum::<f32>()
-        / samples.len().max(1) as f32)
-        .sqrt();
+    let rms = (samples.iter().map(|&s| (s as f32 / 32768.0).powi(2)).sum::<f32>() / samples.len().max(1) as f32).sqrt();
     (spec, samples.len(), rms)
 }
 
 /// Only the expected files are in `dir`: no temporary or half-written output.
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
@@ -76,24 +62,12 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn speak_writes_16_bit_mono_22050_hz_wav_of_plausible_length() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("hello.wav");
-    let out = run(bin()
-        .args([
-            "speak",
-            "Hello from DeMoD. This is a test of the default voice.",
-            "-o",
-        ])
-        .arg(&out_path));
+    let out = run(bin().args(["speak", "Hello from DeMoD. This is a test of the default voice.", "-o"]).arg(&out_path));
     assert!(out.status.success(), "{}", stderr(&out));
     let (spec, frames, rms) = wav_info(&out_path);
-    assert_eq!(
-        (spec.channels, spec.sample_rate, spec.bits_per_sample),
-        (1, 22050, 16)
-    );
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 22050, 16));
     let seconds = frames as f32 / 22050.0;
-    assert!(
-        (2.0..8.0).contains(&seconds),
-        "{seconds} s for two short sentences"
-    );
+    assert!((2.0..8.0).contains(&seconds), "{seconds} s for two short sentences");
     assert!(rms > 0.02, "the audio is not silent (rms {rms})");
     assert_eq!(files_in(dir.path()), ["hello.wav"]);
 }
@@ -104,41 +78,24 @@ fn text_from_file_and_stdin_give_the_same_length_as_the_argument() {
     let text = "One small sentence.";
     std::fs::write(dir.path().join("in.txt"), text).unwrap();
     let from_file = dir.path().join("file.wav");
-    let out = run(bin()
-        .args(["speak", "-i"])
-        .arg(dir.path().join("in.txt"))
-        .arg("-o")
-        .arg(&from_file)
-        .args(["--noise-scale", "0", "--noise-w", "0"]));
+    let out = run(bin().args(["speak", "-i"]).arg(dir.path().join("in.txt")).arg("-o").arg(&from_file).args([
+        "--noise-scale",
+        "0",
+        "--noise-w",
+        "0",
+    ]));
     assert!(out.status.success(), "{}", stderr(&out));
     let from_arg = dir.path().join("arg.wav");
-    let out = run(bin()
-        .args(["speak", text, "--noise-scale", "0", "--noise-w", "0", "-o"])
-        .arg(&from_arg));
+    let out = run(bin().args(["speak", text, "--noise-scale", "0", "--noise-w", "0", "-o"]).arg(&from_arg));
     assert!(out.status.success(), "{}", stderr(&out));
     let mut child = bin()
-        .args([
-            "speak",
-            "-i",
-            "-",
-            "--noise-scale",
-            "0",
-            "--noise-w",
-            "0",
-            "-o",
-            "-",
-        ])
+        .args(["speak", "-i", "-", "--noise-scale", "0", "--noise-w", "0", "-o", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     // WAV on stdout: a 44-byte streaming header then s16le samples.
@@ -154,11 +111,7 @@ fn text_from_file_and_stdin_give_the_same_length_as_the_argument() {
 #[test]
 fn raw_output_streams_pcm_sentence_by_sentence() {
     let mut child = bin()
-        .args([
-            "speak",
-            "--output-raw",
-            "First sentence here. Second one follows. And a third.",
-        ])
+        .args(["speak", "--output-raw", "First sentence here. Second one follows. And a third."])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -203,12 +156,7 @@ fn phonemize_json_has_one_entry_per_sentence() {
     assert_eq!(sentences.len(), 2);
     assert_eq!(sentences[1]["text"], "How are you?");
     assert!(sentences[1]["phonemes"].as_str().unwrap().ends_with('?'));
-    let ids: Vec<i64> = sentences[0]["phoneme_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let ids: Vec<i64> = sentences[0]["phoneme_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert_eq!(&ids[..2], &[1, 0], "BOS then PAD");
     assert_eq!(ids.last(), Some(&2), "EOS last");
 }
@@ -218,14 +166,8 @@ fn voices_list_shows_the_default_voice() {
     let out = run(bin().args(["voices", "list"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("en_US-joe-medium"))
-        .unwrap_or_else(|| panic!("{text}"));
-    assert!(
-        line.contains("en_US") && line.contains("medium") && line.contains("22050"),
-        "{line}"
-    );
+    let line = text.lines().find(|l| l.starts_with("en_US-joe-medium")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("en_US") && line.contains("medium") && line.contains("22050"), "{line}");
 }
 
 #[test]
@@ -267,23 +209,14 @@ fn a_hundred_kilobytes_of_text_stream_with_bounded_memory() {
         total += n;
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             if let Some(hwm) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
-                peak_rss_kib = peak_rss_kib.max(
-                    hwm.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse()
-                        .unwrap_or(0),
-                );
+                peak_rss_kib = peak_rss_kib.max(hwm.trim().trim_end_matches("kB").trim().parse().unwrap_or(0));
             }
         }
     }
     let status = child.wait().unwrap();
     assert!(status.success());
     let audio_seconds = total as f64 / 2.0 / 22050.0;
-    assert!(
-        audio_seconds > 300.0,
-        "100 kB of text gave only {audio_seconds:.0} s of audio"
-    );
+    assert!(audio_seconds > 300.0, "100 kB of text gave only {audio_seconds:.0} s of audio");
     // Holding the whole output as f32 would add ~4 bytes per sample on top of the model's ~250 MB.
     let whole_output_kib = (total * 2 / 1024) as u64;
     assert!(peak_rss_kib > 0, "peak memory was read");
@@ -303,20 +236,14 @@ fn assert_clean_failure(out: &Output, code: i32, needles: &[&str]) {
     let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(error_lines.len(), 1, "exactly one error line: {err}");
     for needle in needles {
-        assert!(
-            error_lines[0].contains(needle),
-            "{needle:?} missing from {:?}",
-            error_lines[0]
-        );
+        assert!(error_lines[0].contains(needle), "{needle:?} missing from {:?}", error_lines[0]);
     }
 }
 
 #[test]
 fn empty_text_is_a_usage_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(bin()
-        .args(["speak", "   ", "-o"])
-        .arg(dir.path().join("x.wav")));
+    let out = run(bin().args(["speak", "   ", "-o"]).arg(dir.path().join("x.wav")));
     assert_clean_failure(&out, 2, &["empty"]);
     assert!(files_in(dir.path()).is_empty());
 }
@@ -331,12 +258,7 @@ fn invalid_utf8_on_stdin_is_reported_with_its_offset() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Hello \xff\xfe world")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"Hello \xff\xfe world").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_clean_failure(&out, 2, &["standard input", "UTF-8", "offset 6"]);
     assert!(files_in(dir.path()).is_empty());
@@ -350,23 +272,14 @@ fn unwritable_output_fails_before_synthesis_and_names_the_path() {
 
 #[test]
 fn missing_voice_file_is_named() {
-    let out = run(bin().args([
-        "speak",
-        "Hello.",
-        "--voice",
-        "/nonexistent/voice.onnx",
-        "-o",
-        "/tmp/never.wav",
-    ]));
+    let out = run(bin().args(["speak", "Hello.", "--voice", "/nonexistent/voice.onnx", "-o", "/tmp/never.wav"]));
     assert_clean_failure(&out, 1, &["/nonexistent/voice.onnx"]);
     assert!(!Path::new("/tmp/never.wav").exists());
 }
 
 #[test]
 fn unknown_voice_name_lists_installed_voices() {
-    let out = run(bin()
-        .args(["speak", "Hello.", "--voice", "no-such-voice", "-o", "-"])
-        .stdout(Stdio::piped()));
+    let out = run(bin().args(["speak", "Hello.", "--voice", "no-such-voice", "-o", "-"]).stdout(Stdio::piped()));
     assert_clean_failure(&out, 1, &["no-such-voice", "en_US-joe-medium"]);
 }
 
@@ -376,17 +289,9 @@ fn malformed_voice_config_names_file_and_field() {
     let model = dir.path().join("broken.onnx");
     std::os::unix::fs::symlink(default_model(), &model).unwrap();
     // A syntax error: the message gives the file, line and column.
-    std::fs::write(
-        dir.path().join("broken.onnx.json"),
-        "{\n  \"audio\": {\"sample_rate\": 22050,\n}",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("broken.onnx.json"), "{\n  \"audio\": {\"sample_rate\": 22050,\n}").unwrap();
     let wav = dir.path().join("x.wav");
-    let out = run(bin()
-        .args(["speak", "Hello.", "--voice"])
-        .arg(&model)
-        .arg("-o")
-        .arg(&wav));
+    let out = run(bin().args(["speak", "Hello.", "--voice"]).arg(&model).arg("-o").arg(&wav));
     assert_clean_failure(&out, 1, &["broken.onnx.json", "line 3"]);
     // A missing field: the message names it.
     std::fs::write(
@@ -394,35 +299,21 @@ fn malformed_voice_config_names_file_and_field() {
         r#"{"audio": {"sample_rate": 22050}, "espeak": {"voice": "en-us"}}"#,
     )
     .unwrap();
-    let out = run(bin()
-        .args(["speak", "Hello.", "--voice"])
-        .arg(&model)
-        .arg("-o")
-        .arg(&wav));
+    let out = run(bin().args(["speak", "Hello.", "--voice"]).arg(&model).arg("-o").arg(&wav));
     assert_clean_failure(&out, 1, &["broken.onnx.json", "phoneme_id_map"]);
     assert!(!wav.exists());
 }
 
 #[test]
 fn missing_or_incompatible_runtime_library_is_explained() {
-    let out = run(bin().args([
-        "--ort-lib",
-        "/nonexistent/libonnxruntime.so",
-        "speak",
-        "Hi.",
-        "-o",
-        "/tmp/never.wav",
-    ]));
+    let out = run(bin().args(["--ort-lib", "/nonexistent/libonnxruntime.so", "speak", "Hi.", "-o", "/tmp/never.wav"]));
     assert_clean_failure(&out, 1, &["/nonexistent/libonnxruntime.so", "setup"]);
     // A real shared library that is not ONNX Runtime.
-    let not_ort = [
-        "/lib/x86_64-linux-gnu/libz.so.1",
-        "/usr/lib/x86_64-linux-gnu/libz.so.1",
-        "/lib/x86_64-linux-gnu/libm.so.6",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .expect("some system library exists");
+    let not_ort =
+        ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libm.so.6"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("some system library exists");
     let out = run(bin().args(["--ort-lib", not_ort, "speak", "Hi.", "-o", "/tmp/never.wav"]));
     assert_clean_failure(&out, 1, &[not_ort, "OrtGetApiBase"]);
     assert!(!Path::new("/tmp/never.wav").exists());
@@ -442,23 +333,14 @@ fn missing_espeak_data_is_explained() {
 #[test]
 fn text_of_only_punctuation_errors_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(bin()
-        .args(["speak", "?!... ,;", "-o"])
-        .arg(dir.path().join("x.wav")));
+    let out = run(bin().args(["speak", "?!... ,;", "-o"]).arg(dir.path().join("x.wav")));
     assert_clean_failure(&out, 2, &["nothing to speak"]);
     assert!(files_in(dir.path()).is_empty());
 }
 
 #[test]
 fn out_of_range_scale_is_a_usage_error() {
-    let out = run(bin().args([
-        "speak",
-        "Hello.",
-        "--length-scale",
-        "0",
-        "-o",
-        "/tmp/never.wav",
-    ]));
+    let out = run(bin().args(["speak", "Hello.", "--length-scale", "0", "-o", "/tmp/never.wav"]));
     assert_clean_failure(&out, 2, &["length-scale"]);
 }
 

@@ -139,14 +139,9 @@ impl VoiceConfig {
     pub fn load(path: &Path) -> Result<VoiceConfig> {
         let text = std::fs::read_to_string(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
-                Error::VoiceConfigMissing {
-                    path: path.to_path_buf(),
-                }
+                Error::VoiceConfigMissing { path: path.to_path_buf() }
             } else {
-                Error::Read {
-                    path: path.to_path_buf(),
-                    source,
-                }
+                Error::Read { path: path.to_path_buf(), source }
             }
         })?;
         Self::parse(&text, path)
@@ -161,17 +156,9 @@ impl VoiceConfig {
                 Some(idx) => message[..idx].to_string(),
                 None => message,
             };
-            let message = if e.is_data() {
-                message.replace("missing field", "missing required field")
-            } else {
-                message
-            };
-            Error::VoiceConfigSyntax {
-                path: path.to_path_buf(),
-                line: e.line(),
-                column: e.column(),
-                message,
-            }
+            let message =
+                if e.is_data() { message.replace("missing field", "missing required field") } else { message };
+            Error::VoiceConfigSyntax { path: path.to_path_buf(), line: e.line(), column: e.column(), message }
         })?;
         config.validate(path)?;
         Ok(config)
@@ -184,61 +171,39 @@ impl VoiceConfig {
             problem,
         };
         if !(1000..=384_000).contains(&self.audio.sample_rate) {
-            return Err(field(
-                "audio.sample_rate",
-                format!("is {} Hz, expected 1000..384000", self.audio.sample_rate),
-            ));
+            return Err(field("audio.sample_rate", format!("is {} Hz, expected 1000..384000", self.audio.sample_rate)));
         }
         for special in ["^", "_", "$"] {
             if !self.phoneme_id_map.contains_key(special) {
                 return Err(field(
                     "phoneme_id_map",
-                    format!(
-                        "has no entry for `{special}` (BOS `^`, PAD `_` and EOS `$` are required)"
-                    ),
+                    format!("has no entry for `{special}` (BOS `^`, PAD `_` and EOS `$` are required)"),
                 ));
             }
         }
         if let Some((phoneme, _)) = self.phoneme_id_map.iter().find(|(_, ids)| ids.is_empty()) {
-            return Err(field(
-                "phoneme_id_map",
-                format!("maps `{phoneme}` to no ids"),
-            ));
+            return Err(field("phoneme_id_map", format!("maps `{phoneme}` to no ids")));
         }
         if let Some(num_symbols) = self.num_symbols {
-            if let Some(bad) = self
-                .phoneme_id_map
-                .values()
-                .flatten()
-                .find(|&&id| id < 0 || id >= i64::from(num_symbols))
+            if let Some(bad) =
+                self.phoneme_id_map.values().flatten().find(|&&id| id < 0 || id >= i64::from(num_symbols))
             {
-                return Err(field(
-                    "phoneme_id_map",
-                    format!("has id {bad}, outside 0..{num_symbols} (num_symbols)"),
-                ));
+                return Err(field("phoneme_id_map", format!("has id {bad}, outside 0..{num_symbols} (num_symbols)")));
             }
         }
         if self.num_speakers == 0 {
             return Err(field("num_speakers", "is 0, expected at least 1".into()));
         }
-        if let Some((name, id)) = self
-            .speaker_id_map
-            .iter()
-            .find(|(_, &id)| id < 0 || id >= i64::from(self.num_speakers))
+        if let Some((name, id)) =
+            self.speaker_id_map.iter().find(|(_, &id)| id < 0 || id >= i64::from(self.num_speakers))
         {
             return Err(field(
                 "speaker_id_map",
-                format!(
-                    "gives speaker `{name}` id {id}, outside 0..{} (num_speakers)",
-                    self.num_speakers
-                ),
+                format!("gives speaker `{name}` id {id}, outside 0..{} (num_speakers)", self.num_speakers),
             ));
         }
         if self.phoneme_type == PhonemeType::Espeak && self.espeak.is_none() {
-            return Err(field(
-                "espeak.voice",
-                "is missing; it is required when phoneme_type is `espeak`".into(),
-            ));
+            return Err(field("espeak.voice", "is missing; it is required when phoneme_type is `espeak`".into()));
         }
         for (name, value) in [
             ("inference.noise_scale", self.inference.noise_scale),
@@ -246,10 +211,7 @@ impl VoiceConfig {
             ("inference.noise_w", self.inference.noise_w),
         ] {
             if !value.is_finite() || value < 0.0 {
-                return Err(field(
-                    name,
-                    format!("is {value}, expected a finite number >= 0"),
-                ));
+                return Err(field(name, format!("is {value}, expected a finite number >= 0")));
             }
         }
         Ok(())
@@ -299,19 +261,14 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_file_line_and_column() {
-        let err =
-            VoiceConfig::parse("{\n  \"audio\": {,}\n}", Path::new("x.onnx.json")).unwrap_err();
+        let err = VoiceConfig::parse("{\n  \"audio\": {,}\n}", Path::new("x.onnx.json")).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("x.onnx.json") && text.contains("line 2"),
-            "{text}"
-        );
+        assert!(text.contains("x.onnx.json") && text.contains("line 2"), "{text}");
     }
 
     #[test]
     fn missing_required_field_is_named() {
-        let err = VoiceConfig::parse(r#"{"audio": {"sample_rate": 22050}}"#, Path::new("x.json"))
-            .unwrap_err();
+        let err = VoiceConfig::parse(r#"{"audio": {"sample_rate": 22050}}"#, Path::new("x.json")).unwrap_err();
         assert!(err.to_string().contains("phoneme_id_map"), "{err}");
     }
 

@@ -34,16 +34,11 @@ impl Sentence {
 /// Turn `text` into sentences of phonemes for `config`'s voice. `espeak` is needed for espeak voices only.
 ///
 /// `[[ ... ]]` blocks are taken as raw phonemes, as Piper does.
-pub fn phonemize(
-    config: &VoiceConfig,
-    espeak: Option<&Espeak>,
-    text: &str,
-) -> Result<Vec<Sentence>> {
+pub fn phonemize(config: &VoiceConfig, espeak: Option<&Espeak>, text: &str) -> Result<Vec<Sentence>> {
     let mut sentences = match config.phoneme_type {
-        PhonemeType::Text => vec![Sentence {
-            text: text.trim().to_string(),
-            phonemes: text.nfd().map(String::from).collect(),
-        }],
+        PhonemeType::Text => {
+            vec![Sentence { text: text.trim().to_string(), phonemes: text.nfd().map(String::from).collect() }]
+        }
         PhonemeType::Espeak => {
             let voice = config.espeak_voice().unwrap_or("en-us");
             let espeak = espeak.ok_or_else(|| Error::InvalidText {
@@ -55,20 +50,16 @@ pub fn phonemize(
             return Err(Error::VoiceConfigField {
                 path: "voice config".into(),
                 field: "phoneme_type".into(),
-                problem: format!(
-                "is `{other:?}`, which demod-voice cannot phonemise yet (supported: espeak, text)"
-            )
-                .to_lowercase(),
+                problem: format!("is `{other:?}`, which demod-voice cannot phonemise yet (supported: espeak, text)")
+                    .to_lowercase(),
             })
         }
     };
     let clusters: HashSet<Vec<String>> = config.vowel_clusters.iter().cloned().collect();
     for sentence in &mut sentences {
-        sentence.phonemes =
-            apply_phoneme_map(std::mem::take(&mut sentence.phonemes), &config.phoneme_map);
+        sentence.phonemes = apply_phoneme_map(std::mem::take(&mut sentence.phonemes), &config.phoneme_map);
         if !clusters.is_empty() {
-            sentence.phonemes =
-                merge_vowel_clusters(std::mem::take(&mut sentence.phonemes), &clusters);
+            sentence.phonemes = merge_vowel_clusters(std::mem::take(&mut sentence.phonemes), &clusters);
         }
     }
     sentences.retain(|s| !s.phonemes.is_empty());
@@ -82,11 +73,7 @@ fn phonemize_espeak(espeak: &Espeak, voice: &str, text: &str) -> Result<Vec<Sent
     let mut prev_raw = false;
     for part in split_raw_blocks(text) {
         match part {
-            Part::Raw {
-                phonemes,
-                space_before,
-                space_after,
-            } => {
+            Part::Raw { phonemes, space_before, space_after } => {
                 if sentences.is_empty() {
                     sentences.push(Sentence::default());
                 }
@@ -102,8 +89,7 @@ fn phonemize_espeak(espeak: &Espeak, voice: &str, text: &str) -> Result<Vec<Sent
                 prev_raw = true;
             }
             Part::Text(part_text) => {
-                let mut produced =
-                    sentences_from_clauses(&espeak.clauses(voice, part_text)?).into_iter();
+                let mut produced = sentences_from_clauses(&espeak.clauses(voice, part_text)?).into_iter();
                 if prev_raw {
                     if let (Some(first), Some(last)) = (produced.next(), sentences.last_mut()) {
                         last.phonemes.extend(first.phonemes);
@@ -290,11 +276,7 @@ pub fn strip_language_switches(phonemes: &str) -> String {
 
 enum Part<'a> {
     Text(&'a str),
-    Raw {
-        phonemes: &'a str,
-        space_before: bool,
-        space_after: bool,
-    },
+    Raw { phonemes: &'a str, space_before: bool, space_after: bool },
 }
 
 fn split_raw_blocks(text: &str) -> Vec<Part<'_>> {
@@ -324,10 +306,7 @@ fn split_raw_blocks(text: &str) -> Vec<Part<'_>> {
 }
 
 /// Replace phonemes per the voice's `phoneme_map` (one phoneme may become several).
-pub fn apply_phoneme_map(
-    phonemes: Vec<String>,
-    map: &BTreeMap<String, Vec<String>>,
-) -> Vec<String> {
+pub fn apply_phoneme_map(phonemes: Vec<String>, map: &BTreeMap<String, Vec<String>>) -> Vec<String> {
     if map.is_empty() {
         return phonemes;
     }
@@ -347,9 +326,8 @@ pub fn merge_vowel_clusters(phonemes: Vec<String>, clusters: &HashSet<Vec<String
     let mut out = Vec::with_capacity(phonemes.len());
     let mut idx = 0;
     while idx < phonemes.len() {
-        let longest = (2..=max_len.min(phonemes.len() - idx))
-            .rev()
-            .find(|&n| clusters.contains(&phonemes[idx..idx + n]));
+        let longest =
+            (2..=max_len.min(phonemes.len() - idx)).rev().find(|&n| clusters.contains(&phonemes[idx..idx + n]));
         match longest {
             Some(n) => {
                 out.push(phonemes[idx..idx + n].concat());
@@ -370,10 +348,7 @@ pub struct Unknown(pub Vec<String>);
 
 /// Piper ids: `^ _ p1 _ p2 _ ... pn _ $`. Every id of a phoneme's list is emitted; phonemes missing from the map
 /// are skipped and returned so the caller can warn.
-pub fn phonemes_to_ids(
-    phonemes: &[String],
-    id_map: &BTreeMap<String, Vec<i64>>,
-) -> (Vec<i64>, Unknown) {
+pub fn phonemes_to_ids(phonemes: &[String], id_map: &BTreeMap<String, Vec<i64>>) -> (Vec<i64>, Unknown) {
     let mut ids = Vec::with_capacity(phonemes.len() * 2 + 3);
     let mut unknown = Unknown::default();
     let pad = id_map.get(PAD).map(Vec::as_slice).unwrap_or(&[0]);
@@ -402,16 +377,10 @@ mod tests {
     use crate::espeak::Terminator;
 
     fn id_map() -> BTreeMap<String, Vec<i64>> {
-        [
-            ("^", vec![1]),
-            ("_", vec![0]),
-            ("$", vec![2]),
-            ("a", vec![5]),
-            ("b", vec![6, 7]),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        [("^", vec![1]), ("_", vec![0]), ("$", vec![2]), ("a", vec![5]), ("b", vec![6, 7])]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     fn strings(items: &[&str]) -> Vec<String> {
@@ -446,32 +415,19 @@ mod tests {
     #[test]
     fn long_text_splits_only_at_paragraphs_and_clear_sentence_ends() {
         let text = "One. Two e.g. three.\n\nFour. Five. Six.";
-        assert_eq!(
-            text_chunks(text, 1000),
-            vec!["One. Two e.g. three.\n\n", "Four. Five. Six."]
-        );
-        assert_eq!(
-            text_chunks(text, 3),
-            vec!["One. ", "Two e.g. three.\n\n", "Four. ", "Five. ", "Six."]
-        );
+        assert_eq!(text_chunks(text, 1000), vec!["One. Two e.g. three.\n\n", "Four. Five. Six."]);
+        assert_eq!(text_chunks(text, 3), vec!["One. ", "Two e.g. three.\n\n", "Four. ", "Five. ", "Six."]);
         assert_eq!(text_chunks(text, 3).concat(), text);
     }
 
     #[test]
     fn language_switch_marks_are_removed() {
-        assert_eq!(
-            strip_language_switches("hˈɛloʊ (fr)bɔ̃ʒuʁ(en) wˈɜːld"),
-            "hˈɛloʊ bɔ̃ʒuʁ wˈɜːld"
-        );
+        assert_eq!(strip_language_switches("hˈɛloʊ (fr)bɔ̃ʒuʁ(en) wˈɜːld"), "hˈɛloʊ bɔ̃ʒuʁ wˈɜːld");
         assert_eq!(strip_language_switches("a()b"), "a()b");
     }
 
     fn clause(phonemes: &str, terminator: Terminator, text: &str) -> Clause {
-        Clause {
-            phonemes: phonemes.into(),
-            terminator,
-            text: text.into(),
-        }
+        Clause { phonemes: phonemes.into(), terminator, text: text.into() }
     }
 
     #[test]
@@ -497,21 +453,14 @@ mod tests {
 
     #[test]
     fn vowel_clusters_merge_longest_first() {
-        let clusters: HashSet<Vec<String>> = [strings(&["a", "ɪ"]), strings(&["a", "ɪ", "ə"])]
-            .into_iter()
-            .collect();
+        let clusters: HashSet<Vec<String>> = [strings(&["a", "ɪ"]), strings(&["a", "ɪ", "ə"])].into_iter().collect();
         let merged = merge_vowel_clusters(strings(&["a", "ɪ", "ə", "a", "ɪ", "x"]), &clusters);
         assert_eq!(merged, strings(&["aɪə", "aɪ", "x"]));
     }
 
     #[test]
     fn phoneme_map_replaces_one_with_many() {
-        let map: BTreeMap<String, Vec<String>> = [("r".to_string(), strings(&["ɹ", "ː"]))]
-            .into_iter()
-            .collect();
-        assert_eq!(
-            apply_phoneme_map(strings(&["a", "r"]), &map),
-            strings(&["a", "ɹ", "ː"])
-        );
+        let map: BTreeMap<String, Vec<String>> = [("r".to_string(), strings(&["ɹ", "ː"]))].into_iter().collect();
+        assert_eq!(apply_phoneme_map(strings(&["a", "r"]), &map), strings(&["a", "ɹ", "ː"]));
     }
 }

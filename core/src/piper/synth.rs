@@ -53,10 +53,9 @@ impl SynthesisOptions {
     pub fn validate(&self) -> Result<()> {
         let check = |key: &str, value: Option<f32>, low: f32, high: f32| -> Result<()> {
             match value {
-                Some(v) if !(v.is_finite() && (low..=high).contains(&v)) => Err(Error::Setting {
-                    key: key.into(),
-                    problem: format!("{v} is outside {low}..{high}"),
-                }),
+                Some(v) if !(v.is_finite() && (low..=high).contains(&v)) => {
+                    Err(Error::Setting { key: key.into(), problem: format!("{v} is outside {low}..{high}") })
+                }
                 _ => Ok(()),
             }
         };
@@ -103,9 +102,7 @@ impl PiperVoice {
         options: &SessionOptions,
     ) -> Result<PiperVoice> {
         if !model.is_file() {
-            return Err(Error::VoiceModelMissing {
-                path: model.to_path_buf(),
-            });
+            return Err(Error::VoiceModelMissing { path: model.to_path_buf() });
         }
         let config = VoiceConfig::load(&VoiceConfig::path_for_model(model))?;
         Self::load_with_config(runtime, model, config, espeak, options)
@@ -120,9 +117,7 @@ impl PiperVoice {
         options: &SessionOptions,
     ) -> Result<PiperVoice> {
         if !model.is_file() {
-            return Err(Error::VoiceModelMissing {
-                path: model.to_path_buf(),
-            });
+            return Err(Error::VoiceModelMissing { path: model.to_path_buf() });
         }
         let session = runtime.session_from_file(model, options)?;
         Self::from_session(voice_name(model), model, config, session, espeak)
@@ -136,12 +131,7 @@ impl PiperVoice {
         session: LoadedSession,
         espeak: Option<&'static Espeak>,
     ) -> Result<PiperVoice> {
-        let names: Vec<String> = session
-            .session
-            .inputs()
-            .iter()
-            .map(|i| i.name().to_string())
-            .collect();
+        let names: Vec<String> = session.session.inputs().iter().map(|i| i.name().to_string()).collect();
         for required in ["input", "input_lengths", "scales"] {
             if !names.iter().any(|n| n == required) {
                 return Err(Error::VoiceModel {
@@ -157,16 +147,11 @@ impl PiperVoice {
         if config.num_speakers > 1 && !has_sid_input {
             return Err(Error::VoiceModel {
                 path: model.to_path_buf(),
-                message: format!(
-                    "its config says {} speakers but the model has no `sid` input",
-                    config.num_speakers
-                ),
+                message: format!("its config says {} speakers but the model has no `sid` input", config.num_speakers),
             });
         }
         if config.phoneme_type == super::config::PhonemeType::Espeak && espeak.is_none() {
-            return Err(Error::InvalidText {
-                reason: "this voice needs espeak-ng, which is not loaded".into(),
-            });
+            return Err(Error::InvalidText { reason: "this voice needs espeak-ng, which is not loaded".into() });
         }
         Ok(PiperVoice {
             name,
@@ -185,10 +170,7 @@ impl PiperVoice {
 
     /// The provider the session really uses.
     pub fn provider(&self) -> String {
-        self.session
-            .lock()
-            .map(|s| s.provider.clone())
-            .unwrap_or_default()
+        self.session.lock().map(|s| s.provider.clone()).unwrap_or_default()
     }
 
     /// Resolve a speaker given by id or by name.
@@ -199,12 +181,8 @@ impl PiperVoice {
             } else if self.config.speaker_id_map.is_empty() {
                 format!("ids 0..{}", self.config.num_speakers - 1)
             } else {
-                let names: Vec<String> = self
-                    .config
-                    .speaker_id_map
-                    .iter()
-                    .map(|(name, id)| format!("{name}={id}"))
-                    .collect();
+                let names: Vec<String> =
+                    self.config.speaker_id_map.iter().map(|(name, id)| format!("{name}={id}")).collect();
                 names.join(", ")
             }
         };
@@ -213,10 +191,7 @@ impl PiperVoice {
         }
         match speaker.parse::<i64>() {
             Ok(id) if id >= 0 && id < i64::from(self.config.num_speakers) => Ok(id),
-            _ => Err(Error::SpeakerUnknown {
-                speaker: speaker.to_string(),
-                available: available(),
-            }),
+            _ => Err(Error::SpeakerUnknown { speaker: speaker.to_string(), available: available() }),
         }
     }
 
@@ -250,8 +225,7 @@ impl PiperVoice {
             .map_err(|e| Error::onnx(context("building input"), e))?;
         let lengths = Tensor::from_array(([1usize], vec![ids.len() as i64]))
             .map_err(|e| Error::onnx(context("building input_lengths"), e))?;
-        let scales = Tensor::from_array(([3usize], scales))
-            .map_err(|e| Error::onnx(context("building scales"), e))?;
+        let scales = Tensor::from_array(([3usize], scales)).map_err(|e| Error::onnx(context("building scales"), e))?;
         let mut inputs = ort::inputs![
             "input" => input,
             "input_lengths" => lengths,
@@ -259,34 +233,23 @@ impl PiperVoice {
         ];
         if self.has_sid_input {
             let sid = if self.config.num_speakers > 1 {
-                options
-                    .speaker_id
-                    .or(self.config.default_speaker_id)
-                    .unwrap_or(0)
+                options.speaker_id.or(self.config.default_speaker_id).unwrap_or(0)
             } else {
                 0
             };
-            let sid = Tensor::from_array(([1usize], vec![sid]))
-                .map_err(|e| Error::onnx(context("building sid"), e))?;
+            let sid = Tensor::from_array(([1usize], vec![sid])).map_err(|e| Error::onnx(context("building sid"), e))?;
             inputs.push(("sid".into(), sid.into()));
         }
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outputs = session
-            .session
-            .run(inputs)
-            .map_err(|e| Error::onnx(context("running the voice"), e))?;
+        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outputs = session.session.run(inputs).map_err(|e| Error::onnx(context("running the voice"), e))?;
         if outputs.len() == 0 {
             return Err(Error::VoiceModel {
                 path: self.model_path.clone(),
                 message: "the model produced no output".into(),
             });
         }
-        let (_, audio) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::onnx(context("reading audio output"), e))?;
+        let (_, audio) =
+            outputs[0].try_extract_tensor::<f32>().map_err(|e| Error::onnx(context("reading audio output"), e))?;
         Ok(audio.to_vec())
     }
 
@@ -305,9 +268,7 @@ impl PiperVoice {
         let silence = (options.sentence_silence * self.sample_rate() as f32).round() as usize;
         let mut count = 0;
         let mut index = 0;
-        let sentences = text_chunks(text, CHUNK_BYTES)
-            .into_iter()
-            .map(|chunk| self.phonemize(chunk));
+        let sentences = text_chunks(text, CHUNK_BYTES).into_iter().map(|chunk| self.phonemize(chunk));
         for chunk in sentences {
             for sentence in chunk? {
                 index += 1;
@@ -321,13 +282,7 @@ impl PiperVoice {
                 let infer_seconds = started.elapsed().as_secs_f64();
                 let mut samples = postprocess(raw, options);
                 samples.resize(samples.len() + silence, 0.0);
-                sink(SentenceAudio {
-                    index: index - 1,
-                    sentence,
-                    phoneme_ids: ids,
-                    samples,
-                    infer_seconds,
-                })?;
+                sink(SentenceAudio { index: index - 1, sentence, phoneme_ids: ids, samples, infer_seconds })?;
                 count += 1;
             }
         }
@@ -355,10 +310,7 @@ pub fn postprocess(mut samples: Vec<f32>, options: &SynthesisOptions) -> Vec<f32
 
 /// A voice's name from its model file: `en_US-joe-medium.onnx` -> `en_US-joe-medium`.
 pub fn voice_name(model: &Path) -> String {
-    model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| model.display().to_string())
+    model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| model.display().to_string())
 }
 
 #[cfg(test)]
@@ -367,21 +319,14 @@ mod tests {
 
     #[test]
     fn normalisation_brings_peak_to_volume() {
-        let options = SynthesisOptions {
-            volume: 0.5,
-            ..Default::default()
-        };
+        let options = SynthesisOptions { volume: 0.5, ..Default::default() };
         let out = postprocess(vec![0.1, -0.2, f32::NAN], &options);
         assert_eq!(out, vec![0.25, -0.5, 0.0]);
     }
 
     #[test]
     fn without_normalisation_volume_scales_and_clips() {
-        let options = SynthesisOptions {
-            volume: 4.0,
-            normalize: false,
-            ..Default::default()
-        };
+        let options = SynthesisOptions { volume: 4.0, normalize: false, ..Default::default() };
         assert_eq!(postprocess(vec![0.1, -0.5], &options), vec![0.4, -1.0]);
     }
 
@@ -393,23 +338,9 @@ mod tests {
 
     #[test]
     fn out_of_range_options_are_rejected_by_name() {
-        let options = SynthesisOptions {
-            length_scale: Some(0.0),
-            ..Default::default()
-        };
-        assert!(options
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("length-scale"));
-        let options = SynthesisOptions {
-            volume: f32::INFINITY,
-            ..Default::default()
-        };
-        assert!(options
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("volume"));
+        let options = SynthesisOptions { length_scale: Some(0.0), ..Default::default() };
+        assert!(options.validate().unwrap_err().to_string().contains("length-scale"));
+        let options = SynthesisOptions { volume: f32::INFINITY, ..Default::default() };
+        assert!(options.validate().unwrap_err().to_string().contains("volume"));
     }
 }

@@ -33,8 +33,7 @@ pub fn runtime() -> &'static Runtime {
         data_dir: Some(dirs.runtime_dir()),
         ..Default::default()
     };
-    Runtime::get_or_init(&search)
-        .unwrap_or_else(|e| panic!("ONNX Runtime is needed for this test ({e}); {HOW}"))
+    Runtime::get_or_init(&search).unwrap_or_else(|e| panic!("ONNX Runtime is needed for this test ({e}); {HOW}"))
 }
 
 pub fn espeak() -> &'static Espeak {
@@ -51,13 +50,9 @@ pub fn default_voice_model() -> PathBuf {
 }
 
 pub fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 pub fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
