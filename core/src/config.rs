@@ -277,6 +277,13 @@ fn flatten(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, Strin
         }
         serde_json::Value::Null => out.push((prefix.to_string(), "null".into())),
         serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        // Settings are f32: show 0.7, not the f64 widening 0.699999988079071.
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let wide = n.as_f64().unwrap_or_default();
+            let narrow = wide as f32;
+            let text = if f64::from(narrow) == wide { format!("{narrow:?}") } else { format!("{wide:?}") };
+            out.push((prefix.to_string(), text));
+        }
         other => out.push((prefix.to_string(), other.to_string())),
     }
 }

@@ -310,7 +310,11 @@ pub fn all(user_dir: &Path) -> Vec<std::result::Result<FoundPreset, Error>> {
     files.sort();
     for path in files {
         let loaded = std::fs::read_to_string(&path)
-            .map_err(|source| Error::Read { path: path.clone(), source })
+            .map_err(|source| Error::Preset {
+                path: path.clone(),
+                line: None,
+                problem: format!("cannot be read: {source}"),
+            })
             .and_then(|text| parse(&text, &path))
             .map(|preset| FoundPreset { preset, source: PresetSource::User(path.clone()) });
         if let Ok(found) = &loaded {
@@ -338,7 +342,7 @@ pub fn find(name_or_path: &str, user_dir: &Path) -> Result<FoundPreset> {
             Ok(found) => names.push(found.preset.name),
             Err(e) => {
                 // A broken user file whose name matches is the answer: report why it cannot be used.
-                if let Error::Preset { path, .. } | Error::Read { path, .. } = &e {
+                if let Error::Preset { path, .. } = &e {
                     if path.file_stem().is_some_and(|s| s == name_or_path) {
                         broken = Some(e);
                     }
