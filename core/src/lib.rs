@@ -11,4 +11,6 @@ pub use error::{Error, Result};
 pub mod assets;
 pub mod audio;
 pub mod config;
+pub mod convert;
 pub mod presets;
+pub mod rt;

@@ -1,0 +1,653 @@
+//! The real-time engine shared by the DAW plugin, the terminal app's live screen and `convert`.
+//!
+//! ```text
+//!  audio thread (AudioSide::process)             worker thread (Worker::run / Worker::step)
+//!  ───────────────────────────────────           ─────────────────────────────────────────────
+//!  input ──mono──> [input ring] ──────────────>  pull -> resample host->model (rubato)
+//!                                                 -> converter(context | hop | lookahead)
+//!                                                 -> SOLA join with the previous block
+//!  output <─mix── [output ring] <──────────────  resample model->host (rubato) <- push
+//!         <─dry delay line (exactly `latency`)
+//! ```
+//!
+//! The audio side never allocates, locks, logs or waits: it moves samples through two pre-sized lock-free SPSC
+//! rings (`ringbuf`, created as pairs and split) and reads atomics. Everything is sized in [`RtEngine::new`] from
+//! the maximum block size and sample rate; a change of either means building a new engine (off the audio thread).
+//!
+//! Latency is computed, fixed for a configuration, and exact: the output ring is primed with
+//! [`Latency::prime`] zeros, so output sample `m` is the worker's output for input sample `m - latency`. When the
+//! worker is late the audio side emits the dry signal delayed by the same latency (or silence) and remembers how
+//! many samples it owes; the late samples are dropped when they arrive, so the alignment never drifts.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+
+use crate::config::UnderrunMode;
+use crate::convert::Converter;
+use crate::error::{Error, Result};
+
+/// Host sample rates the engine is built and tested for.
+pub const SUPPORTED_RATES: &[u32] = &[44_100, 48_000, 88_200, 96_000];
+/// Largest block the audio side accepts in one call (bigger blocks are processed in pieces).
+pub const MAX_BLOCK: usize = 8192;
+/// How much audio each ring can hold: a worker stall shorter than this loses nothing.
+const RING_SECONDS: f64 = 4.0;
+
+/// Engine settings, fixed for the engine's life.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtConfig {
+    pub sample_rate_hz: u32,
+    /// The largest block `process` will be called with.
+    pub max_block: usize,
+    /// 1 or 2.
+    pub channels: usize,
+    /// Conversion hop, milliseconds.
+    pub hop_ms: f32,
+    /// SOLA cross-fade, milliseconds (the offset search window is as long).
+    pub crossfade_ms: f32,
+    /// Left context handed to the converter, milliseconds (costs compute, not latency).
+    pub context_ms: f32,
+    pub underrun: UnderrunMode,
+}
+
+impl RtConfig {
+    /// Defaults from the config file's `realtime` section.
+    pub fn from_section(
+        section: &crate::config::RealtimeSection,
+        sample_rate_hz: u32,
+        max_block: usize,
+        channels: usize,
+    ) -> Self {
+        RtConfig {
+            sample_rate_hz,
+            max_block,
+            channels,
+            hop_ms: section.hop_ms,
+            crossfade_ms: section.crossfade_ms,
+            context_ms: section.context_ms,
+            underrun: section.underrun,
+        }
+    }
+}
+
+/// How the latency is made up, in host samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// Total: output = input delayed by this (for the passthrough converter, exactly).
+    pub total: usize,
+    /// Zeros primed into the output ring.
+    pub prime: usize,
+    /// Delay inside the resampling chain (0 when the converter runs at the host rate).
+    pub resampler: usize,
+    /// Parts of `prime`.
+    pub max_block: usize,
+    pub hop: usize,
+    pub lookahead: usize,
+    pub margin: usize,
+}
+
+/// Counters readable from any thread without blocking.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Audio callbacks in which the worker's output was short.
+    pub underruns: AtomicU64,
+    /// Samples replaced by the fallback.
+    pub underrun_samples: AtomicU64,
+    /// Input samples that did not fit into the input ring (the worker stalled for seconds).
+    pub overruns: AtomicU64,
+    /// Hops converted.
+    pub hops: AtomicU64,
+    pub worker_ns_last: AtomicU64,
+    pub worker_ns_max: AtomicU64,
+    pub worker_ns_total: AtomicU64,
+    /// The engine's total latency, samples.
+    pub latency_samples: AtomicU64,
+    /// The hop length in host samples (to turn worker time into a fraction of real time).
+    pub hop_samples: AtomicU64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsSnapshot {
+    pub underruns: u64,
+    pub underrun_samples: u64,
+    pub overruns: u64,
+    pub hops: u64,
+    pub worker_last: Duration,
+    pub worker_mean: Duration,
+    pub worker_max: Duration,
+    pub latency_samples: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let hops = self.hops.load(Ordering::Relaxed);
+        let total = self.worker_ns_total.load(Ordering::Relaxed);
+        StatsSnapshot {
+            underruns: self.underruns.load(Ordering::Relaxed),
+            underrun_samples: self.underrun_samples.load(Ordering::Relaxed),
+            overruns: self.overruns.load(Ordering::Relaxed),
+            hops,
+            worker_last: Duration::from_nanos(self.worker_ns_last.load(Ordering::Relaxed)),
+            worker_mean: Duration::from_nanos(total.checked_div(hops).unwrap_or(0)),
+            worker_max: Duration::from_nanos(self.worker_ns_max.load(Ordering::Relaxed)),
+            latency_samples: self.latency_samples.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Settings the audio side reads on every block (written from UI or parameter threads).
+#[derive(Debug)]
+pub struct Controls {
+    /// Wet/dry mix, 0..1, as f32 bits.
+    mix_bits: AtomicU32,
+}
+
+impl Default for Controls {
+    fn default() -> Self {
+        Controls { mix_bits: AtomicU32::new(1.0f32.to_bits()) }
+    }
+}
+
+impl Controls {
+    pub fn set_mix(&self, mix: f32) {
+        self.mix_bits.store(mix.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+    }
+    pub fn mix(&self) -> f32 {
+        f32::from_bits(self.mix_bits.load(Ordering::Relaxed))
+    }
+}
+
+/// Builder for an engine: the audio side and the worker, joined by rings created here as pairs.
+pub struct RtEngine;
+
+impl RtEngine {
+    /// Build an engine for `config` and `converter`. Allocates everything either side will ever use.
+    pub fn new(config: &RtConfig, mut converter: Box<dyn Converter>) -> Result<(AudioSide, Worker)> {
+        let bad = |problem: String| Error::Setting { key: "realtime".into(), problem };
+        if !(1..=2).contains(&config.channels) {
+            return Err(bad(format!("{} channels; 1 or 2 are supported", config.channels)));
+        }
+        if config.max_block == 0 || config.max_block > MAX_BLOCK {
+            return Err(bad(format!("maximum block {} is outside 1..{MAX_BLOCK}", config.max_block)));
+        }
+        if !(8_000..=192_000).contains(&config.sample_rate_hz) {
+            return Err(bad(format!("sample rate {} Hz is outside 8000..192000", config.sample_rate_hz)));
+        }
+        let host_rate = config.sample_rate_hz as usize;
+        let model_rate = converter.sample_rate().unwrap_or(config.sample_rate_hz) as usize;
+        let gcd = gcd(host_rate, model_rate);
+        let (unit_host, unit_model) = (host_rate / gcd, model_rate / gcd);
+        let ms = |ms: f32, rate: usize| ((f64::from(ms) * rate as f64 / 1000.0).round() as usize).max(1);
+        // The hop must map to a whole number of model samples.
+        let hop_host = (ms(config.hop_ms, host_rate) / unit_host).max(1) * unit_host;
+        let hop_model = hop_host / unit_host * unit_model;
+        let crossfade = ms(config.crossfade_ms, model_rate).min(hop_model.saturating_sub(1));
+        let crossfade = if config.crossfade_ms <= 0.0 { 0 } else { crossfade };
+        let search = crossfade;
+        let context = if config.context_ms <= 0.0 { 0 } else { ms(config.context_ms, model_rate) };
+        converter.prepare(model_rate as u32, hop_model, context + hop_model + crossfade + search + 4096);
+        let lookahead_model = crossfade + search + converter.latency();
+
+        let resampling = model_rate != host_rate;
+        let (resampler_in, resampler_out, pull_chunk, resampler_delay) = if resampling {
+            let chunk_in = unit_host * 128usize.div_ceil(unit_host);
+            let rin = Fft::<f32>::new(host_rate, model_rate, chunk_in, 1, FixedSync::Input)
+                .map_err(|e| bad(format!("resampler {host_rate}->{model_rate} Hz: {e}")))?;
+            let rout = Fft::<f32>::new(model_rate, host_rate, hop_model, 1, FixedSync::Input)
+                .map_err(|e| bad(format!("resampler {model_rate}->{host_rate} Hz: {e}")))?;
+            let delay_in_host = (rin.output_delay() as f64 * host_rate as f64 / model_rate as f64).round() as usize;
+            let delay = delay_in_host + rout.output_delay();
+            (Some(rin), Some(rout), chunk_in, delay)
+        } else {
+            (None, None, 1, 0)
+        };
+        let lookahead_host = (lookahead_model * host_rate).div_ceil(model_rate) + pull_chunk;
+        let margin = hop_host / 2;
+        let prime = config.max_block + hop_host + lookahead_host + margin;
+        let latency = Latency {
+            total: prime + resampler_delay,
+            prime,
+            resampler: resampler_delay,
+            max_block: config.max_block,
+            hop: hop_host,
+            lookahead: lookahead_host,
+            margin,
+        };
+
+        let ring_len = (RING_SECONDS * host_rate as f64) as usize + prime + MAX_BLOCK;
+        let (in_prod, in_cons) = HeapRb::<f32>::new(ring_len).split();
+        let (mut out_prod, out_cons) = HeapRb::<f32>::new(ring_len).split();
+        // Prime the output: the first `prime` output samples are silence, then the worker's output follows.
+        let zeros = vec![0.0f32; prime];
+        out_prod.push_slice(&zeros);
+
+        let stats = Arc::new(Stats::default());
+        stats.latency_samples.store(latency.total as u64, Ordering::Relaxed);
+        stats.hop_samples.store(hop_host as u64, Ordering::Relaxed);
+        let controls = Arc::new(Controls::default());
+
+        let audio = AudioSide {
+            in_prod,
+            out_cons,
+            dry: vec![vec![0.0; latency.total.max(1)]; config.channels],
+            dry_pos: 0,
+            mono: vec![0.0; config.max_block],
+            wet: vec![0.0; config.max_block],
+            owed: 0,
+            pending_input_zeros: 0,
+            latency: latency.total,
+            channels: config.channels,
+            max_block: config.max_block,
+            underrun: config.underrun,
+            stats: Arc::clone(&stats),
+            controls: Arc::clone(&controls),
+        };
+
+        let history_cap = context + hop_model * 4 + lookahead_model + 8192;
+        let mut history = Vec::with_capacity(history_cap * 2);
+        history.resize(context, 0.0);
+        let block_len = context + hop_model + lookahead_model;
+        let fade: Vec<f32> = (0..crossfade)
+            .map(|i| {
+                let x = (i as f32 + 0.5) / crossfade as f32;
+                (std::f32::consts::FRAC_PI_2 * x).sin().powi(2)
+            })
+            .collect();
+        let worker = Worker {
+            in_cons,
+            out_prod,
+            converter,
+            stats,
+            resampler_in,
+            resampler_out,
+            pull_chunk,
+            hop_model,
+            context,
+            crossfade,
+            search,
+            lookahead_model,
+            history,
+            history_start: 0,
+            received_model: 0,
+            emitted_hops: 0,
+            pull_buf: vec![0.0; pull_chunk.max(MAX_BLOCK)],
+            model_buf: vec![0.0; pull_chunk * 4 + 64],
+            block: vec![0.0; block_len],
+            converted: vec![0.0; block_len],
+            tail: vec![0.0; crossfade],
+            delta: 0,
+            fade,
+            emission: vec![0.0; hop_model],
+            host_out: vec![0.0; hop_host * 4 + 64],
+            stop: Arc::new(AtomicBool::new(false)),
+            latency,
+        };
+        Ok((audio, worker))
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The audio-thread half. `process` is the only thing a host callback calls.
+pub struct AudioSide {
+    in_prod: HeapProd<f32>,
+    out_cons: HeapCons<f32>,
+    /// Per-channel delay lines of exactly `latency` samples: the dry signal aligned with the wet one.
+    dry: Vec<Vec<f32>>,
+    dry_pos: usize,
+    mono: Vec<f32>,
+    wet: Vec<f32>,
+    /// Output samples the audio side replaced by the fallback and must drop when the worker delivers them.
+    owed: usize,
+    /// Input samples that did not fit into the ring; zeros go in their place once there is room.
+    pending_input_zeros: usize,
+    latency: usize,
+    channels: usize,
+    max_block: usize,
+    underrun: UnderrunMode,
+    stats: Arc<Stats>,
+    controls: Arc<Controls>,
+}
+
+impl std::fmt::Debug for AudioSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioSide").field("latency", &self.latency).field("channels", &self.channels).finish()
+    }
+}
+
+impl AudioSide {
+    /// Total latency in samples (report it to the host for delay compensation).
+    pub fn latency(&self) -> usize {
+        self.latency
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub fn controls(&self) -> Arc<Controls> {
+        Arc::clone(&self.controls)
+    }
+
+    /// Process one block: `input` and `output` hold one slice per channel (1 or 2), all of the same length,
+    /// which may be anything from 1 to [`MAX_BLOCK`] and change from call to call.
+    ///
+    /// Real-time safe: no allocation, no lock, no logging, no waiting.
+    pub fn process(&mut self, input: &[&[f32]], output: &mut [&mut [f32]]) {
+        let frames = output.first().map_or(0, |c| c.len());
+        let mut done = 0;
+        while done < frames {
+            let n = (frames - done).min(self.max_block);
+            self.process_chunk(input, output, done, n);
+            done += n;
+        }
+    }
+
+    fn process_chunk(&mut self, input: &[&[f32]], output: &mut [&mut [f32]], offset: usize, n: usize) {
+        let in_channels = input.len().min(self.channels).max(1);
+        // Mono sum of the input (voice conversion is mono); non-finite input is treated as silence.
+        for i in 0..n {
+            let mut sum = 0.0;
+            for channel in input.iter().take(in_channels) {
+                let s = channel.get(offset + i).copied().unwrap_or(0.0);
+                sum += if s.is_finite() { s } else { 0.0 };
+            }
+            self.mono[i] = sum / in_channels as f32;
+        }
+        // Input to the worker. Zeros owed from an earlier overflow go first, so indices never shift.
+        if self.pending_input_zeros > 0 {
+            let room = self.in_prod.vacant_len().min(self.pending_input_zeros);
+            for _ in 0..room {
+                let _ = self.in_prod.try_push(0.0);
+            }
+            self.pending_input_zeros -= room;
+        }
+        let pushed = if self.pending_input_zeros == 0 { self.in_prod.push_slice(&self.mono[..n]) } else { 0 };
+        if pushed < n {
+            self.pending_input_zeros += n - pushed;
+            self.stats.overruns.fetch_add((n - pushed) as u64, Ordering::Relaxed);
+        }
+        // Output from the worker: first drop what was already replaced by the fallback.
+        if self.owed > 0 {
+            let dropped = self.out_cons.skip(self.owed.min(self.out_cons.occupied_len()));
+            self.owed -= dropped;
+        }
+        let got = if self.owed == 0 { self.out_cons.pop_slice(&mut self.wet[..n]) } else { 0 };
+        if got < n {
+            self.owed += n - got;
+            self.stats.underruns.fetch_add(1, Ordering::Relaxed);
+            self.stats.underrun_samples.fetch_add((n - got) as u64, Ordering::Relaxed);
+        }
+        let mix = self.controls.mix();
+        let len = self.dry[0].len();
+        let last_line = self.dry.len() - 1;
+        for i in 0..n {
+            let pos = (self.dry_pos + i) % len;
+            for (c, out_channel) in output.iter_mut().enumerate().take(self.channels) {
+                let line = &mut self.dry[c.min(last_line)];
+                let delayed = line[pos];
+                let s = input.get(c).or(input.first()).and_then(|ch| ch.get(offset + i)).copied().unwrap_or(0.0);
+                line[pos] = if s.is_finite() { s } else { 0.0 };
+                let value = if i < got {
+                    self.wet[i] * mix + delayed * (1.0 - mix)
+                } else {
+                    match self.underrun {
+                        UnderrunMode::Dry => delayed,
+                        UnderrunMode::Silence => 0.0,
+                    }
+                };
+                if let Some(slot) = out_channel.get_mut(offset + i) {
+                    *slot = value;
+                }
+            }
+        }
+        self.dry_pos = (self.dry_pos + n) % len;
+    }
+}
+
+/// The worker half: converts hops as input arrives. Run it on its own thread with [`Worker::spawn`], or drive it
+/// step by step with [`Worker::step`] (offline conversion and tests).
+pub struct Worker {
+    in_cons: HeapCons<f32>,
+    out_prod: HeapProd<f32>,
+    converter: Box<dyn Converter>,
+    stats: Arc<Stats>,
+    resampler_in: Option<Fft<f32>>,
+    resampler_out: Option<Fft<f32>>,
+    pull_chunk: usize,
+    hop_model: usize,
+    context: usize,
+    crossfade: usize,
+    search: usize,
+    lookahead_model: usize,
+    /// Model-rate input from `history_start` on (the first `context` samples are leading silence).
+    history: Vec<f32>,
+    history_start: usize,
+    received_model: usize,
+    emitted_hops: usize,
+    pull_buf: Vec<f32>,
+    model_buf: Vec<f32>,
+    block: Vec<f32>,
+    converted: Vec<f32>,
+    /// The previous block's output just past its hop, to cross-fade into.
+    tail: Vec<f32>,
+    /// The SOLA offset chosen for the previous block.
+    delta: usize,
+    /// Fade-in curve (sin², so fade-in + fade-out = 1 for correlated blocks).
+    fade: Vec<f32>,
+    emission: Vec<f32>,
+    host_out: Vec<f32>,
+    stop: Arc<AtomicBool>,
+    latency: Latency,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("converter", &self.converter.name()).field("latency", &self.latency).finish()
+    }
+}
+
+/// A running worker thread; dropping it stops the thread.
+#[derive(Debug)]
+pub struct WorkerThread {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Worker>>,
+}
+
+impl WorkerThread {
+    /// Stop the thread and get the worker back.
+    pub fn stop(mut self) -> Option<Worker> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().and_then(|h| h.join().ok())
+    }
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Worker {
+    pub fn latency(&self) -> Latency {
+        self.latency
+    }
+
+    pub fn converter_name(&self) -> &'static str {
+        self.converter.name()
+    }
+
+    /// Run on a new thread until stopped. The thread polls at a fraction of the hop; it never touches the audio
+    /// thread (no wake-ups, no shared locks).
+    pub fn spawn(mut self) -> std::io::Result<WorkerThread> {
+        let stop = Arc::clone(&self.stop);
+        let hop_secs = self.hop_model as f64 / self.model_rate_hint();
+        let poll = Duration::from_secs_f64((hop_secs / 8.0).clamp(0.0002, 0.002));
+        let handle = std::thread::Builder::new().name("demod-voice-rt-worker".into()).spawn(move || {
+            while !self.stop.load(Ordering::Relaxed) {
+                if !self.step() {
+                    std::thread::sleep(poll);
+                }
+            }
+            self
+        })?;
+        Ok(WorkerThread { stop, handle: Some(handle) })
+    }
+
+    fn model_rate_hint(&self) -> f64 {
+        // Only used for the polling interval; exactness is not needed.
+        (self.hop_model as f64 / self.latency.hop.max(1) as f64) * 48_000.0
+    }
+
+    /// Whether a hop's worth of work is waiting (tests use this to let the worker catch up).
+    pub fn has_work(&self) -> bool {
+        self.in_cons.occupied_len() >= self.pull_chunk
+    }
+
+    /// Do whatever work is available now; returns false when there was nothing to do.
+    pub fn step(&mut self) -> bool {
+        let mut worked = false;
+        // Pull input in resampler-sized chunks (or everything, without resampling).
+        loop {
+            let want = match &self.resampler_in {
+                Some(r) => r.input_frames_next(),
+                None => self.in_cons.occupied_len().min(self.pull_buf.len()),
+            };
+            if want == 0 || self.in_cons.occupied_len() < want {
+                break;
+            }
+            let got = self.in_cons.pop_slice(&mut self.pull_buf[..want]);
+            debug_assert_eq!(got, want);
+            match &mut self.resampler_in {
+                Some(r) => {
+                    let frames_out = r.output_frames_next();
+                    if self.model_buf.len() < frames_out {
+                        self.model_buf.resize(frames_out, 0.0);
+                    }
+                    let input = InterleavedSlice::new(&self.pull_buf[..want], 1, want);
+                    let output = InterleavedSlice::new_mut(&mut self.model_buf[..frames_out], 1, frames_out);
+                    if let (Ok(input), Ok(mut output)) = (input, output) {
+                        if let Ok((_, produced)) = r.process_into_buffer(&input, &mut output, None) {
+                            self.history.extend_from_slice(&self.model_buf[..produced]);
+                            self.received_model += produced;
+                        }
+                    }
+                }
+                None => {
+                    self.history.extend_from_slice(&self.pull_buf[..want]);
+                    self.received_model += want;
+                }
+            }
+            worked = true;
+            // Convert every hop whose lookahead has arrived.
+            while (self.emitted_hops + 1) * self.hop_model + self.lookahead_model <= self.received_model {
+                if self.out_prod.vacant_len() < self.host_out.len() {
+                    return worked; // the audio side is far behind; wait for room (never the audio thread)
+                }
+                self.convert_hop();
+            }
+        }
+        worked
+    }
+
+    fn convert_hop(&mut self) {
+        let started = Instant::now();
+        let (hop, context, crossfade, search) = (self.hop_model, self.context, self.crossfade, self.search);
+        let block_len = context + hop + self.lookahead_model;
+        // History index of the block start: absolute model index (hop start - context) minus history_start,
+        // where the history holds `context` leading zeros before absolute index 0.
+        let start = self.emitted_hops * hop - self.history_start;
+        self.block[..block_len].copy_from_slice(&self.history[start..start + block_len]);
+        self.converter.process(&self.block[..block_len], context, hop, &mut self.converted[..block_len]);
+
+        // SOLA: find the offset whose start best matches the previous tail, then cross-fade.
+        let base = context;
+        let mut delta = self.delta.min(search);
+        let mut rho = 1.0f32;
+        // The first block has nothing before it to join.
+        if crossfade > 0 && self.emitted_hops > 0 {
+            let tail_energy: f32 = self.tail.iter().map(|x| x * x).sum();
+            if tail_energy > 1e-9 {
+                let score = |d: usize, converted: &[f32], tail: &[f32]| -> (f32, f32) {
+                    let seg = &converted[base + d..base + d + crossfade];
+                    let (mut dot, mut energy) = (0.0f32, 0.0f32);
+                    for (a, b) in seg.iter().zip(tail) {
+                        dot += a * b;
+                        energy += a * a;
+                    }
+                    let norm = (energy * tail_energy).sqrt();
+                    (if norm > 1e-12 { dot / norm } else { 0.0 }, dot)
+                };
+                let (mut best, _) = score(delta, &self.converted, &self.tail);
+                for d in 0..=search {
+                    let (s, _) = score(d, &self.converted, &self.tail);
+                    // Strictly better only: ties keep the previous offset.
+                    if s > best + 1e-6 {
+                        best = s;
+                        delta = d;
+                    }
+                }
+                rho = best.clamp(0.0, 1.0);
+            }
+            for i in 0..crossfade {
+                let v = self.fade[i];
+                // Power-preserving for the measured correlation: linear (v + (1-v) = 1) for identical blocks,
+                // equal-power (v² + (1-v)² scaled to 1) for uncorrelated ones.
+                let norm = (v * v + (1.0 - v) * (1.0 - v) + 2.0 * rho * v * (1.0 - v)).sqrt().max(1e-6);
+                let (g_in, g_out) = (v / norm, (1.0 - v) / norm);
+                self.emission[i] = g_in * self.converted[base + delta + i] + g_out * self.tail[i];
+            }
+        }
+        let joined = if crossfade > 0 && self.emitted_hops > 0 { crossfade } else { 0 };
+        self.emission[joined..hop].copy_from_slice(&self.converted[base + delta + joined..base + delta + hop]);
+        self.tail.copy_from_slice(&self.converted[base + delta + hop..base + delta + hop + crossfade]);
+        self.delta = delta;
+
+        // Back to the host rate and out.
+        match &mut self.resampler_out {
+            Some(r) => {
+                let frames_out = r.output_frames_next();
+                if self.host_out.len() < frames_out {
+                    self.host_out.resize(frames_out, 0.0);
+                }
+                let input = InterleavedSlice::new(&self.emission[..hop], 1, hop);
+                let output = InterleavedSlice::new_mut(&mut self.host_out[..frames_out], 1, frames_out);
+                if let (Ok(input), Ok(mut output)) = (input, output) {
+                    if let Ok((_, produced)) = r.process_into_buffer(&input, &mut output, None) {
+                        self.out_prod.push_slice(&self.host_out[..produced]);
+                    }
+                }
+            }
+            None => {
+                self.out_prod.push_slice(&self.emission[..hop]);
+            }
+        }
+        self.emitted_hops += 1;
+        // Drop history no future block needs.
+        let keep_from = self.emitted_hops * hop - self.history_start;
+        if keep_from > self.history.capacity() / 4 {
+            self.history.drain(..keep_from);
+            self.history_start += keep_from;
+        }
+        let ns = started.elapsed().as_nanos() as u64;
+        self.stats.hops.fetch_add(1, Ordering::Relaxed);
+        self.stats.worker_ns_last.store(ns, Ordering::Relaxed);
+        self.stats.worker_ns_total.fetch_add(ns, Ordering::Relaxed);
+        self.stats.worker_ns_max.fetch_max(ns, Ordering::Relaxed);
+    }
+}

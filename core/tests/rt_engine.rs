@@ -1,0 +1,233 @@
+//! The real-time engine's contract, with the passthrough converter: output = input delayed by exactly the
+//! reported latency, for any block sizes at every supported rate, with no underruns while the worker keeps up;
+//! and a stalled worker never blocks the audio side, which falls back as configured and re-aligns without drift.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use demod_voice_core::config::UnderrunMode;
+use demod_voice_core::convert::{Converter, Passthrough};
+use demod_voice_core::rt::{AudioSide, RtConfig, RtEngine, Worker, SUPPORTED_RATES};
+
+/// A tiny deterministic generator (the tests must not depend on a crate's RNG stream).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn config(rate: u32, max_block: usize, channels: usize) -> RtConfig {
+    RtConfig {
+        sample_rate_hz: rate,
+        max_block,
+        channels,
+        hop_ms: 10.0,
+        crossfade_ms: 3.0,
+        context_ms: 20.0,
+        underrun: UnderrunMode::Dry,
+    }
+}
+
+/// Run `input` (per channel) through the engine with random block sizes, letting the worker catch up after
+/// every block as a fast worker would.
+fn run_synchronously(
+    audio: &mut AudioSide,
+    worker: &mut Worker,
+    input: &[Vec<f32>],
+    max_block: usize,
+    rng: &mut Rng,
+) -> Vec<Vec<f32>> {
+    let frames = input[0].len();
+    let mut output = vec![vec![0.0f32; frames]; input.len()];
+    let mut pos = 0;
+    while pos < frames {
+        let n = (1 + rng.below(max_block)).min(frames - pos);
+        let ins: Vec<&[f32]> = input.iter().map(|c| &c[pos..pos + n]).collect();
+        let mut outs: Vec<&mut [f32]> = output.iter_mut().map(|c| &mut c[pos..pos + n]).collect();
+        audio.process(&ins, &mut outs);
+        while worker.step() {}
+        pos += n;
+    }
+    output
+}
+
+fn assert_delayed(input: &[f32], output: &[f32], latency: usize, label: &str) {
+    for (m, &out) in output.iter().enumerate() {
+        let expected = if m >= latency { input[m - latency] } else { 0.0 };
+        assert!((out - expected).abs() < 1e-5, "{label}: sample {m}: {out} != {expected} (latency {latency})");
+    }
+}
+
+#[test]
+fn passthrough_output_is_input_delayed_by_exactly_the_reported_latency() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for &rate in SUPPORTED_RATES {
+        for (channels, max_block) in [(1, 64), (2, 512), (1, 8192)] {
+            let (mut audio, mut worker) =
+                RtEngine::new(&config(rate, max_block, channels), Box::new(Passthrough::default())).unwrap();
+            let latency = audio.latency();
+            assert_eq!(latency, worker.latency().total);
+            let frames = rate as usize + 3 * max_block;
+            let input: Vec<Vec<f32>> =
+                (0..channels).map(|_| (0..frames).map(|_| rng.uniform() * 0.5).collect()).collect();
+            let output = run_synchronously(&mut audio, &mut worker, &input, max_block, &mut rng);
+            let label = format!("{rate} Hz, {channels} ch, blocks up to {max_block}");
+            if channels == 1 {
+                assert_delayed(&input[0], &output[0], latency, &label);
+            } else {
+                // Stereo: the wet path carries the mono sum to both channels.
+                let mono: Vec<f32> = (0..frames).map(|i| (input[0][i] + input[1][i]) / 2.0).collect();
+                assert_delayed(&mono, &output[0], latency, &label);
+                assert_delayed(&mono, &output[1], latency, &label);
+            }
+            let stats = audio.stats().snapshot();
+            assert_eq!(stats.underruns, 0, "{label}");
+            assert_eq!(stats.latency_samples, latency as u64);
+            assert!(stats.hops > 0);
+        }
+    }
+}
+
+#[test]
+fn dry_mix_is_the_same_aligned_signal() {
+    let mut rng = Rng(7);
+    let (mut audio, mut worker) = RtEngine::new(&config(48_000, 256, 2), Box::new(Passthrough::default())).unwrap();
+    audio.controls().set_mix(0.0);
+    let input: Vec<Vec<f32>> = (0..2).map(|_| (0..48_000).map(|_| rng.uniform()).collect()).collect();
+    let output = run_synchronously(&mut audio, &mut worker, &input, 256, &mut rng);
+    // Fully dry: each channel is its own input delayed by the latency (not the mono sum).
+    assert_delayed(&input[0], &output[0], audio.latency(), "dry left");
+    assert_delayed(&input[1], &output[1], audio.latency(), "dry right");
+}
+
+#[test]
+fn resampled_passthrough_keeps_the_reported_latency() {
+    for rate in [44_100, 48_000] {
+        let converter = Passthrough { forced_rate: Some(24_000) };
+        let (mut audio, mut worker) = RtEngine::new(&config(rate, 256, 1), Box::new(converter)).unwrap();
+        let latency = audio.latency();
+        assert!(worker.latency().resampler > 0);
+        // A band-limited signal (below 8 kHz survives the 24 kHz model rate): a chirp of clicks smoothed.
+        let mut rng = Rng(99);
+        let frames = rate as usize * 2;
+        let mut input = vec![0.0f32; frames];
+        for t in 0..frames {
+            let x = t as f32 / rate as f32;
+            input[t] = 0.3 * (2.0 * std::f32::consts::PI * (300.0 + 2000.0 * x) * x).sin() + 0.05 * rng.uniform();
+        }
+        let output = run_synchronously(&mut audio, &mut worker, &[input.clone()], 256, &mut rng);
+        // The delay that best aligns output with input.
+        let window = &input[rate as usize / 2..rate as usize];
+        let best = (latency.saturating_sub(40)..latency + 40)
+            .max_by(|&a, &b| {
+                let score = |d: usize| -> f32 {
+                    window.iter().enumerate().map(|(i, x)| x * output[0][rate as usize / 2 + i + d]).sum()
+                };
+                score(a).total_cmp(&score(b))
+            })
+            .unwrap();
+        assert!((best as i64 - latency as i64).abs() <= 1, "{rate} Hz: measured {best}, reported {latency}");
+    }
+}
+
+/// Passthrough that sleeps three hops long for hops `from..to`.
+struct Stalling {
+    hop: usize,
+    rate: u32,
+    calls: usize,
+    from: usize,
+    to: usize,
+}
+
+impl Converter for Stalling {
+    fn name(&self) -> &'static str {
+        "stalling"
+    }
+    fn sample_rate(&self) -> Option<u32> {
+        None
+    }
+    fn prepare(&mut self, rate: u32, max_hop: usize, _max_block: usize) {
+        self.rate = rate;
+        self.hop = max_hop;
+    }
+    fn latency(&self) -> usize {
+        0
+    }
+    fn process(&mut self, input: &[f32], _s: usize, _l: usize, output: &mut [f32]) {
+        if (self.from..self.to).contains(&self.calls) {
+            std::thread::sleep(Duration::from_secs_f64(3.0 * self.hop as f64 / f64::from(self.rate)));
+        }
+        self.calls += 1;
+        output.copy_from_slice(input);
+    }
+    fn reset(&mut self) {}
+}
+
+fn stall_run(mode: UnderrunMode) -> (Vec<f32>, Vec<f32>, usize, u64) {
+    let rate = 48_000;
+    let block = 256;
+    let mut cfg = config(rate, block, 1);
+    cfg.underrun = mode;
+    let converter = Stalling { hop: 0, rate: 0, calls: 0, from: 50, to: 70 };
+    let (mut audio, worker) = RtEngine::new(&cfg, Box::new(converter)).unwrap();
+    let thread = worker.spawn().unwrap();
+    let mut rng = Rng(5);
+    let frames = rate as usize * 3;
+    let input: Vec<f32> = (0..frames).map(|_| rng.uniform() * 0.5).collect();
+    let mut output = vec![0.0f32; frames];
+    let started = std::time::Instant::now();
+    let mut pos = 0;
+    while pos < frames {
+        let n = block.min(frames - pos);
+        // Real-time pacing: the audio thread runs on the clock, not on the worker.
+        let due = Duration::from_secs_f64(pos as f64 / f64::from(rate));
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let call = std::time::Instant::now();
+        audio.process(&[&input[pos..pos + n]], &mut [&mut output[pos..pos + n]]);
+        assert!(call.elapsed() < Duration::from_millis(2), "the audio side must never wait");
+        pos += n;
+    }
+    thread.stop();
+    let underruns = audio.stats().snapshot().underruns;
+    (input, output, audio.latency(), underruns)
+}
+
+#[test]
+fn a_stalled_worker_causes_counted_underruns_with_dry_fallback_and_no_drift() {
+    let (input, output, latency, underruns) = stall_run(UnderrunMode::Dry);
+    assert!(underruns > 0, "the stall must cause underruns");
+    // Wet (passthrough) and the dry fallback are the same delayed signal, so the whole output must be the input
+    // delayed by exactly the latency: during the stall (fallback) and after it (re-aligned, no drift).
+    assert_delayed(&input, &output, latency, "dry fallback");
+}
+
+#[test]
+fn a_stalled_worker_with_silence_fallback_goes_quiet_then_realigns() {
+    let (input, output, latency, underruns) = stall_run(UnderrunMode::Silence);
+    assert!(underruns > 0);
+    let silent = output.iter().skip(latency).filter(|&&s| s == 0.0).count();
+    assert!(silent > 1000, "the fallback was silence ({silent} zero samples)");
+    // The last second is aligned again.
+    let tail = output.len() - 48_000;
+    assert_delayed(&input[tail - latency..], &output[tail..], 0, "after the stall");
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    assert!(RtEngine::new(&config(48_000, 0, 1), Box::new(Passthrough::default())).is_err());
+    assert!(RtEngine::new(&config(48_000, 256, 3), Box::new(Passthrough::default())).is_err());
+    assert!(RtEngine::new(&config(4_000, 256, 1), Box::new(Passthrough::default())).is_err());
+}
