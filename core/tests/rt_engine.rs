@@ -75,7 +75,7 @@ fn passthrough_output_is_input_delayed_by_exactly_the_reported_latency() {
     for &rate in SUPPORTED_RATES {
         for (channels, max_block) in [(1, 64), (2, 512), (1, 8192)] {
             let (mut audio, mut worker) =
-                RtEngine::new(&config(rate, max_block, channels), Box::new(Passthrough::default())).unwrap();
+                RtEngine::build(&config(rate, max_block, channels), Box::new(Passthrough::default())).unwrap();
             let latency = audio.latency();
             assert_eq!(latency, worker.latency().total);
             let frames = rate as usize + 3 * max_block;
@@ -102,7 +102,7 @@ fn passthrough_output_is_input_delayed_by_exactly_the_reported_latency() {
 #[test]
 fn dry_mix_is_the_same_aligned_signal() {
     let mut rng = Rng(7);
-    let (mut audio, mut worker) = RtEngine::new(&config(48_000, 256, 2), Box::new(Passthrough::default())).unwrap();
+    let (mut audio, mut worker) = RtEngine::build(&config(48_000, 256, 2), Box::new(Passthrough::default())).unwrap();
     audio.controls().set_mix(0.0);
     let input: Vec<Vec<f32>> = (0..2).map(|_| (0..48_000).map(|_| rng.uniform()).collect()).collect();
     let output = run_synchronously(&mut audio, &mut worker, &input, 256, &mut rng);
@@ -115,7 +115,7 @@ fn dry_mix_is_the_same_aligned_signal() {
 fn resampled_passthrough_keeps_the_reported_latency() {
     for rate in [44_100, 48_000] {
         let converter = Passthrough { forced_rate: Some(24_000) };
-        let (mut audio, mut worker) = RtEngine::new(&config(rate, 256, 1), Box::new(converter)).unwrap();
+        let (mut audio, mut worker) = RtEngine::build(&config(rate, 256, 1), Box::new(converter)).unwrap();
         let latency = audio.latency();
         assert!(worker.latency().resampler > 0);
         // A band-limited signal (below 8 kHz survives the 24 kHz model rate): a chirp of clicks smoothed.
@@ -180,7 +180,7 @@ fn stall_run(mode: UnderrunMode) -> (Vec<f32>, Vec<f32>, usize, u64) {
     let mut cfg = config(rate, block, 1);
     cfg.underrun = mode;
     let converter = Stalling { hop: 0, rate: 0, calls: 0, from: 50, to: 70 };
-    let (mut audio, worker) = RtEngine::new(&cfg, Box::new(converter)).unwrap();
+    let (mut audio, worker) = RtEngine::build(&cfg, Box::new(converter)).unwrap();
     let thread = worker.spawn().unwrap();
     let mut rng = Rng(5);
     let frames = rate as usize * 3;
@@ -227,7 +227,7 @@ fn a_stalled_worker_with_silence_fallback_goes_quiet_then_realigns() {
 
 #[test]
 fn invalid_configurations_are_refused() {
-    assert!(RtEngine::new(&config(48_000, 0, 1), Box::new(Passthrough::default())).is_err());
-    assert!(RtEngine::new(&config(48_000, 256, 3), Box::new(Passthrough::default())).is_err());
-    assert!(RtEngine::new(&config(4_000, 256, 1), Box::new(Passthrough::default())).is_err());
+    assert!(RtEngine::build(&config(48_000, 0, 1), Box::new(Passthrough::default())).is_err());
+    assert!(RtEngine::build(&config(48_000, 256, 3), Box::new(Passthrough::default())).is_err());
+    assert!(RtEngine::build(&config(4_000, 256, 1), Box::new(Passthrough::default())).is_err());
 }

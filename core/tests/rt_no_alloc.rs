@@ -25,7 +25,7 @@ fn process_never_allocates() {
             underrun: mode,
         };
         let converter = Passthrough { forced_rate: resample.then_some(24_000) };
-        let (mut audio, worker) = RtEngine::new(&config, Box::new(converter)).unwrap();
+        let (mut audio, worker) = RtEngine::build(&config, Box::new(converter)).unwrap();
         let controls = audio.controls();
         let thread = worker.spawn().unwrap();
         let input: Vec<Vec<f32>> =

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The audio side never allocates, locks, logs or waits: it moves samples through two pre-sized lock-free SPSC
-//! rings (`ringbuf`, created as pairs and split) and reads atomics. Everything is sized in [`RtEngine::new`] from
+//! rings (`ringbuf`, created as pairs and split) and reads atomics. Everything is sized in [`RtEngine::build`] from
 //! the maximum block size and sample rate; a change of either means building a new engine (off the audio thread).
 //!
 //! Latency is computed, fixed for a configuration, and exact: the output ring is primed with
@@ -169,7 +169,7 @@ pub struct RtEngine;
 
 impl RtEngine {
     /// Build an engine for `config` and `converter`. Allocates everything either side will ever use.
-    pub fn new(config: &RtConfig, mut converter: Box<dyn Converter>) -> Result<(AudioSide, Worker)> {
+    pub fn build(config: &RtConfig, mut converter: Box<dyn Converter>) -> Result<(AudioSide, Worker)> {
         let bad = |problem: String| Error::Setting { key: "realtime".into(), problem };
         if !(1..=2).contains(&config.channels) {
             return Err(bad(format!("{} channels; 1 or 2 are supported", config.channels)));
