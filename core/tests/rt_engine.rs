@@ -121,11 +121,12 @@ fn resampled_passthrough_keeps_the_reported_latency() {
         // A band-limited signal (below 8 kHz survives the 24 kHz model rate): a chirp of clicks smoothed.
         let mut rng = Rng(99);
         let frames = rate as usize * 2;
-        let mut input = vec![0.0f32; frames];
-        for t in 0..frames {
-            let x = t as f32 / rate as f32;
-            input[t] = 0.3 * (2.0 * std::f32::consts::PI * (300.0 + 2000.0 * x) * x).sin() + 0.05 * rng.uniform();
-        }
+        let input: Vec<f32> = (0..frames)
+            .map(|t| {
+                let x = t as f32 / rate as f32;
+                0.3 * (2.0 * std::f32::consts::PI * (300.0 + 2000.0 * x) * x).sin() + 0.05 * rng.uniform()
+            })
+            .collect();
         let output = run_synchronously(&mut audio, &mut worker, &[input.clone()], 256, &mut rng);
         // The delay that best aligns output with input.
         let window = &input[rate as usize / 2..rate as usize];
