@@ -127,7 +127,7 @@ fn resampled_passthrough_keeps_the_reported_latency() {
                 0.3 * (2.0 * std::f32::consts::PI * (300.0 + 2000.0 * x) * x).sin() + 0.05 * rng.uniform()
             })
             .collect();
-        let output = run_synchronously(&mut audio, &mut worker, &[input.clone()], 256, &mut rng);
+        let output = run_synchronously(&mut audio, &mut worker, std::slice::from_ref(&input), 256, &mut rng);
         // The delay that best aligns output with input.
         let window = &input[rate as usize / 2..rate as usize];
         let best = (latency.saturating_sub(40)..latency + 40)

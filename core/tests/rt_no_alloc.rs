@@ -44,7 +44,7 @@ fn process_never_allocates() {
                 let mut outs: [&mut [f32]; 2] =
                     [&mut left[0][..n], right.first_mut().map_or(&mut [][..], |r| &mut r[..n])];
                 audio.process(&ins[..channels], &mut outs[..channels]);
-                if calls % 1000 == 0 {
+                if calls.is_multiple_of(1000) {
                     controls.set_mix(0.5);
                 }
                 calls += 1;
