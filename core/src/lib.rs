@@ -12,5 +12,6 @@ pub mod assets;
 pub mod audio;
 pub mod config;
 pub mod convert;
+pub mod dsp;
 pub mod presets;
 pub mod rt;

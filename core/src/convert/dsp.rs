@@ -1,1 +1,1 @@
-//! placeholder replaced below
+//! placeholder
