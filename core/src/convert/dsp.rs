@@ -1,1 +1,509 @@
-//! placeholder
+//! `dsp`: a model-free voice matcher. Shifts pitch by one ratio and formants by another.
+//!
+//! Method: pitch-synchronous overlap-add (TD-PSOLA) with grain resampling.
+//! - YIN (every 5 ms, causal frames) gives the input's period and whether a frame is voiced.
+//! - Input pitch marks follow the glottal cycle: each mark is one period after the previous, moved to the
+//!   largest peak near the prediction, so grains start at the same phase of every cycle.
+//! - Output marks are spaced by the input period divided by the pitch ratio. Each takes the latest input mark at
+//!   or before it, cuts a Hann-windowed grain around it and overlap-adds it at the output mark.
+//! - Formants: the grain is read `formant_ratio` times faster than it is written, which scales its spectral
+//!   envelope (the vocal tract) by that ratio while the grain spacing alone sets the pitch.
+//! - Unvoiced frames (breath, fricatives) keep a fixed 5 ms grain spacing and are never pitch-shifted, so noise
+//!   does not turn into whistles; their formant scaling still applies.
+//!
+//! PSOLA was chosen over a phase vocoder because it needs a window of about two periods rather than a long FFT
+//! frame, which keeps the lookahead (and so the live latency) small, and because it preserves each cycle's shape.
+//!
+//! Ratios come from the parameters ([`DspParams`], atomics shared with the plugin or UI) and, with a target voice
+//! profile, from the target's median F0 over the input's running median F0 and the target's formant scale over
+//! the input's running one. Both are bounded and smoothed (about 100 ms).
+//!
+//! The converter is stateful and continuous: it outputs each hop exactly once, so the engine joins its blocks
+//! without SOLA (see [`Converter::continuous`]).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::Converter;
+use crate::dsp::envelope::{self, EnvelopeAnalyzer};
+use crate::dsp::pitch::{PitchEstimate, Yin};
+
+/// The rate the dsp converter runs at: ample for speech, half the work of 48 kHz.
+pub const MODEL_RATE: u32 = 24_000;
+/// Lowest pitch tracked, Hz (sets the grain length and so the lookahead).
+const F0_MIN: f32 = 80.0;
+const F0_MAX: f32 = 1000.0;
+/// Pitch analysis step, seconds.
+const FRAME_STEP_S: f32 = 0.005;
+/// Grain spacing in unvoiced frames, seconds.
+const UNVOICED_PERIOD_S: f32 = 0.005;
+/// Fraction of the input period before each pulse where grains meet.
+const PRE_PULSE: f32 = 0.2;
+/// Bounds of the effective ratios.
+pub const PITCH_RATIO_RANGE: (f32, f32) = (0.25, 4.0);
+pub const FORMANT_RATIO_RANGE: (f32, f32) = (0.5, 2.0);
+/// Smoothing time constant of ratio changes, seconds.
+const SMOOTHING_S: f32 = 0.1;
+
+/// A target voice, from a profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    pub median_f0: f32,
+    pub formant_scale: f32,
+}
+
+/// Settings shared with the thread that edits them (plugin parameters, UI). Reading never blocks the worker
+/// for long: scalars are atomics, the target is behind a briefly held mutex (never touched by the audio thread).
+#[derive(Debug)]
+pub struct DspParams {
+    pitch_semitones: AtomicU32,
+    formant_ratio: AtomicU32,
+    profile_amount: AtomicU32,
+    target: Mutex<Option<Target>>,
+}
+
+impl Default for DspParams {
+    fn default() -> Self {
+        DspParams {
+            pitch_semitones: AtomicU32::new(0.0f32.to_bits()),
+            formant_ratio: AtomicU32::new(1.0f32.to_bits()),
+            profile_amount: AtomicU32::new(1.0f32.to_bits()),
+            target: Mutex::new(None),
+        }
+    }
+}
+
+impl DspParams {
+    pub fn set_pitch_semitones(&self, semitones: f32) {
+        self.pitch_semitones.store(semitones.clamp(-24.0, 24.0).to_bits(), Ordering::Relaxed);
+    }
+    pub fn pitch_semitones(&self) -> f32 {
+        f32::from_bits(self.pitch_semitones.load(Ordering::Relaxed))
+    }
+    pub fn set_formant_ratio(&self, ratio: f32) {
+        let (lo, hi) = FORMANT_RATIO_RANGE;
+        self.formant_ratio.store(ratio.clamp(lo, hi).to_bits(), Ordering::Relaxed);
+    }
+    pub fn formant_ratio(&self) -> f32 {
+        f32::from_bits(self.formant_ratio.load(Ordering::Relaxed))
+    }
+    /// How much of the profile match to apply, 0..1.
+    pub fn set_profile_amount(&self, amount: f32) {
+        self.profile_amount.store(amount.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+    }
+    pub fn profile_amount(&self) -> f32 {
+        f32::from_bits(self.profile_amount.load(Ordering::Relaxed))
+    }
+    pub fn set_target(&self, target: Option<Target>) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
+    }
+    pub fn target(&self) -> Option<Target> {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    pos: usize,
+    period: f32,
+    voiced: bool,
+}
+
+/// The PSOLA voice matcher.
+pub struct DspConverter {
+    params: Arc<DspParams>,
+    rate: f32,
+    yin: Yin,
+    frame_step: usize,
+    unvoiced_period: usize,
+    max_grain: usize,
+    max_read: usize,
+    /// Input from absolute index `in_base`.
+    input: Vec<f32>,
+    in_base: usize,
+    /// Absolute index just past the last input sample received.
+    in_end: usize,
+    /// Absolute index of the next block's first sample (negative at the start: blocks begin with left context).
+    block_start: i64,
+    /// Whether a block has been seen since the last reset (the first one fixes `block_start`).
+    started: bool,
+    /// Pitch frames: (absolute end position, estimate).
+    frames: VecDeque<(usize, PitchEstimate)>,
+    next_frame_end: usize,
+    marks: VecDeque<Mark>,
+    next_mark: usize,
+    /// Output accumulation from absolute `acc_base`.
+    acc: Vec<f32>,
+    /// Sum of grain windows at each output sample (overlaps above 1 are normalised).
+    wsum: Vec<f32>,
+    acc_base: usize,
+    next_out: f64,
+    /// Smoothed effective ratios.
+    pitch_ratio: f32,
+    formant_ratio: f32,
+    /// Recent voiced input F0s (for profile matching) and a scratch copy for the median.
+    recent_f0: VecDeque<f32>,
+    median_scratch: Vec<f32>,
+    envelope: EnvelopeAnalyzer,
+    input_scale: Option<f32>,
+    frames_since_scale: usize,
+    hop_s: f32,
+}
+
+impl std::fmt::Debug for DspConverter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DspConverter")
+            .field("pitch_ratio", &self.pitch_ratio)
+            .field("formant_ratio", &self.formant_ratio)
+            .finish()
+    }
+}
+
+impl DspConverter {
+    pub fn new(params: Arc<DspParams>) -> DspConverter {
+        let rate = MODEL_RATE;
+        let mut converter = DspConverter {
+            params,
+            rate: rate as f32,
+            yin: Yin::new(rate, F0_MIN, F0_MAX),
+            frame_step: 1,
+            unvoiced_period: 1,
+            max_grain: 1,
+            max_read: 1,
+            input: Vec::new(),
+            in_base: 0,
+            in_end: 0,
+            block_start: 0,
+            started: false,
+            frames: VecDeque::new(),
+            next_frame_end: 0,
+            marks: VecDeque::new(),
+            next_mark: 0,
+            acc: Vec::new(),
+            wsum: Vec::new(),
+            acc_base: 0,
+            next_out: 0.0,
+            pitch_ratio: 1.0,
+            formant_ratio: 1.0,
+            recent_f0: VecDeque::new(),
+            median_scratch: Vec::new(),
+            envelope: EnvelopeAnalyzer::new(rate),
+            input_scale: None,
+            frames_since_scale: 0,
+            hop_s: 0.01,
+        };
+        converter.prepare(rate, 240, 4096);
+        converter
+    }
+
+    /// The ratios currently applied (after smoothing).
+    pub fn current_ratios(&self) -> (f32, f32) {
+        (self.pitch_ratio, self.formant_ratio)
+    }
+
+    fn period_at(&self, pos: usize) -> (f32, bool) {
+        // The latest frame ending at or before `pos` (frames are causal).
+        let estimate = self.frames.iter().rev().find(|(end, _)| *end <= pos).or(self.frames.front());
+        match estimate.and_then(|(_, e)| e.f0) {
+            Some(f0) => (self.rate / f0, true),
+            None => (self.unvoiced_period as f32, false),
+        }
+    }
+
+    fn sample(&self, pos: f32) -> f32 {
+        if pos < self.in_base as f32 {
+            return 0.0;
+        }
+        let idx = pos - self.in_base as f32;
+        let i = idx.floor() as usize;
+        let frac = idx - i as f32;
+        let a = self.input.get(i).copied().unwrap_or(0.0);
+        let b = self.input.get(i + 1).copied().unwrap_or(0.0);
+        a + (b - a) * frac
+    }
+
+    fn analyse_frames(&mut self) {
+        let len = self.yin.frame_len();
+        while self.next_frame_end <= self.in_end {
+            let end = self.next_frame_end;
+            let estimate = if end >= len && end - len >= self.in_base {
+                let (a, b) = (end - len - self.in_base, end - self.in_base);
+                let estimate = self.yin.estimate(&self.input[a..b]);
+                if let Some(f0) = estimate.f0 {
+                    if self.recent_f0.len() >= 400 {
+                        self.recent_f0.pop_front();
+                    }
+                    self.recent_f0.push_back(f0);
+                    let env_len = self.envelope.frame_len();
+                    if end >= env_len + self.in_base && self.frames_since_scale.is_multiple_of(2) {
+                        let (a, b) = (end - env_len - self.in_base, end - self.in_base);
+                        self.envelope.add_frame(&self.input[a..b]);
+                    }
+                }
+                estimate
+            } else {
+                PitchEstimate { f0: None, aperiodicity: 1.0, rms: 0.0 }
+            };
+            self.frames_since_scale += 1;
+            // Re-estimate the input's formant scale every half second from the recent envelope.
+            if self.frames_since_scale >= 100 && self.envelope.frames() >= 20 {
+                if let Some(env) = self.envelope.envelope() {
+                    self.input_scale = envelope::absolute_scale(&env).or(self.input_scale);
+                }
+                self.envelope.decay(0.5);
+                self.frames_since_scale = 0;
+            }
+            self.frames.push_back((end, estimate));
+            if self.frames.len() > 64 {
+                self.frames.pop_front();
+            }
+            self.next_frame_end += self.frame_step;
+        }
+    }
+
+    fn place_marks(&mut self) {
+        // Marks are only placed where the refinement window is inside the received input.
+        loop {
+            let (period, voiced) = self.period_at(self.next_mark);
+            let refine = if voiced { (period / 4.0) as usize } else { 0 };
+            if self.next_mark + refine + 1 > self.in_end {
+                break;
+            }
+            let mut pos = self.next_mark;
+            if voiced && refine > 0 {
+                let lo = self.next_mark.saturating_sub(refine).max(self.in_base);
+                let hi = self.next_mark + refine;
+                let mut best = f32::MIN;
+                for p in lo..hi {
+                    let v = self.input[p - self.in_base];
+                    if v > best {
+                        best = v;
+                        pos = p;
+                    }
+                }
+                // Keep at least half a period after the previous mark.
+                if let Some(prev) = self.marks.back() {
+                    pos = pos.max(prev.pos + (period / 2.0) as usize);
+                }
+            }
+            self.marks.push_back(Mark { pos, period, voiced });
+            if self.marks.len() > 256 {
+                self.marks.pop_front();
+            }
+            self.next_mark = pos + (period.round() as usize).max(1);
+        }
+    }
+
+    fn update_ratios(&mut self) {
+        let params = &self.params;
+        let amount = params.profile_amount();
+        let mut pitch = 2f32.powf(params.pitch_semitones() / 12.0);
+        let mut formant = params.formant_ratio();
+        if let Some(target) = params.target() {
+            if amount > 0.0 {
+                if let Some(median) = self.running_median_f0() {
+                    pitch *= (target.median_f0 / median).clamp(0.5, 2.0).powf(amount);
+                }
+                if let Some(scale) = self.input_scale {
+                    formant *= (target.formant_scale / scale).clamp(0.5, 2.0).powf(amount);
+                }
+            }
+        }
+        let pitch = pitch.clamp(PITCH_RATIO_RANGE.0, PITCH_RATIO_RANGE.1);
+        let formant = formant.clamp(FORMANT_RATIO_RANGE.0, FORMANT_RATIO_RANGE.1);
+        let k = 1.0 - (-self.hop_s / SMOOTHING_S).exp();
+        self.pitch_ratio += (pitch - self.pitch_ratio) * k;
+        self.formant_ratio += (formant - self.formant_ratio) * k;
+    }
+
+    fn running_median_f0(&mut self) -> Option<f32> {
+        if self.recent_f0.len() < 20 {
+            return None;
+        }
+        self.median_scratch.clear();
+        self.median_scratch.extend(self.recent_f0.iter().copied());
+        let mid = self.median_scratch.len() / 2;
+        let (_, median, _) = self.median_scratch.select_nth_unstable_by(mid, f32::total_cmp);
+        Some(*median)
+    }
+
+    /// Overlap-add grains for output marks up to `until` (absolute), reading input that has arrived.
+    ///
+    /// Each grain is one input period, from a little before its pulse (`PRE_PULSE` of the period, where the
+    /// previous cycle has decayed) to just before the next pulse, read `formant` times faster than written.
+    /// Consecutive grains meet with complementary raised-cosine fades centred on those pre-pulse points, so the
+    /// grain sum is exactly 1 where they overlap; when pitch goes down, a grain ends before the next begins and
+    /// the gap is silence, as in classic PSOLA.
+    fn synthesize(&mut self, until: usize) {
+        while (self.next_out as usize) < until {
+            let t = self.next_out;
+            let t_idx = t as usize;
+            // The latest input mark at or before the output mark.
+            let Some(mark) =
+                self.marks.iter().rev().find(|m| m.pos <= t_idx).copied().or_else(|| self.marks.front().copied())
+            else {
+                // No input analysed yet: silence until the first mark.
+                self.next_out += self.unvoiced_period as f64;
+                continue;
+            };
+            let (pitch, formant) =
+                if mark.voiced { (self.pitch_ratio, self.formant_ratio) } else { (1.0, self.formant_ratio) };
+            let t_in = mark.period;
+            let t_out = (t_in / pitch).max(2.0);
+            // Output-time geometry (relative to the mark): fade-in centred at -pre, fade-out centred at `end`.
+            let pre = PRE_PULSE * t_in / formant;
+            let fade = (pre / 2.0).max(1.0);
+            let own_end = (t_in * (1.0 - PRE_PULSE)) / formant; // where the next input pulse's pre-point lands
+                                                                // Keep the whole own period (the resonances' decay) even where it overlaps the next grain; overlaps are
+                                                                // normalised by the window sum at output time.
+            let end = own_end;
+            let first = (t - f64::from(pre + fade)).ceil().max(self.acc_base as f64) as usize;
+            let last = (t + f64::from(end + fade)).floor().max(0.0) as usize;
+            if last >= self.acc_base + self.acc.len() {
+                self.acc.resize(last + 1 - self.acc_base, 0.0);
+                self.wsum.resize(last + 1 - self.acc_base, 0.0);
+            }
+            for out_pos in first..=last {
+                let tau = (out_pos as f64 - t) as f32;
+                let w_in = raised_cosine((tau + pre) / fade);
+                let w_out = 1.0 - raised_cosine((tau - end) / fade);
+                let w = w_in.min(w_out);
+                if w <= 0.0 {
+                    continue;
+                }
+                let x = self.sample(mark.pos as f32 + tau * formant);
+                self.acc[out_pos - self.acc_base] += w * x;
+                self.wsum[out_pos - self.acc_base] += w;
+            }
+            self.next_out += f64::from(t_out);
+        }
+    }
+}
+
+/// 0 below -1, 1 above 1, a raised-cosine ramp between.
+fn raised_cosine(x: f32) -> f32 {
+    if x <= -1.0 {
+        0.0
+    } else if x >= 1.0 {
+        1.0
+    } else {
+        0.5 - 0.5 * (std::f32::consts::FRAC_PI_2 * (x + 1.0)).cos()
+    }
+}
+
+impl Converter for DspConverter {
+    fn name(&self) -> &'static str {
+        "dsp"
+    }
+
+    fn sample_rate(&self) -> Option<u32> {
+        Some(MODEL_RATE)
+    }
+
+    fn prepare(&mut self, sample_rate_hz: u32, max_hop: usize, _max_block: usize) {
+        let rate = sample_rate_hz as f32;
+        self.rate = rate;
+        self.yin = Yin::new(sample_rate_hz, F0_MIN, F0_MAX);
+        self.frame_step = ((rate * FRAME_STEP_S) as usize).max(1);
+        self.unvoiced_period = ((rate * UNVOICED_PERIOD_S) as usize).max(1);
+        let max_period = rate / F0_MIN;
+        let min_formant = FORMANT_RATIO_RANGE.0;
+        // How far before its mark a grain writes (pre-point plus fade), and how far past its mark it reads.
+        self.max_grain = (1.5 * PRE_PULSE * max_period / min_formant).ceil() as usize + 1;
+        self.max_read = (max_period + 0.5 * PRE_PULSE * max_period).ceil() as usize + 1;
+        self.envelope = EnvelopeAnalyzer::new(sample_rate_hz);
+        self.hop_s = max_hop as f32 / rate;
+        self.input = Vec::with_capacity(sample_rate_hz as usize * 2);
+        self.acc = Vec::with_capacity(sample_rate_hz as usize);
+        self.wsum = Vec::with_capacity(sample_rate_hz as usize);
+        self.median_scratch = Vec::with_capacity(512);
+        self.reset();
+    }
+
+    fn latency(&self) -> usize {
+        // An output sample is final once every grain overlapping it is placed (marks up to `max_grain` later),
+        // and a grain reads up to `max_read` past its mark.
+        self.max_grain + self.max_read + 1
+    }
+
+    fn continuous(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, input: &[f32], hop_start: usize, hop_len: usize, output: &mut [f32]) {
+        output.iter_mut().for_each(|s| *s = 0.0);
+        if !self.started {
+            self.block_start = -(hop_start as i64);
+            self.started = true;
+        }
+        // Append the part of this block not seen yet (blocks overlap by context and lookahead).
+        let block_end = self.block_start + input.len() as i64;
+        if block_end > self.in_end as i64 {
+            let new_from = (self.in_end as i64 - self.block_start).max(0) as usize;
+            let skip_negative = (-self.block_start).max(0) as usize;
+            let from = new_from.max(skip_negative);
+            self.input.extend_from_slice(&input[from..]);
+            self.in_end = block_end.max(0) as usize;
+        }
+        let hop_abs = self.block_start + hop_start as i64;
+        self.block_start += hop_len as i64;
+        if hop_abs < 0 {
+            return;
+        }
+        let hop_abs = hop_abs as usize;
+        let hop_end = hop_abs + hop_len;
+        self.analyse_frames();
+        self.place_marks();
+        self.update_ratios();
+        // Grains whose mark is before hop_end + max_grain can touch this hop.
+        self.synthesize(hop_end + self.max_grain);
+        // Emit the hop.
+        for i in 0..hop_len {
+            let pos = hop_abs + i;
+            let (v, w) = if pos >= self.acc_base {
+                let idx = pos - self.acc_base;
+                (self.acc.get(idx).copied().unwrap_or(0.0), self.wsum.get(idx).copied().unwrap_or(0.0))
+            } else {
+                (0.0, 0.0)
+            };
+            let v = v / w.max(1.0);
+            output[hop_start + i] = if v.is_finite() { v } else { 0.0 };
+        }
+        // Forget what is done: emitted output, and input older than any future grain or pitch frame reads.
+        if hop_end > self.acc_base {
+            let drop = (hop_end - self.acc_base).min(self.acc.len());
+            self.acc.drain(..drop);
+            self.wsum.drain(..drop);
+            self.acc_base = hop_end;
+        }
+        let keep_from = hop_end.saturating_sub(self.yin.frame_len() + self.max_read * 2 + self.rate as usize / 10);
+        if keep_from > self.in_base + self.input.len() / 2 {
+            let drop = keep_from - self.in_base;
+            self.input.drain(..drop);
+            self.in_base = keep_from;
+        }
+    }
+
+    fn reset(&mut self) {
+        self.input.clear();
+        self.in_base = 0;
+        self.in_end = 0;
+        self.block_start = 0;
+        self.started = false;
+        self.frames.clear();
+        self.next_frame_end = 0;
+        self.marks.clear();
+        self.next_mark = 0;
+        self.acc.clear();
+        self.wsum.clear();
+        self.acc_base = 0;
+        self.next_out = 0.0;
+        self.pitch_ratio = 2f32.powf(self.params.pitch_semitones() / 12.0);
+        self.formant_ratio = self.params.formant_ratio();
+        self.recent_f0.clear();
+        self.envelope.clear();
+        self.input_scale = None;
+        self.frames_since_scale = 0;
+    }
+}

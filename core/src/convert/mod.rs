@@ -31,6 +31,12 @@ pub trait Converter: Send {
 
     /// Forget all history (a new stream starts).
     fn reset(&mut self);
+
+    /// True when consecutive hops already join sample-exactly (a stateful streaming converter); the engine then
+    /// skips the SOLA search and cross-fade, and their lookahead.
+    fn continuous(&self) -> bool {
+        false
+    }
 }
 
 /// Output equals input.

@@ -106,7 +106,11 @@ impl Yin {
         let refined = if tau > 1 && tau < tau_max {
             let (a, b, c) = (self.diff[tau - 1], self.diff[tau], self.diff[tau + 1]);
             let denom = a - 2.0 * b + c;
-            if denom.abs() > 1e-12 { tau as f32 + 0.5 * (a - c) / denom } else { tau as f32 }
+            if denom.abs() > 1e-12 {
+                tau as f32 + 0.5 * (a - c) / denom
+            } else {
+                tau as f32
+            }
         } else {
             tau as f32
         };

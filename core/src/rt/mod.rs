@@ -189,7 +189,8 @@ impl RtEngine {
         let hop_host = (ms(config.hop_ms, host_rate) / unit_host).max(1) * unit_host;
         let hop_model = hop_host / unit_host * unit_model;
         let crossfade = ms(config.crossfade_ms, model_rate).min(hop_model.saturating_sub(1));
-        let crossfade = if config.crossfade_ms <= 0.0 { 0 } else { crossfade };
+        // A continuous converter's hops already join exactly: no search, no cross-fade, no lookahead for them.
+        let crossfade = if config.crossfade_ms <= 0.0 || converter.continuous() { 0 } else { crossfade };
         let search = crossfade;
         let context = if config.context_ms <= 0.0 { 0 } else { ms(config.context_ms, model_rate) };
         converter.prepare(model_rate as u32, hop_model, context + hop_model + crossfade + search + 4096);
@@ -650,4 +651,31 @@ impl Worker {
         self.stats.worker_ns_total.fetch_add(ns, Ordering::Relaxed);
         self.stats.worker_ns_max.fetch_max(ns, Ordering::Relaxed);
     }
+}
+
+/// Convert a whole clip through the real-time engine, block by block exactly as live, with the worker keeping up;
+/// the latency is trimmed so the output lines up with the input and has its length. Allocates (offline use).
+pub fn convert_offline(
+    samples: &[f32],
+    sample_rate_hz: u32,
+    converter: Box<dyn Converter>,
+    section: &crate::config::RealtimeSection,
+) -> Result<Vec<f32>> {
+    const BLOCK: usize = 512;
+    let config = RtConfig::from_section(section, sample_rate_hz, BLOCK, 1);
+    let (mut audio, mut worker) = RtEngine::build(&config, converter)?;
+    let latency = audio.latency();
+    let total = samples.len() + latency;
+    let mut input = samples.to_vec();
+    input.resize(total, 0.0);
+    let mut output = vec![0.0f32; total];
+    let mut pos = 0;
+    while pos < total {
+        let n = BLOCK.min(total - pos);
+        audio.process(&[&input[pos..pos + n]], &mut [&mut output[pos..pos + n]]);
+        while worker.step() {}
+        pos += n;
+    }
+    output.drain(..latency);
+    Ok(output)
 }

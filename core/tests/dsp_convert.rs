@@ -1,0 +1,134 @@
+//! The `dsp` converter through the real-time engine, on synthetic voices (pulse trains through formant
+//! resonators, known F0 and formants) and on speech from the default Piper voice.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use demod_voice_core::config::RealtimeSection;
+use demod_voice_core::convert::dsp::{DspConverter, DspParams};
+use demod_voice_core::dsp::envelope::{formant_shift, EnvelopeAnalyzer};
+use demod_voice_core::dsp::pitch::{cents, median_f0, track};
+
+/// A pulse train at `f0` (with slight jitter-free vibrato-free periodicity) through resonators at `formants`.
+pub fn synthetic_voice(f0: f32, formants: &[f32], rate: u32, seconds: f32) -> Vec<f32> {
+    let n = (rate as f32 * seconds) as usize;
+    let period = rate as f32 / f0;
+    let mut signal = vec![0.0f32; n];
+    let mut next = 0.0f32;
+    while (next as usize) < n {
+        signal[next as usize] = 1.0;
+        next += period;
+    }
+    for &fc in formants {
+        let bw = fc * 0.08;
+        let r = (-std::f32::consts::PI * bw / rate as f32).exp();
+        let theta = 2.0 * std::f32::consts::PI * fc / rate as f32;
+        let (a1, a2) = (2.0 * r * theta.cos(), -r * r);
+        let (mut y1, mut y2) = (0.0f32, 0.0f32);
+        for s in signal.iter_mut() {
+            let y = *s + a1 * y1 + a2 * y2;
+            y2 = y1;
+            y1 = y;
+            *s = y;
+        }
+    }
+    let peak = signal.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(1e-9);
+    signal.iter().map(|s| s / peak * 0.5).collect()
+}
+
+fn convert(input: &[f32], rate: u32, semitones: f32, formant: f32) -> Vec<f32> {
+    let params = Arc::new(DspParams::default());
+    params.set_pitch_semitones(semitones);
+    params.set_formant_ratio(formant);
+    let converter = DspConverter::new(params);
+    demod_voice_core::rt::convert_offline(input, rate, Box::new(converter), &RealtimeSection::default()).unwrap()
+}
+
+fn envelope(signal: &[f32], rate: u32) -> Vec<f32> {
+    let mut analyzer = EnvelopeAnalyzer::new(rate);
+    let len = analyzer.frame_len();
+    let mut end = len;
+    while end <= signal.len() {
+        analyzer.add_frame(&signal[end - len..end]);
+        end += len / 2;
+    }
+    analyzer.envelope().unwrap()
+}
+
+fn steady(signal: &[f32], rate: u32) -> &[f32] {
+    // Skip the first half second (ratio smoothing settles) and the end.
+    &signal[rate as usize / 2..signal.len() - rate as usize / 10]
+}
+
+#[test]
+fn dsp_hits_the_requested_pitch_within_25_cents_on_synthetic_voices() {
+    for rate in [44_100, 48_000] {
+        for (f0, semitones) in [(120.0f32, 12.0f32), (220.0, -12.0), (150.0, 5.0), (200.0, -7.0)] {
+            let voice = synthetic_voice(f0, &[700.0, 1200.0, 2500.0, 3500.0], rate, 2.0);
+            let out = convert(&voice, rate, semitones, 1.0);
+            assert_eq!(out.len(), voice.len());
+            let target = f0 * 2f32.powf(semitones / 12.0);
+            let measured = median_f0(&track(steady(&out, rate), rate, rate as usize / 200)).unwrap();
+            let error = cents(measured, target);
+            assert!(
+                error.abs() <= 25.0,
+                "{rate} Hz, {f0} Hz {semitones:+} st: got {measured:.1} Hz, want {target:.1} ({error:+.1} cents)"
+            );
+        }
+    }
+}
+
+#[test]
+fn dsp_shifts_formants_within_5_percent_of_the_ratio() {
+    let rate = 48_000;
+    let formants = [700.0, 1200.0, 2500.0, 3500.0];
+    let voice = synthetic_voice(130.0, &formants, rate, 2.0);
+    let input_env = envelope(steady(&voice, rate), rate);
+    for ratio in [0.85f32, 1.2] {
+        let out = convert(&voice, rate, 0.0, ratio);
+        let shift = formant_shift(&input_env, &envelope(steady(&out, rate), rate)).unwrap();
+        assert!((shift / ratio - 1.0).abs() <= 0.05, "formant ratio {ratio}: measured {shift:.3}");
+        // Pitch stays put while formants move.
+        let measured = median_f0(&track(steady(&out, rate), rate, 240)).unwrap();
+        assert!(cents(measured, 130.0).abs() <= 25.0, "pitch moved to {measured}");
+    }
+}
+
+fn largest_step(signal: &[f32]) -> f32 {
+    signal.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn block_boundaries_are_no_rougher_than_the_rest() {
+    let rate = 48_000;
+    let voice = synthetic_voice(140.0, &[600.0, 1100.0, 2400.0], rate, 2.0);
+    let out = convert(&voice, rate, 4.0, 1.1);
+    let hop = (RealtimeSection::default().hop_ms / 1000.0 * rate as f32) as usize;
+    let body = steady(&out, rate);
+    let offset = rate as usize / 2;
+    // Steps that cross a hop boundary (in either alignment of the output) versus all steps.
+    let at_boundaries =
+        (1..body.len()).filter(|i| (i + offset) % hop == 0).map(|i| (body[i] - body[i - 1]).abs()).fold(0.0, f32::max);
+    assert!(at_boundaries <= largest_step(body), "boundary step {at_boundaries} > largest {}", largest_step(body));
+}
+
+#[test]
+fn unvoiced_noise_is_not_pitch_shifted_into_tones() {
+    let rate = 48_000;
+    let mut state = 12345u32;
+    let noise: Vec<f32> = (0..rate as usize)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((state >> 8) as f32 / (1 << 24) as f32 - 0.5) * 0.3
+        })
+        .collect();
+    let out = convert(&noise, rate, 12.0, 1.0);
+    let voiced = track(steady(&out, rate), rate, 240).iter().filter(|p| p.f0.is_some()).count();
+    let frames = track(steady(&out, rate), rate, 240).len();
+    assert!(voiced * 10 < frames, "{voiced} of {frames} frames became pitched");
+    let rms = (out.iter().map(|x| x * x).sum::<f32>() / out.len() as f32).sqrt();
+    assert!(rms > 0.03, "noise passes through (rms {rms})");
+}
