@@ -111,7 +111,7 @@ fn block_boundaries_are_no_rougher_than_the_rest() {
     let offset = rate as usize / 2;
     // Steps that cross a hop boundary (in either alignment of the output) versus all steps.
     let at_boundaries =
-        (1..body.len()).filter(|i| (i + offset) % hop == 0).map(|i| (body[i] - body[i - 1]).abs()).fold(0.0, f32::max);
+        (1..body.len()).filter(|i| (i + offset).is_multiple_of(hop)).map(|i| (body[i] - body[i - 1]).abs()).fold(0.0, f32::max);
     assert!(at_boundaries <= largest_step(body), "boundary step {at_boundaries} > largest {}", largest_step(body));
 }
 
