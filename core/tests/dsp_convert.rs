@@ -97,22 +97,26 @@ fn dsp_shifts_formants_within_5_percent_of_the_ratio() {
     }
 }
 
-fn largest_step(signal: &[f32]) -> f32 {
-    signal.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max)
-}
-
 #[test]
 fn block_boundaries_are_no_rougher_than_the_rest() {
+    // Group the sample-to-sample steps by their position within the hop. Whatever the phase of the hop
+    // boundaries in the output (it depends on resampler delays), a click there would make one group's largest
+    // step stand out from the others.
     let rate = 48_000;
     let voice = synthetic_voice(140.0, &[600.0, 1100.0, 2400.0], rate, 2.0);
     let out = convert(&voice, rate, 4.0, 1.1);
-    let hop = (RealtimeSection::default().hop_ms / 1000.0 * rate as f32) as usize;
+    let hop = (RealtimeSection::default().hop_ms / 1000.0 * rate as f32).round() as usize;
     let body = steady(&out, rate);
-    let offset = rate as usize / 2;
-    // Steps that cross a hop boundary (in either alignment of the output) versus all steps.
-    let at_boundaries =
-        (1..body.len()).filter(|i| (i + offset).is_multiple_of(hop)).map(|i| (body[i] - body[i - 1]).abs()).fold(0.0, f32::max);
-    assert!(at_boundaries <= largest_step(body), "boundary step {at_boundaries} > largest {}", largest_step(body));
+    let mut class_max = vec![0.0f32; hop];
+    for i in 1..body.len() {
+        let step = (body[i] - body[i - 1]).abs();
+        class_max[i % hop] = class_max[i % hop].max(step);
+    }
+    let mut sorted = class_max.clone();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted[hop / 2];
+    let worst = sorted[hop - 1];
+    assert!(worst <= median * 1.25, "largest step at one hop phase {worst} vs typical {median}");
 }
 
 #[test]
