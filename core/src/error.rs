@@ -118,6 +118,12 @@ pub enum Error {
     #[error("no preset named `{name}` (available: {available}); see `demod-voice presets list`")]
     PresetNotFound { name: String, available: String },
 
+    #[error("voice profile from {}: {problem}", path.display())]
+    Profile { path: PathBuf, problem: String },
+
+    #[error("no voice profile named `{name}` (profiles: {available}); make one with `demod-voice voices add-profile NAME REF.wav`")]
+    ProfileNotFound { name: String, available: String },
+
     #[error("invalid setting `{key}`: {problem}")]
     Setting { key: String, problem: String },
 }

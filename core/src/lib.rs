@@ -6,6 +6,7 @@ pub mod error;
 pub mod espeak;
 pub mod piper;
 pub mod runtime;
+pub mod voice;
 
 pub use error::{Error, Result};
 pub mod assets;

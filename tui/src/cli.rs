@@ -104,6 +104,39 @@ pub enum Command {
 
     /// Check the installation: runtime, GPU, espeak-ng, voices, config, disk.
     Health(HealthArgs),
+
+    /// Convert a recording toward a voice profile or by pitch/formant ratios, through the real-time engine.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Input WAV (any rate, mono or stereo; converted as mono).
+    pub input: PathBuf,
+    /// Match this voice profile (name or path).
+    #[arg(long, value_name = "PROFILE")]
+    pub to: Option<String>,
+    /// Pitch shift in semitones (-24..24), on top of any profile match.
+    #[arg(long, allow_hyphen_values = true)]
+    pub pitch: Option<f32>,
+    /// Formant ratio (0.5..2.0), on top of any profile match.
+    #[arg(long)]
+    pub formant: Option<f32>,
+    /// How much of the profile match to apply (0..1).
+    #[arg(long)]
+    pub amount: Option<f32>,
+    /// Wet/dry mix (0..1).
+    #[arg(long)]
+    pub mix: Option<f32>,
+    /// Conversion engine.
+    #[arg(long, value_parser = ["dsp", "passthrough"])]
+    pub engine: Option<String>,
+    /// Preset name or path (its converter and real-time settings apply).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Output WAV (16-bit, the input's rate, the input's length).
+    #[arg(short, long)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,12 +281,25 @@ pub struct PhonemizeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum VoicesCommand {
-    /// List installed voices.
+    /// List installed voices and voice profiles.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Make a voice profile from reference recordings (WAV, at least 3 s of voiced speech in all).
+    AddProfile {
+        /// Profile name (letters, digits, '-', '_', '.').
+        name: String,
+        /// Reference recordings.
+        #[arg(required = true)]
+        references: Vec<PathBuf>,
+        /// Replace an existing profile of that name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show a voice profile or an installed voice.
+    Show { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +317,9 @@ pub struct SetupArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Measure the real-time engine instead of speech: audio-side cost per block, dsp worker cost, latency.
+    #[arg(long)]
+    pub realtime: bool,
     #[command(flatten)]
     pub voice: VoiceArgs,
     /// Print JSON.

@@ -287,9 +287,7 @@ fn espeak_check(ctx: &Context, checks: &mut Vec<Check>) -> bool {
 
 fn voices_check(ctx: &Context) -> Check {
     let voices = assets::installed_voices(&ctx.dirs.voices_dir());
-    let profiles = std::fs::read_dir(ctx.dirs.data.join("profiles"))
-        .map(|entries| entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "yaml")).count())
-        .unwrap_or(0);
+    let profiles = demod_voice_core::voice::list(&ctx.profiles_dir()).len();
     let configured = &ctx.settings.config.tts.voice;
     let has_configured = assets::resolve_voice(configured, &ctx.dirs.voices_dir()).is_ok();
     let details = serde_json::json!({

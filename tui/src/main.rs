@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod context;
+mod convert_cmd;
 mod health;
 mod settings_cmd;
 mod speak;
@@ -73,6 +74,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Config { command } => settings_cmd::config(context, command),
         Command::Presets { command } => settings_cmd::presets(context, command),
         Command::Health(args) => health::health(context, args),
+        Command::Convert(args) => convert_cmd::convert(context, args),
     }
 }
 
@@ -101,7 +103,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | CoreError::SpeakerUnknown { .. }
             | CoreError::Config { .. }
             | CoreError::Preset { .. }
-            | CoreError::PresetNotFound { .. },
+            | CoreError::PresetNotFound { .. }
+            | CoreError::Profile { .. }
+            | CoreError::ProfileNotFound { .. },
         ) => 2,
         _ => 1,
     }

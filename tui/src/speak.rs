@@ -353,7 +353,20 @@ struct VoiceRow {
 }
 
 pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
-    let VoicesCommand::List { json } = command;
+    let json = match command {
+        VoicesCommand::List { json } => json,
+        VoicesCommand::AddProfile { name, references, force } => {
+            return crate::convert_cmd::add_profile(ctx, &name, &references, force)
+        }
+        VoicesCommand::Show { name } => return crate::convert_cmd::show(ctx, &name),
+    };
+    let profiles: Vec<serde_json::Value> = demod_voice_core::voice::list(&ctx.profiles_dir())
+        .into_iter()
+        .map(|(name, path)| match demod_voice_core::voice::VoiceProfile::load(&path) {
+            Ok(p) => serde_json::json!({"name": name, "median_f0_hz": p.median_f0_hz, "formant_scale": p.formant_scale, "voiced_seconds": p.voiced_seconds, "path": path}),
+            Err(e) => serde_json::json!({"name": name, "problem": e.to_string(), "path": path}),
+        })
+        .collect();
     let rows: Vec<VoiceRow> = assets::installed_voices(&ctx.dirs.voices_dir())
         .into_iter()
         .map(|voice| {
@@ -382,13 +395,12 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
         .collect();
     let mut stdout = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut stdout, &rows)?;
+        serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({"voices": rows, "profiles": profiles}))?;
         writeln!(stdout)?;
         return Ok(());
     }
     if rows.is_empty() {
         writeln!(stdout, "no voices installed in {}; run `demod-voice setup`", ctx.dirs.voices_dir().display())?;
-        return Ok(());
     }
     writeln!(stdout, "{:<28} {:<8} {:<8} {:>6} {:>8}", "NAME", "LANGUAGE", "QUALITY", "RATE", "SPEAKERS")?;
     for row in rows {
@@ -399,6 +411,26 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
                 row.name, row.language, row.quality, row.sample_rate, row.speakers
             )?,
             Some(problem) => writeln!(stdout, "{:<28} unusable: {problem}", row.name)?,
+        }
+    }
+    if !profiles.is_empty() {
+        writeln!(stdout, "\n{:<28} {:>10} {:>8}", "PROFILE", "MEDIAN F0", "FORMANT")?;
+        for p in &profiles {
+            match p.get("problem") {
+                None => writeln!(
+                    stdout,
+                    "{:<28} {:>7.1} Hz {:>8.3}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["median_f0_hz"].as_f64().unwrap_or(0.0),
+                    p["formant_scale"].as_f64().unwrap_or(0.0)
+                )?,
+                Some(problem) => writeln!(
+                    stdout,
+                    "{:<28} unusable: {}",
+                    p["name"].as_str().unwrap_or("?"),
+                    problem.as_str().unwrap_or("?")
+                )?,
+            }
         }
     }
     Ok(())

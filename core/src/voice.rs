@@ -1,0 +1,290 @@
+//! Voice profiles: what a target voice sounds like, measured from reference recordings, stored as YAML in the
+//! voice library (`$XDG_DATA_HOME/demod-voice/profiles/NAME.yaml`).
+//!
+//! A profile holds the pitch statistics (median F0 and range over voiced frames, from YIN), the voiced ratio,
+//! an absolute formant scale (vocal-tract length, from the long-term LPC envelope), how much voiced speech was
+//! used, and each source file's SHA-256, so a profile can be traced back to its recordings.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::dsp::envelope::{absolute_scale, EnvelopeAnalyzer};
+use crate::dsp::pitch::{PitchEstimate, Yin, F0_MAX, F0_MIN};
+use crate::error::{Error, Result};
+
+/// Profiles need at least this much voiced speech, seconds.
+pub const MIN_VOICED_SECONDS: f32 = 3.0;
+/// Rate the analysis runs at.
+const ANALYSIS_RATE: u32 = 24_000;
+/// Current profile layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub seconds: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoiceProfile {
+    pub schema_version: u32,
+    pub name: String,
+    /// Median F0 of voiced frames, Hz.
+    pub median_f0_hz: f32,
+    /// Spread of F0 between the 10th and 90th percentile, semitones.
+    pub f0_range_semitones: f32,
+    pub f0_p10_hz: f32,
+    pub f0_p90_hz: f32,
+    /// Share of analysed (non-silent) frames that were voiced.
+    pub voiced_ratio: f32,
+    /// Voiced speech analysed, seconds.
+    pub voiced_seconds: f32,
+    /// Absolute formant scale (1.0 = a neutral 17.5 cm vocal tract; higher = shorter tract, brighter voice).
+    pub formant_scale: f32,
+    pub sources: Vec<SourceInfo>,
+}
+
+fn profile_error(path: &Path, problem: impl Into<String>) -> Error {
+    Error::Profile { path: path.to_path_buf(), problem: problem.into() }
+}
+
+impl VoiceProfile {
+    /// Measure a profile from one or more recordings (WAV, any rate, mono or stereo). Nothing is written.
+    pub fn from_recordings(name: &str, paths: &[PathBuf]) -> Result<VoiceProfile> {
+        validate_name(name)?;
+        if paths.is_empty() {
+            return Err(Error::Setting {
+                key: "profile".into(),
+                problem: "give at least one reference recording".into(),
+            });
+        }
+        let mut yin = Yin::new(ANALYSIS_RATE, F0_MIN, F0_MAX);
+        let mut envelope = EnvelopeAnalyzer::new(ANALYSIS_RATE);
+        let mut f0s: Vec<f32> = Vec::new();
+        let mut audible_frames = 0usize;
+        let mut sources = Vec::new();
+        let step = (ANALYSIS_RATE / 200) as usize; // 5 ms
+        for path in paths {
+            let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.clone(), source })?;
+            let reader = hound::WavReader::new(std::io::Cursor::new(&bytes))
+                .map_err(|e| profile_error(path, format!("not a readable WAV file ({e}); convert it to WAV first")))?;
+            let spec = reader.spec();
+            let (samples, rate) = crate::audio::read_wav_mono(path)?;
+            let seconds = samples.len() as f32 / rate as f32;
+            let audio = crate::audio::resample(&samples, rate, ANALYSIS_RATE)?;
+            let frame_len = yin.frame_len().max(envelope.frame_len());
+            let mut end = frame_len;
+            let mut frame_idx = 0usize;
+            while end <= audio.len() {
+                let frame = &audio[end - frame_len..end];
+                let PitchEstimate { f0, rms, .. } = yin.estimate(frame);
+                if rms > 10f32.powf(-45.0 / 20.0) {
+                    audible_frames += 1;
+                }
+                if let Some(f0) = f0 {
+                    f0s.push(f0);
+                    if frame_idx.is_multiple_of(4) {
+                        envelope.add_frame(frame);
+                    }
+                }
+                frame_idx += 1;
+                end += step;
+            }
+            let digest = Sha256::digest(&bytes);
+            sources.push(SourceInfo {
+                path: path.canonicalize().unwrap_or_else(|_| path.clone()),
+                sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+                sample_rate: spec.sample_rate,
+                channels: spec.channels,
+                seconds,
+            });
+        }
+        let voiced_seconds = f0s.len() as f32 * step as f32 / ANALYSIS_RATE as f32;
+        let shown = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        if voiced_seconds < MIN_VOICED_SECONDS {
+            return Err(profile_error(
+                &paths[0],
+                format!(
+                    "only {voiced_seconds:.1} s of voiced speech in {shown} (a profile needs at least {MIN_VOICED_SECONDS} s); \
+                     give a longer recording of someone speaking"
+                ),
+            ));
+        }
+        f0s.sort_by(f32::total_cmp);
+        let pct = |p: f32| f0s[((f0s.len() - 1) as f32 * p).round() as usize];
+        let (p10, median, p90) = (pct(0.1), pct(0.5), pct(0.9));
+        let formant_scale = envelope
+            .envelope()
+            .and_then(|env| absolute_scale(&env))
+            .ok_or_else(|| profile_error(&paths[0], "could not estimate the formant scale"))?;
+        Ok(VoiceProfile {
+            schema_version: SCHEMA_VERSION,
+            name: name.to_string(),
+            median_f0_hz: median,
+            f0_range_semitones: 12.0 * (p90 / p10).log2(),
+            f0_p10_hz: p10,
+            f0_p90_hz: p90,
+            voiced_ratio: f0s.len() as f32 / audible_frames.max(1) as f32,
+            voiced_seconds,
+            formant_scale,
+            sources,
+        })
+    }
+
+    /// Where a profile named `name` lives.
+    pub fn path_in(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}.yaml"))
+    }
+
+    /// Write to `dir/NAME.yaml` atomically (temporary file, then rename).
+    pub fn save(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+        let path = Self::path_in(dir, &self.name);
+        let text = serde_saphyr::to_string(self).map_err(|e| profile_error(&path, e.to_string()))?;
+        let temp = dir.join(format!(".{}.yaml.partial", self.name));
+        std::fs::write(&temp, text).map_err(|source| Error::Write { path: temp.clone(), source })?;
+        std::fs::rename(&temp, &path).map_err(|source| Error::Write { path: path.clone(), source })?;
+        Ok(path)
+    }
+
+    pub fn load(path: &Path) -> Result<VoiceProfile> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let profile: VoiceProfile = serde_saphyr::from_str(&text)
+            .map_err(|e| profile_error(path, e.to_string().lines().next().unwrap_or("invalid profile").to_string()))?;
+        if profile.schema_version > SCHEMA_VERSION {
+            return Err(profile_error(
+                path,
+                format!("schema_version {} is newer than this demod-voice reads", profile.schema_version),
+            ));
+        }
+        if !(profile.median_f0_hz.is_finite() && profile.median_f0_hz > 0.0 && profile.formant_scale > 0.0) {
+            return Err(profile_error(path, "median_f0_hz and formant_scale must be positive"));
+        }
+        Ok(profile)
+    }
+
+    /// A profile by name from `dir`, or from a path.
+    pub fn find(name_or_path: &str, dir: &Path) -> Result<VoiceProfile> {
+        let as_path = Path::new(name_or_path);
+        if name_or_path.ends_with(".yaml") || name_or_path.contains('/') {
+            return Self::load(as_path);
+        }
+        let path = Self::path_in(dir, name_or_path);
+        if path.is_file() {
+            return Self::load(&path);
+        }
+        let names = list(dir).into_iter().map(|(name, _)| name).collect::<Vec<_>>().join(", ");
+        Err(Error::ProfileNotFound {
+            name: name_or_path.to_string(),
+            available: if names.is_empty() { "none".into() } else { names },
+        })
+    }
+
+    /// The converter target this profile describes.
+    pub fn target(&self) -> crate::convert::dsp::Target {
+        crate::convert::dsp::Target { median_f0: self.median_f0_hz, formant_scale: self.formant_scale }
+    }
+}
+
+/// Profiles in `dir`: (name, path), sorted.
+pub fn list(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+                .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), p)))
+                .filter(|(name, _)| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Setting {
+            key: "profile name".into(),
+            problem: format!("`{name}` must be 1-64 letters, digits, '-', '_' or '.' (and not start with '.')"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_wav(path: &Path, samples: &[f32], rate: u32, channels: u16) {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(path, spec).unwrap();
+        for s in samples {
+            for _ in 0..channels {
+                writer.write_sample((s * 32767.0) as i16).unwrap();
+            }
+        }
+        writer.finalize().unwrap();
+    }
+
+    fn vowel(f0: f32, rate: u32, seconds: f32) -> Vec<f32> {
+        crate::dsp::envelope::tests::synthetic_vowel(f0, &[700.0, 1200.0, 2500.0, 3500.0], rate, seconds)
+    }
+
+    #[test]
+    fn a_profile_measures_pitch_and_round_trips_through_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("ref.wav");
+        write_wav(&wav, &vowel(180.0, 44_100, 4.0), 44_100, 2);
+        let profile = VoiceProfile::from_recordings("alice", &[wav]).unwrap();
+        assert!((crate::dsp::pitch::cents(profile.median_f0_hz, 180.0)).abs() < 10.0, "{profile:?}");
+        assert!(profile.voiced_ratio > 0.9 && profile.voiced_seconds > 3.0);
+        assert_eq!(profile.sources[0].sha256.len(), 64);
+        let saved = profile.save(&dir.path().join("profiles")).unwrap();
+        assert_eq!(VoiceProfile::load(&saved).unwrap(), profile);
+        assert_eq!(VoiceProfile::find("alice", &dir.path().join("profiles")).unwrap().name, "alice");
+    }
+
+    #[test]
+    fn silence_noise_and_short_clips_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let silence = dir.path().join("silence.wav");
+        write_wav(&silence, &vec![0.0; 5 * 16_000], 16_000, 1);
+        let mut state = 9u32;
+        let noise: Vec<f32> = (0..5 * 16_000)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((state >> 8) as f32 / (1 << 24) as f32 - 0.5) * 0.5
+            })
+            .collect();
+        let noisy = dir.path().join("noise.wav");
+        write_wav(&noisy, &noise, 16_000, 1);
+        let short = dir.path().join("short.wav");
+        write_wav(&short, &vowel(150.0, 22_050, 0.5), 22_050, 1);
+        for path in [silence, noisy, short] {
+            let err = VoiceProfile::from_recordings("x", &[path.clone()]).unwrap_err().to_string();
+            assert!(err.contains("voiced speech") && err.contains(&*path.to_string_lossy()), "{err}");
+        }
+        let corrupt = dir.path().join("corrupt.wav");
+        std::fs::write(&corrupt, b"RIFF....WAVEjunk").unwrap();
+        let err = VoiceProfile::from_recordings("x", &[corrupt]).unwrap_err().to_string();
+        assert!(err.contains("corrupt.wav") && err.contains("WAV"), "{err}");
+        assert!(VoiceProfile::from_recordings("bad/name", &[]).is_err());
+    }
+}
