@@ -141,7 +141,7 @@ pub struct RealtimeSection {
 
 impl Default for RealtimeSection {
     fn default() -> Self {
-        RealtimeSection { hop_ms: 20.0, crossfade_ms: 5.0, context_ms: 40.0, underrun: UnderrunMode::Dry }
+        RealtimeSection { hop_ms: 10.0, crossfade_ms: 4.0, context_ms: 40.0, underrun: UnderrunMode::Dry }
     }
 }
 

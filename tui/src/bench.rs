@@ -31,6 +31,9 @@ struct BenchReport {
 }
 
 pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
+    if args.realtime {
+        return bench_realtime(ctx, &args);
+    }
     let runtime = ctx.runtime()?;
     // espeak and the model path are resolved before timing so only the model load is measured.
     let model = ctx.voice_path(args.voice.voice.as_deref())?;
@@ -91,6 +94,132 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
         )?;
         writeln!(out, "real-time factor   {:.4} (lower is faster)", report.real_time_factor)?;
         writeln!(out, "time to first audio {:.3} s", report.first_audio_seconds)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RealtimeReport {
+    sample_rate_hz: u32,
+    block_frames: usize,
+    /// Mean and 99th-percentile cost of one `process` call (audio thread), microseconds.
+    audio_side_mean_us: f64,
+    audio_side_p99_us: f64,
+    /// dsp worker time as a share of real time on one core.
+    dsp_worker_real_time_share: f64,
+    dsp_worker_mean_hop_us: f64,
+    dsp_worker_max_hop_us: f64,
+    /// Total latency with dsp (samples and milliseconds) and its parts.
+    dsp_latency_samples: usize,
+    dsp_latency_ms: f64,
+    passthrough_latency_ms: f64,
+    hop_ms: f64,
+}
+
+/// A steady synthetic voice (pulse train through formant resonators), so runs are repeatable.
+fn synthetic_voice(rate: u32, seconds: f32) -> Vec<f32> {
+    let n = (rate as f32 * seconds) as usize;
+    let mut signal = vec![0.0f32; n];
+    let mut t = 0.0f32;
+    while (t as usize) < n {
+        signal[t as usize] = 1.0;
+        // A slow pitch glide between 110 and 160 Hz.
+        let f0 = 135.0 + 25.0 * (t / rate as f32 * 1.3).sin();
+        t += rate as f32 / f0;
+    }
+    for fc in [700.0f32, 1200.0, 2500.0, 3500.0] {
+        let r = (-std::f32::consts::PI * fc * 0.08 / rate as f32).exp();
+        let theta = 2.0 * std::f32::consts::PI * fc / rate as f32;
+        let (a1, a2) = (2.0 * r * theta.cos(), -r * r);
+        let (mut y1, mut y2) = (0.0f32, 0.0f32);
+        for s in signal.iter_mut() {
+            let y = *s + a1 * y1 + a2 * y2;
+            y2 = y1;
+            y1 = y;
+            *s = y;
+        }
+    }
+    let peak = signal.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(1e-9);
+    signal.iter().map(|s| s / peak * 0.5).collect()
+}
+
+fn bench_realtime(ctx: &Context, args: &BenchArgs) -> Result<()> {
+    use demod_voice_core::convert::dsp::{DspConverter, DspParams};
+    use demod_voice_core::convert::Passthrough;
+    use demod_voice_core::rt::{RtConfig, RtEngine};
+    const RATE: u32 = 48_000;
+    const BLOCK: usize = 128;
+    let section = &ctx.settings.config.realtime;
+    let config = RtConfig::from_section(section, RATE, BLOCK, 1);
+    let voice = synthetic_voice(RATE, 10.0);
+
+    // Audio side: time each process call while the worker runs on its own thread.
+    let params = std::sync::Arc::new(DspParams::default());
+    params.set_pitch_semitones(4.0);
+    let (mut audio, worker) = RtEngine::build(&config, Box::new(DspConverter::new(params.clone())))?;
+    let dsp_latency = audio.latency();
+    let thread = worker.spawn()?;
+    let mut output = vec![0.0f32; BLOCK];
+    let mut costs = Vec::with_capacity(voice.len() / BLOCK);
+    for chunk in voice.chunks_exact(BLOCK) {
+        let started = Instant::now();
+        audio.process(&[chunk], &mut [&mut output[..]]);
+        costs.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(&output);
+    }
+    drop(thread);
+    costs.sort_by(f64::total_cmp);
+    let mean = costs.iter().sum::<f64>() / costs.len() as f64;
+    let p99 = costs[costs.len() * 99 / 100];
+
+    // Worker: drive it on this thread and sum its own timing.
+    let (mut audio, mut worker) = RtEngine::build(&config, Box::new(DspConverter::new(params)))?;
+    for chunk in voice.chunks_exact(BLOCK) {
+        audio.process(&[chunk], &mut [&mut output[..]]);
+        while worker.step() {}
+    }
+    let stats = audio.stats().snapshot();
+    let hop = worker.latency().hop;
+    let hop_seconds = hop as f64 / f64::from(RATE);
+    let share = stats.worker_mean.as_secs_f64() / hop_seconds;
+
+    let (pass_audio, _pass_worker) = RtEngine::build(&config, Box::new(Passthrough::default()))?;
+    let report = RealtimeReport {
+        sample_rate_hz: RATE,
+        block_frames: BLOCK,
+        audio_side_mean_us: mean,
+        audio_side_p99_us: p99,
+        dsp_worker_real_time_share: share,
+        dsp_worker_mean_hop_us: stats.worker_mean.as_secs_f64() * 1e6,
+        dsp_worker_max_hop_us: stats.worker_max.as_secs_f64() * 1e6,
+        dsp_latency_samples: dsp_latency,
+        dsp_latency_ms: dsp_latency as f64 * 1000.0 / f64::from(RATE),
+        passthrough_latency_ms: pass_audio.latency() as f64 * 1000.0 / f64::from(RATE),
+        hop_ms: hop_seconds * 1000.0,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "real-time engine at {} Hz, {}-frame blocks, hop {:.1} ms", RATE, BLOCK, report.hop_ms)?;
+        writeln!(
+            out,
+            "audio side per block   {:.2} us mean, {:.2} us p99",
+            report.audio_side_mean_us, report.audio_side_p99_us
+        )?;
+        writeln!(
+            out,
+            "dsp worker             {:.1}% of real time on one core ({:.0} us per hop, max {:.0} us)",
+            share * 100.0,
+            report.dsp_worker_mean_hop_us,
+            report.dsp_worker_max_hop_us
+        )?;
+        writeln!(
+            out,
+            "latency                dsp {:.1} ms ({} samples), passthrough {:.1} ms",
+            report.dsp_latency_ms, dsp_latency, report.passthrough_latency_ms
+        )?;
     }
     Ok(())
 }

@@ -210,7 +210,9 @@ impl RtEngine {
             (None, None, 1, 0)
         };
         let lookahead_host = (lookahead_model * host_rate).div_ceil(model_rate) + pull_chunk;
-        let margin = hop_host / 2;
+        // Time the worker has to convert a hop once its input is complete: a quarter hop, at least 2 ms (the dsp
+        // worker needs about 1.5% of real time, so this is ample without being wasteful).
+        let margin = (hop_host / 4).max(host_rate / 500);
         let prime = config.max_block + hop_host + lookahead_host + margin;
         let latency = Latency {
             total: prime + resampler_delay,
