@@ -278,7 +278,7 @@ mod tests {
         let short = dir.path().join("short.wav");
         write_wav(&short, &vowel(150.0, 22_050, 0.5), 22_050, 1);
         for path in [silence, noisy, short] {
-            let err = VoiceProfile::from_recordings("x", &[path.clone()]).unwrap_err().to_string();
+            let err = VoiceProfile::from_recordings("x", std::slice::from_ref(&path)).unwrap_err().to_string();
             assert!(err.contains("voiced speech") && err.contains(&*path.to_string_lossy()), "{err}");
         }
         let corrupt = dir.path().join("corrupt.wav");
