@@ -32,14 +32,14 @@ use crate::dsp::pitch::{PitchEstimate, Yin};
 /// The rate the dsp converter runs at: ample for speech, half the work of 48 kHz.
 pub const MODEL_RATE: u32 = 24_000;
 /// Lowest pitch tracked, Hz (sets the grain length and so the lookahead).
-const F0_MIN: f32 = 80.0;
+const F0_MIN: f32 = 65.0;
 const F0_MAX: f32 = 1000.0;
 /// Pitch analysis step, seconds.
 const FRAME_STEP_S: f32 = 0.005;
 /// Grain spacing in unvoiced frames, seconds.
 const UNVOICED_PERIOD_S: f32 = 0.005;
 /// Fraction of the input period before each pulse where grains meet.
-const PRE_PULSE: f32 = 0.2;
+const PRE_PULSE: f32 = 0.15;
 /// Bounds of the effective ratios.
 pub const PITCH_RATIO_RANGE: (f32, f32) = (0.25, 4.0);
 pub const FORMANT_RATIO_RANGE: (f32, f32) = (0.5, 2.0);
@@ -203,8 +203,10 @@ impl DspConverter {
     }
 
     fn period_at(&self, pos: usize) -> (f32, bool) {
-        // The latest frame ending at or before `pos` (frames are causal).
-        let estimate = self.frames.iter().rev().find(|(end, _)| *end <= pos).or(self.frames.front());
+        // The frame best centred on `pos` among those analysed: frames are causal (they end where they are
+        // stored), so one ending half a frame after `pos` describes it best, when the input already reaches it.
+        let centre = pos + self.yin.frame_len() / 2;
+        let estimate = self.frames.iter().rev().find(|(end, _)| *end <= centre).or(self.frames.front());
         match estimate.and_then(|(_, e)| e.f0) {
             Some(f0) => (self.rate / f0, true),
             None => (self.unvoiced_period as f32, false),
@@ -229,6 +231,9 @@ impl DspConverter {
             let end = self.next_frame_end;
             let estimate = if end >= len && end - len >= self.in_base {
                 let (a, b) = (end - len - self.in_base, end - self.in_base);
+                // Hysteresis: staying voiced is easier than becoming voiced, so vowels are not cut into pieces.
+                let was_voiced = self.frames.back().is_some_and(|(_, e)| e.f0.is_some());
+                self.yin.set_voicing_limit(if was_voiced { 0.5 } else { 0.35 });
                 let estimate = self.yin.estimate(&self.input[a..b]);
                 if let Some(f0) = estimate.f0 {
                     if self.recent_f0.len() >= 400 {
@@ -267,21 +272,41 @@ impl DspConverter {
         loop {
             let (period, voiced) = self.period_at(self.next_mark);
             let refine = if voiced { (period / 4.0) as usize } else { 0 };
-            if self.next_mark + refine + 1 > self.in_end {
+            let half = (period / 2.0) as usize;
+            if self.next_mark + refine + half + 1 > self.in_end {
                 break;
             }
             let mut pos = self.next_mark;
             if voiced && refine > 0 {
-                let lo = self.next_mark.saturating_sub(refine).max(self.in_base);
+                let lo = self.next_mark.saturating_sub(refine).max(self.in_base + half);
                 let hi = self.next_mark + refine;
-                let mut best = f32::MIN;
-                for p in lo..hi {
-                    let v = self.input[p - self.in_base];
-                    if v > best {
-                        best = v;
-                        pos = p;
+                pos = match self.marks.back().filter(|prev| prev.voiced && prev.pos >= self.in_base + half) {
+                    // Inside voicing: the candidate whose surroundings look most like the previous mark's, so
+                    // every grain starts at the same point of the cycle even when the peaks wander.
+                    Some(prev) => {
+                        let reference = prev.pos - self.in_base;
+                        let mut best = (f32::MIN, self.next_mark);
+                        for p in lo..hi {
+                            let candidate = p - self.in_base;
+                            let (mut dot, mut energy) = (0.0f32, 0.0f32);
+                            for k in 0..2 * half {
+                                let a = self.input[reference - half + k];
+                                let b = self.input[candidate - half + k];
+                                dot += a * b;
+                                energy += b * b;
+                            }
+                            let score = if energy > 0.0 { dot / energy.sqrt() } else { 0.0 };
+                            if score > best.0 {
+                                best = (score, p);
+                            }
+                        }
+                        best.1
                     }
-                }
+                    // At a voicing onset: the largest peak near the prediction.
+                    None => (lo..hi)
+                        .max_by(|&a, &b| self.input[a - self.in_base].total_cmp(&self.input[b - self.in_base]))
+                        .unwrap_or(self.next_mark),
+                };
                 // Keep at least half a period after the previous mark.
                 if let Some(prev) = self.marks.back() {
                     pos = pos.max(prev.pos + (period / 2.0) as usize);

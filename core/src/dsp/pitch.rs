@@ -1,8 +1,8 @@
 //! YIN pitch estimation (de Cheveigné and Kawahara, 2002): difference function, cumulative-mean normalisation,
 //! absolute threshold, parabolic interpolation. Frames are causal: a frame ending at `t` uses `t - len .. t`.
 
-/// Lowest and highest pitch searched, Hz. 70 Hz covers deep male voices; 1000 Hz covers sung soprano notes.
-pub const F0_MIN: f32 = 70.0;
+/// Lowest and highest pitch searched, Hz. 55 Hz covers very deep voices; 1000 Hz covers sung soprano notes.
+pub const F0_MIN: f32 = 55.0;
 pub const F0_MAX: f32 = 1000.0;
 
 /// A frame's verdict.
@@ -26,6 +26,8 @@ pub struct Yin {
     threshold: f32,
     /// Frames quieter than this RMS are silent.
     silence_rms: f32,
+    /// Frames whose normalised difference at the chosen lag is above this are unvoiced.
+    voicing_limit: f32,
     diff: Vec<f32>,
 }
 
@@ -42,8 +44,14 @@ impl Yin {
             window: tau_max,
             threshold: 0.15,
             silence_rms: 10f32.powf(-50.0 / 20.0),
+            voicing_limit: 0.35,
             diff: vec![0.0; tau_max + 2],
         }
+    }
+
+    /// Frames above this aperiodicity (YIN's normalised difference, default 0.35) are unvoiced.
+    pub fn set_voicing_limit(&mut self, limit: f32) {
+        self.voicing_limit = limit;
     }
 
     /// Samples one frame needs.
@@ -99,7 +107,7 @@ impl Yin {
             (self.tau_min..tau_max).min_by(|&a, &b| self.diff[a].total_cmp(&self.diff[b])).unwrap_or(self.tau_min)
         });
         let aperiodicity = self.diff[tau];
-        if aperiodicity > 0.35 {
+        if aperiodicity > self.voicing_limit {
             return PitchEstimate { f0: None, aperiodicity, rms };
         }
         // Parabolic interpolation around the minimum.

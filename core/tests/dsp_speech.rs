@@ -1,0 +1,53 @@
+//! The `dsp` converter on real speech from the default Piper voice: the output's median F0 lands within 25 cents
+//! of the input's median times the requested ratio, and the speech stays aligned and as long as the input.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use demod_voice_core::config::RealtimeSection;
+use demod_voice_core::convert::dsp::{DspConverter, DspParams};
+use demod_voice_core::dsp::pitch::{cents, median_f0, track};
+use demod_voice_core::piper::{PiperVoice, SynthesisOptions};
+use demod_voice_core::runtime::SessionOptions;
+
+#[test]
+fn dsp_shifts_piper_speech_to_the_requested_pitch() {
+    let runtime = common::runtime();
+    let voice =
+        PiperVoice::load(runtime, &common::default_voice_model(), Some(common::espeak()), &SessionOptions::default())
+            .unwrap();
+    let rate = voice.sample_rate();
+    let mut speech = Vec::new();
+    // Noise scales at zero: the same speech every run.
+    let options = SynthesisOptions { noise_scale: Some(0.0), noise_w: Some(0.0), ..Default::default() };
+    voice
+        .synthesize(
+            "A quiet morning settled over the valley. Farmers walked along the river, talking about rain and the harvest to come.",
+            &options,
+            |audio| {
+                speech.extend_from_slice(&audio.samples);
+                Ok::<(), demod_voice_core::Error>(())
+            },
+        )
+        .unwrap();
+    let input_median = median_f0(&track(&speech, rate, rate as usize / 200)).unwrap();
+    for semitones in [5.0f32, -4.0] {
+        let params = Arc::new(DspParams::default());
+        params.set_pitch_semitones(semitones);
+        let out = demod_voice_core::rt::convert_offline(
+            &speech,
+            rate,
+            Box::new(DspConverter::new(params)),
+            &RealtimeSection::default(),
+        )
+        .unwrap();
+        assert_eq!(out.len(), speech.len());
+        let measured = median_f0(&track(&out, rate, rate as usize / 200)).unwrap();
+        let target = input_median * 2f32.powf(semitones / 12.0);
+        let error = cents(measured, target);
+        assert!(error.abs() <= 25.0, "{semitones:+} st: input median {input_median:.1} Hz, output {measured:.1} Hz, target {target:.1} Hz ({error:+.1} cents)");
+    }
+}

@@ -1,0 +1,214 @@
+//! Voice profiles and `convert`, through the real binary, on real recordings (tests/data/voices, public domain
+//! and CMU ARCTIC) and on speech from the default voice.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use demod_voice_core::dsp::pitch::{cents, median_f0, track};
+
+fn ensure_assets() {
+    static SETUP: std::sync::Once = std::sync::Once::new();
+    SETUP.call_once(|| {
+        let dirs = demod_voice_core::assets::Dirs::from_env();
+        if !demod_voice_core::assets::missing_assets(&dirs).is_empty() {
+            let options = demod_voice_core::assets::SetupOptions::default();
+            demod_voice_core::assets::setup(&dirs, &options, &mut |line| eprintln!("test setup: {line}"))
+                .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
+        }
+    });
+}
+
+fn recording(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices").join(name)
+}
+
+/// The binary with its own profile library (a private data directory whose voices point at the real ones).
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        ensure_assets();
+        Env { dir: tempfile::tempdir().unwrap() }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn cmd(&self) -> Command {
+        let real = demod_voice_core::assets::Dirs::from_env();
+        let config = self.path("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "paths:\n  data: {}\n  voices: {}\n  cache: {}\n",
+                self.path("data").display(),
+                real.voices_dir().display(),
+                real.cache.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_demod-voice"));
+        cmd.args(["--offline", "--ort-lib"])
+            .arg(demod_voice_core::runtime::find_versioned_library(&real.runtime_dir()).unwrap())
+            .env("DEMOD_VOICE_ESPEAK_LIB", find_espeak_lib(&real))
+            .env("DEMOD_VOICE_ESPEAK_DATA", real.espeak_dir().join("espeak-ng-data"))
+            .arg("--config")
+            .arg(config);
+        cmd
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+}
+
+fn find_espeak_lib(dirs: &demod_voice_core::assets::Dirs) -> PathBuf {
+    let found =
+        demod_voice_core::assets::find_espeak(dirs, |k| std::env::var_os(k).map(PathBuf::from)).unwrap().unwrap();
+    found.paths.library
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "failed: {stderr}");
+    stderr
+}
+
+fn read(path: &Path) -> (Vec<f32>, u32) {
+    demod_voice_core::audio::read_wav_mono(path).unwrap()
+}
+
+#[test]
+fn a_profile_from_a_real_recording_is_listed_and_shown() {
+    let env = Env::new();
+    let out =
+        env.run(&["voices", "add-profile", "reader", recording("librivox_male_two_cities.wav").to_str().unwrap()]);
+    ok(&out);
+    let profile = env.path("data/profiles/reader.yaml");
+    assert!(profile.is_file());
+    let out = env.run(&["voices", "show", "reader"]);
+    ok(&out);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let median: f32 =
+        shown.lines().find(|l| l.starts_with("median F0")).unwrap().split_whitespace().nth(2).unwrap().parse().unwrap();
+    // The recording's speaker has a median F0 near 117 Hz.
+    assert!(cents(median, 117.0).abs() < 100.0, "{shown}");
+    let out = env.run(&["voices", "list"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reader"));
+    // Replacing needs --force.
+    let out =
+        env.run(&["voices", "add-profile", "reader", recording("librivox_male_two_cities.wav").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_references_make_no_profile() {
+    let env = Env::new();
+    let silent = env.path("silent.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&silent, spec).unwrap();
+    for _ in 0..16_000 * 5 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let corrupt = env.path("corrupt.wav");
+    std::fs::write(&corrupt, b"RIFF\x10\x00\x00\x00WAVEfmt garbage").unwrap();
+    let text = env.path("notes.txt");
+    std::fs::write(&text, "not audio").unwrap();
+    // The ARCTIC clip is real speech but only 3.1 s long, 1.7 s of it voiced.
+    for (path, needle) in [
+        (silent, "voiced speech"),
+        (recording("arctic_slt_female.wav"), "voiced speech"),
+        (corrupt, "WAV"),
+        (text, "WAV"),
+        (env.path("missing.wav"), "does not exist"),
+    ] {
+        let out = env.run(&["voices", "add-profile", "bad", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{}: {stderr}", path.display());
+        assert!(!env.path("data/profiles/bad.yaml").exists());
+    }
+}
+
+#[test]
+fn convert_moves_speech_toward_a_profile_and_keeps_its_length() {
+    let env = Env::new();
+    ok(&env.run(&["voices", "add-profile", "reader", recording("librivox_male_two_cities.wav").to_str().unwrap()]));
+    let speech = env.path("speech.wav");
+    ok(&env.run(&[
+        "speak",
+        "The lighthouse keeper climbed the stairs at dusk and polished the lens.",
+        "--noise-scale",
+        "0",
+        "-o",
+        speech.to_str().unwrap(),
+    ]));
+    let (input, rate) = read(&speech);
+    let out_path = env.path("converted.wav");
+    ok(&env.run(&["convert", speech.to_str().unwrap(), "--to", "reader", "-o", out_path.to_str().unwrap()]));
+    let (output, out_rate) = read(&out_path);
+    assert_eq!((out_rate, output.len()), (rate, input.len()));
+    let before = median_f0(&track(&input, rate, rate as usize / 200)).unwrap();
+    let after = median_f0(&track(&output, rate, rate as usize / 200)).unwrap();
+    let target = {
+        let text = std::fs::read_to_string(env.path("data/profiles/reader.yaml")).unwrap();
+        text.lines().find_map(|l| l.strip_prefix("median_f0_hz:")).unwrap().trim().parse::<f32>().unwrap()
+    };
+    // The live matcher estimates the input's median F0 as it goes (it cannot know the future), so early in a
+    // short utterance it under-corrects; over the whole clip at least half the distance must be covered.
+    let (gap_before, gap_after) = (cents(before, target).abs(), cents(after, target).abs());
+    assert!(gap_after <= gap_before / 2.0, "before {before}, after {after}, target {target}");
+}
+
+#[test]
+fn convert_by_pitch_and_passthrough() {
+    let env = Env::new();
+    let source = recording("librivox_male_two_cities.wav");
+    let up = env.path("up.wav");
+    ok(&env.run(&["convert", source.to_str().unwrap(), "--pitch", "7", "-o", up.to_str().unwrap()]));
+    let (input, rate) = read(&source);
+    let (output, _) = read(&up);
+    assert_eq!(output.len(), input.len());
+    let (a, b) = (
+        median_f0(&track(&input, rate, rate as usize / 200)).unwrap(),
+        median_f0(&track(&output, rate, rate as usize / 200)).unwrap(),
+    );
+    assert!((cents(b, a) - 700.0).abs() < 25.0, "{a} -> {b}");
+    // Passthrough through the engine gives the input back, aligned.
+    let same = env.path("same.wav");
+    ok(&env.run(&["convert", source.to_str().unwrap(), "--engine", "passthrough", "-o", same.to_str().unwrap()]));
+    let (copy, _) = read(&same);
+    let worst = input.iter().zip(&copy).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(worst < 2.0 / 32768.0, "passthrough differs by {worst}");
+}
+
+#[test]
+fn convert_bad_input_is_reported_and_writes_nothing() {
+    let env = Env::new();
+    let out_path = env.path("out.wav");
+    let out_str = out_path.to_str().unwrap();
+    let source = recording("librivox_male_two_cities.wav");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["convert", "/nonexistent/in.wav", "--pitch", "3", "-o", out_str], 1, "/nonexistent/in.wav"),
+        (vec!["convert", source.to_str().unwrap(), "--to", "nobody", "-o", out_str], 2, "nobody"),
+        (vec!["convert", source.to_str().unwrap(), "--pitch", "40", "-o", out_str], 2, "--pitch"),
+        (vec!["convert", source.to_str().unwrap(), "-o", out_str], 2, "--to PROFILE"),
+    ];
+    for (args, code, needle) in cases {
+        let out = env.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!out_path.exists());
+    }
+}
