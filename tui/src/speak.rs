@@ -144,22 +144,57 @@ fn apply_flags(ctx: &mut Context, scales: &ScaleArgs) {
     }
 }
 
-/// Apply `--preset`, then the flags, and check the result.
-fn prepare_settings(ctx: &mut Context, scales: &ScaleArgs) -> Result<()> {
+/// Apply `--preset`, then the flags, and check the result. Returns the preset's converter, if it has one.
+fn prepare_settings(
+    ctx: &mut Context,
+    scales: &ScaleArgs,
+) -> Result<Option<demod_voice_core::presets::ConverterSettings>> {
+    let mut converter = None;
     if let Some(name) = &scales.preset {
-        let found = ctx.apply_preset(name)?;
-        if let Some(converter) = &found.preset.converter {
-            tracing::warn!(
-                "preset `{}` sets converter `{}`, which `speak` does not apply yet; its speech settings are used",
-                found.preset.name,
-                converter.engine
-            );
-        }
+        converter = ctx.apply_preset(name)?.preset.converter;
     }
     apply_flags(ctx, scales);
     demod_voice_core::config::validate(&ctx.settings.config).map_err(|invalid| {
         usage(format!("`{}` {} (set by {})", invalid.key, invalid.message, ctx.settings.source_of(&invalid.key)))
-    })
+    })?;
+    Ok(converter)
+}
+
+/// A preset's converter, ready to run on each sentence (sentences end in silence, so each is converted on its
+/// own through the real-time engine, as `convert` does).
+struct SentenceConverter {
+    settings: demod_voice_core::presets::ConverterSettings,
+    target: Option<demod_voice_core::convert::dsp::Target>,
+    realtime: demod_voice_core::config::RealtimeSection,
+}
+
+impl SentenceConverter {
+    fn new(ctx: &Context, settings: demod_voice_core::presets::ConverterSettings) -> Result<SentenceConverter> {
+        let target = match &settings.profile {
+            Some(name) => Some(demod_voice_core::voice::VoiceProfile::find(name, &ctx.profiles_dir())?.target()),
+            None => None,
+        };
+        Ok(SentenceConverter { settings, target, realtime: ctx.settings.config.realtime.clone() })
+    }
+
+    fn apply(&self, samples: &[f32], rate: u32) -> Result<Vec<f32>> {
+        use demod_voice_core::convert::dsp::{DspConverter, DspParams};
+        use demod_voice_core::convert::{Converter, Passthrough};
+        let converter: Box<dyn Converter> = match self.settings.engine.as_str() {
+            "passthrough" => Box::new(Passthrough::default()),
+            _ => {
+                let params = std::sync::Arc::new(DspParams::default());
+                params.set_pitch_semitones(self.settings.pitch_semitones);
+                params.set_formant_ratio(self.settings.formant_ratio);
+                params.set_profile_amount(self.settings.profile_amount);
+                params.set_target(self.target);
+                Box::new(DspConverter::new(params))
+            }
+        };
+        let wet = demod_voice_core::rt::convert_offline(samples, rate, converter, &self.realtime)?;
+        let mix = self.settings.mix;
+        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
+    }
 }
 
 /// The synthesis options the settings describe, for `voice`.
@@ -189,7 +224,7 @@ fn has_speech(sentence: &Sentence) -> bool {
 
 pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     let text = read_text(args.text, args.input.as_deref())?;
-    prepare_settings(ctx, &args.scales)?;
+    let converter = prepare_settings(ctx, &args.scales)?;
     let to_stdout = args.output_raw || args.output.as_deref() == Some(Path::new("-"));
     if args.output.is_none() && !args.output_raw {
         return Err(usage("say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw"));
@@ -205,9 +240,10 @@ pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     if let Some(path) = &pending_file {
         check_writable(path)?;
     }
+    let converter = converter.map(|c| SentenceConverter::new(ctx, c)).transpose()?;
     let voice = ctx.load_voice(args.voice.voice.as_deref())?;
     let options = synthesis_options(ctx, &voice)?;
-    run_synthesis(ctx, &voice, &text, &options, pending_file.as_deref(), args.output_raw)
+    run_synthesis(ctx, &voice, &text, &options, pending_file.as_deref(), args.output_raw, converter.as_ref())
 }
 
 fn check_writable(path: &Path) -> Result<()> {
@@ -223,6 +259,7 @@ fn run_synthesis(
     options: &SynthesisOptions,
     file: Option<&Path>,
     raw: bool,
+    converter: Option<&SentenceConverter>,
 ) -> Result<()> {
     let voice_rate = voice.sample_rate();
     let rate = ctx.settings.config.output.sample_rate.unwrap_or(voice_rate);
@@ -252,8 +289,12 @@ fn run_synthesis(
             audio.infer_seconds,
             audio.sentence.text
         );
+        let samples = match converter {
+            Some(converter) => converter.apply(&audio.samples, voice_rate)?,
+            None => audio.samples,
+        };
         // Each sentence ends in silence (the model fades out), so resampling sentence by sentence is seamless.
-        let samples = if rate == voice_rate { audio.samples } else { resample(&audio.samples, voice_rate, rate)? };
+        let samples = if rate == voice_rate { samples } else { resample(&samples, voice_rate, rate)? };
         spoken_samples += samples.len();
         sink.write(&samples)
     })?;
@@ -288,11 +329,12 @@ pub fn piper_infer(ctx: &mut Context, args: PiperInferArgs) -> Result<()> {
         return Err(usage("refusing to write audio to a terminal; redirect standard output"));
     }
     let scales = ScaleArgs { speaker: args.speaker, preset: args.preset, ..Default::default() };
-    prepare_settings(ctx, &scales)?;
+    let converter = prepare_settings(ctx, &scales)?;
+    let converter = converter.map(|c| SentenceConverter::new(ctx, c)).transpose()?;
     let voice = ctx.load_voice(Some(&args.model))?;
     let options = synthesis_options(ctx, &voice)?;
     let file = (!to_stdout).then_some(args.output.as_path());
-    run_synthesis(ctx, &voice, &args.text, &options, file, false)
+    run_synthesis(ctx, &voice, &args.text, &options, file, false, converter.as_ref())
 }
 
 #[derive(Serialize)]
