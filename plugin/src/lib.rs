@@ -1,0 +1,259 @@
+//! DeMoD Voice: real-time voice conversion in a DAW (VST3 and CLAP, built on nice-plug, the published
+//! continuation of nih-plug).
+//!
+//! `process` only calls the core real-time engine's audio side (plus gain). Everything that allocates or touches
+//! files happens in `activate`: the engine is built for the host's rate and maximum block size, the profile and
+//! preset are loaded, the worker thread starts, and the latency goes to the host. `deactivate` stops the worker.
+
+mod params;
+
+use std::sync::Arc;
+
+use demod_voice_core::config::RealtimeSection;
+use demod_voice_core::convert::dsp::{DspConverter, DspParams};
+use demod_voice_core::convert::{Converter, Passthrough};
+use demod_voice_core::rt::{AudioSide, Controls, RtConfig, RtEngine, WorkerThread};
+use nice_plug::prelude::*;
+
+pub use params::{EngineChoice, VoiceParams};
+
+/// Largest block handled in one piece (bigger host blocks are split by the engine itself).
+const MAX_CHANNELS: usize = 2;
+
+pub struct DemodVoice {
+    params: Arc<VoiceParams>,
+    /// Converter settings shared with the worker (pitch, formant, profile match).
+    dsp: Arc<DspParams>,
+    /// The engine's audio side; `None` until activated.
+    audio: Option<AudioSide>,
+    controls: Option<Arc<Controls>>,
+    worker: Option<WorkerThread>,
+    /// The engine the current audio side was built for (a change needs a restart).
+    built_engine: EngineChoice,
+    /// Copies of the input, so the in-place buffer can be both read and written (sized in `activate`).
+    scratch: Vec<Vec<f32>>,
+    latency: u32,
+}
+
+impl Default for DemodVoice {
+    fn default() -> Self {
+        DemodVoice {
+            params: Arc::new(VoiceParams::default()),
+            dsp: Arc::new(DspParams::default()),
+            audio: None,
+            controls: None,
+            worker: None,
+            built_engine: EngineChoice::Dsp,
+            scratch: Vec::new(),
+            latency: 0,
+        }
+    }
+}
+
+impl DemodVoice {
+    /// Load the persisted profile and preset (off the audio thread). A missing file leaves the plugin usable
+    /// with its parameters; the problem is logged and kept in the persisted status.
+    fn load_profile_and_preset(&self) -> RealtimeSection {
+        let dirs = demod_voice_core::assets::Dirs::from_env();
+        let mut realtime = RealtimeSection::default();
+        let mut problems = Vec::new();
+        let mut profile_name = self.params.profile.read().map(|p| p.clone()).unwrap_or_default();
+        let preset_name = self.params.preset.read().map(|p| p.clone()).unwrap_or_default();
+        if !preset_name.is_empty() {
+            match demod_voice_core::presets::find(&preset_name, &dirs.config.join("presets")) {
+                Ok(found) => {
+                    let mut config = demod_voice_core::config::Config::default();
+                    found.preset.apply(&mut config, &mut |_, _| {});
+                    realtime = config.realtime;
+                    if profile_name.is_empty() {
+                        if let Some(profile) = found.preset.converter.and_then(|c| c.profile) {
+                            profile_name = profile;
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("preset: {e}")),
+            }
+        }
+        let target = if profile_name.is_empty() {
+            None
+        } else {
+            match demod_voice_core::voice::VoiceProfile::find(&profile_name, &dirs.data.join("profiles")) {
+                Ok(profile) => Some(profile.target()),
+                Err(e) => {
+                    problems.push(format!("profile: {e}"));
+                    None
+                }
+            }
+        };
+        self.dsp.set_target(target);
+        let status = problems.join("; ");
+        if !status.is_empty() {
+            nice_error!("DeMoD Voice: {status}");
+        }
+        if let Ok(mut slot) = self.params.status.write() {
+            *slot = status;
+        }
+        realtime
+    }
+
+    fn push_parameters(&self) {
+        let p = &self.params;
+        self.dsp.set_pitch_semitones(p.pitch.value());
+        self.dsp.set_formant_ratio(p.formant.value());
+        self.dsp.set_profile_amount(p.amount.value());
+        if let Some(controls) = &self.controls {
+            controls.set_mix(if p.bypass.value() { 0.0 } else { p.mix.value() });
+        }
+    }
+}
+
+impl Plugin for DemodVoice {
+    const NAME: &'static str = "DeMoD Voice";
+    const VENDOR: &'static str = "DeMoD";
+    const URL: &'static str = "https://github.com/demod/demod-voice";
+    const EMAIL: &'static str = "voice@demod.invalid";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[
+        AudioIOLayout {
+            main_input_channels: NonZeroU32::new(2),
+            main_output_channels: NonZeroU32::new(2),
+            ..AudioIOLayout::const_default()
+        },
+        AudioIOLayout {
+            main_input_channels: NonZeroU32::new(1),
+            main_output_channels: NonZeroU32::new(1),
+            ..AudioIOLayout::const_default()
+        },
+    ];
+
+    // No graphical editor: hosts show their generic parameter view.
+    type Editor = ();
+    type SysExMessage = ();
+    type BackgroundTask = ();
+
+    fn params(&self) -> Arc<dyn Params> {
+        self.params.clone()
+    }
+
+    fn activate(
+        &mut self,
+        audio_io_layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        context: &mut impl ActivateContext<Self>,
+    ) -> bool {
+        // Stop any previous worker before building anew (activate may run several times in a row).
+        self.worker = None;
+        let channels =
+            audio_io_layout.main_output_channels.map(|c| c.get() as usize).unwrap_or(2).clamp(1, MAX_CHANNELS);
+        let realtime = self.load_profile_and_preset();
+        let engine = self.params.engine.value();
+        let converter: Box<dyn Converter> = match engine {
+            EngineChoice::Dsp => Box::new(DspConverter::new(self.dsp.clone())),
+            EngineChoice::Passthrough => Box::new(Passthrough::default()),
+        };
+        let max_block = (buffer_config.max_buffer_size as usize).clamp(1, demod_voice_core::rt::MAX_BLOCK);
+        let config = RtConfig::from_section(&realtime, buffer_config.sample_rate.round() as u32, max_block, channels);
+        let (audio, worker) = match RtEngine::build(&config, converter) {
+            Ok(pair) => pair,
+            Err(e) => {
+                nice_error!("DeMoD Voice: cannot start the engine: {e}");
+                return false;
+            }
+        };
+        self.latency = audio.latency() as u32;
+        context.set_latency_samples(self.latency);
+        self.controls = Some(audio.controls());
+        self.scratch = vec![vec![0.0; max_block]; channels];
+        self.built_engine = engine;
+        match worker.spawn() {
+            Ok(thread) => self.worker = Some(thread),
+            Err(e) => {
+                nice_error!("DeMoD Voice: cannot start the worker thread: {e}");
+                return false;
+            }
+        }
+        self.audio = Some(audio);
+        self.push_parameters();
+        nice_log!(
+            "DeMoD Voice: {} Hz, blocks up to {max_block}, {channels} channel(s), engine {:?}, latency {} samples",
+            config.sample_rate_hz,
+            engine,
+            self.latency
+        );
+        true
+    }
+
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
+        if self.params.engine.value() != self.built_engine {
+            // A different engine has a different latency: the host re-activates us (off this thread).
+            context.request_restart();
+        }
+        self.push_parameters();
+        let Some(audio) = self.audio.as_mut() else {
+            return ProcessStatus::Normal;
+        };
+        let frames = buffer.samples();
+        let channels = buffer.as_slice();
+        let used = channels.len().min(self.scratch.len());
+        let mut done = 0;
+        while done < frames {
+            let n = (frames - done).min(self.scratch[0].len());
+            for (copy, channel) in self.scratch.iter_mut().zip(channels.iter()) {
+                copy[..n].copy_from_slice(&channel[done..done + n]);
+            }
+            let mut ins: [&[f32]; MAX_CHANNELS] = [&[], &[]];
+            for (slot, copy) in ins.iter_mut().zip(self.scratch.iter()) {
+                *slot = &copy[..n];
+            }
+            let (first, rest) = channels.split_at_mut(1.min(channels.len()));
+            let mut outs: [&mut [f32]; MAX_CHANNELS] = [&mut [], &mut []];
+            if let Some(left) = first.first_mut() {
+                outs[0] = &mut left[done..done + n];
+            }
+            if let Some(right) = rest.first_mut() {
+                outs[1] = &mut right[done..done + n];
+            }
+            audio.process(&ins[..used], &mut outs[..used]);
+            done += n;
+        }
+        // Output gain, smoothed per sample; never let a non-finite value out.
+        for mut frame in buffer.iter_samples() {
+            let gain = self.params.gain.smoothed.next();
+            for sample in frame.iter_mut() {
+                let value = *sample * gain;
+                *sample = if value.is_finite() { value } else { 0.0 };
+            }
+        }
+        ProcessStatus::Normal
+    }
+
+    fn deactivate(&mut self) {
+        // Dropping the thread handle stops and joins the worker.
+        self.worker = None;
+        self.audio = None;
+        self.controls = None;
+    }
+}
+
+impl ClapPlugin for DemodVoice {
+    const CLAP_ID: &'static str = "com.demod.voice";
+    const CLAP_DESCRIPTION: Option<&'static str> = Some("Real-time voice conversion: pitch, formants, voice profiles");
+    const CLAP_MANUAL_URL: Option<&'static str> = Some(Self::URL);
+    const CLAP_SUPPORT_URL: Option<&'static str> = None;
+    const CLAP_FEATURES: &'static [ClapFeature] =
+        &[ClapFeature::AudioEffect, ClapFeature::PitchShifter, ClapFeature::Mono, ClapFeature::Stereo];
+}
+
+impl Vst3Plugin for DemodVoice {
+    const VST3_CLASS_ID: [u8; 16] = *b"DeMoDVoiceConvrt";
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[Vst3SubCategory::Fx, Vst3SubCategory::PitchShift];
+}
+
+nice_export_clap!(DemodVoice);
+nice_export_vst3!(DemodVoice);
