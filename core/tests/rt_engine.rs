@@ -36,6 +36,8 @@ fn config(rate: u32, max_block: usize, channels: usize) -> RtConfig {
         crossfade_ms: 3.0,
         context_ms: 20.0,
         underrun: UnderrunMode::Dry,
+        offline: false,
+        min_latency: 0,
     }
 }
 
@@ -231,4 +233,16 @@ fn invalid_configurations_are_refused() {
     assert!(RtEngine::build(&config(48_000, 0, 1), Box::new(Passthrough::default())).is_err());
     assert!(RtEngine::build(&config(48_000, 256, 3), Box::new(Passthrough::default())).is_err());
     assert!(RtEngine::build(&config(4_000, 256, 1), Box::new(Passthrough::default())).is_err());
+}
+
+#[test]
+fn padded_latency_is_still_exact() {
+    let mut rng = Rng(11);
+    let mut cfg = config(48_000, 256, 1);
+    cfg.min_latency = 3000;
+    let (mut audio, mut worker) = RtEngine::build(&cfg, Box::new(Passthrough::default())).unwrap();
+    assert_eq!(audio.latency(), 3000);
+    let input = vec![(0..48_000).map(|_| rng.uniform()).collect::<Vec<f32>>()];
+    let output = run_synchronously(&mut audio, &mut worker, &input, 256, &mut rng);
+    assert_delayed(&input[0], &output[0], 3000, "padded");
 }

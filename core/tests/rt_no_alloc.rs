@@ -23,6 +23,8 @@ fn process_never_allocates() {
             crossfade_ms: 3.0,
             context_ms: 20.0,
             underrun: mode,
+            offline: false,
+            min_latency: 0,
         };
         let converter = Passthrough { forced_rate: resample.then_some(24_000) };
         let (mut audio, worker) = RtEngine::build(&config, Box::new(converter)).unwrap();

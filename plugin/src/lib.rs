@@ -2,8 +2,11 @@
 //! continuation of nih-plug).
 //!
 //! `process` only calls the core real-time engine's audio side (plus gain). Everything that allocates or touches
-//! files happens in `activate`: the engine is built for the host's rate and maximum block size, the profile and
-//! preset are loaded, the worker thread starts, and the latency goes to the host. `deactivate` stops the worker.
+//! files happens in `activate`: the engines are built for the host's rate and maximum block size, the profile
+//! and preset are loaded, the worker threads start, and the latency goes to the host. `deactivate` stops them.
+//!
+//! Both engines (dsp and passthrough) run side by side with the same latency (the passthrough one is padded to
+//! the dsp one), so switching the engine parameter is seamless and never changes the reported latency.
 
 mod params;
 
@@ -17,22 +20,29 @@ use nice_plug::prelude::*;
 
 pub use params::{EngineChoice, VoiceParams};
 
-/// Largest block handled in one piece (bigger host blocks are split by the engine itself).
+/// Mono or stereo.
 const MAX_CHANNELS: usize = 2;
 
 pub struct DemodVoice {
     params: Arc<VoiceParams>,
-    /// Converter settings shared with the worker (pitch, formant, profile match).
+    /// Converter settings shared with the dsp worker (pitch, formant, profile match).
     dsp: Arc<DspParams>,
-    /// The engine's audio side; `None` until activated.
-    audio: Option<AudioSide>,
-    controls: Option<Arc<Controls>>,
-    worker: Option<WorkerThread>,
-    /// The engine the current audio side was built for (a change needs a restart).
-    built_engine: EngineChoice,
+    /// The engines' audio sides, indexed by [`engine_index`]; empty until activated.
+    engines: Vec<AudioSide>,
+    controls: Vec<Arc<Controls>>,
+    workers: Vec<WorkerThread>,
     /// Copies of the input, so the in-place buffer can be both read and written (sized in `activate`).
     scratch: Vec<Vec<f32>>,
+    /// Where the inactive engine's output goes (it keeps running so a switch is seamless).
+    discard: Vec<Vec<f32>>,
     latency: u32,
+}
+
+fn engine_index(engine: EngineChoice) -> usize {
+    match engine {
+        EngineChoice::Dsp => 0,
+        EngineChoice::Passthrough => 1,
+    }
 }
 
 impl Default for DemodVoice {
@@ -40,11 +50,11 @@ impl Default for DemodVoice {
         DemodVoice {
             params: Arc::new(VoiceParams::default()),
             dsp: Arc::new(DspParams::default()),
-            audio: None,
-            controls: None,
-            worker: None,
-            built_engine: EngineChoice::Dsp,
+            engines: Vec::new(),
+            controls: Vec::new(),
+            workers: Vec::new(),
             scratch: Vec::new(),
+            discard: Vec::new(),
             latency: 0,
         }
     }
@@ -101,8 +111,9 @@ impl DemodVoice {
         self.dsp.set_pitch_semitones(p.pitch.value());
         self.dsp.set_formant_ratio(p.formant.value());
         self.dsp.set_profile_amount(p.amount.value());
-        if let Some(controls) = &self.controls {
-            controls.set_mix(if p.bypass.value() { 0.0 } else { p.mix.value() });
+        let mix = if p.bypass.value() { 0.0 } else { p.mix.value() };
+        for controls in &self.controls {
+            controls.set_mix(mix);
         }
     }
 }
@@ -142,44 +153,51 @@ impl Plugin for DemodVoice {
         buffer_config: &BufferConfig,
         context: &mut impl ActivateContext<Self>,
     ) -> bool {
-        // Stop any previous worker before building anew (activate may run several times in a row).
-        self.worker = None;
+        // Stop any previous workers before building anew (activate may run several times in a row).
+        self.deactivate();
         let channels =
             audio_io_layout.main_output_channels.map(|c| c.get() as usize).unwrap_or(2).clamp(1, MAX_CHANNELS);
         let realtime = self.load_profile_and_preset();
-        let engine = self.params.engine.value();
-        let converter: Box<dyn Converter> = match engine {
-            EngineChoice::Dsp => Box::new(DspConverter::new(self.dsp.clone())),
-            EngineChoice::Passthrough => Box::new(Passthrough::default()),
-        };
         let max_block = (buffer_config.max_buffer_size as usize).clamp(1, demod_voice_core::rt::MAX_BLOCK);
-        let config = RtConfig::from_section(&realtime, buffer_config.sample_rate.round() as u32, max_block, channels);
-        let (audio, worker) = match RtEngine::build(&config, converter) {
-            Ok(pair) => pair,
-            Err(e) => {
-                nice_error!("DeMoD Voice: cannot start the engine: {e}");
-                return false;
+        let mut config =
+            RtConfig::from_section(&realtime, buffer_config.sample_rate.round() as u32, max_block, channels);
+        // When the host renders offline (faster than real time), wait for the conversion instead of falling back.
+        config.offline = buffer_config.process_mode == ProcessMode::Offline;
+        // dsp first (the longer latency), then passthrough padded to the same latency.
+        let converters: [Box<dyn Converter>; 2] =
+            [Box::new(DspConverter::new(self.dsp.clone())), Box::new(Passthrough::default())];
+        for converter in converters {
+            let (audio, worker) = match RtEngine::build(&config, converter) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    nice_error!("DeMoD Voice: cannot start the engine: {e}");
+                    self.deactivate();
+                    return false;
+                }
+            };
+            config.min_latency = config.min_latency.max(audio.latency());
+            match worker.spawn() {
+                Ok(thread) => self.workers.push(thread),
+                Err(e) => {
+                    nice_error!("DeMoD Voice: cannot start a worker thread: {e}");
+                    self.deactivate();
+                    return false;
+                }
             }
-        };
-        self.latency = audio.latency() as u32;
-        context.set_latency_samples(self.latency);
-        self.controls = Some(audio.controls());
-        self.scratch = vec![vec![0.0; max_block]; channels];
-        self.built_engine = engine;
-        match worker.spawn() {
-            Ok(thread) => self.worker = Some(thread),
-            Err(e) => {
-                nice_error!("DeMoD Voice: cannot start the worker thread: {e}");
-                return false;
-            }
+            self.controls.push(audio.controls());
+            self.engines.push(audio);
         }
-        self.audio = Some(audio);
+        debug_assert!(self.engines.iter().all(|e| e.latency() == self.engines[0].latency()));
+        self.latency = self.engines[0].latency() as u32;
+        context.set_latency_samples(self.latency);
+        self.scratch = vec![vec![0.0; max_block]; channels];
+        self.discard = vec![vec![0.0; max_block]; channels];
         self.push_parameters();
         nice_log!(
-            "DeMoD Voice: {} Hz, blocks up to {max_block}, {channels} channel(s), engine {:?}, latency {} samples",
+            "DeMoD Voice: {} Hz, blocks up to {max_block}, {channels} channel(s), latency {} samples, {:?}",
             config.sample_rate_hz,
-            engine,
-            self.latency
+            self.latency,
+            buffer_config.process_mode
         );
         true
     }
@@ -188,16 +206,13 @@ impl Plugin for DemodVoice {
         &mut self,
         buffer: &mut Buffer,
         _aux: &mut AuxiliaryBuffers,
-        context: &mut impl ProcessContext<Self>,
+        _context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
-        if self.params.engine.value() != self.built_engine {
-            // A different engine has a different latency: the host re-activates us (off this thread).
-            context.request_restart();
-        }
         self.push_parameters();
-        let Some(audio) = self.audio.as_mut() else {
+        if self.engines.len() < 2 {
             return ProcessStatus::Normal;
-        };
+        }
+        let active = engine_index(self.params.engine.value());
         let frames = buffer.samples();
         let channels = buffer.as_slice();
         let used = channels.len().min(self.scratch.len());
@@ -211,15 +226,28 @@ impl Plugin for DemodVoice {
             for (slot, copy) in ins.iter_mut().zip(self.scratch.iter()) {
                 *slot = &copy[..n];
             }
-            let (first, rest) = channels.split_at_mut(1.min(channels.len()));
-            let mut outs: [&mut [f32]; MAX_CHANNELS] = [&mut [], &mut []];
-            if let Some(left) = first.first_mut() {
-                outs[0] = &mut left[done..done + n];
+            for (idx, engine) in self.engines.iter_mut().enumerate() {
+                let mut outs: [&mut [f32]; MAX_CHANNELS] = [&mut [], &mut []];
+                if idx == active {
+                    let (first, rest) = channels.split_at_mut(1.min(channels.len()));
+                    if let Some(left) = first.first_mut() {
+                        outs[0] = &mut left[done..done + n];
+                    }
+                    if let Some(right) = rest.first_mut() {
+                        outs[1] = &mut right[done..done + n];
+                    }
+                } else {
+                    let split = 1.min(self.discard.len());
+                    let (first, rest) = self.discard.split_at_mut(split);
+                    if let Some(left) = first.first_mut() {
+                        outs[0] = &mut left[..n];
+                    }
+                    if let Some(right) = rest.first_mut() {
+                        outs[1] = &mut right[..n];
+                    }
+                }
+                engine.process(&ins[..used], &mut outs[..used]);
             }
-            if let Some(right) = rest.first_mut() {
-                outs[1] = &mut right[done..done + n];
-            }
-            audio.process(&ins[..used], &mut outs[..used]);
             done += n;
         }
         // Output gain, smoothed per sample; never let a non-finite value out.
@@ -234,10 +262,10 @@ impl Plugin for DemodVoice {
     }
 
     fn deactivate(&mut self) {
-        // Dropping the thread handle stops and joins the worker.
-        self.worker = None;
-        self.audio = None;
-        self.controls = None;
+        // Dropping the thread handles stops and joins the workers.
+        self.workers.clear();
+        self.engines.clear();
+        self.controls.clear();
     }
 }
 

@@ -19,7 +19,7 @@ pub enum EngineChoice {
 
 #[derive(Params)]
 pub struct VoiceParams {
-    /// Conversion engine; changing it changes the latency, so the plugin asks the host to restart it.
+    /// Conversion engine (switching is seamless: all engines share one latency).
     #[id = "engine"]
     pub engine: EnumParam<EngineChoice>,
 

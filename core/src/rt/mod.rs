@@ -54,6 +54,12 @@ pub struct RtConfig {
     /// Left context handed to the converter, milliseconds (costs compute, not latency).
     pub context_ms: f32,
     pub underrun: UnderrunMode,
+    /// Offline rendering (a DAW's bounce, a batch tool): the audio side may wait for the worker instead of
+    /// falling back, so the result is complete and identical run to run. Never set this for live audio.
+    pub offline: bool,
+    /// Pad the latency up to at least this many samples (a plugin offering several engines reports one
+    /// latency for all of them, so switching engines never moves the track in time).
+    pub min_latency: usize,
 }
 
 impl RtConfig {
@@ -72,6 +78,8 @@ impl RtConfig {
             crossfade_ms: section.crossfade_ms,
             context_ms: section.context_ms,
             underrun: section.underrun,
+            offline: false,
+            min_latency: 0,
         }
     }
 }
@@ -212,7 +220,10 @@ impl RtEngine {
         let lookahead_host = (lookahead_model * host_rate).div_ceil(model_rate) + pull_chunk;
         // Time the worker has to convert a hop once its input is complete: a quarter hop, at least 2 ms (the dsp
         // worker needs about 1.5% of real time, so this is ample without being wasteful).
-        let margin = (hop_host / 4).max(host_rate / 500);
+        let mut margin = (hop_host / 4).max(host_rate / 500);
+        let natural = config.max_block + hop_host + lookahead_host + margin + resampler_delay;
+        // Extra padding counts as worker margin: more time, same exactness.
+        margin += config.min_latency.saturating_sub(natural);
         let prime = config.max_block + hop_host + lookahead_host + margin;
         let latency = Latency {
             total: prime + resampler_delay,
@@ -249,6 +260,7 @@ impl RtEngine {
             channels: config.channels,
             max_block: config.max_block,
             underrun: config.underrun,
+            offline: config.offline,
             stats: Arc::clone(&stats),
             controls: Arc::clone(&controls),
         };
@@ -320,6 +332,8 @@ pub struct AudioSide {
     channels: usize,
     max_block: usize,
     underrun: UnderrunMode,
+    /// Wait for the worker instead of falling back (offline rendering only).
+    offline: bool,
     stats: Arc<Stats>,
     controls: Arc<Controls>,
 }
@@ -347,7 +361,8 @@ impl AudioSide {
     /// Process one block: `input` and `output` hold one slice per channel (1 or 2), all of the same length,
     /// which may be anything from 1 to [`MAX_BLOCK`] and change from call to call.
     ///
-    /// Real-time safe: no allocation, no lock, no logging, no waiting.
+    /// Real-time safe: no allocation, no lock, no logging, no waiting (unless built with `offline`, for
+    /// rendering faster than real time, where it waits for the worker).
     pub fn process(&mut self, input: &[&[f32]], output: &mut [&mut [f32]]) {
         let frames = output.first().map_or(0, |c| c.len());
         let mut done = 0;
@@ -386,6 +401,13 @@ impl AudioSide {
         if self.owed > 0 {
             let dropped = self.out_cons.skip(self.owed.min(self.out_cons.occupied_len()));
             self.owed -= dropped;
+        }
+        if self.offline {
+            // Offline only: give the worker time to catch up (bounded, so a dead worker cannot hang the host).
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while self.out_cons.occupied_len() < n && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(100));
+            }
         }
         let got = if self.owed == 0 { self.out_cons.pop_slice(&mut self.wet[..n]) } else { 0 };
         if got < n {
