@@ -1,0 +1,284 @@
+//! The CLAP plugin in a small real host built on `clack-host`: it loads the test build of the plugin (with
+//! nice-plug's `assert_process_allocs`, so an allocation in `process` aborts this test), lists the parameters,
+//! sets them through the plugin's own text-to-value conversion, processes audio in varying block sizes at 44.1
+//! and 48 kHz, compares the reported latency with the measured delay (passthrough), checks the dsp engine's pitch,
+//! feeds NaN/Inf/denormal input, round-trips the state, and loads a project whose voice profile was deleted.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use clack_extensions::latency::PluginLatency;
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::render::{PluginRender, RenderMode};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::ParamValueEvent;
+use clack_host::prelude::*;
+use demod_voice_core::dsp::pitch::{cents, median_f0, track};
+
+struct Shared;
+
+impl SharedHandler<'_> for Shared {
+    fn request_restart(&self) {}
+    fn request_process(&self) {}
+    fn request_callback(&self) {}
+}
+
+struct TestHost;
+
+impl HostHandlers for TestHost {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = ();
+    type AudioProcessor<'a> = ();
+}
+
+const PLUGIN_ID: &str = "com.demod.voice";
+
+fn clap_bundle(dir: &Path) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().unwrap().join("libdemod_voice_plugin.so");
+    assert!(lib.is_file(), "{} is missing: cargo builds it with the tests", lib.display());
+    // On Linux a CLAP bundle is the shared library renamed.
+    let bundle = dir.join("DeMoD Voice.clap");
+    std::fs::copy(lib, &bundle).unwrap();
+    bundle
+}
+
+struct Loaded {
+    entry: PluginEntry,
+    instance: PluginInstance<TestHost>,
+    /// Parameter name -> id.
+    ids: HashMap<String, ClapId>,
+}
+
+fn load(bundle: &Path) -> Loaded {
+    // SAFETY: the bundle is this crate's own plugin, built for this machine.
+    let entry = unsafe { PluginEntry::load(bundle) }.unwrap();
+    let host_info = HostInfo::new("demod-voice test host", "DeMoD", "https://example.invalid", "0.1.0").unwrap();
+    let id = CString::new(PLUGIN_ID).unwrap();
+    let mut instance = PluginInstance::<TestHost>::new(|_| Shared, |_| (), &entry, &id, &host_info).unwrap();
+    let mut ids = HashMap::new();
+    {
+        let handle = instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("the plugin has the params extension");
+        for index in 0..params.count(&handle) {
+            let mut buffer = ParamInfoBuffer::new();
+            let info = params.get_info(&handle, index, &mut buffer).unwrap();
+            ids.insert(String::from_utf8_lossy(info.name).into_owned(), info.id);
+        }
+    }
+    Loaded { entry, instance, ids }
+}
+
+impl Loaded {
+    /// A parameter's plain value from text, through the plugin's own conversion.
+    fn text_to_value(&mut self, name: &str, text: &str) -> f64 {
+        let id = self.ids[name];
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().unwrap();
+        params
+            .text_to_value(&handle, id, &CString::new(text).unwrap())
+            .unwrap_or_else(|| panic!("{name}: {text:?} not accepted"))
+    }
+
+    fn value(&mut self, name: &str) -> f64 {
+        let id = self.ids[name];
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().unwrap();
+        params.get_value(&handle, id).unwrap()
+    }
+
+    fn save_state(&mut self) -> Vec<u8> {
+        let handle = self.instance.plugin_handle();
+        let state: PluginState = handle.get_extension().unwrap();
+        let mut bytes = Vec::new();
+        state.save(&handle, &mut bytes).unwrap();
+        bytes
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) {
+        let handle = self.instance.plugin_handle();
+        let state: PluginState = handle.get_extension().unwrap();
+        state.load(&handle, &mut std::io::Cursor::new(bytes)).unwrap();
+    }
+
+    /// Activate at `rate`, send `settings` (name, text) as parameter events, and run `input` (stereo) through
+    /// in blocks from `block_sizes` (cycled). With `real_time`, blocks are paced by the clock as in a live host;
+    /// otherwise the host renders offline (the render extension), as fast as it can.
+    /// Returns the output and the reported latency.
+    fn run(
+        &mut self,
+        rate: f64,
+        settings: &[(&str, &str)],
+        input: &[Vec<f32>; 2],
+        block_sizes: &[usize],
+        real_time: bool,
+    ) -> ([Vec<f32>; 2], u32) {
+        let max_block = *block_sizes.iter().max().unwrap();
+        let events: Vec<ParamValueEvent> = settings
+            .iter()
+            .map(|(name, text)| {
+                let value = self.text_to_value(name, text);
+                ParamValueEvent::new(0, self.ids[*name], Pckn::match_all(), value)
+            })
+            .collect();
+        {
+            let handle = self.instance.plugin_handle();
+            let render: PluginRender = handle.get_extension().expect("the plugin has the render extension");
+            render.set(&handle, if real_time { RenderMode::Realtime } else { RenderMode::Offline }).unwrap();
+        }
+        let config =
+            PluginAudioConfiguration { sample_rate: rate, min_frames_count: 1, max_frames_count: max_block as u32 };
+        let processor = self.instance.activate(|_, _| (), config).unwrap();
+        let latency = {
+            let handle = self.instance.plugin_handle();
+            let latency: PluginLatency = handle.get_extension().expect("the plugin has the latency extension");
+            latency.get(&handle)
+        };
+        let mut processor = processor.start_processing().unwrap();
+        let frames = input[0].len();
+        let mut output = [vec![0.0f32; frames], vec![0.0f32; frames]];
+        let mut in_buffers = [vec![0.0f32; max_block], vec![0.0f32; max_block]];
+        let mut out_buffers = [vec![0.0f32; max_block], vec![0.0f32; max_block]];
+        let mut input_ports = AudioPorts::with_capacity(2, 1);
+        let mut output_ports = AudioPorts::with_capacity(2, 1);
+        let mut output_events_buffer = EventBuffer::new();
+        let started = std::time::Instant::now();
+        let mut pos = 0;
+        let mut call = 0;
+        while pos < frames {
+            let n = block_sizes[call % block_sizes.len()].min(frames - pos);
+            if real_time {
+                let due = std::time::Duration::from_secs_f64(pos as f64 / rate);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            for c in 0..2 {
+                in_buffers[c][..n].copy_from_slice(&input[c][pos..pos + n]);
+            }
+            let input_events = if call == 0 { InputEvents::from_buffer(&events) } else { InputEvents::empty() };
+            let mut output_events = OutputEvents::from_buffer(&mut output_events_buffer);
+            let audio_in = input_ports.with_input_buffers([AudioPortBuffer {
+                latency: 0,
+                channels: AudioPortBufferType::f32_input_only(
+                    in_buffers.iter_mut().map(|b| InputChannel::variable(&mut b[..n])),
+                ),
+            }]);
+            let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
+                latency: 0,
+                channels: AudioPortBufferType::f32_output_only(out_buffers.iter_mut().map(|b| &mut b[..n])),
+            }]);
+            processor.process(&audio_in, &mut audio_out, &input_events, &mut output_events, None, None).unwrap();
+            for c in 0..2 {
+                output[c][pos..pos + n].copy_from_slice(&out_buffers[c][..n]);
+            }
+            pos += n;
+            call += 1;
+        }
+        let stopped = processor.stop_processing();
+        self.instance.deactivate(stopped);
+        (output, latency)
+    }
+}
+
+fn noise(frames: usize, seed: u64) -> [Vec<f32>; 2] {
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.4
+    };
+    [(0..frames).map(|_| next()).collect(), (0..frames).map(|_| next()).collect()]
+}
+
+#[test]
+fn clap_plugin_in_a_real_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = clap_bundle(dir.path());
+    let mut plugin = load(&bundle);
+    let _ = &plugin.entry;
+    for name in ["Engine", "Pitch", "Formant", "Profile Match", "Mix", "Output Gain", "Bypass"] {
+        assert!(plugin.ids.contains_key(name), "parameter {name:?} missing from {:?}", plugin.ids.keys());
+    }
+    // Text-to-value goes through the plugin's own formatters. nice-plug exposes CLAP values normalised to 0..1:
+    // +12 of -24..+24 semitones is 0.75, 50% mix is 0.5.
+    assert!((plugin.text_to_value("Pitch", "12") - 0.75).abs() < 1e-6);
+    assert!((plugin.text_to_value("Mix", "50%") - 0.5).abs() < 1e-6);
+    assert!((plugin.text_to_value("Output Gain", "0 dB") - plugin.text_to_value("Output Gain", "0")).abs() < 1e-6);
+
+    // Passthrough: output = mono input delayed by exactly the reported latency, any block sizes.
+    for rate in [44_100.0, 48_000.0] {
+        let input = noise(rate as usize, 7);
+        let mono: Vec<f32> = (0..input[0].len()).map(|i| (input[0][i] + input[1][i]) / 2.0).collect();
+        let (output, latency) =
+            plugin.run(rate, &[("Engine", "Passthrough")], &input, &[1, 17, 64, 333, 512, 1024, 5, 256], false);
+        let latency = latency as usize;
+        assert!(latency > 0);
+        for (m, &out) in output[0].iter().enumerate() {
+            let expected = if m >= latency { mono[m - latency] } else { 0.0 };
+            assert!((out - expected).abs() < 1e-5, "{rate} Hz: sample {m}: {out} vs {expected} (latency {latency})");
+        }
+        assert_eq!(output[0], output[1]);
+    }
+
+    // dsp at +12 semitones: a sung-like 220 Hz note becomes 440 Hz within 10 cents (paced like a live host).
+    for rate in [44_100.0f64, 48_000.0] {
+        let frames = (rate * 2.0) as usize;
+        let note: Vec<f32> = (0..frames)
+            .map(|i| {
+                let t = i as f32 / rate as f32;
+                (1..5).map(|h| (2.0 * std::f32::consts::PI * 220.0 * h as f32 * t).sin() / h as f32).sum::<f32>() * 0.2
+            })
+            .collect();
+        let (output, latency) =
+            plugin.run(rate, &[("Engine", "DSP"), ("Pitch", "12")], &[note.clone(), note], &[256], true);
+        let start = latency as usize + (rate * 0.5) as usize;
+        let steady = &output[0][start..frames - 1000];
+        let f0 = median_f0(&track(steady, rate as u32, rate as usize / 200)).unwrap();
+        assert!(cents(f0, 440.0).abs() <= 10.0, "{rate} Hz: +12 st gave {f0:.2} Hz");
+    }
+
+    // Hostile input: NaN, infinities and denormals never come out as non-finite samples.
+    let mut hostile = noise(48_000, 3);
+    for channel in hostile.iter_mut() {
+        channel[100..110].fill(f32::NAN);
+        channel[200..210].fill(f32::INFINITY);
+        channel[300..310].fill(f32::NEG_INFINITY);
+        channel[400..2400].fill(1e-40);
+    }
+    for engine in ["DSP", "Passthrough"] {
+        let (output, _) = plugin.run(48_000.0, &[("Engine", engine)], &hostile, &[128, 77], false);
+        assert!(output.iter().flatten().all(|s| s.is_finite()), "{engine}: non-finite output");
+    }
+
+    // State round trip: a setting survives save -> load into a fresh instance.
+    let _ = plugin.run(48_000.0, &[("Pitch", "7"), ("Formant", "1.2")], &noise(4800, 1), &[256], false);
+    let (pitch7, formant12) = (plugin.text_to_value("Pitch", "7"), plugin.text_to_value("Formant", "1.2"));
+    assert!((plugin.value("Pitch") - pitch7).abs() < 1e-6);
+    let state = plugin.save_state();
+    let mut restored = load(&bundle);
+    restored.load_state(&state);
+    assert!((restored.value("Pitch") - pitch7).abs() < 1e-6, "pitch after reload: {}", restored.value("Pitch"));
+    assert!((restored.value("Formant") - formant12).abs() < 1e-3);
+
+    // A project whose voice profile was deleted still loads and plays, and says what is missing.
+    // nice-plug's CLAP state: an 8-byte little-endian length, then JSON with the persisted fields.
+    let text = String::from_utf8(state[8..].to_vec()).unwrap();
+    assert!(text.contains("\"profile\""), "the state persists the profile: {text}");
+    let edited = text.replacen("\"profile\":\"\\\"\\\"\"", "\"profile\":\"\\\"deleted-profile\\\"\"", 1);
+    assert_ne!(edited, text, "state layout changed: {text}");
+    let mut edited_state = (edited.len() as u64).to_le_bytes().to_vec();
+    edited_state.extend_from_slice(edited.as_bytes());
+    let mut project = load(&bundle);
+    project.load_state(&edited_state);
+    let (output, _) = project.run(48_000.0, &[], &noise(48_000, 9), &[512], false);
+    assert!(output.iter().flatten().all(|s| s.is_finite()));
+    assert!(output[0].iter().any(|s| s.abs() > 0.01), "the plugin still produces audio");
+    let saved = String::from_utf8_lossy(&project.save_state()[8..]).into_owned();
+    assert!(saved.contains("deleted-profile") && saved.contains("no voice profile named"), "{saved}");
+    assert!((project.value("Pitch") - pitch7).abs() < 1e-6, "parameters are kept");
+}
