@@ -113,16 +113,27 @@ impl Espeak {
     /// Load espeak-ng from `paths` the first time; later calls return the same instance (espeak-ng cannot be
     /// initialised twice in one process). Asking for a different location later is an error.
     pub fn get_or_load(paths: &EspeakPaths) -> Result<&'static Espeak> {
-        if let Some(existing) = INSTANCE.get() {
-            return if existing.paths == *paths {
-                Ok(existing)
-            } else {
-                Err(Error::EspeakAlreadyLoaded { loaded: existing.paths.library.clone() })
-            };
+        if let Some(found) = Self::already_loaded(paths) {
+            return found;
+        }
+        // espeak-ng's initialisation touches global state: one thread at a time, and only once.
+        static LOADING: Mutex<()> = Mutex::new(());
+        let _guard = LOADING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = Self::already_loaded(paths) {
+            return found;
         }
         let espeak = Self::load(paths)?;
-        // A racing thread may have won; either instance is equivalent, keep the first.
         Ok(INSTANCE.get_or_init(|| espeak))
+    }
+
+    /// The loaded instance if there is one: it, when it came from `paths`, else an error naming where it came from.
+    fn already_loaded(paths: &EspeakPaths) -> Option<Result<&'static Espeak>> {
+        let existing = INSTANCE.get()?;
+        Some(if existing.paths == *paths {
+            Ok(existing)
+        } else {
+            Err(Error::EspeakAlreadyLoaded { loaded: existing.paths.library.clone() })
+        })
     }
 
     /// The instance loaded earlier, if any.

@@ -123,6 +123,12 @@ impl Runtime {
         if let Some(runtime) = RUNTIME.get() {
             return Ok(runtime);
         }
+        // ONNX Runtime allows one environment per process: load it under a lock so racing threads wait.
+        static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = LOADING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(runtime) = RUNTIME.get() {
+            return Ok(runtime);
+        }
         let candidate = search.resolve()?;
         let runtime = Self::load(&candidate)?;
         Ok(RUNTIME.get_or_init(|| runtime))

@@ -51,3 +51,55 @@ fn dsp_shifts_piper_speech_to_the_requested_pitch() {
         assert!(error.abs() <= 25.0, "{semitones:+} st: input median {input_median:.1} Hz, output {measured:.1} Hz, target {target:.1} Hz ({error:+.1} cents)");
     }
 }
+
+#[test]
+fn dsp_moves_the_formants_of_piper_speech_by_the_requested_ratio() {
+    use demod_voice_core::dsp::envelope::{formant_shift, EnvelopeAnalyzer};
+    let runtime = common::runtime();
+    let voice =
+        PiperVoice::load(runtime, &common::default_voice_model(), Some(common::espeak()), &SessionOptions::default())
+            .unwrap();
+    let rate = voice.sample_rate();
+    let mut speech = Vec::new();
+    let options = SynthesisOptions { noise_scale: Some(0.0), noise_w: Some(0.0), ..Default::default() };
+    voice
+        .synthesize(
+            "Many happy hours were spent in the old garden, reading and dreaming by the water.",
+            &options,
+            |audio| {
+                speech.extend_from_slice(&audio.samples);
+                Ok::<(), demod_voice_core::Error>(())
+            },
+        )
+        .unwrap();
+    // The long-term envelope of voiced frames.
+    let envelope = |signal: &[f32]| {
+        let mut analyzer = EnvelopeAnalyzer::new(rate);
+        let len = analyzer.frame_len();
+        let voiced = track(signal, rate, len / 2);
+        let mut end = len;
+        let mut idx = 0;
+        while end <= signal.len() {
+            if voiced.get(idx).is_some_and(|p| p.f0.is_some()) {
+                analyzer.add_frame(&signal[end - len..end]);
+            }
+            end += len / 2;
+            idx += 1;
+        }
+        analyzer.envelope().unwrap()
+    };
+    let before = envelope(&speech);
+    for ratio in [0.9f32, 1.15] {
+        let params = Arc::new(DspParams::default());
+        params.set_formant_ratio(ratio);
+        let out = demod_voice_core::rt::convert_offline(
+            &speech,
+            rate,
+            Box::new(DspConverter::new(params)),
+            &RealtimeSection::default(),
+        )
+        .unwrap();
+        let shift = formant_shift(&before, &envelope(&out)).unwrap();
+        assert!((shift / ratio - 1.0).abs() <= 0.05, "formant ratio {ratio}: measured {shift:.3}");
+    }
+}

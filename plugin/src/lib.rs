@@ -65,14 +65,22 @@ impl DemodVoice {
     /// with its parameters; the problem is logged and kept in the persisted status.
     fn load_profile_and_preset(&self) -> RealtimeSection {
         let dirs = demod_voice_core::assets::Dirs::from_env();
-        let mut realtime = RealtimeSection::default();
         let mut problems = Vec::new();
+        // The same config file as the command line: its `realtime` section, then the preset's.
+        let config_path = demod_voice_core::config::default_path(&dirs.config);
+        let mut realtime = match demod_voice_core::config::load(None, &config_path) {
+            Ok(loaded) => loaded.config.realtime,
+            Err(e) => {
+                problems.push(format!("config: {e}"));
+                RealtimeSection::default()
+            }
+        };
         let mut profile_name = self.params.profile.read().map(|p| p.clone()).unwrap_or_default();
         let preset_name = self.params.preset.read().map(|p| p.clone()).unwrap_or_default();
         if !preset_name.is_empty() {
             match demod_voice_core::presets::find(&preset_name, &dirs.config.join("presets")) {
                 Ok(found) => {
-                    let mut config = demod_voice_core::config::Config::default();
+                    let mut config = demod_voice_core::config::Config { realtime, ..Default::default() };
                     found.preset.apply(&mut config, &mut |_, _| {});
                     realtime = config.realtime;
                     if profile_name.is_empty() {
