@@ -225,7 +225,8 @@ fn clap_plugin_in_a_real_host() {
         assert_eq!(output[0], output[1]);
     }
 
-    // dsp at +12 semitones: a sung-like 220 Hz note becomes 440 Hz within 10 cents (paced like a live host).
+    // dsp at +12 semitones: a sung-like 220 Hz note becomes 440 Hz within 10 cents. Rendered offline so the
+    // result does not depend on how busy the machine is (the unoptimised test build's worker is slow).
     for rate in [44_100.0f64, 48_000.0] {
         let frames = (rate * 2.0) as usize;
         let note: Vec<f32> = (0..frames)
@@ -235,12 +236,16 @@ fn clap_plugin_in_a_real_host() {
             })
             .collect();
         let (output, latency) =
-            plugin.run(rate, &[("Engine", "DSP"), ("Pitch", "12")], &[note.clone(), note], &[256], true);
+            plugin.run(rate, &[("Engine", "DSP"), ("Pitch", "12")], &[note.clone(), note], &[256], false);
         let start = latency as usize + (rate * 0.5) as usize;
         let steady = &output[0][start..frames - 1000];
         let f0 = median_f0(&track(steady, rate as u32, rate as usize / 200)).unwrap();
         assert!(cents(f0, 440.0).abs() <= 10.0, "{rate} Hz: +12 st gave {f0:.2} Hz");
     }
+
+    // Live (real-time mode, paced by the clock): the audio keeps flowing whatever the worker does.
+    let (live, _) = plugin.run(48_000.0, &[("Engine", "DSP"), ("Pitch", "3")], &noise(24_000, 5), &[128, 96], true);
+    assert!(live.iter().flatten().all(|s| s.is_finite()) && live[0].iter().any(|s| s.abs() > 0.01));
 
     // Hostile input: NaN, infinities and denormals never come out as non-finite samples.
     let mut hostile = noise(48_000, 3);
