@@ -124,6 +124,9 @@ pub enum Error {
     #[error("no voice profile named `{name}` (profiles: {available}); make one with `demod-voice voices add-profile NAME REF.wav`")]
     ProfileNotFound { name: String, available: String },
 
+    #[error("dataset {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Dataset { path: PathBuf, line: Option<usize>, problem: String },
+
     #[error("invalid setting `{key}`: {problem}")]
     Setting { key: String, problem: String },
 }

@@ -14,5 +14,6 @@ pub mod audio;
 pub mod config;
 pub mod convert;
 pub mod dsp;
+pub mod preprocess;
 pub mod presets;
 pub mod rt;

@@ -107,6 +107,32 @@ pub enum Command {
 
     /// Convert a recording toward a voice profile or by pitch/formant ratios, through the real-time engine.
     Convert(ConvertArgs),
+
+    /// Turn recordings + transcripts (LJSpeech layout) into a Piper fine-tuning dataset.
+    #[command(alias = "piper-preprocess")]
+    Preprocess(PreprocessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PreprocessArgs {
+    /// Folder with wavs/ and metadata.csv (id|text, id|text|normalized or id|speaker|text).
+    #[arg(long)]
+    pub input_dir: PathBuf,
+    /// Folder for the dataset (created; must not be inside the input folder).
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// espeak-ng voice for phonemes.
+    #[arg(long, default_value = "en-us")]
+    pub language: String,
+    /// Sample rate of the processed clips (default: preprocessing.sample_rate, 22050).
+    #[arg(long)]
+    pub sample_rate: Option<u32>,
+    /// Treat a three-column metadata.csv as id|speaker|text (otherwise recognised automatically).
+    #[arg(long)]
+    pub multi_speaker: bool,
+    /// Worker threads (default: logical cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Args)]

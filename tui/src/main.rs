@@ -7,6 +7,7 @@ mod cli;
 mod context;
 mod convert_cmd;
 mod health;
+mod preprocess_cmd;
 mod settings_cmd;
 mod speak;
 
@@ -75,6 +76,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Presets { command } => settings_cmd::presets(context, command),
         Command::Health(args) => health::health(context, args),
         Command::Convert(args) => convert_cmd::convert(context, args),
+        Command::Preprocess(args) => preprocess_cmd::preprocess(context, args),
     }
 }
 
@@ -105,7 +107,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | CoreError::Preset { .. }
             | CoreError::PresetNotFound { .. }
             | CoreError::Profile { .. }
-            | CoreError::ProfileNotFound { .. },
+            | CoreError::ProfileNotFound { .. }
+            | CoreError::Dataset { .. },
         ) => 2,
         _ => 1,
     }
