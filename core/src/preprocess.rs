@@ -163,6 +163,9 @@ pub struct Report {
     pub wall_seconds: f64,
 }
 
+/// A clip's row index, its utterance or why it was skipped, and the phonemes its text lacked in the id map.
+type ClipOutcome = (usize, std::result::Result<Utterance, String>, BTreeMap<String, usize>);
+
 /// Check that `output` is usable and not inside `input` (that would read our own output next time).
 pub fn check_folders(input: &Path, output: &Path) -> Result<()> {
     let input_abs = input.canonicalize().map_err(|source| Error::Read { path: input.to_path_buf(), source })?;
@@ -266,8 +269,7 @@ pub fn run(
 
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, std::result::Result<Utterance, String>, BTreeMap<String, usize>)>> =
-        Mutex::new(Vec::with_capacity(rows.len()));
+    let results: Mutex<Vec<ClipOutcome>> = Mutex::new(Vec::with_capacity(rows.len()));
     let write_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..options.threads.max(1) {
