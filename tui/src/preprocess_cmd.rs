@@ -40,7 +40,7 @@ pub fn preprocess(ctx: &mut Context, args: PreprocessArgs) -> Result<()> {
             if done == total {
                 eprintln!();
             }
-        } else if done == total || done % 100 == 0 {
+        } else if done == total || done.is_multiple_of(100) {
             eprintln!("preprocess: {done}/{total} clips");
         }
     };
