@@ -262,3 +262,43 @@ fn bad_input_stops_before_anything_is_written() {
     std::fs::write(input.join("metadata.csv"), "a|Hello there.\n").unwrap();
     check("inside the input folder", &input.join("dataset"));
 }
+
+#[test]
+fn a_thousand_clips_in_bounded_memory() {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("in");
+    let wavs = input.join("wavs");
+    std::fs::create_dir_all(&wavs).unwrap();
+    let base = root.path().join("base.wav");
+    ok(&bin(None).args(["speak", "A short line for a big dataset.", "-q", "-o"]).arg(&base).output().unwrap());
+    let mut metadata = String::new();
+    for idx in 0..1000 {
+        std::os::unix::fs::symlink(&base, wavs.join(format!("u{idx:04}.wav"))).unwrap();
+        metadata.push_str(&format!("u{idx:04}|A short line for a big dataset.\n"));
+    }
+    std::fs::write(input.join("metadata.csv"), metadata).unwrap();
+    let output = root.path().join("out");
+    let mut child = bin(None)
+        .args(["preprocess", "-q", "--input-dir"])
+        .arg(&input)
+        .arg("--output-dir")
+        .arg(&output)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(hwm) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+                peak_kib = peak_kib.max(hwm.trim().trim_end_matches("kB").trim().parse().unwrap_or(0));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(report(&output)["utterances"], 1000);
+    // Each clip is processed and written on its own: memory does not grow with the dataset (the whole
+    // dataset's audio would be about 60 MB as f32).
+    assert!(peak_kib > 0 && peak_kib < 60 * 1024, "peak memory {peak_kib} KiB");
+}
