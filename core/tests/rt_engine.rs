@@ -254,3 +254,54 @@ fn padded_latency_is_still_exact() {
     let output = run_synchronously(&mut audio, &mut worker, &input, 256, &mut rng);
     assert_delayed(&input[0], &output[0], 3000, "padded");
 }
+
+/// Records the block lengths it is given.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl Converter for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn sample_rate(&self) -> Option<u32> {
+        None
+    }
+    fn prepare(&mut self, _rate: u32, _max_hop: usize, _max_block: usize) {}
+    fn latency(&self) -> usize {
+        0
+    }
+    fn process(&mut self, input: &[f32], _s: usize, _l: usize, output: &mut [f32]) {
+        self.0.lock().unwrap().push(input.len());
+        output.copy_from_slice(input);
+    }
+    fn reset(&mut self) {}
+}
+
+#[test]
+fn the_config_files_realtime_keys_shape_the_engine() {
+    use demod_voice_core::config::RealtimeSection;
+    let blocks = |section: &RealtimeSection| {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let config = RtConfig::from_section(section, 48_000, 256, 1);
+        assert_eq!(config.underrun, section.underrun);
+        let (mut audio, mut worker) = RtEngine::build(&config, Box::new(Recorder(seen.clone()))).unwrap();
+        let mut rng = Rng(2);
+        let input = vec![(0..9600).map(|_| rng.uniform()).collect::<Vec<f32>>()];
+        run_synchronously(&mut audio, &mut worker, &input, 256, &mut rng);
+        let len = seen.lock().unwrap()[0];
+        (len, audio.latency())
+    };
+    let base = RealtimeSection::default();
+    let (block, latency) = blocks(&base);
+    // context_ms: more history in each block, same latency.
+    let (more_context, same_latency) = blocks(&RealtimeSection { context_ms: 80.0, ..base.clone() });
+    assert_eq!(more_context - block, 40 * 48);
+    assert_eq!(same_latency, latency);
+    // hop_ms: a longer hop is a longer block and a longer latency.
+    let (longer_hop, longer_latency) = blocks(&RealtimeSection { hop_ms: 20.0, ..base.clone() });
+    assert_eq!(longer_hop - block, 10 * 48);
+    assert!(longer_latency > latency);
+    // crossfade_ms: the SOLA overlap and search window are both lookahead.
+    let (longer_fade, fade_latency) = blocks(&RealtimeSection { crossfade_ms: 6.0, ..base.clone() });
+    assert_eq!(longer_fade - block, 2 * 2 * 48);
+    assert_eq!(fade_latency - latency, 2 * 2 * 48);
+}

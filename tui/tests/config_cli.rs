@@ -1,6 +1,6 @@
 //! Config, presets, providers, logging and health, through the real binary with the real voice and runtime.
-//! One test per config key shows that the key changes what a user gets. Keys of engines that have not landed yet
-//! (realtime.*, preprocessing.*) are proven by those engines' own tests.
+//! One test per config key shows that the key changes what a user gets. The preprocessing keys are proven in
+//! preprocess_cli.rs; realtime.context_ms and realtime.underrun in core's rt_engine tests.
 
 #![allow(clippy::unwrap_used)]
 
@@ -555,4 +555,23 @@ fn health_deep_synthesises_and_a_broken_config_is_an_error_check() {
     let config = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "config").unwrap().clone();
     assert_eq!(config["status"], "error");
     assert_eq!(report["status"], "error");
+}
+
+// --- realtime ----------------------------------------------------------------------------------------------
+
+#[test]
+fn realtime_keys_reach_the_engine() {
+    let env = Env::new();
+    let run = |config: &str| -> serde_json::Value {
+        let cfg = env.config(config);
+        let out = env.cmd().arg("--config").arg(cfg).args(["bench", "--realtime", "--json"]).output().unwrap();
+        ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let default = run("");
+    let short = run("realtime:\n  hop_ms: 5\n  crossfade_ms: 2\n");
+    assert_eq!(default["hop_ms"], 10.0);
+    assert_eq!(short["hop_ms"], 5.0);
+    assert!(short["passthrough_latency_ms"].as_f64().unwrap() < default["passthrough_latency_ms"].as_f64().unwrap());
+    assert!(short["dsp_latency_ms"].as_f64().unwrap() < default["dsp_latency_ms"].as_f64().unwrap());
 }
