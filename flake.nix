@@ -1,6 +1,8 @@
 {
   description = "demod-voice: local neural text-to-speech with Piper voices, voice cloning and real-time voice conversion";
 
+  # flake.lock is not committed: it cannot be produced offline. The first `nix build`, `nix run` or
+  # `nix develop` on a connected machine writes it (commit it there to pin nixpkgs).
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
     flake-utils.url = "github:numtide/flake-utils";
@@ -10,38 +12,96 @@
     flake-utils.lib.eachDefaultSystem (system:
       let
         pkgs = import nixpkgs { inherit system; };
+        cudaPkgs = import nixpkgs { inherit system; config = { allowUnfree = true; cudaSupport = true; }; };
         lib = pkgs.lib;
+        version = "0.1.0";
+        src = lib.cleanSource ./.;
 
-        # The binary loads ONNX Runtime and espeak-ng at run time; the wrapper points it at nixpkgs' copies so it
-        # speaks without `demod-voice setup`.
-        runtimeEnv = [
-          "--set-default" "ORT_DYLIB_PATH" "${pkgs.onnxruntime}/lib/libonnxruntime.so"
+        # The binary loads ONNX Runtime and espeak-ng at run time (nothing is linked or downloaded at build time).
+        # The wrapper points it at nixpkgs' copies, so it speaks without `demod-voice setup`; every variable here
+        # is honoured by the binary and covered by a test (tui/tests/packaging_env.rs).
+        wrapperArgs = onnxruntime: [
+          "--set-default" "ORT_DYLIB_PATH" "${onnxruntime}/lib/libonnxruntime.so"
           "--set-default" "DEMOD_VOICE_ESPEAK_LIB" "${pkgs.espeak-ng}/lib/libespeak-ng.so.1"
           "--set-default" "DEMOD_VOICE_ESPEAK_DATA" "${pkgs.espeak-ng}/share/espeak-ng-data"
         ];
 
-        demod-voice = pkgs.rustPlatform.buildRustPackage {
-          pname = "demod-voice";
-          version = "0.1.0";
-          src = lib.cleanSource ./.;
+        mkDemodVoice = { pname, onnxruntime }: pkgs.rustPlatform.buildRustPackage {
+          inherit pname version src;
           cargoLock.lockFile = ./Cargo.lock;
           cargoBuildFlags = [ "-p" "demod-voice" ];
           nativeBuildInputs = [ pkgs.makeWrapper ];
-          # Tests need the voice and runtime assets; they run in the `tests` check with them provided.
+          # The full suite needs the voice and network access for its assets; it runs in the `tests` check
+          # without them (unit tests only) and in CI.
           doCheck = false;
           postInstall = ''
-            wrapProgram $out/bin/demod-voice ${lib.escapeShellArgs runtimeEnv}
+            wrapProgram $out/bin/demod-voice ${lib.escapeShellArgs (wrapperArgs onnxruntime)}
           '';
           meta = {
-            description = "Local neural text-to-speech with Piper voices";
+            description = "Local neural text-to-speech with Piper voices and real-time voice conversion";
             license = with lib.licenses; [ mit asl20 ];
             mainProgram = "demod-voice";
           };
         };
+
+        demod-voice = mkDemodVoice { pname = "demod-voice"; onnxruntime = pkgs.onnxruntime; };
+        demod-voice-cuda = mkDemodVoice {
+          pname = "demod-voice-cuda";
+          onnxruntime = cudaPkgs.onnxruntime;
+        };
+
+        # The CLAP and VST3 bundles, laid out as `cargo xtask bundle` does, under $out/lib/clap and $out/lib/vst3.
+        demod-voice-plugin = pkgs.rustPlatform.buildRustPackage {
+          pname = "demod-voice-plugin";
+          inherit version src;
+          cargoLock.lockFile = ./Cargo.lock;
+          cargoBuildFlags = [ "-p" "demod-voice-plugin" ];
+          doCheck = false;
+          installPhase = ''
+            runHook preInstall
+            lib=$(find target -path '*/release/libdemod_voice_plugin.so' | head -n1)
+            mkdir -p "$out/lib/clap" "$out/lib/vst3/DeMoD Voice.vst3/Contents/${pkgs.stdenv.hostPlatform.parsed.cpu.name}-linux"
+            cp "$lib" "$out/lib/clap/DeMoD Voice.clap"
+            cp "$lib" "$out/lib/vst3/DeMoD Voice.vst3/Contents/${pkgs.stdenv.hostPlatform.parsed.cpu.name}-linux/DeMoD Voice.so"
+            runHook postInstall
+          '';
+          meta = {
+            description = "DeMoD Voice: real-time voice conversion as a VST3 and CLAP plugin";
+            license = with lib.licenses; [ mit asl20 ];
+          };
+        };
+
+        dockerImage = pkgs.dockerTools.buildLayeredImage {
+          name = "demod-voice";
+          tag = version;
+          contents = [ demod-voice pkgs.cacert pkgs.bashInteractive pkgs.coreutils ];
+          extraCommands = "mkdir -p workspace tmp && chmod 1777 tmp";
+          config = {
+            Entrypoint = [ "${demod-voice}/bin/demod-voice" ];
+            Cmd = [ "--help" ];
+            WorkingDir = "/workspace";
+            Volumes = { "/workspace" = { }; };
+            Env = [
+              "HOME=/tmp"
+              "DEMOD_VOICE_DATA_DIR=/workspace/.demod-voice"
+              "SSL_CERT_FILE=${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt"
+            ];
+          };
+        };
+
+        cargoCheck = name: command: pkgs.rustPlatform.buildRustPackage {
+          pname = "demod-voice-${name}";
+          inherit version src;
+          cargoLock.lockFile = ./Cargo.lock;
+          nativeBuildInputs = [ pkgs.clippy pkgs.rustfmt ];
+          buildPhase = command;
+          doCheck = false;
+          installPhase = "touch $out";
+        };
       in
       {
         packages = {
-          inherit demod-voice;
+          inherit demod-voice demod-voice-cuda demod-voice-plugin dockerImage;
           default = demod-voice;
         };
 
@@ -54,6 +114,18 @@
           cli-help = pkgs.runCommand "demod-voice-cli-help" { } ''
             ${demod-voice}/bin/demod-voice --help > $out
           '';
+          # Runtime and espeak-ng come from the wrapper; no voice is installed in the sandbox (a warning).
+          health-check = pkgs.runCommand "demod-voice-health-check" { } ''
+            export HOME=$TMPDIR
+            ${demod-voice}/bin/demod-voice --offline health --json > $out
+          '';
+          # The tests that need no network and no downloaded voice.
+          tests = cargoCheck "tests" ''
+            export HOME=$TMPDIR
+            cargo test --workspace --lib --offline
+          '';
+          clippy = cargoCheck "clippy" "cargo clippy --workspace --all-targets --offline -- -D warnings";
+          rustfmt = cargoCheck "rustfmt" "cargo fmt --all -- --check";
         };
 
         devShells.default = pkgs.mkShell {
@@ -64,17 +136,20 @@
             pkgs.rustfmt
             pkgs.cargo-nextest
             pkgs.pkg-config
+            pkgs.alsa-lib
+            pkgs.libjack2
             pkgs.onnxruntime
             pkgs.espeak-ng
             (pkgs.python3.withPackages (ps: [ ps.pip ]))
-          ];
+          ] ++ lib.optionals pkgs.stdenv.isLinux [ cudaPkgs.cudaPackages.cudatoolkit ];
           ORT_DYLIB_PATH = "${pkgs.onnxruntime}/lib/libonnxruntime.so";
           DEMOD_VOICE_ESPEAK_LIB = "${pkgs.espeak-ng}/lib/libespeak-ng.so.1";
           DEMOD_VOICE_ESPEAK_DATA = "${pkgs.espeak-ng}/share/espeak-ng-data";
           shellHook = ''
-            echo "demod-voice dev shell"
+            echo "demod-voice dev shell (ONNX Runtime and espeak-ng from nixpkgs)"
             echo "  cargo run --release -- speak \"Hello from DeMoD\" -o hello.wav"
             echo "  cargo test --workspace"
+            echo "  cargo xtask bundle demod-voice-plugin --release"
           '';
         };
       });

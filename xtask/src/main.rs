@@ -4,11 +4,13 @@
 //! ```text
 //! cargo xtask bundle demod-voice-plugin --release   # target/bundled/DeMoD Voice.clap and .vst3
 //! cargo xtask install                                # copy them to ~/.clap and ~/.vst3
+//! cargo xtask dist                                   # release binary + bundles + SHA256SUMS in dist/
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use sha2::Digest;
 
 const BUNDLE_NAME: &str = "DeMoD Voice";
 
@@ -16,11 +18,14 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("install") => install(),
+        Some("dist") => dist(),
         Some(command) => {
             let rest: Vec<String> = std::iter::once(command.to_string()).chain(args).collect();
             nice_plug_xtask::main_with_args("cargo xtask", rest).map_err(|e| anyhow::anyhow!("{e:#}"))
         }
-        None => bail!("usage: cargo xtask bundle demod-voice-plugin [--release] | cargo xtask install"),
+        None => {
+            bail!("usage: cargo xtask bundle demod-voice-plugin [--release] | cargo xtask install | cargo xtask dist")
+        }
     }
 }
 
@@ -51,6 +56,59 @@ fn install() -> Result<()> {
         }
         copy_recursive(&from, &to)?;
         println!("installed {}", to.display());
+    }
+    Ok(())
+}
+
+/// Build the release binary and the plugin bundles and collect them in `dist/` with a checksum file.
+fn dist() -> Result<()> {
+    let root = workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "demod-voice"])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building the demod-voice binary failed");
+    }
+    nice_plug_xtask::main_with_args("cargo xtask", ["bundle", "demod-voice-plugin", "--release"].map(String::from))
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let dist = root.join("dist");
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist).with_context(|| format!("cannot clear {}", dist.display()))?;
+    }
+    std::fs::create_dir_all(&dist)?;
+    let target = target_dir();
+    copy_recursive(&target.join("release/demod-voice"), &dist.join("demod-voice"))?;
+    for ext in ["clap", "vst3"] {
+        let name = format!("{BUNDLE_NAME}.{ext}");
+        copy_recursive(&target.join("bundled").join(&name), &dist.join(&name))?;
+    }
+    // One line per file (bundle folders are listed file by file), in `sha256sum -c` format.
+    let mut files = Vec::new();
+    collect_files(&dist, &dist, &mut files)?;
+    files.sort();
+    let mut sums = String::new();
+    for relative in &files {
+        let bytes = std::fs::read(dist.join(relative))?;
+        let digest = sha2::Sha256::digest(&bytes);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        sums.push_str(&format!("{hex}  {}\n", relative.display()));
+    }
+    std::fs::write(dist.join("SHA256SUMS"), sums)?;
+    println!("wrote {} with {} files and SHA256SUMS", dist.display(), files.len());
+    Ok(())
+}
+
+fn collect_files(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(base, &path, out)?;
+        } else if path.file_name().is_some_and(|n| n != "SHA256SUMS") {
+            out.push(path.strip_prefix(base)?.to_path_buf());
+        }
     }
     Ok(())
 }
