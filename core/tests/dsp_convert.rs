@@ -12,31 +12,8 @@ use demod_voice_core::convert::dsp::{DspConverter, DspParams};
 use demod_voice_core::dsp::envelope::{formant_shift, EnvelopeAnalyzer};
 use demod_voice_core::dsp::pitch::{cents, median_f0, track};
 
-/// A pulse train at `f0` (with slight jitter-free vibrato-free periodicity) through resonators at `formants`.
-pub fn synthetic_voice(f0: f32, formants: &[f32], rate: u32, seconds: f32) -> Vec<f32> {
-    let n = (rate as f32 * seconds) as usize;
-    let period = rate as f32 / f0;
-    let mut signal = vec![0.0f32; n];
-    let mut next = 0.0f32;
-    while (next as usize) < n {
-        signal[next as usize] = 1.0;
-        next += period;
-    }
-    for &fc in formants {
-        let bw = fc * 0.08;
-        let r = (-std::f32::consts::PI * bw / rate as f32).exp();
-        let theta = 2.0 * std::f32::consts::PI * fc / rate as f32;
-        let (a1, a2) = (2.0 * r * theta.cos(), -r * r);
-        let (mut y1, mut y2) = (0.0f32, 0.0f32);
-        for s in signal.iter_mut() {
-            let y = *s + a1 * y1 + a2 * y2;
-            y2 = y1;
-            y1 = y;
-            *s = y;
-        }
-    }
-    let peak = signal.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(1e-9);
-    signal.iter().map(|s| s / peak * 0.5).collect()
+fn synthetic_voice(f0: f32, formants: &[f32], rate: u32, seconds: f32) -> Vec<f32> {
+    demod_voice_core::dsp::synthetic::voice(f0, formants, rate, seconds)
 }
 
 fn convert(input: &[f32], rate: u32, semitones: f32, formant: f32) -> Vec<f32> {

@@ -13,26 +13,28 @@ use demod_voice_core::dsp::pitch::{cents, median_f0, track};
 use demod_voice_core::piper::{PiperVoice, SynthesisOptions};
 use demod_voice_core::runtime::SessionOptions;
 
-#[test]
-fn dsp_shifts_piper_speech_to_the_requested_pitch() {
+/// Speech from the default voice with the noise scales at zero (the same every run), and its sample rate.
+fn piper_speech(text: &str) -> (Vec<f32>, u32) {
     let runtime = common::runtime();
     let voice =
         PiperVoice::load(runtime, &common::default_voice_model(), Some(common::espeak()), &SessionOptions::default())
             .unwrap();
-    let rate = voice.sample_rate();
     let mut speech = Vec::new();
-    // Noise scales at zero: the same speech every run.
     let options = SynthesisOptions { noise_scale: Some(0.0), noise_w: Some(0.0), ..Default::default() };
     voice
-        .synthesize(
-            "A quiet morning settled over the valley. Farmers walked along the river, talking about rain and the harvest to come.",
-            &options,
-            |audio| {
-                speech.extend_from_slice(&audio.samples);
-                Ok::<(), demod_voice_core::Error>(())
-            },
-        )
+        .synthesize(text, &options, |audio| {
+            speech.extend_from_slice(&audio.samples);
+            Ok::<(), demod_voice_core::Error>(())
+        })
         .unwrap();
+    (speech, voice.sample_rate())
+}
+
+#[test]
+fn dsp_shifts_piper_speech_to_the_requested_pitch() {
+    let (speech, rate) = piper_speech(
+        "A quiet morning settled over the valley. Farmers walked along the river, talking about rain and the harvest to come.",
+    );
     let input_median = median_f0(&track(&speech, rate, rate as usize / 200)).unwrap();
     for semitones in [5.0f32, -4.0] {
         let params = Arc::new(DspParams::default());
@@ -55,23 +57,8 @@ fn dsp_shifts_piper_speech_to_the_requested_pitch() {
 #[test]
 fn dsp_moves_the_formants_of_piper_speech_by_the_requested_ratio() {
     use demod_voice_core::dsp::envelope::{formant_shift, EnvelopeAnalyzer};
-    let runtime = common::runtime();
-    let voice =
-        PiperVoice::load(runtime, &common::default_voice_model(), Some(common::espeak()), &SessionOptions::default())
-            .unwrap();
-    let rate = voice.sample_rate();
-    let mut speech = Vec::new();
-    let options = SynthesisOptions { noise_scale: Some(0.0), noise_w: Some(0.0), ..Default::default() };
-    voice
-        .synthesize(
-            "Many happy hours were spent in the old garden, reading and dreaming by the water.",
-            &options,
-            |audio| {
-                speech.extend_from_slice(&audio.samples);
-                Ok::<(), demod_voice_core::Error>(())
-            },
-        )
-        .unwrap();
+    let (speech, rate) =
+        piper_speech("Many happy hours were spent in the old garden, reading and dreaming by the water.");
     // The long-term envelope of voiced frames.
     let envelope = |signal: &[f32]| {
         let mut analyzer = EnvelopeAnalyzer::new(rate);

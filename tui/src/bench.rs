@@ -116,31 +116,14 @@ struct RealtimeReport {
     hop_ms: f64,
 }
 
-/// A steady synthetic voice (pulse train through formant resonators), so runs are repeatable.
+/// A synthetic voice gliding between 110 and 160 Hz, so runs are repeatable.
 fn synthetic_voice(rate: u32, seconds: f32) -> Vec<f32> {
-    let n = (rate as f32 * seconds) as usize;
-    let mut signal = vec![0.0f32; n];
-    let mut t = 0.0f32;
-    while (t as usize) < n {
-        signal[t as usize] = 1.0;
-        // A slow pitch glide between 110 and 160 Hz.
-        let f0 = 135.0 + 25.0 * (t / rate as f32 * 1.3).sin();
-        t += rate as f32 / f0;
-    }
-    for fc in [700.0f32, 1200.0, 2500.0, 3500.0] {
-        let r = (-std::f32::consts::PI * fc * 0.08 / rate as f32).exp();
-        let theta = 2.0 * std::f32::consts::PI * fc / rate as f32;
-        let (a1, a2) = (2.0 * r * theta.cos(), -r * r);
-        let (mut y1, mut y2) = (0.0f32, 0.0f32);
-        for s in signal.iter_mut() {
-            let y = *s + a1 * y1 + a2 * y2;
-            y2 = y1;
-            y1 = y;
-            *s = y;
-        }
-    }
-    let peak = signal.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(1e-9);
-    signal.iter().map(|s| s / peak * 0.5).collect()
+    demod_voice_core::dsp::synthetic::voice_with(
+        |t| 135.0 + 25.0 * (t * 1.3).sin(),
+        &[700.0, 1200.0, 2500.0, 3500.0],
+        rate,
+        seconds,
+    )
 }
 
 fn bench_realtime(ctx: &Context, args: &BenchArgs) -> Result<()> {

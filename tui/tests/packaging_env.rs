@@ -4,19 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn real_assets() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    static SETUP: std::sync::Once = std::sync::Once::new();
+    common::ensure_assets();
     let dirs = demod_voice_core::assets::Dirs::from_env();
-    SETUP.call_once(|| {
-        if !demod_voice_core::assets::missing_assets(&dirs).is_empty() {
-            let options = demod_voice_core::assets::SetupOptions::default();
-            demod_voice_core::assets::setup(&dirs, &options, &mut |line| eprintln!("test setup: {line}"))
-                .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
-        }
-    });
     let runtime = demod_voice_core::runtime::find_versioned_library(&dirs.runtime_dir()).unwrap();
     let espeak =
         demod_voice_core::assets::find_espeak(&dirs, |k| std::env::var_os(k).map(PathBuf::from)).unwrap().unwrap();

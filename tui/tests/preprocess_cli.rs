@@ -3,20 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::ensure_assets;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn ensure_assets() {
-    static SETUP: std::sync::Once = std::sync::Once::new();
-    SETUP.call_once(|| {
-        let dirs = demod_voice_core::assets::Dirs::from_env();
-        if !demod_voice_core::assets::missing_assets(&dirs).is_empty() {
-            let options = demod_voice_core::assets::SetupOptions::default();
-            demod_voice_core::assets::setup(&dirs, &options, &mut |line| eprintln!("test setup: {line}"))
-                .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
-        }
-    });
-}
 
 fn bin(config: Option<&Path>) -> Command {
     ensure_assets();

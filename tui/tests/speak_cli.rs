@@ -4,21 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::ensure_assets;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn ensure_assets() {
-    static SETUP: std::sync::Once = std::sync::Once::new();
-    SETUP.call_once(|| {
-        let dirs = demod_voice_core::assets::Dirs::from_env();
-        if !demod_voice_core::assets::missing_assets(&dirs).is_empty() {
-            let options = demod_voice_core::assets::SetupOptions::default();
-            demod_voice_core::assets::setup(&dirs, &options, &mut |line| eprintln!("test setup: {line}"))
-                .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
-        }
-    });
-}
 
 fn bin() -> Command {
     ensure_assets();

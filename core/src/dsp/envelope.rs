@@ -280,36 +280,8 @@ pub fn absolute_scale(envelope: &[f32]) -> Option<f32> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A pulse train at `f0` through resonators at `formants`, the classic synthetic vowel.
     pub(crate) fn synthetic_vowel(f0: f32, formants: &[f32], rate: u32, seconds: f32) -> Vec<f32> {
-        let n = (rate as f32 * seconds) as usize;
-        let mut out = vec![0.0f32; n];
-        let period = rate as f32 / f0;
-        let mut next = 0.0f32;
-        let mut source = vec![0.0f32; n];
-        while (next as usize) < n {
-            source[next as usize] = 1.0;
-            next += period;
-        }
-        let mut signal = source;
-        for &fc in formants {
-            let bw = fc * 0.08;
-            let r = (-std::f32::consts::PI * bw / rate as f32).exp();
-            let theta = 2.0 * std::f32::consts::PI * fc / rate as f32;
-            let (a1, a2) = (2.0 * r * theta.cos(), -r * r);
-            let (mut y1, mut y2) = (0.0f32, 0.0f32);
-            for s in signal.iter_mut() {
-                let y = *s + a1 * y1 + a2 * y2;
-                y2 = y1;
-                y1 = y;
-                *s = y;
-            }
-        }
-        let peak = signal.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(1e-9);
-        for (o, s) in out.iter_mut().zip(&signal) {
-            *o = s / peak * 0.5;
-        }
-        out
+        crate::dsp::synthetic::voice(f0, formants, rate, seconds)
     }
 
     fn envelope_of(signal: &[f32], rate: u32) -> Vec<f32> {

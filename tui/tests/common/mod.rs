@@ -1,0 +1,17 @@
+//! Shared by the binary's end-to-end tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+/// Install the real runtime, espeak-ng and default voice once per test binary when they are missing, exactly as
+/// `demod-voice setup` does. Tests then run the binary `--offline`, so nothing downloads behind their back, and
+/// they fail (never skip) when the assets cannot be had.
+pub fn ensure_assets() {
+    static SETUP: std::sync::Once = std::sync::Once::new();
+    SETUP.call_once(|| {
+        let dirs = demod_voice_core::assets::Dirs::from_env();
+        if !demod_voice_core::assets::missing_assets(&dirs).is_empty() {
+            let options = demod_voice_core::assets::SetupOptions::default();
+            demod_voice_core::assets::setup(&dirs, &options, &mut |line| eprintln!("test setup: {line}"))
+                .unwrap_or_else(|e| panic!("cannot install the test assets: {e}"));
+        }
+    });
+}
