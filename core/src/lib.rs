@@ -11,6 +11,7 @@ pub mod voice;
 pub use error::{Error, Result};
 pub mod assets;
 pub mod audio;
+pub mod batch;
 pub mod config;
 pub mod convert;
 pub mod dsp;

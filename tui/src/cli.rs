@@ -108,9 +108,71 @@ pub enum Command {
     /// Convert a recording toward a voice profile or by pitch/formant ratios, through the real-time engine.
     Convert(ConvertArgs),
 
+    /// Synthesise every row of a manifest (CSV, JSON lines, YAML or plain text); resumable and shardable.
+    Batch(BatchArgs),
+
     /// Turn recordings + transcripts (LJSpeech layout) into a Piper fine-tuning dataset.
     #[command(alias = "piper-preprocess")]
     Preprocess(PreprocessArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BatchArgs {
+    #[command(subcommand)]
+    pub command: Option<BatchCommand>,
+    /// The manifest: .csv (reference,text,output[,language,speaker,...]), .jsonl, .yaml (defaults + jobs) or .txt.
+    pub manifest: Option<PathBuf>,
+    /// Parallel workers (they share one loaded voice per voice).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Only validate the manifest and report every invalid row.
+    #[arg(long)]
+    pub check: bool,
+    /// Refuse to run when any row is invalid (otherwise invalid rows are skipped and reported).
+    #[arg(long)]
+    pub strict: bool,
+    /// Folder for the journal (default: beside the manifest).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Redo every job, ignoring the journal.
+    #[arg(long)]
+    pub force: bool,
+    /// Replace existing outputs the journal does not know.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Stop at the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Give up on a job after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Run only shard K of N (0-based), e.g. from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<demod_voice_core::batch::Shard>,
+    /// Write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// No full-screen interface (progress on stderr); the default until the terminal app lands.
+    #[arg(long)]
+    pub headless: bool,
+    /// Machine-readable progress events on stdout, one JSON object a line.
+    #[arg(long)]
+    pub json_events: bool,
+    #[command(flatten)]
+    pub scales: ScaleArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Merge journals (e.g. one per shard) into one report.
+    Report {
+        #[arg(required = true)]
+        journals: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

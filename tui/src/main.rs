@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage, input or configuration error.
 
+mod batch_cmd;
 mod bench;
 mod cli;
 mod context;
@@ -77,6 +78,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Health(args) => health::health(context, args),
         Command::Convert(args) => convert_cmd::convert(context, args),
         Command::Preprocess(args) => preprocess_cmd::preprocess(context, args),
+        Command::Batch(args) => batch_cmd::batch(context, args),
     }
 }
 

@@ -145,7 +145,7 @@ fn apply_flags(ctx: &mut Context, scales: &ScaleArgs) {
 }
 
 /// Apply `--preset`, then the flags, and check the result. Returns the preset's converter, if it has one.
-fn prepare_settings(
+pub fn apply_preset_and_flags(
     ctx: &mut Context,
     scales: &ScaleArgs,
 ) -> Result<Option<demod_voice_core::presets::ConverterSettings>> {
@@ -224,7 +224,7 @@ fn has_speech(sentence: &Sentence) -> bool {
 
 pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     let text = read_text(args.text, args.input.as_deref())?;
-    let converter = prepare_settings(ctx, &args.scales)?;
+    let converter = apply_preset_and_flags(ctx, &args.scales)?;
     let to_stdout = args.output_raw || args.output.as_deref() == Some(Path::new("-"));
     if args.output.is_none() && !args.output_raw {
         return Err(usage("say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw"));
@@ -329,7 +329,7 @@ pub fn piper_infer(ctx: &mut Context, args: PiperInferArgs) -> Result<()> {
         return Err(usage("refusing to write audio to a terminal; redirect standard output"));
     }
     let scales = ScaleArgs { speaker: args.speaker, preset: args.preset, ..Default::default() };
-    let converter = prepare_settings(ctx, &scales)?;
+    let converter = apply_preset_and_flags(ctx, &scales)?;
     let converter = converter.map(|c| SentenceConverter::new(ctx, c)).transpose()?;
     let voice = ctx.load_voice(Some(&args.model))?;
     let options = synthesis_options(ctx, &voice)?;
