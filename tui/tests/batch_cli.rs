@@ -87,7 +87,7 @@ fn sigkill_at_random_moments_loses_nothing_and_redoes_nothing() {
     let mut rerun_jobs = Vec::new();
     for _ in 0..20 {
         let before = journal_outputs(&manifest);
-        let mut child = bin()
+        let child = bin()
             .args(["batch", "--jobs", "2", "--json-events", "-q"])
             .arg(&manifest)
             .stdout(Stdio::piped())
