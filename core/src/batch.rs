@@ -29,6 +29,10 @@ pub struct Job {
     pub speaker: Option<String>,
     pub language: Option<String>,
     pub preset: Option<String>,
+    /// A voice profile (by name) to convert toward.
+    pub profile: Option<String>,
+    /// Converter engine for the conversion (`dsp`, `passthrough`).
+    pub engine: Option<String>,
     pub length_scale: Option<f32>,
     pub noise_scale: Option<f32>,
     pub noise_w: Option<f32>,
@@ -337,11 +341,10 @@ fn validate_row(row: usize, raw: RawRow, base: &Path) -> std::result::Result<Job
             return Err(err("reference", format!("{} does not exist", reference.display())));
         }
     }
-    if raw.profile.is_some() || raw.engine.is_some() {
-        return Err(err(
-            if raw.profile.is_some() { "profile" } else { "engine" },
-            "is not supported in batch yet; give a `reference` recording for a clone job".into(),
-        ));
+    if let Some(engine) = &raw.engine {
+        if !crate::convert::ENGINE_NAMES.contains(&engine.as_str()) {
+            return Err(err("engine", format!("`{engine}` is not one of {}", crate::convert::ENGINE_NAMES.join(", "))));
+        }
     }
     let speaker = match (raw.speaker, raw.speaker_id) {
         (Some(serde_json::Value::String(s)), _) => Some(s),
@@ -369,6 +372,8 @@ fn validate_row(row: usize, raw: RawRow, base: &Path) -> std::result::Result<Job
         speaker,
         language: raw.language,
         preset: raw.preset,
+        profile: raw.profile,
+        engine: raw.engine,
         length_scale: raw.length_scale,
         noise_scale: raw.noise_scale,
         noise_w: raw.noise_w,
@@ -680,6 +685,8 @@ mod tests {
                 speaker: None,
                 language: None,
                 preset: None,
+                profile: None,
+                engine: None,
                 length_scale: None,
                 noise_scale: None,
                 noise_w: None,

@@ -162,23 +162,27 @@ impl Worker<'_> {
             volume: tts.volume,
             normalize: tts.normalize,
         };
-        // A clone job: convert toward the reference's profile; otherwise the preset's converter, if any.
-        let converter = match &job.reference {
-            Some(reference) => {
-                let profile = self.profile(reference).map_err(wrap)?;
-                let mut conv =
-                    self.converter_defaults.clone().unwrap_or(demod_voice_core::presets::ConverterSettings {
-                        engine: "dsp".into(),
-                        pitch_semitones: 0.0,
-                        formant_ratio: 1.0,
-                        profile: None,
-                        profile_amount: 1.0,
-                        mix: 1.0,
-                    });
-                conv.engine = "dsp".into();
-                Some((conv, Some(profile.target())))
-            }
-            None => self.converter_defaults.clone().map(|c| (c, None)),
+        // A clone job converts toward the reference's profile, a `profile` column toward a library profile;
+        // otherwise the preset's converter applies, if any. `engine` picks the converter.
+        let target = match (&job.reference, &job.profile) {
+            (Some(reference), _) => Some(self.profile(reference).map_err(wrap)?.target()),
+            (None, Some(name)) => Some(VoiceProfile::find(name, &self.ctx.profiles_dir())?.target()),
+            (None, None) => None,
+        };
+        let base = self.converter_defaults.clone();
+        let converter = if target.is_some() || job.engine.is_some() {
+            let mut conv = base.unwrap_or(demod_voice_core::presets::ConverterSettings {
+                engine: "dsp".into(),
+                pitch_semitones: 0.0,
+                formant_ratio: 1.0,
+                profile: None,
+                profile_amount: 1.0,
+                mix: 1.0,
+            });
+            conv.engine = job.engine.clone().unwrap_or_else(|| "dsp".into());
+            Some((conv, target))
+        } else {
+            base.map(|c| (c, None))
         };
         if let Some(parent) = job.output.parent() {
             std::fs::create_dir_all(parent)

@@ -214,3 +214,23 @@ fn bad_manifests_are_reported_row_by_row() {
     let out = bin().args(["batch", "--strict"]).arg(&manifest).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn yaml_manifests_with_defaults_and_an_engine_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jobs.yaml"),
+        "defaults:\n  noise_scale: 0\n  noise_w: 0\njobs:\n  - text: The same words twice.\n    output: plain.wav\n  - text: The same words twice.\n    output: through.wav\n    engine: passthrough\n  - text: The same words twice.\n    output: slow.wav\n    length_scale: 1.5\n",
+    )
+    .unwrap();
+    let out = bin().args(["batch", "--jobs", "2"]).arg(dir.path().join("jobs.yaml")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |name: &str| demod_voice_core::audio::read_wav_mono(&dir.path().join(name)).unwrap().0;
+    let (plain, through, slow) = (read("plain.wav"), read("through.wav"), read("slow.wav"));
+    // Passthrough conversion through the engine gives the speech back, aligned and as long.
+    assert_eq!(plain.len(), through.len());
+    let worst = plain.iter().zip(&through).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst <= 2.0 / 32768.0, "passthrough differs by {worst}");
+    // A per-row scale beats the defaults.
+    assert!(slow.len() as f32 > plain.len() as f32 * 1.3);
+}

@@ -1,0 +1,34 @@
+//! The deployment examples in docs/deploy parse and use the batch flags that exist.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+fn doc(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy").join(name)).unwrap()
+}
+
+#[test]
+fn the_kubernetes_job_is_valid_yaml_and_shards_by_completion_index() {
+    let text = doc("kubernetes-indexed-job.yaml");
+    let job: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    let completions = job["spec"]["completions"].as_u64().unwrap();
+    let script = job["spec"]["template"]["spec"]["containers"][0]["args"][0].as_str().unwrap();
+    assert!(script.contains(&format!("--shard \"${{JOB_COMPLETION_INDEX}}/{completions}\"")), "{script}");
+    assert!(script.contains("--state") && script.contains("--headless"));
+}
+
+#[test]
+fn the_slurm_script_shards_by_array_task_id() {
+    let text = doc("slurm-array.sh");
+    assert!(text.contains("#SBATCH --array="));
+    assert!(text.contains("--shard \"${SLURM_ARRAY_TASK_ID}/${shards}\""));
+    let status = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy/slurm-array.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "bash -n");
+}
