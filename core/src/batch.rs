@@ -242,15 +242,19 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Resul
     Ok(rows)
 }
 
-fn parse_jsonl(bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError>)> {
+/// The non-blank lines of a line-based manifest with their 1-based numbers (BOM and CR line ends removed).
+fn nonblank_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(idx, line)| (idx + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+fn parse_jsonl(bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError>)> {
     let mut rows = Vec::new();
-    for (idx, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        let row = idx + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    for (row, line) in nonblank_lines(bytes) {
         let parsed = std::str::from_utf8(line)
             .map_err(|_| RowError { row, column: None, problem: "is not UTF-8".into() })
             .and_then(|text| {
@@ -299,14 +303,8 @@ fn parse_yaml(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Resu
 /// Plain text: one job per non-empty line, outputs numbered beside the manifest (`NAME-0001.wav`).
 fn parse_text(path: &Path, bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError>)> {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "line".into());
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let mut rows = Vec::new();
-    for (idx, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        let row = idx + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    for (row, line) in nonblank_lines(bytes) {
         let parsed = std::str::from_utf8(line)
             .map_err(|_| RowError { row, column: None, problem: "is not UTF-8".into() })
             .map(|text| RawRow {

@@ -101,6 +101,52 @@ fn one() -> f32 {
     1.0
 }
 
+impl Default for ConverterSettings {
+    /// The dsp engine with nothing changed (a profile target, when given, does the matching).
+    fn default() -> Self {
+        ConverterSettings {
+            engine: "dsp".into(),
+            pitch_semitones: 0.0,
+            formant_ratio: 1.0,
+            profile: None,
+            profile_amount: 1.0,
+            mix: 1.0,
+        }
+    }
+}
+
+impl ConverterSettings {
+    /// The converter these settings describe, matching `target` when given.
+    pub fn build(&self, target: Option<crate::convert::dsp::Target>) -> Box<dyn crate::convert::Converter> {
+        use crate::convert::dsp::{DspConverter, DspParams};
+        match self.engine.as_str() {
+            "passthrough" => Box::new(crate::convert::Passthrough::default()),
+            _ => {
+                let params = std::sync::Arc::new(DspParams::default());
+                params.set_pitch_semitones(self.pitch_semitones);
+                params.set_formant_ratio(self.formant_ratio);
+                params.set_profile_amount(self.profile_amount);
+                params.set_target(target);
+                Box::new(DspConverter::new(params))
+            }
+        }
+    }
+
+    /// Convert a whole clip through the real-time engine (as `convert` does) and apply the wet/dry mix.
+    /// Allocates (offline use).
+    pub fn convert_clip(
+        &self,
+        samples: &[f32],
+        sample_rate_hz: u32,
+        target: Option<crate::convert::dsp::Target>,
+        realtime: &crate::config::RealtimeSection,
+    ) -> Result<Vec<f32>> {
+        let wet = crate::rt::convert_offline(samples, sample_rate_hz, self.build(target), realtime)?;
+        let mix = self.mix;
+        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
+    }
+}
+
 /// Engines a preset may name.
 pub const ENGINES: &[&str] = &["passthrough", "dsp"];
 

@@ -171,14 +171,7 @@ impl Worker<'_> {
         };
         let base = self.converter_defaults.clone();
         let converter = if target.is_some() || job.engine.is_some() {
-            let mut conv = base.unwrap_or(demod_voice_core::presets::ConverterSettings {
-                engine: "dsp".into(),
-                pitch_semitones: 0.0,
-                formant_ratio: 1.0,
-                profile: None,
-                profile_amount: 1.0,
-                mix: 1.0,
-            });
+            let mut conv = base.unwrap_or_default();
             conv.engine = job.engine.clone().unwrap_or_else(|| "dsp".into());
             Some((conv, target))
         } else {
@@ -201,7 +194,7 @@ impl Worker<'_> {
                 });
             }
             let samples = match &converter {
-                Some((conv, target)) => convert(&audio.samples, voice_rate, conv, *target, &settings.realtime)?,
+                Some((conv, target)) => conv.convert_clip(&audio.samples, voice_rate, *target, &settings.realtime)?,
                 None => audio.samples,
             };
             let samples = if rate == voice_rate { samples } else { resample(&samples, voice_rate, rate)? };
@@ -224,30 +217,6 @@ fn remove_stale_partials(dir: &std::path::Path, output: &std::path::Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-fn convert(
-    samples: &[f32],
-    rate: u32,
-    settings: &demod_voice_core::presets::ConverterSettings,
-    target: Option<demod_voice_core::convert::dsp::Target>,
-    realtime: &demod_voice_core::config::RealtimeSection,
-) -> demod_voice_core::Result<Vec<f32>> {
-    use demod_voice_core::convert::dsp::{DspConverter, DspParams};
-    use demod_voice_core::convert::{Converter, Passthrough};
-    let converter: Box<dyn Converter> = match settings.engine.as_str() {
-        "passthrough" => Box::new(Passthrough::default()),
-        _ => {
-            let params = Arc::new(DspParams::default());
-            params.set_pitch_semitones(settings.pitch_semitones);
-            params.set_formant_ratio(settings.formant_ratio);
-            params.set_profile_amount(settings.profile_amount);
-            params.set_target(target);
-            Box::new(DspConverter::new(params))
-        }
-    };
-    let wet = demod_voice_core::rt::convert_offline(samples, rate, converter, realtime)?;
-    Ok(wet.iter().zip(samples).map(|(w, d)| (w * settings.mix + d * (1.0 - settings.mix)).clamp(-1.0, 1.0)).collect())
 }
 
 /// Progress on stderr (a bar on a terminal, periodic lines otherwise) and, with --json-events, events on stdout.

@@ -2,12 +2,9 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use demod_voice_core::audio::{read_wav_mono, AtomicWav};
-use demod_voice_core::convert::dsp::{DspConverter, DspParams};
-use demod_voice_core::convert::{Converter, Passthrough};
 use demod_voice_core::voice::VoiceProfile;
 
 use crate::cli::ConvertArgs;
@@ -168,21 +165,18 @@ pub fn convert(ctx: &mut Context, args: ConvertArgs) -> Result<()> {
         return Err(usage(format!("{} has no audio", args.input.display())));
     }
     let mut wav = AtomicWav::create(&args.output, rate)?;
-    let converter: Box<dyn Converter> = match engine.as_str() {
-        "passthrough" => Box::new(Passthrough::default()),
-        _ => {
-            let params = Arc::new(DspParams::default());
-            params.set_pitch_semitones(pitch);
-            params.set_formant_ratio(formant);
-            params.set_profile_amount(amount);
-            params.set_target(target.as_ref().map(VoiceProfile::target));
-            Box::new(DspConverter::new(params))
-        }
+    let settings = demod_voice_core::presets::ConverterSettings {
+        engine: engine.clone(),
+        pitch_semitones: pitch,
+        formant_ratio: formant,
+        profile: None,
+        profile_amount: amount,
+        mix,
     };
     let started = std::time::Instant::now();
-    let wet = demod_voice_core::rt::convert_offline(&samples, rate, converter, &ctx.settings.config.realtime)
+    let mixed = settings
+        .convert_clip(&samples, rate, target.as_ref().map(VoiceProfile::target), &ctx.settings.config.realtime)
         .with_context(|| format!("converting {}", args.input.display()))?;
-    let mixed: Vec<f32> = wet.iter().zip(&samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect();
     wav.write(&mixed)?;
     let path = wav.finish()?;
     if !ctx.global.quiet {

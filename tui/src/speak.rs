@@ -178,22 +178,7 @@ impl SentenceConverter {
     }
 
     fn apply(&self, samples: &[f32], rate: u32) -> Result<Vec<f32>> {
-        use demod_voice_core::convert::dsp::{DspConverter, DspParams};
-        use demod_voice_core::convert::{Converter, Passthrough};
-        let converter: Box<dyn Converter> = match self.settings.engine.as_str() {
-            "passthrough" => Box::new(Passthrough::default()),
-            _ => {
-                let params = std::sync::Arc::new(DspParams::default());
-                params.set_pitch_semitones(self.settings.pitch_semitones);
-                params.set_formant_ratio(self.settings.formant_ratio);
-                params.set_profile_amount(self.settings.profile_amount);
-                params.set_target(self.target);
-                Box::new(DspConverter::new(params))
-            }
-        };
-        let wet = demod_voice_core::rt::convert_offline(samples, rate, converter, &self.realtime)?;
-        let mix = self.settings.mix;
-        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
+        Ok(self.settings.convert_clip(samples, rate, self.target, &self.realtime)?)
     }
 }
 
