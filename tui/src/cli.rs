@@ -75,6 +75,11 @@ pub enum Command {
     #[command(name = "piper-infer")]
     PiperInfer(PiperInferArgs),
 
+    /// The old tool's zero-shot cloning: speak TEXT in the voice of the REFERENCE recording (speech, then
+    /// conversion toward a profile measured from the reference).
+    #[command(name = "xtts-zero-shot")]
+    XttsZeroShot(ZeroShotArgs),
+
     /// Show the phonemes and ids a voice would use for TEXT.
     Phonemize(PhonemizeArgs),
 
@@ -352,6 +357,22 @@ pub struct PiperInferArgs {
     /// Preset name or path.
     #[arg(long)]
     pub preset: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ZeroShotArgs {
+    /// Reference recording of the target voice (WAV, at least 3 s of voiced speech).
+    pub reference: PathBuf,
+    /// Text to speak.
+    pub text: String,
+    /// Output WAV.
+    #[arg(short, long, default_value = "output.wav")]
+    pub output: PathBuf,
+    /// Language of the text (the voice's language; other languages need another --voice).
+    #[arg(short, long, default_value = "en")]
+    pub language: String,
+    #[command(flatten)]
+    pub voice: VoiceArgs,
 }
 
 #[derive(Debug, Args)]

@@ -69,6 +69,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Speak(args) => speak::speak(context, args),
         Command::PiperInfer(args) => speak::piper_infer(context, args),
+        Command::XttsZeroShot(args) => speak::zero_shot(context, args),
         Command::Phonemize(args) => speak::phonemize(context, args),
         Command::Voices { command } => speak::voices(context, command),
         Command::Setup(args) => speak::setup(context, args),

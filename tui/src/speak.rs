@@ -9,7 +9,7 @@ use demod_voice_core::audio::{resample, streaming_wav_header, write_s16le, write
 use demod_voice_core::piper::{PiperVoice, Sentence, SynthesisOptions};
 use serde::Serialize;
 
-use crate::cli::{PhonemizeArgs, PiperInferArgs, ScaleArgs, SetupArgs, SpeakArgs, VoicesCommand};
+use crate::cli::{PhonemizeArgs, PiperInferArgs, ScaleArgs, SetupArgs, SpeakArgs, VoicesCommand, ZeroShotArgs};
 use crate::context::Context;
 
 /// A problem with what the user asked for (exit code 2).
@@ -320,6 +320,36 @@ pub fn piper_infer(ctx: &mut Context, args: PiperInferArgs) -> Result<()> {
     let options = synthesis_options(ctx, &voice)?;
     let file = (!to_stdout).then_some(args.output.as_path());
     run_synthesis(ctx, &voice, &args.text, &options, file, false, converter.as_ref())
+}
+
+/// The old tool's `xtts-zero-shot REF TEXT --output --language`: speech from the default (or given) voice,
+/// converted toward a profile measured from the reference recording.
+pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
+    if args.text.trim().is_empty() {
+        return Err(usage("the text is empty: nothing to speak"));
+    }
+    if !args.reference.is_file() {
+        return Err(usage(format!("reference recording {} does not exist", args.reference.display())));
+    }
+    check_writable(&args.output)?;
+    let profile =
+        demod_voice_core::voice::VoiceProfile::from_recordings("reference", std::slice::from_ref(&args.reference))?;
+    let converter = SentenceConverter {
+        settings: demod_voice_core::presets::ConverterSettings::default(),
+        target: Some(profile.target()),
+        realtime: ctx.settings.config.realtime.clone(),
+    };
+    apply_preset_and_flags(ctx, &ScaleArgs::default())?;
+    let voice = ctx.load_voice(args.voice.voice.as_deref())?;
+    let language = voice.config.language_code().to_lowercase();
+    if !language.starts_with(&args.language.to_lowercase()) {
+        tracing::warn!(
+            "--language {} differs from the voice's language {language}; the voice's is used",
+            args.language
+        );
+    }
+    let options = synthesis_options(ctx, &voice)?;
+    run_synthesis(ctx, &voice, &args.text, &options, Some(&args.output), false, Some(&converter))
 }
 
 #[derive(Serialize)]

@@ -246,3 +246,39 @@ fn a_converting_preset_applies_to_speak() {
     // measured in core's dsp tests. On this low voice (median ~90 Hz) the median lands about 50 cents short.
     assert!((shift + 400.0).abs() < 100.0, "deep-voice moved the pitch by {shift:.0} cents");
 }
+
+#[test]
+fn the_old_xtts_zero_shot_command_clones_toward_the_reference() {
+    let env = Env::new();
+    let text = "The old command still clones a voice from one recording.";
+    let plain = env.path("plain.wav");
+    let cloned = env.path("cloned.wav");
+    let reference = recording("librivox_male_two_cities.wav");
+    ok(&env.run(&["speak", text, "--noise-scale", "0", "--noise-w", "0", "-o", plain.to_str().unwrap()]));
+    ok(&env.run(&[
+        "xtts-zero-shot",
+        reference.to_str().unwrap(),
+        text,
+        "--output",
+        cloned.to_str().unwrap(),
+        "--language",
+        "en",
+    ]));
+    let (a, rate) = read(&plain);
+    let (b, _) = read(&cloned);
+    let target = median_f0(&track(&read(&reference).0, 48_000, 240)).unwrap();
+    let (before, after) = (
+        median_f0(&track(&a, rate, rate as usize / 200)).unwrap(),
+        median_f0(&track(&b, rate, rate as usize / 200)).unwrap(),
+    );
+    assert!(
+        cents(after, target).abs() < cents(before, target).abs(),
+        "before {before}, after {after}, reference {target}"
+    );
+    // A reference too short to measure is refused, and nothing is written.
+    let short = recording("arctic_slt_female.wav");
+    let bad = env.path("bad.wav");
+    let out = env.run(&["xtts-zero-shot", short.to_str().unwrap(), text, "--output", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!bad.exists());
+}
