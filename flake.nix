@@ -84,7 +84,6 @@
             Env = [
               "HOME=/tmp"
               "DEMOD_VOICE_DATA_DIR=/workspace/.demod-voice"
-              "SSL_CERT_FILE=${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt"
             ];
           };
         };
