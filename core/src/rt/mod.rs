@@ -263,6 +263,8 @@ impl RtEngine {
             offline: config.offline,
             stats: Arc::clone(&stats),
             controls: Arc::clone(&controls),
+            mix_state: f32::NAN,
+            mix_step: 1.0 - (-1.0 / (0.01 * host_rate as f32)).exp(),
         };
 
         let history_cap = context + hop_model * 4 + lookahead_model + 8192;
@@ -336,6 +338,9 @@ pub struct AudioSide {
     offline: bool,
     stats: Arc<Stats>,
     controls: Arc<Controls>,
+    /// The mix currently applied (NaN before the first block), and how far it moves toward the target per sample.
+    mix_state: f32,
+    mix_step: f32,
 }
 
 impl std::fmt::Debug for AudioSide {
@@ -415,10 +420,20 @@ impl AudioSide {
             self.stats.underruns.fetch_add(1, Ordering::Relaxed);
             self.stats.underrun_samples.fetch_add((n - got) as u64, Ordering::Relaxed);
         }
-        let mix = self.controls.mix();
+        // The mix glides to its target (about 10 ms) so automation and bypass never click; the first block
+        // starts at the target.
+        let target_mix = self.controls.mix();
+        if self.mix_state.is_nan() {
+            self.mix_state = target_mix;
+        }
         let len = self.dry[0].len();
         let last_line = self.dry.len() - 1;
         for i in 0..n {
+            self.mix_state += (target_mix - self.mix_state) * self.mix_step;
+            if (self.mix_state - target_mix).abs() < 1e-4 {
+                self.mix_state = target_mix;
+            }
+            let mix = self.mix_state;
             let pos = (self.dry_pos + i) % len;
             for (c, out_channel) in output.iter_mut().enumerate().take(self.channels) {
                 let line = &mut self.dry[c.min(last_line)];
