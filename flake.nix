@@ -139,6 +139,7 @@
             pkgs.libjack2
             pkgs.onnxruntime
             pkgs.espeak-ng
+            pkgs.tmux
             (pkgs.python3.withPackages (ps: [ ps.pip ]))
           ] ++ lib.optionals pkgs.stdenv.isLinux [ cudaPkgs.cudaPackages.cudatoolkit ];
           ORT_DYLIB_PATH = "${pkgs.onnxruntime}/lib/libonnxruntime.so";

@@ -11,8 +11,9 @@ pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    /// Without a subcommand on a terminal, the full-screen app opens.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -68,6 +69,9 @@ pub enum ProviderArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the full-screen terminal app (also what `demod-voice` alone does on a terminal).
+    Tui,
+
     /// Speak text with a Piper voice.
     Speak(SpeakArgs),
 

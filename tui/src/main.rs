@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage, input or configuration error.
 
+mod app;
 mod batch_cmd;
 mod bench;
 mod cli;
@@ -22,8 +23,17 @@ use crate::context::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        // `demod-voice` alone: the app on a terminal, the usage elsewhere.
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            return finish(Context::new(cli.global.clone()).and_then(|context| app::run(&context)));
+        }
+        eprintln!("error: no subcommand given; see `demod-voice --help` (on a terminal, `demod-voice` opens the app)");
+        return ExitCode::from(2);
+    };
     // `health` still runs on a broken config file, on the defaults, and reports the problem as a check.
-    if let Command::Health(args) = &cli.command {
+    if let Command::Health(args) = &command {
         if let Err(problem) = Context::new(cli.global.clone()) {
             let args = cli::HealthArgs { json: args.json, deep: args.deep };
             let result = Context::with_defaults(cli.global.clone())
@@ -38,12 +48,19 @@ fn main() -> ExitCode {
         }
     }
     let result = Context::new(cli.global.clone()).and_then(|mut context| {
-        init_logging(&context)?;
+        // The full-screen app owns the terminal: log lines on stderr would tear it.
+        if !matches!(command, Command::Tui) {
+            init_logging(&context)?;
+        }
         for warning in &context.settings.warnings {
             tracing::warn!("{warning}");
         }
-        run(&mut context, cli.command)
+        run(&mut context, command)
     });
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`demod-voice ... | head`): not an error worth reporting.
@@ -67,6 +84,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Tui => app::run(context),
         Command::Speak(args) => speak::speak(context, args),
         Command::PiperInfer(args) => speak::piper_infer(context, args),
         Command::XttsZeroShot(args) => speak::zero_shot(context, args),

@@ -399,32 +399,19 @@ pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
 }
 
 #[derive(Serialize)]
-struct VoiceRow {
-    name: String,
-    language: String,
-    quality: String,
-    sample_rate: u32,
-    speakers: u32,
-    model: PathBuf,
-    problem: Option<String>,
+pub struct VoiceRow {
+    pub name: String,
+    pub language: String,
+    pub quality: String,
+    pub sample_rate: u32,
+    pub speakers: u32,
+    pub model: PathBuf,
+    pub problem: Option<String>,
 }
 
-pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
-    let json = match command {
-        VoicesCommand::List { json } => json,
-        VoicesCommand::AddProfile { name, references, force } => {
-            return crate::convert_cmd::add_profile(ctx, &name, &references, force)
-        }
-        VoicesCommand::Show { name } => return crate::convert_cmd::show(ctx, &name),
-    };
-    let profiles: Vec<serde_json::Value> = demod_voice_core::voice::list(&ctx.profiles_dir())
-        .into_iter()
-        .map(|(name, path)| match demod_voice_core::voice::VoiceProfile::load(&path) {
-            Ok(p) => serde_json::json!({"name": name, "median_f0_hz": p.median_f0_hz, "formant_scale": p.formant_scale, "voiced_seconds": p.voiced_seconds, "path": path}),
-            Err(e) => serde_json::json!({"name": name, "problem": e.to_string(), "path": path}),
-        })
-        .collect();
-    let rows: Vec<VoiceRow> = assets::installed_voices(&ctx.dirs.voices_dir())
+/// The installed Piper voices, each with its details or why it cannot be used.
+pub fn voice_rows(ctx: &Context) -> Vec<VoiceRow> {
+    assets::installed_voices(&ctx.dirs.voices_dir())
         .into_iter()
         .map(|voice| {
             let config_path = demod_voice_core::piper::VoiceConfig::path_for_model(&voice.model);
@@ -449,7 +436,25 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
                 },
             }
         })
+        .collect()
+}
+
+pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
+    let json = match command {
+        VoicesCommand::List { json } => json,
+        VoicesCommand::AddProfile { name, references, force } => {
+            return crate::convert_cmd::add_profile(ctx, &name, &references, force)
+        }
+        VoicesCommand::Show { name } => return crate::convert_cmd::show(ctx, &name),
+    };
+    let profiles: Vec<serde_json::Value> = demod_voice_core::voice::list(&ctx.profiles_dir())
+        .into_iter()
+        .map(|(name, path)| match demod_voice_core::voice::VoiceProfile::load(&path) {
+            Ok(p) => serde_json::json!({"name": name, "median_f0_hz": p.median_f0_hz, "formant_scale": p.formant_scale, "voiced_seconds": p.voiced_seconds, "path": path}),
+            Err(e) => serde_json::json!({"name": name, "problem": e.to_string(), "path": path}),
+        })
         .collect();
+    let rows = voice_rows(ctx);
     let mut stdout = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({"voices": rows, "profiles": profiles}))?;

@@ -1,0 +1,512 @@
+//! The full-screen terminal app (`demod-voice` on a terminal, or `demod-voice tui`).
+//!
+//! Shape: [`App`] holds all state; keys become an [`Action`] ([`App::action_for`]); [`App::update`] applies it and
+//! may hand back a [`Job`] for a background thread, whose result comes back through the same event channel as the
+//! keys. Drawing is `impl Widget for &App`, and [`run_loop`] is generic over the ratatui `Backend`, so tests drive
+//! the whole thing on a `TestBackend`.
+//!
+//! This first slice has the Synthesize (text, voice, preset and scale controls, save to WAV, history), Voices and
+//! Health screens. Playback through an audio device, the Live and Batch screens are not built yet.
+
+mod view;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use ratatui::backend::Backend;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::Terminal;
+
+use crate::cli::{GlobalArgs, ScaleArgs, SpeakArgs, VoiceArgs};
+use crate::context::Context;
+
+/// The screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Synthesize,
+    Voices,
+    Health,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 3] = [Screen::Synthesize, Screen::Voices, Screen::Health];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Synthesize => "Synthesize",
+            Screen::Voices => "Voices",
+            Screen::Health => "Health",
+        }
+    }
+
+    fn index(self) -> usize {
+        Screen::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// Whether keys on the Synthesize screen go into the text or move around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Editing,
+}
+
+/// The controls of the Synthesize screen, top to bottom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Voice,
+    Preset,
+    Length,
+    Noise,
+    NoiseW,
+    Silence,
+    Volume,
+}
+
+impl Control {
+    pub const ALL: [Control; 7] = [
+        Control::Voice,
+        Control::Preset,
+        Control::Length,
+        Control::Noise,
+        Control::NoiseW,
+        Control::Silence,
+        Control::Volume,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Control::Voice => "voice",
+            Control::Preset => "preset",
+            Control::Length => "length",
+            Control::Noise => "noise",
+            Control::NoiseW => "noise-w",
+            Control::Silence => "sentence silence",
+            Control::Volume => "volume",
+        }
+    }
+
+    /// Step, lower and upper bound of a numeric control.
+    fn range(self) -> (f32, f32, f32) {
+        match self {
+            Control::Length => (0.05, 0.25, 4.0),
+            Control::Noise | Control::NoiseW => (0.05, 0.0, 2.0),
+            Control::Silence => (0.05, 0.0, 5.0),
+            Control::Volume => (0.05, 0.0, 4.0),
+            Control::Voice | Control::Preset => (0.0, 0.0, 0.0),
+        }
+    }
+}
+
+/// One installed voice as the app shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceInfo {
+    pub name: String,
+    pub language: String,
+    pub quality: String,
+    pub sample_rate: u32,
+    pub speakers: u32,
+    pub problem: Option<String>,
+}
+
+/// One health check as the app shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckInfo {
+    pub name: String,
+    pub status: crate::health::Status,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A finished (or failed) synthesis in the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub text: String,
+    pub path: PathBuf,
+    pub outcome: std::result::Result<f32, String>,
+}
+
+/// Everything the user can ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Quit,
+    NextScreen,
+    PrevScreen,
+    Goto(Screen),
+    ToggleHelp,
+    StartEditing,
+    StopEditing,
+    Type(char),
+    Backspace,
+    ClearText,
+    SelectPrev,
+    SelectNext,
+    Decrease,
+    Increase,
+    Save,
+    RefreshHealth,
+}
+
+/// Background work asked for by [`App::update`].
+#[derive(Debug, Clone)]
+pub enum Job {
+    Synthesize { text: String, path: PathBuf, voice: Option<String>, scales: ScaleArgs },
+}
+
+/// What arrives on the run loop's channel.
+#[derive(Debug)]
+pub enum AppEvent {
+    Key(KeyEvent),
+    Resize,
+    Saved { path: PathBuf, outcome: std::result::Result<f32, String> },
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub screen: Screen,
+    pub mode: Mode,
+    pub show_help: bool,
+    pub quit: bool,
+    pub text: String,
+    pub control: usize,
+    pub voices: Vec<VoiceInfo>,
+    pub voice: usize,
+    /// Preset names; index 0 is "(none)".
+    pub presets: Vec<String>,
+    pub preset: usize,
+    pub length: f32,
+    pub noise: f32,
+    pub noise_w: f32,
+    pub silence: f32,
+    pub volume: f32,
+    pub history: Vec<Utterance>,
+    pub busy: Option<PathBuf>,
+    pub checks: Vec<CheckInfo>,
+    pub status: String,
+    /// Where saved WAVs go.
+    pub out_dir: PathBuf,
+    next_take: u32,
+}
+
+impl App {
+    pub fn new(voices: Vec<VoiceInfo>, presets: Vec<String>, checks: Vec<CheckInfo>, out_dir: PathBuf) -> Self {
+        let mut preset_names = vec!["(none)".to_string()];
+        preset_names.extend(presets);
+        let status = if voices.is_empty() {
+            "no voices installed: run `demod-voice setup`".to_string()
+        } else {
+            "no audio output in this build: Ctrl-S saves the text to a WAV file".to_string()
+        };
+        App {
+            screen: Screen::Synthesize,
+            mode: Mode::Editing,
+            show_help: false,
+            quit: false,
+            text: String::new(),
+            control: 0,
+            voices,
+            voice: 0,
+            presets: preset_names,
+            preset: 0,
+            length: 1.0,
+            noise: 0.667,
+            noise_w: 0.8,
+            silence: 0.2,
+            volume: 1.0,
+            history: Vec::new(),
+            busy: None,
+            checks,
+            status,
+            out_dir,
+            next_take: 1,
+        }
+    }
+
+    /// The action a key stands for here, if any.
+    pub fn action_for(&self, key: KeyEvent) -> Option<Action> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match (key.code, ctrl) {
+            (KeyCode::Char('c'), true) => return Some(Action::Quit),
+            (KeyCode::Char('s'), true) => return Some(Action::Save),
+            (KeyCode::Char('u'), true) if self.mode == Mode::Editing => return Some(Action::ClearText),
+            _ => {}
+        }
+        if self.show_help {
+            return Some(Action::ToggleHelp);
+        }
+        if self.screen == Screen::Synthesize && self.mode == Mode::Editing {
+            // A quick Esc then a key reaches us as Alt+key: it still leaves editing.
+            if key.modifiers.contains(KeyModifiers::ALT) {
+                return Some(Action::StopEditing);
+            }
+            return match key.code {
+                KeyCode::Esc | KeyCode::Tab => Some(Action::StopEditing),
+                KeyCode::Enter => Some(Action::Type('\n')),
+                KeyCode::Backspace => Some(Action::Backspace),
+                KeyCode::Char(c) if !ctrl => Some(Action::Type(c)),
+                _ => None,
+            };
+        }
+        match key.code {
+            KeyCode::Char('q') => Some(Action::Quit),
+            KeyCode::Char('?') => Some(Action::ToggleHelp),
+            KeyCode::Tab => Some(Action::NextScreen),
+            KeyCode::BackTab => Some(Action::PrevScreen),
+            KeyCode::Char('1') => Some(Action::Goto(Screen::Synthesize)),
+            KeyCode::Char('2') => Some(Action::Goto(Screen::Voices)),
+            KeyCode::Char('3') => Some(Action::Goto(Screen::Health)),
+            KeyCode::Char('i') | KeyCode::Enter if self.screen == Screen::Synthesize => Some(Action::StartEditing),
+            KeyCode::Up | KeyCode::Char('k') => Some(Action::SelectPrev),
+            KeyCode::Down | KeyCode::Char('j') => Some(Action::SelectNext),
+            KeyCode::Left | KeyCode::Char('h') => Some(Action::Decrease),
+            KeyCode::Right | KeyCode::Char('l') => Some(Action::Increase),
+            KeyCode::Char('r') if self.screen == Screen::Health => Some(Action::RefreshHealth),
+            _ => None,
+        }
+    }
+
+    /// Apply an action; background work it needs comes back as a [`Job`].
+    pub fn update(&mut self, action: Action) -> Option<Job> {
+        match action {
+            Action::Quit => self.quit = true,
+            Action::ToggleHelp => self.show_help = !self.show_help,
+            Action::NextScreen => self.screen = Screen::ALL[(self.screen.index() + 1) % Screen::ALL.len()],
+            Action::PrevScreen => {
+                self.screen = Screen::ALL[(self.screen.index() + Screen::ALL.len() - 1) % Screen::ALL.len()]
+            }
+            Action::Goto(screen) => self.screen = screen,
+            Action::StartEditing => self.mode = Mode::Editing,
+            Action::StopEditing => self.mode = Mode::Normal,
+            Action::Type(c) => self.text.push(c),
+            Action::Backspace => {
+                self.text.pop();
+            }
+            Action::ClearText => self.text.clear(),
+            Action::SelectPrev => self.control = self.control.saturating_sub(1),
+            Action::SelectNext => self.control = (self.control + 1).min(Control::ALL.len() - 1),
+            Action::Decrease => self.adjust(-1),
+            Action::Increase => self.adjust(1),
+            Action::RefreshHealth => self.status = "health refreshes when the app starts; restart to re-check".into(),
+            Action::Save => return self.save(),
+        }
+        None
+    }
+
+    fn adjust(&mut self, direction: i32) {
+        if self.screen != Screen::Synthesize {
+            return;
+        }
+        let control = Control::ALL[self.control];
+        let cycle = |index: usize, len: usize| {
+            if len == 0 {
+                0
+            } else {
+                (index as i64 + direction as i64).rem_euclid(len as i64) as usize
+            }
+        };
+        match control {
+            Control::Voice => self.voice = cycle(self.voice, self.voices.len()),
+            Control::Preset => self.preset = cycle(self.preset, self.presets.len()),
+            _ => {
+                let (step, low, high) = control.range();
+                let value = match control {
+                    Control::Length => &mut self.length,
+                    Control::Noise => &mut self.noise,
+                    Control::NoiseW => &mut self.noise_w,
+                    Control::Silence => &mut self.silence,
+                    _ => &mut self.volume,
+                };
+                *value = ((*value + step * direction as f32) * 1000.0).round() / 1000.0;
+                *value = value.clamp(low, high);
+            }
+        }
+    }
+
+    fn save(&mut self) -> Option<Job> {
+        if self.busy.is_some() {
+            self.status = "still saving the previous take; wait for it to finish".into();
+            return None;
+        }
+        if self.text.trim().is_empty() {
+            self.status = "nothing to save: type some text first".into();
+            return None;
+        }
+        if self.voices.is_empty() {
+            self.status = "no voices installed: run `demod-voice setup`".into();
+            return None;
+        }
+        let path = loop {
+            let candidate = self.out_dir.join(format!("take-{:03}.wav", self.next_take));
+            self.next_take += 1;
+            if !candidate.exists() {
+                break candidate;
+            }
+        };
+        self.busy = Some(path.clone());
+        self.status = format!("saving {} ...", path.display());
+        let scales = ScaleArgs {
+            preset: (self.preset > 0).then(|| self.presets[self.preset].clone()),
+            speaker: None,
+            length_scale: Some(self.length),
+            noise_scale: Some(self.noise),
+            noise_w: Some(self.noise_w),
+            sentence_silence: Some(self.silence),
+            volume: Some(self.volume),
+            ..ScaleArgs::default()
+        };
+        let voice = self.voices.get(self.voice).map(|v| v.name.clone());
+        Some(Job::Synthesize { text: self.text.clone(), path, voice, scales })
+    }
+
+    /// A background job finished.
+    pub fn saved(&mut self, path: PathBuf, outcome: std::result::Result<f32, String>) {
+        self.busy = None;
+        self.status = match &outcome {
+            Ok(seconds) => format!("saved {} ({seconds:.1} s)", path.display()),
+            Err(problem) => format!("saving {} failed: {problem}", path.display()),
+        };
+        self.history.insert(0, Utterance { text: self.text.clone(), path, outcome });
+        self.history.truncate(50);
+    }
+}
+
+/// Draw, wait for an event, apply it; until the user quits. Jobs go to `spawn`, which sends their results back.
+pub fn run_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    events: &Receiver<AppEvent>,
+    mut spawn: impl FnMut(Job),
+) -> Result<()> {
+    while !app.quit {
+        terminal.draw(|frame| frame.render_widget(&*app, frame.area()))?;
+        let Ok(event) = events.recv() else { break };
+        match event {
+            AppEvent::Key(key) => {
+                if let Some(job) = app.action_for(key).and_then(|action| app.update(action)) {
+                    spawn(job);
+                }
+            }
+            AppEvent::Resize => terminal.autoresize()?,
+            AppEvent::Saved { path, outcome } => app.saved(path, outcome),
+        }
+    }
+    Ok(())
+}
+
+/// Run a synthesis job with the same pipeline as `demod-voice speak`; the WAV's length in seconds.
+fn synthesize(
+    global: &GlobalArgs,
+    text: String,
+    path: &std::path::Path,
+    voice: Option<String>,
+    scales: ScaleArgs,
+) -> Result<f32> {
+    // Quiet: a summary line on stderr would tear the full-screen display.
+    let mut ctx = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })?;
+    let args = SpeakArgs {
+        text: Some(text),
+        input: None,
+        voice: VoiceArgs { voice },
+        output: Some(path.to_path_buf()),
+        output_raw: false,
+        scales,
+    };
+    crate::speak::speak(&mut ctx, args)?;
+    let reader = hound::WavReader::open(path).with_context(|| format!("reading back {}", path.display()))?;
+    Ok(reader.duration() as f32 / reader.spec().sample_rate as f32)
+}
+
+/// Gather what the screens show from the installed voices, presets and health checks.
+pub fn app_from_context(ctx: &Context) -> Result<App> {
+    let voices = crate::speak::voice_rows(ctx)
+        .into_iter()
+        .map(|row| VoiceInfo {
+            name: row.name,
+            language: row.language,
+            quality: row.quality,
+            sample_rate: row.sample_rate,
+            speakers: row.speakers,
+            problem: row.problem,
+        })
+        .collect();
+    let presets = demod_voice_core::presets::all(&ctx.dirs.config.join("presets"))
+        .into_iter()
+        .filter_map(|entry| entry.ok().map(|found| found.preset.name))
+        .collect();
+    let checks = crate::health::collect(ctx, false, None)
+        .checks
+        .into_iter()
+        .map(|check| CheckInfo {
+            name: check.name.to_string(),
+            status: check.status,
+            message: check.message,
+            hint: check.hint,
+        })
+        .collect();
+    let out_dir = std::env::current_dir().context("finding the current folder for saved takes")?;
+    Ok(App::new(voices, presets, checks, out_dir))
+}
+
+/// Open the app on the real terminal; the terminal is restored on every way out, panics included.
+pub fn run(ctx: &Context) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(crate::speak::usage(
+            "the terminal app needs a terminal; use the subcommands (`demod-voice --help`) in scripts",
+        ));
+    }
+    let mut app = app_from_context(ctx)?;
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous_hook(info);
+    }));
+    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let (sender, receiver) = mpsc::channel();
+    spawn_input_thread(sender.clone());
+    let global = ctx.global.clone();
+    let result = run_loop(&mut terminal, &mut app, &receiver, |job| {
+        let sender: Sender<AppEvent> = sender.clone();
+        let global = global.clone();
+        std::thread::spawn(move || match job {
+            Job::Synthesize { text, path, voice, scales } => {
+                let outcome = synthesize(&global, text, &path, voice, scales).map_err(|e| crate::one_line(&e));
+                let _ = sender.send(AppEvent::Saved { path, outcome });
+            }
+        });
+    });
+    restore_terminal();
+    result
+}
+
+fn restore_terminal() {
+    let _ = ratatui::try_restore();
+}
+
+fn spawn_input_thread(sender: Sender<AppEvent>) {
+    std::thread::spawn(move || loop {
+        match event::poll(Duration::from_millis(250)) {
+            Ok(true) => {
+                let forwarded = match event::read() {
+                    Ok(Event::Key(key)) => sender.send(AppEvent::Key(key)),
+                    Ok(Event::Resize(..)) => sender.send(AppEvent::Resize),
+                    Ok(_) => Ok(()),
+                    Err(_) => return,
+                };
+                if forwarded.is_err() {
+                    return;
+                }
+            }
+            Ok(false) => {}
+            Err(_) => return,
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+
+use super::*;
+use crate::health::Status;
+
+fn joe() -> VoiceInfo {
+    VoiceInfo {
+        name: "en_US-joe-medium".into(),
+        language: "en_US".into(),
+        quality: "medium".into(),
+        sample_rate: 22050,
+        speakers: 1,
+        problem: None,
+    }
+}
+
+fn app() -> App {
+    let checks = vec![
+        CheckInfo { name: "runtime".into(), status: Status::Ok, message: "ONNX Runtime 1.31.1".into(), hint: None },
+        CheckInfo {
+            name: "gpu".into(),
+            status: Status::Warning,
+            message: "no CUDA device".into(),
+            hint: Some("install a driver".into()),
+        },
+    ];
+    App::new(vec![joe()], vec!["warm".into(), "fast".into()], checks, PathBuf::from("/tmp/takes"))
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+/// Render on an 80x24 test terminal and return the screen as lines.
+fn screen(app: &App) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|frame| frame.render_widget(app, frame.area())).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    (0..buffer.area.height)
+        .map(|y| (0..buffer.area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>())
+        .collect()
+}
+
+fn shows(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|line| line.contains(needle))
+}
+
+fn press(app: &mut App, event: KeyEvent) -> Option<Job> {
+    app.action_for(event).and_then(|action| app.update(action))
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, key(KeyCode::Char(c)));
+    }
+}
+
+#[test]
+fn synthesize_screen_shows_text_controls_and_empty_history() {
+    let mut app = app();
+    type_text(&mut app, "Hello there.");
+    let lines = screen(&app);
+    assert!(lines[0].contains("1 Synthesize") && lines[0].contains("3 Health"), "{lines:#?}");
+    assert!(shows(&lines, "Hello there.▏"), "{lines:#?}");
+    assert!(shows(&lines, "en_US-joe-medium"));
+    assert!(shows(&lines, "length") && shows(&lines, "1.00"));
+    assert!(shows(&lines, "no takes yet"));
+    assert!(lines[23].starts_with("EDIT"), "status line: {}", lines[23]);
+}
+
+#[test]
+fn synthesize_screen_without_voices_says_how_to_install_one() {
+    let app = App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from("."));
+    let lines = screen(&app);
+    assert!(shows(&lines, "(none installed)"), "{lines:#?}");
+    assert!(lines[23].contains("demod-voice setup"), "{}", lines[23]);
+}
+
+#[test]
+fn history_shows_saved_and_failed_takes() {
+    let mut app = app();
+    type_text(&mut app, "One.");
+    let job = press(&mut app, ctrl('s')).expect("a job");
+    let Job::Synthesize { path, .. } = job;
+    assert!(shows(&screen(&app), "saving /tmp/takes/take-001.wav"));
+    app.saved(path, Ok(1.25));
+    type_text(&mut app, " Two.");
+    let Job::Synthesize { path, .. } = press(&mut app, ctrl('s')).expect("a second job");
+    app.saved(path, Err("disk full".into()));
+    let lines = screen(&app);
+    assert!(shows(&lines, "take-001.wav    1.2 s  One."), "{lines:#?}");
+    assert!(shows(&lines, "take-002.wav  failed: disk full"), "{lines:#?}");
+    assert!(lines[23].contains("saving /tmp/takes/take-002.wav failed: disk full"));
+}
+
+#[test]
+fn voices_screen_lists_voices_problems_and_the_empty_case() {
+    let mut app = app();
+    app.voices.push(VoiceInfo { problem: Some("config missing".into()), name: "broken".into(), ..joe() });
+    app.update(Action::Goto(Screen::Voices));
+    let lines = screen(&app);
+    assert!(shows(&lines, "NAME") && shows(&lines, "en_US-joe-medium") && shows(&lines, "22050"), "{lines:#?}");
+    assert!(shows(&lines, "broken: config missing"), "{lines:#?}");
+
+    let mut empty = App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from("."));
+    empty.update(Action::Goto(Screen::Voices));
+    assert!(shows(&screen(&empty), "no voices installed; run `demod-voice setup`"));
+}
+
+#[test]
+fn health_screen_lists_checks_with_hints_and_the_empty_case() {
+    let mut app = app();
+    app.checks.push(CheckInfo {
+        name: "espeak".into(),
+        status: Status::Error,
+        message: "espeak-ng data missing".into(),
+        hint: None,
+    });
+    app.update(Action::Goto(Screen::Health));
+    let lines = screen(&app);
+    assert!(shows(&lines, "ok      runtime      ONNX Runtime 1.31.1"), "{lines:#?}");
+    assert!(shows(&lines, "warning gpu          no CUDA device"));
+    assert!(shows(&lines, "hint: install a driver"));
+    assert!(shows(&lines, "error   espeak       espeak-ng data missing"));
+
+    let mut empty = App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from("."));
+    empty.update(Action::Goto(Screen::Health));
+    assert!(shows(&screen(&empty), "no checks ran"));
+}
+
+#[test]
+fn help_overlay_opens_with_question_mark_and_any_key_closes_it() {
+    let mut app = app();
+    press(&mut app, key(KeyCode::Esc));
+    press(&mut app, key(KeyCode::Char('?')));
+    assert!(shows(&screen(&app), "Ctrl-S            save the text"));
+    press(&mut app, key(KeyCode::Char('x')));
+    assert!(!app.show_help);
+    assert!(!shows(&screen(&app), "Ctrl-S            save the text"));
+}
+
+#[test]
+fn typing_goes_into_the_text_and_esc_returns_to_the_keys() {
+    let mut app = app();
+    type_text(&mut app, "q1?");
+    assert_eq!(app.text, "q1?", "letters that are commands elsewhere are text while editing");
+    assert!(!app.quit);
+    press(&mut app, key(KeyCode::Enter));
+    press(&mut app, key(KeyCode::Backspace));
+    press(&mut app, key(KeyCode::Backspace));
+    assert_eq!(app.text, "q1");
+    press(&mut app, key(KeyCode::Esc));
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, key(KeyCode::Char('2')));
+    assert_eq!(app.screen, Screen::Voices);
+    press(&mut app, key(KeyCode::Tab));
+    assert_eq!(app.screen, Screen::Health);
+    press(&mut app, key(KeyCode::Tab));
+    assert_eq!(app.screen, Screen::Synthesize);
+    press(&mut app, KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(app.screen, Screen::Health);
+    press(&mut app, key(KeyCode::Char('q')));
+    assert!(app.quit);
+}
+
+#[test]
+fn ctrl_c_quits_even_while_typing() {
+    let mut app = app();
+    type_text(&mut app, "abc");
+    press(&mut app, ctrl('c'));
+    assert!(app.quit);
+    assert_eq!(app.text, "abc");
+}
+
+#[test]
+fn controls_change_within_their_bounds_and_reach_the_job() {
+    let mut app = app();
+    type_text(&mut app, "Hi.");
+    press(&mut app, key(KeyCode::Esc));
+    // voice -> preset: cycles (none) -> warm
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Right));
+    // length: 1.0 -> 1.1
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Right));
+    press(&mut app, key(KeyCode::Right));
+    // volume at the bottom: down past the end stays there; turn it to zero and below
+    for _ in 0..10 {
+        press(&mut app, key(KeyCode::Down));
+    }
+    for _ in 0..100 {
+        press(&mut app, key(KeyCode::Left));
+    }
+    assert_eq!(app.volume, 0.0);
+    let Job::Synthesize { scales, voice, text, path } = press(&mut app, ctrl('s')).expect("a job");
+    assert_eq!(text, "Hi.");
+    assert_eq!(voice.as_deref(), Some("en_US-joe-medium"));
+    assert_eq!(path, PathBuf::from("/tmp/takes/take-001.wav"));
+    assert_eq!(scales.preset.as_deref(), Some("warm"));
+    assert!((scales.length_scale.unwrap() - 1.1).abs() < 1e-6);
+    assert_eq!(scales.volume, Some(0.0));
+}
+
+#[test]
+fn save_refuses_empty_text_and_a_second_take_while_busy() {
+    let mut app = app();
+    assert!(press(&mut app, ctrl('s')).is_none());
+    assert!(app.status.contains("nothing to save"));
+    type_text(&mut app, "Hi.");
+    assert!(press(&mut app, ctrl('s')).is_some());
+    assert!(press(&mut app, ctrl('s')).is_none());
+    assert!(app.status.contains("still saving"));
+}
+
+#[test]
+fn run_loop_draws_handles_keys_and_jobs_and_stops_on_quit() {
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut app = app();
+    let (sender, receiver) = mpsc::channel();
+    for c in "Hey.".chars() {
+        sender.send(AppEvent::Key(key(KeyCode::Char(c)))).unwrap();
+    }
+    sender.send(AppEvent::Key(ctrl('s'))).unwrap();
+    sender.send(AppEvent::Resize).unwrap();
+    let mut jobs = Vec::new();
+    let results = sender.clone();
+    let quit = sender.clone();
+    run_loop(&mut terminal, &mut app, &receiver, |job| {
+        let Job::Synthesize { path, .. } = &job;
+        results.send(AppEvent::Saved { path: path.clone(), outcome: Ok(0.8) }).unwrap();
+        quit.send(AppEvent::Key(ctrl('c'))).unwrap();
+        jobs.push(job);
+    })
+    .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(app.quit);
+    assert_eq!(app.history.len(), 1);
+    assert!(app.status.contains("saved /tmp/takes/take-001.wav (0.8 s)"), "{}", app.status);
+}
+
+#[test]
+fn a_quick_esc_then_key_arriving_as_alt_key_leaves_editing() {
+    let mut app = app();
+    type_text(&mut app, "Hi");
+    press(&mut app, KeyEvent::new(KeyCode::Char('2'), KeyModifiers::ALT));
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.text, "Hi", "the key is not typed");
+}
+
+#[test]
+fn every_screen_draws_at_any_size_without_panicking() {
+    let mut app = app();
+    app.show_help = true;
+    app.history.push(Utterance { text: "x".repeat(300), path: PathBuf::from("/tmp/t.wav"), outcome: Ok(1.0) });
+    for screen in Screen::ALL {
+        app.screen = screen;
+        for (width, height) in [(1, 1), (5, 3), (20, 6), (39, 10), (200, 60)] {
+            let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+            terminal.draw(|frame| frame.render_widget(&app, frame.area())).unwrap();
+        }
+    }
+}

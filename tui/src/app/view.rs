@@ -1,0 +1,192 @@
+//! Drawing: `impl Widget for &App`, one function per screen.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Tabs, Widget, Wrap};
+
+use super::{App, Control, Mode, Screen};
+use crate::health::Status;
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [tabs, body, status] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        let titles = Screen::ALL.iter().enumerate().map(|(i, s)| format!("{} {}", i + 1, s.title()));
+        Tabs::new(titles)
+            .select(Screen::ALL.iter().position(|s| *s == self.screen).unwrap_or(0))
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+            .render(tabs, buf);
+        match self.screen {
+            Screen::Synthesize => synthesize(self, body, buf),
+            Screen::Voices => voices(self, body, buf),
+            Screen::Health => health(self, body, buf),
+        }
+        let mode = match (self.screen, self.mode) {
+            (Screen::Synthesize, Mode::Editing) => "EDIT (Esc: controls) ",
+            _ => "",
+        };
+        Line::from(vec![Span::styled(mode, Style::new().add_modifier(Modifier::BOLD)), Span::raw(&self.status)])
+            .render(status, buf);
+        if self.show_help {
+            help(area, buf);
+        }
+    }
+}
+
+fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
+    let [text_area, lower] = Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)]).areas(area);
+    let editing = app.mode == Mode::Editing;
+    let text_block = Block::new()
+        .borders(Borders::ALL)
+        .title(if editing { " Text (typing; Ctrl-S saves) " } else { " Text (i to edit) " })
+        .border_style(if editing { Style::new().fg(Color::Yellow) } else { Style::new() });
+    let shown = if app.text.is_empty() && !editing {
+        Line::styled("(empty: press i and type what to say)", Style::new().fg(Color::DarkGray)).into()
+    } else {
+        let mut text = app.text.clone();
+        if editing {
+            text.push('▏');
+        }
+        ratatui::text::Text::from(text)
+    };
+    Paragraph::new(shown).wrap(Wrap { trim: false }).block(text_block).render(text_area, buf);
+
+    let [controls, history] = Layout::horizontal([Constraint::Length(40), Constraint::Min(0)]).areas(lower);
+    let rows = Control::ALL.iter().enumerate().map(|(i, control)| {
+        let value = match control {
+            Control::Voice => app.voices.get(app.voice).map_or("(none installed)".to_string(), |v| v.name.clone()),
+            Control::Preset => app.presets.get(app.preset).cloned().unwrap_or_default(),
+            Control::Length => format!("{:.2}", app.length),
+            Control::Noise => format!("{:.3}", app.noise),
+            Control::NoiseW => format!("{:.2}", app.noise_w),
+            Control::Silence => format!("{:.2} s", app.silence),
+            Control::Volume => format!("{:.2}", app.volume),
+        };
+        let style =
+            if i == app.control && !editing { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        Row::new([Cell::from(control.label()), Cell::from(value)]).style(style)
+    });
+    Table::new(rows, [Constraint::Length(17), Constraint::Min(0)])
+        .block(Block::new().borders(Borders::ALL).title(" Controls (↑↓ pick, ←→ change) "))
+        .render(controls, buf);
+
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(path) = &app.busy {
+        lines.push(Line::styled(format!("… saving {}", path.display()), Style::new().fg(Color::Yellow)));
+    }
+    for take in &app.history {
+        let name = take.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let snippet: String = take.text.chars().take(40).collect::<String>().replace('\n', " ");
+        lines.push(match &take.outcome {
+            Ok(seconds) => Line::from(format!("{name}  {seconds:>5.1} s  {snippet}")),
+            Err(problem) => Line::styled(format!("{name}  failed: {problem}"), Style::new().fg(Color::Red)),
+        });
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled("no takes yet", Style::new().fg(Color::DarkGray)));
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::new().borders(Borders::ALL).title(" History "))
+        .render(history, buf);
+}
+
+fn voices(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::new().borders(Borders::ALL).title(" Installed voices ");
+    if app.voices.is_empty() {
+        Paragraph::new("no voices installed; run `demod-voice setup` to install the default voice")
+            .block(block)
+            .render(area, buf);
+        return;
+    }
+    let header =
+        Row::new(["NAME", "LANGUAGE", "QUALITY", "RATE", "SPEAKERS"]).style(Style::new().add_modifier(Modifier::BOLD));
+    let rows = app.voices.iter().map(|voice| match &voice.problem {
+        None => Row::new([
+            voice.name.clone(),
+            voice.language.clone(),
+            voice.quality.clone(),
+            voice.sample_rate.to_string(),
+            voice.speakers.to_string(),
+        ]),
+        Some(_) => Row::new([voice.name.clone(), "-".into(), "-".into(), "-".into(), "unusable".into()])
+            .style(Style::new().fg(Color::Red)),
+    });
+    let problems: Vec<Line> = app
+        .voices
+        .iter()
+        .filter_map(|voice| voice.problem.as_ref().map(|problem| Line::from(format!("{}: {problem}", voice.name))))
+        .collect();
+    let [area, problem_area] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(if problems.is_empty() { 0 } else { problems.len() as u16 + 2 }),
+    ])
+    .areas(area);
+    if !problems.is_empty() {
+        Paragraph::new(problems)
+            .wrap(Wrap { trim: false })
+            .style(Style::new().fg(Color::Red))
+            .block(Block::new().borders(Borders::ALL).title(" Unusable voices "))
+            .render(problem_area, buf);
+    }
+    Table::new(
+        rows,
+        [
+            Constraint::Length(28),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Min(8),
+        ],
+    )
+    .header(header)
+    .block(block)
+    .render(area, buf);
+}
+
+fn health(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::new().borders(Borders::ALL).title(" Health ");
+    if app.checks.is_empty() {
+        Paragraph::new("no checks ran").block(block).render(area, buf);
+        return;
+    }
+    let mut lines = Vec::new();
+    for check in &app.checks {
+        let (word, color) = match check.status {
+            Status::Ok => ("ok     ", Color::Green),
+            Status::Warning => ("warning", Color::Yellow),
+            Status::Error => ("error  ", Color::Red),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(word, Style::new().fg(color)),
+            Span::raw(format!(" {:<12} {}", check.name, check.message)),
+        ]));
+        if let Some(hint) = &check.hint {
+            lines.push(Line::styled(format!("        {:<12} hint: {hint}", ""), Style::new().fg(Color::DarkGray)));
+        }
+    }
+    Paragraph::new(lines).wrap(Wrap { trim: false }).block(block).render(area, buf);
+}
+
+fn help(area: Rect, buf: &mut Buffer) {
+    let lines = [
+        "Tab / Shift-Tab   next / previous screen (1-3 jump)",
+        "i or Enter        edit the text (Synthesize)",
+        "Esc               stop editing",
+        "↑ ↓ (k j)         pick a control",
+        "← → (h l)         change it",
+        "Ctrl-S            save the text to take-NNN.wav",
+        "Ctrl-U            clear the text (while editing)",
+        "?                 this help; any key closes it",
+        "q / Ctrl-C        quit",
+    ];
+    let width = 58.min(area.width);
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let popup = Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height };
+    Clear.render(popup, buf);
+    Paragraph::new(lines.iter().map(|l| Line::from(*l)).collect::<Vec<_>>())
+        .block(Block::new().borders(Borders::ALL).title(" Keys "))
+        .render(popup, buf);
+}

@@ -1,0 +1,136 @@
+//! The terminal app driven as a user would: the real binary in a real terminal (`tmux`), keys sent with
+//! `send-keys`, the screen read with `capture-pane`. Needs `tmux` (installed by `.ci/run`); fails when it is missing.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One tmux server of our own (its own socket), killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &Path, name: &str) -> Tmux {
+        common::ensure_assets();
+        let socket = format!("demod-voice-test-{}-{name}", std::process::id());
+        let bin = env!("CARGO_BIN_EXE_demod-voice");
+        let script = format!("cd '{}' && '{bin}' --offline; echo EXITED=$?; exec sleep 120", dir.display());
+        let status = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", &script])
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux must be installed for this test (apt install tmux)");
+        assert!(status.success(), "tmux could not start a session");
+        Tmux { socket }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "app"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.tmux(&["send-keys", "-t", "app", key]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "app", "-l", text]);
+    }
+
+    /// Wait until the screen shows `needle`; the screen on timeout.
+    fn wait_for(&self, needle: &str, seconds: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "waited {seconds} s for {needle:?}; the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alternate_screen_on(&self) -> bool {
+        self.tmux(&["display-message", "-p", "-t", "app", "#{alternate_on}"]).trim() == "1"
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+#[test]
+fn type_save_switch_screens_and_quit_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(dir.path(), "save");
+    tmux.wait_for("1 Synthesize", 20);
+    assert!(tmux.alternate_screen_on(), "the app runs on the alternate screen");
+
+    tmux.type_text("Hello from the terminal app.");
+    tmux.wait_for("Hello from the terminal app.", 5);
+    tmux.keys(&["C-s"]);
+    let screen = tmux.wait_for("saved ", 120);
+    assert!(screen.contains("take-001.wav"), "{screen}");
+
+    let wav = dir.path().join("take-001.wav");
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (1, 22050));
+    let samples: Vec<f64> = reader.samples::<i16>().map(|s| f64::from(s.unwrap()) / 32768.0).collect();
+    let seconds = samples.len() as f64 / 22050.0;
+    assert!((0.8..6.0).contains(&seconds), "five words took {seconds:.2} s");
+    let rms = (samples.iter().map(|s| s * s).sum::<f64>() / samples.len() as f64).sqrt();
+    assert!(rms > 0.01, "the take is near silence (rms {rms})");
+
+    tmux.keys(&["Escape", "2"]);
+    let screen = tmux.wait_for("Installed voices", 5);
+    assert!(screen.contains("en_US-joe-medium"), "{screen}");
+    tmux.keys(&["3"]);
+    let screen = tmux.wait_for(" Health ", 5);
+    assert!(screen.contains("ok") && screen.contains("runtime"), "{screen}");
+    tmux.keys(&["?"]);
+    tmux.wait_for("q / Ctrl-C", 5);
+    tmux.keys(&["Space", "1"]);
+    tmux.wait_for("take-001.wav", 5);
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("EXITED=0", 10);
+    assert!(!screen.contains("Synthesize"), "the app's frame is gone after quitting:\n{screen}");
+    assert!(!tmux.alternate_screen_on(), "the terminal is back on the normal screen");
+}
+
+#[test]
+fn ctrl_c_quits_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(dir.path(), "ctrlc");
+    tmux.wait_for("1 Synthesize", 20);
+    tmux.type_text("unsaved words");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("EXITED=0", 10);
+    assert!(!tmux.alternate_screen_on());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "quitting writes nothing");
+}
+
+#[test]
+fn without_a_terminal_the_app_refuses_with_a_usage_error() {
+    for args in [&["--offline"][..], &["--offline", "tui"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_demod-voice")).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: ") && stderr.contains("--help") && stderr.lines().count() == 1, "{stderr}");
+    }
+}
