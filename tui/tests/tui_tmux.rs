@@ -15,11 +15,34 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// The app in `dir`, with a private data folder there (profiles land in it) and the real runtime, espeak-ng
+    /// and voices.
     fn start(dir: &Path, name: &str) -> Tmux {
         common::ensure_assets();
         let socket = format!("demod-voice-test-{}-{name}", std::process::id());
         let bin = env!("CARGO_BIN_EXE_demod-voice");
-        let script = format!("cd '{}' && '{bin}' --offline; echo EXITED=$?; exec sleep 120", dir.display());
+        let real = demod_voice_core::assets::Dirs::from_env();
+        let config = dir.join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "paths:\n  data: {}\n  voices: {}\n  cache: {}\n",
+                dir.join("data").display(),
+                real.voices_dir().display(),
+                real.cache.display()
+            ),
+        )
+        .unwrap();
+        let ort = demod_voice_core::runtime::find_versioned_library(&real.runtime_dir()).unwrap();
+        let script = format!(
+            "cd '{}' && DEMOD_VOICE_ESPEAK_LIB='{}' DEMOD_VOICE_ESPEAK_DATA='{}' '{bin}' --offline --ort-lib '{}' \
+             --config '{}'; echo EXITED=$?; exec sleep 120",
+            dir.display(),
+            common::find_espeak_lib(&real).display(),
+            real.espeak_dir().join("espeak-ng-data").display(),
+            ort.display(),
+            config.display()
+        );
         let status = Command::new("tmux")
             .args(["-L", &socket, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", &script])
             .env_remove("TMUX")
@@ -100,6 +123,15 @@ fn type_save_switch_screens_and_quit_in_a_real_terminal() {
     tmux.keys(&["Escape", "2"]);
     let screen = tmux.wait_for("Installed voices", 5);
     assert!(screen.contains("en_US-joe-medium"), "{screen}");
+    assert!(screen.contains("no profiles yet"), "{screen}");
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
+    std::fs::copy(&reference, dir.path().join("reader.wav")).unwrap();
+    tmux.keys(&["a"]);
+    tmux.type_text(&dir.path().join("reader.wav").display().to_string());
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("added profile `reader`", 60);
+    assert!(screen.contains("reader") && screen.contains(" Hz"), "{screen}");
+    assert!(dir.path().join("data/profiles/reader.yaml").is_file(), "the profile is saved in the data folder");
     tmux.keys(&["3"]);
     let screen = tmux.wait_for(" Health ", 5);
     assert!(screen.contains("ok") && screen.contains("runtime"), "{screen}");
@@ -122,7 +154,8 @@ fn ctrl_c_quits_and_restores_the_terminal() {
     tmux.keys(&["C-c"]);
     tmux.wait_for("EXITED=0", 10);
     assert!(!tmux.alternate_screen_on());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "quitting writes nothing");
+    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(written, ["config.yaml"], "quitting writes nothing");
 }
 
 #[test]

@@ -51,6 +51,8 @@ impl Screen {
 pub enum Mode {
     Normal,
     Editing,
+    /// Typing the path of a reference WAV for a new profile (Voices screen).
+    Prompt,
 }
 
 /// The controls of the Synthesize screen, top to bottom.
@@ -111,6 +113,16 @@ pub struct VoiceInfo {
     pub problem: Option<String>,
 }
 
+/// One voice profile (for conversion) as the app shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileInfo {
+    pub name: String,
+    pub median_f0_hz: f32,
+    pub formant_scale: f32,
+    pub voiced_seconds: f32,
+    pub problem: Option<String>,
+}
+
 /// One health check as the app shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckInfo {
@@ -147,12 +159,16 @@ pub enum Action {
     Increase,
     Save,
     RefreshHealth,
+    StartAddProfile,
+    Submit,
+    Cancel,
 }
 
 /// Background work asked for by [`App::update`].
 #[derive(Debug, Clone)]
 pub enum Job {
     Synthesize { text: String, path: PathBuf, voice: Option<String>, scales: ScaleArgs },
+    AddProfile { name: String, reference: PathBuf },
 }
 
 /// What arrives on the run loop's channel.
@@ -160,7 +176,15 @@ pub enum Job {
 pub enum AppEvent {
     Key(KeyEvent),
     Resize,
-    Saved { path: PathBuf, outcome: std::result::Result<f32, String> },
+    Saved {
+        path: PathBuf,
+        outcome: std::result::Result<f32, String>,
+    },
+    /// A profile was added (the new list) or could not be.
+    ProfileAdded {
+        name: String,
+        outcome: std::result::Result<Vec<ProfileInfo>, String>,
+    },
 }
 
 #[derive(Debug)]
@@ -173,6 +197,10 @@ pub struct App {
     pub control: usize,
     pub voices: Vec<VoiceInfo>,
     pub voice: usize,
+    pub profiles: Vec<ProfileInfo>,
+    /// The line typed at the add-profile prompt.
+    pub prompt: String,
+    pub adding_profile: bool,
     /// Preset names; index 0 is "(none)".
     pub presets: Vec<String>,
     pub preset: usize,
@@ -208,6 +236,9 @@ impl App {
             control: 0,
             voices,
             voice: 0,
+            profiles: Vec::new(),
+            prompt: String::new(),
+            adding_profile: false,
             presets: preset_names,
             preset: 0,
             length: 1.0,
@@ -239,6 +270,15 @@ impl App {
         if self.show_help {
             return Some(Action::ToggleHelp);
         }
+        if self.mode == Mode::Prompt {
+            return match key.code {
+                KeyCode::Esc => Some(Action::Cancel),
+                KeyCode::Enter => Some(Action::Submit),
+                KeyCode::Backspace => Some(Action::Backspace),
+                KeyCode::Char(c) if !ctrl => Some(Action::Type(c)),
+                _ => None,
+            };
+        }
         if self.screen == Screen::Synthesize && self.mode == Mode::Editing {
             // A quick Esc then a key reaches us as Alt+key: it still leaves editing.
             if key.modifiers.contains(KeyModifiers::ALT) {
@@ -266,6 +306,7 @@ impl App {
             KeyCode::Left | KeyCode::Char('h') => Some(Action::Decrease),
             KeyCode::Right | KeyCode::Char('l') => Some(Action::Increase),
             KeyCode::Char('r') if self.screen == Screen::Health => Some(Action::RefreshHealth),
+            KeyCode::Char('a') if self.screen == Screen::Voices => Some(Action::StartAddProfile),
             _ => None,
         }
     }
@@ -279,13 +320,33 @@ impl App {
             Action::PrevScreen => {
                 self.screen = Screen::ALL[(self.screen.index() + Screen::ALL.len() - 1) % Screen::ALL.len()]
             }
-            Action::Goto(screen) => self.screen = screen,
+            Action::Goto(screen) => {
+                self.screen = screen;
+                if screen == Screen::Synthesize {
+                    self.mode = Mode::Normal;
+                }
+            }
             Action::StartEditing => self.mode = Mode::Editing,
             Action::StopEditing => self.mode = Mode::Normal,
+            Action::Type(c) if self.mode == Mode::Prompt => self.prompt.push(c),
             Action::Type(c) => self.text.push(c),
+            Action::Backspace if self.mode == Mode::Prompt => {
+                self.prompt.pop();
+            }
             Action::Backspace => {
                 self.text.pop();
             }
+            Action::StartAddProfile => {
+                self.mode = Mode::Prompt;
+                self.prompt.clear();
+                self.status =
+                    "path of a WAV recording of the voice (3 s or more of speech); Enter adds, Esc cancels".into();
+            }
+            Action::Cancel => {
+                self.mode = Mode::Normal;
+                self.status = "no profile added".into();
+            }
+            Action::Submit => return self.add_profile(),
             Action::ClearText => self.text.clear(),
             Action::SelectPrev => self.control = self.control.saturating_sub(1),
             Action::SelectNext => self.control = (self.control + 1).min(Control::ALL.len() - 1),
@@ -363,6 +424,38 @@ impl App {
         Some(Job::Synthesize { text: self.text.clone(), path, voice, scales })
     }
 
+    fn add_profile(&mut self) -> Option<Job> {
+        let reference = PathBuf::from(self.prompt.trim());
+        if self.adding_profile {
+            self.status = "still adding the previous profile; wait for it to finish".into();
+            return None;
+        }
+        let Some(name) = reference.file_stem().map(|stem| stem.to_string_lossy().into_owned()) else {
+            self.status = "type the path of a WAV file, e.g. ~/me.wav".into();
+            return None;
+        };
+        if !reference.is_file() {
+            self.status = format!("{} is not a file; type the path of a WAV recording", reference.display());
+            return None;
+        }
+        self.mode = Mode::Normal;
+        self.adding_profile = true;
+        self.status = format!("analysing {} for profile `{name}` ...", reference.display());
+        Some(Job::AddProfile { name, reference })
+    }
+
+    /// A profile job finished.
+    pub fn profile_added(&mut self, name: String, outcome: std::result::Result<Vec<ProfileInfo>, String>) {
+        self.adding_profile = false;
+        match outcome {
+            Ok(profiles) => {
+                self.profiles = profiles;
+                self.status = format!("added profile `{name}`");
+            }
+            Err(problem) => self.status = format!("adding profile `{name}` failed: {problem}"),
+        }
+    }
+
     /// A background job finished.
     pub fn saved(&mut self, path: PathBuf, outcome: std::result::Result<f32, String>) {
         self.busy = None;
@@ -393,6 +486,7 @@ pub fn run_loop<B: Backend>(
             }
             AppEvent::Resize => terminal.autoresize()?,
             AppEvent::Saved { path, outcome } => app.saved(path, outcome),
+            AppEvent::ProfileAdded { name, outcome } => app.profile_added(name, outcome),
         }
     }
     Ok(())
@@ -419,6 +513,35 @@ fn synthesize(
     crate::speak::speak(&mut ctx, args)?;
     let reader = hound::WavReader::open(path).with_context(|| format!("reading back {}", path.display()))?;
     Ok(reader.duration() as f32 / reader.spec().sample_rate as f32)
+}
+
+/// Analyse a reference recording into a profile, as `voices add-profile` does; the profiles afterwards.
+fn add_profile(global: &GlobalArgs, name: &str, reference: PathBuf) -> Result<Vec<ProfileInfo>> {
+    let ctx = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })?;
+    crate::convert_cmd::add_profile(&ctx, name, &[reference], false)?;
+    Ok(profile_infos(&ctx))
+}
+
+fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
+    demod_voice_core::voice::list(&ctx.profiles_dir())
+        .into_iter()
+        .map(|(name, path)| match demod_voice_core::voice::VoiceProfile::load(&path) {
+            Ok(p) => ProfileInfo {
+                name,
+                median_f0_hz: p.median_f0_hz,
+                formant_scale: p.formant_scale,
+                voiced_seconds: p.voiced_seconds,
+                problem: None,
+            },
+            Err(e) => ProfileInfo {
+                name,
+                median_f0_hz: 0.0,
+                formant_scale: 0.0,
+                voiced_seconds: 0.0,
+                problem: Some(e.to_string()),
+            },
+        })
+        .collect()
 }
 
 /// Gather what the screens show from the installed voices, presets and health checks.
@@ -449,7 +572,9 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
         })
         .collect();
     let out_dir = std::env::current_dir().context("finding the current folder for saved takes")?;
-    Ok(App::new(voices, presets, checks, out_dir))
+    let mut app = App::new(voices, presets, checks, out_dir);
+    app.profiles = profile_infos(ctx);
+    Ok(app)
 }
 
 /// Open the app on the real terminal; the terminal is restored on every way out, panics included.
@@ -477,6 +602,10 @@ pub fn run(ctx: &Context) -> Result<()> {
             Job::Synthesize { text, path, voice, scales } => {
                 let outcome = synthesize(&global, text, &path, voice, scales).map_err(|e| crate::one_line(&e));
                 let _ = sender.send(AppEvent::Saved { path, outcome });
+            }
+            Job::AddProfile { name, reference } => {
+                let outcome = add_profile(&global, &name, reference).map_err(|e| crate::one_line(&e));
+                let _ = sender.send(AppEvent::ProfileAdded { name, outcome });
             }
         });
     });

@@ -90,11 +90,11 @@ fn history_shows_saved_and_failed_takes() {
     let mut app = app();
     type_text(&mut app, "One.");
     let job = press(&mut app, ctrl('s')).expect("a job");
-    let Job::Synthesize { path, .. } = job;
+    let Job::Synthesize { path, .. } = job else { panic!("{job:?}") };
     assert!(shows(&screen(&app), "saving /tmp/takes/take-001.wav"));
     app.saved(path, Ok(1.25));
     type_text(&mut app, " Two.");
-    let Job::Synthesize { path, .. } = press(&mut app, ctrl('s')).expect("a second job");
+    let Some(Job::Synthesize { path, .. }) = press(&mut app, ctrl('s')) else { panic!("a second job") };
     app.saved(path, Err("disk full".into()));
     let lines = screen(&app);
     assert!(shows(&lines, "take-001.wav    1.2 s  One."), "{lines:#?}");
@@ -201,7 +201,7 @@ fn controls_change_within_their_bounds_and_reach_the_job() {
         press(&mut app, key(KeyCode::Left));
     }
     assert_eq!(app.volume, 0.0);
-    let Job::Synthesize { scales, voice, text, path } = press(&mut app, ctrl('s')).expect("a job");
+    let Some(Job::Synthesize { scales, voice, text, path }) = press(&mut app, ctrl('s')) else { panic!("a job") };
     assert_eq!(text, "Hi.");
     assert_eq!(voice.as_deref(), Some("en_US-joe-medium"));
     assert_eq!(path, PathBuf::from("/tmp/takes/take-001.wav"));
@@ -235,7 +235,7 @@ fn run_loop_draws_handles_keys_and_jobs_and_stops_on_quit() {
     let results = sender.clone();
     let quit = sender.clone();
     run_loop(&mut terminal, &mut app, &receiver, |job| {
-        let Job::Synthesize { path, .. } = &job;
+        let Job::Synthesize { path, .. } = &job else { panic!("{job:?}") };
         results.send(AppEvent::Saved { path: path.clone(), outcome: Ok(0.8) }).unwrap();
         quit.send(AppEvent::Key(ctrl('c'))).unwrap();
         jobs.push(job);
@@ -268,4 +268,63 @@ fn every_screen_draws_at_any_size_without_panicking() {
             terminal.draw(|frame| frame.render_widget(&app, frame.area())).unwrap();
         }
     }
+}
+
+#[test]
+fn voices_screen_lists_profiles_and_says_how_to_add_one() {
+    let mut app = app();
+    app.update(Action::Goto(Screen::Voices));
+    assert!(shows(&screen(&app), "no profiles yet; press a"));
+    app.profiles = vec![
+        ProfileInfo {
+            name: "alice".into(),
+            median_f0_hz: 201.34,
+            formant_scale: 1.12,
+            voiced_seconds: 4.5,
+            problem: None,
+        },
+        ProfileInfo {
+            name: "bad".into(),
+            median_f0_hz: 0.0,
+            formant_scale: 0.0,
+            voiced_seconds: 0.0,
+            problem: Some("not a profile".into()),
+        },
+    ];
+    let lines = screen(&app);
+    assert!(
+        shows(&lines, "alice") && shows(&lines, "201.3 Hz") && shows(&lines, "1.120") && shows(&lines, "4.5 s"),
+        "{lines:#?}"
+    );
+    assert!(shows(&lines, "bad: unusable: not a profile"), "{lines:#?}");
+}
+
+#[test]
+fn adding_a_profile_prompts_for_a_wav_and_checks_it_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("carol.wav");
+    std::fs::write(&wav, b"RIFF").unwrap();
+    let mut app = app();
+    press(&mut app, key(KeyCode::Esc));
+    press(&mut app, key(KeyCode::Char('2')));
+    press(&mut app, key(KeyCode::Char('a')));
+    assert_eq!(app.mode, Mode::Prompt);
+    type_text(&mut app, "/nowhere/x.wav");
+    assert!(shows(&screen(&app), "reference WAV: /nowhere/x.wav"));
+    assert!(press(&mut app, key(KeyCode::Enter)).is_none());
+    assert!(app.status.contains("/nowhere/x.wav is not a file"), "{}", app.status);
+    assert_eq!(app.mode, Mode::Prompt, "still asking");
+    for _ in 0.."/nowhere/x.wav".len() {
+        press(&mut app, key(KeyCode::Backspace));
+    }
+    type_text(&mut app, wav.to_str().unwrap());
+    let Some(Job::AddProfile { name, reference }) = press(&mut app, key(KeyCode::Enter)) else { panic!("a job") };
+    assert_eq!((name.as_str(), reference), ("carol", wav));
+    assert_eq!(app.mode, Mode::Normal);
+    app.profile_added("carol".into(), Err("reference recording has only 1.2 s of voiced speech".into()));
+    assert!(app.status.contains("adding profile `carol` failed: reference recording has only 1.2 s"));
+    press(&mut app, key(KeyCode::Char('a')));
+    press(&mut app, key(KeyCode::Esc));
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(!app.quit);
 }

@@ -25,9 +25,15 @@ impl Widget for &App {
         }
         let mode = match (self.screen, self.mode) {
             (Screen::Synthesize, Mode::Editing) => "EDIT (Esc: controls) ",
+            (_, Mode::Prompt) => "ADD PROFILE ",
             _ => "",
         };
-        Line::from(vec![Span::styled(mode, Style::new().add_modifier(Modifier::BOLD)), Span::raw(&self.status)])
+        let status_text = if self.mode == Mode::Prompt {
+            format!("reference WAV: {}▏  (Enter adds, Esc cancels)", self.prompt)
+        } else {
+            self.status.clone()
+        };
+        Line::from(vec![Span::styled(mode, Style::new().add_modifier(Modifier::BOLD)), Span::raw(status_text)])
             .render(status, buf);
         if self.show_help {
             help(area, buf);
@@ -94,6 +100,10 @@ fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn voices(app: &App, area: Rect, buf: &mut Buffer) {
+    let problems = app.profiles.iter().filter(|p| p.problem.is_some()).count();
+    let profile_height = (app.profiles.len().max(1) + problems) as u16 + 3;
+    let [area, profile_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(profile_height)]).areas(area);
+    profiles(app, profile_area, buf);
     let block = Block::new().borders(Borders::ALL).title(" Installed voices ");
     if app.voices.is_empty() {
         Paragraph::new("no voices installed; run `demod-voice setup` to install the default voice")
@@ -146,6 +156,41 @@ fn voices(app: &App, area: Rect, buf: &mut Buffer) {
     .render(area, buf);
 }
 
+fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::new().borders(Borders::ALL).title(" Conversion profiles (a: add from a WAV) ");
+    if app.profiles.is_empty() {
+        Paragraph::new("no profiles yet; press a and type the path of a WAV recording of the voice")
+            .block(block)
+            .render(area, buf);
+        return;
+    }
+    let header =
+        Row::new(["PROFILE", "MEDIAN F0", "FORMANT", "VOICED"]).style(Style::new().add_modifier(Modifier::BOLD));
+    let rows = app.profiles.iter().map(|profile| match &profile.problem {
+        None => Row::new([
+            profile.name.clone(),
+            format!("{:.1} Hz", profile.median_f0_hz),
+            format!("{:.3}", profile.formant_scale),
+            format!("{:.1} s", profile.voiced_seconds),
+        ]),
+        Some(_) => Row::new([profile.name.clone(), "-".into(), "-".into(), "unusable".into()])
+            .style(Style::new().fg(Color::Red)),
+    });
+    let problems: Vec<Line> = app
+        .profiles
+        .iter()
+        .filter_map(|p| p.problem.as_ref().map(|problem| Line::from(format!("{}: unusable: {problem}", p.name))))
+        .collect();
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let [table_area, problem_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(problems.len() as u16)]).areas(inner);
+    Table::new(rows, [Constraint::Length(28), Constraint::Length(11), Constraint::Length(9), Constraint::Min(0)])
+        .header(header)
+        .render(table_area, buf);
+    Paragraph::new(problems).style(Style::new().fg(Color::Red)).render(problem_area, buf);
+}
+
 fn health(app: &App, area: Rect, buf: &mut Buffer) {
     let block = Block::new().borders(Borders::ALL).title(" Health ");
     if app.checks.is_empty() {
@@ -179,6 +224,7 @@ fn help(area: Rect, buf: &mut Buffer) {
         "← → (h l)         change it",
         "Ctrl-S            save the text to take-NNN.wav",
         "Ctrl-U            clear the text (while editing)",
+        "a                 add a conversion profile (Voices)",
         "?                 this help; any key closes it",
         "q / Ctrl-C        quit",
     ];

@@ -15,3 +15,11 @@ pub fn ensure_assets() {
         }
     });
 }
+
+/// The espeak-ng library the installed assets (or the environment) provide.
+pub fn find_espeak_lib(dirs: &demod_voice_core::assets::Dirs) -> std::path::PathBuf {
+    let found = demod_voice_core::assets::find_espeak(dirs, |k| std::env::var_os(k).map(std::path::PathBuf::from))
+        .unwrap()
+        .unwrap();
+    found.paths.library
+}
