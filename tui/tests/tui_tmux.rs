@@ -133,8 +133,10 @@ fn type_save_switch_screens_and_quit_in_a_real_terminal() {
     assert!(screen.contains("reader") && screen.contains(" Hz"), "{screen}");
     assert!(dir.path().join("data/profiles/reader.yaml").is_file(), "the profile is saved in the data folder");
     tmux.keys(&["3"]);
-    let screen = tmux.wait_for(" Health ", 5);
+    let screen = tmux.wait_for("Health (r: check again)", 5);
     assert!(screen.contains("ok") && screen.contains("runtime"), "{screen}");
+    tmux.keys(&["r"]);
+    tmux.wait_for("health checked:", 20);
     tmux.keys(&["?"]);
     tmux.wait_for("q / Ctrl-C", 5);
     tmux.keys(&["Space", "1"]);

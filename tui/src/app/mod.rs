@@ -169,6 +169,7 @@ pub enum Action {
 pub enum Job {
     Synthesize { text: String, path: PathBuf, voice: Option<String>, scales: ScaleArgs },
     AddProfile { name: String, reference: PathBuf },
+    CheckHealth,
 }
 
 /// What arrives on the run loop's channel.
@@ -185,6 +186,8 @@ pub enum AppEvent {
         name: String,
         outcome: std::result::Result<Vec<ProfileInfo>, String>,
     },
+    /// Fresh health checks, or why they could not run.
+    HealthChecked(std::result::Result<Vec<CheckInfo>, String>),
 }
 
 #[derive(Debug)]
@@ -352,7 +355,10 @@ impl App {
             Action::SelectNext => self.control = (self.control + 1).min(Control::ALL.len() - 1),
             Action::Decrease => self.adjust(-1),
             Action::Increase => self.adjust(1),
-            Action::RefreshHealth => self.status = "health refreshes when the app starts; restart to re-check".into(),
+            Action::RefreshHealth => {
+                self.status = "checking ...".into();
+                return Some(Job::CheckHealth);
+            }
             Action::Save => return self.save(),
         }
         None
@@ -456,6 +462,18 @@ impl App {
         }
     }
 
+    /// Fresh health checks arrived.
+    pub fn health_checked(&mut self, outcome: std::result::Result<Vec<CheckInfo>, String>) {
+        match outcome {
+            Ok(checks) => {
+                let problems = checks.iter().filter(|c| c.status != crate::health::Status::Ok).count();
+                self.checks = checks;
+                self.status = format!("health checked: {problems} problem(s)");
+            }
+            Err(problem) => self.status = format!("health check failed: {problem}"),
+        }
+    }
+
     /// A background job finished.
     pub fn saved(&mut self, path: PathBuf, outcome: std::result::Result<f32, String>) {
         self.busy = None;
@@ -487,6 +505,7 @@ pub fn run_loop<B: Backend>(
             AppEvent::Resize => terminal.autoresize()?,
             AppEvent::Saved { path, outcome } => app.saved(path, outcome),
             AppEvent::ProfileAdded { name, outcome } => app.profile_added(name, outcome),
+            AppEvent::HealthChecked(outcome) => app.health_checked(outcome),
         }
     }
     Ok(())
@@ -544,6 +563,19 @@ fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
         .collect()
 }
 
+fn check_infos(ctx: &Context) -> Vec<CheckInfo> {
+    crate::health::collect(ctx, false, None)
+        .checks
+        .into_iter()
+        .map(|check| CheckInfo {
+            name: check.name.to_string(),
+            status: check.status,
+            message: check.message,
+            hint: check.hint,
+        })
+        .collect()
+}
+
 /// Gather what the screens show from the installed voices, presets and health checks.
 pub fn app_from_context(ctx: &Context) -> Result<App> {
     let voices = crate::speak::voice_rows(ctx)
@@ -561,16 +593,7 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
         .into_iter()
         .filter_map(|entry| entry.ok().map(|found| found.preset.name))
         .collect();
-    let checks = crate::health::collect(ctx, false, None)
-        .checks
-        .into_iter()
-        .map(|check| CheckInfo {
-            name: check.name.to_string(),
-            status: check.status,
-            message: check.message,
-            hint: check.hint,
-        })
-        .collect();
+    let checks = check_infos(ctx);
     let out_dir = std::env::current_dir().context("finding the current folder for saved takes")?;
     let mut app = App::new(voices, presets, checks, out_dir);
     app.profiles = profile_infos(ctx);
@@ -606,6 +629,12 @@ pub fn run(ctx: &Context) -> Result<()> {
             Job::AddProfile { name, reference } => {
                 let outcome = add_profile(&global, &name, reference).map_err(|e| crate::one_line(&e));
                 let _ = sender.send(AppEvent::ProfileAdded { name, outcome });
+            }
+            Job::CheckHealth => {
+                let outcome = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })
+                    .map(|ctx| check_infos(&ctx))
+                    .map_err(|e| crate::one_line(&e));
+                let _ = sender.send(AppEvent::HealthChecked(outcome));
             }
         });
     });

@@ -328,3 +328,20 @@ fn adding_a_profile_prompts_for_a_wav_and_checks_it_exists() {
     assert_eq!(app.mode, Mode::Normal);
     assert!(!app.quit);
 }
+
+#[test]
+fn r_on_the_health_screen_checks_again_in_the_background() {
+    let mut app = app();
+    press(&mut app, key(KeyCode::Esc));
+    assert!(press(&mut app, key(KeyCode::Char('r'))).is_none(), "r means nothing on Synthesize");
+    press(&mut app, key(KeyCode::Char('3')));
+    assert!(matches!(press(&mut app, key(KeyCode::Char('r'))), Some(Job::CheckHealth)));
+    let fixed = vec![CheckInfo { name: "gpu".into(), status: Status::Ok, message: "CUDA 12".into(), hint: None }];
+    app.health_checked(Ok(fixed));
+    let lines = screen(&app);
+    assert!(shows(&lines, "ok      gpu          CUDA 12") && !shows(&lines, "runtime"), "{lines:#?}");
+    assert!(app.status.contains("0 problem(s)"));
+    app.health_checked(Err("config file broken".into()));
+    assert!(app.status.contains("health check failed: config file broken"));
+    assert!(shows(&screen(&app), "CUDA 12"), "the last checks stay on screen");
+}

@@ -192,7 +192,7 @@ fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn health(app: &App, area: Rect, buf: &mut Buffer) {
-    let block = Block::new().borders(Borders::ALL).title(" Health ");
+    let block = Block::new().borders(Borders::ALL).title(" Health (r: check again) ");
     if app.checks.is_empty() {
         Paragraph::new("no checks ran").block(block).render(area, buf);
         return;
@@ -225,6 +225,7 @@ fn help(area: Rect, buf: &mut Buffer) {
         "Ctrl-S            save the text to take-NNN.wav",
         "Ctrl-U            clear the text (while editing)",
         "a                 add a conversion profile (Voices)",
+        "r                 run the health checks again (Health)",
         "?                 this help; any key closes it",
         "q / Ctrl-C        quit",
     ];
