@@ -467,6 +467,8 @@ pub struct RunOptions {
     pub force: bool,
     pub overwrite: bool,
     pub journal: PathBuf,
+    /// Set to stop: jobs not yet started are left alone (running ones finish).
+    pub cancel: Option<std::sync::Arc<AtomicBool>>,
 }
 
 /// End-of-run numbers.
@@ -509,7 +511,7 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1) {
             scope.spawn(|| loop {
-                if stop.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) || options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                     break;
                 }
                 let idx = next.fetch_add(1, Ordering::Relaxed);
@@ -701,5 +703,36 @@ mod tests {
         assert!("4/4".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
         // The published FNV-1a 64 test vector: shard assignment must never change between versions.
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn cancelling_leaves_the_jobs_not_yet_started() {
+        let (dir, m) = load("lines.txt", b"one\ntwo\nthree\nfour\n");
+        let m = m.unwrap();
+        let cancel = std::sync::Arc::new(AtomicBool::new(false));
+        let options = RunOptions {
+            jobs: 1,
+            fail_fast: false,
+            timeout: None,
+            force: false,
+            overwrite: false,
+            journal: dir.path().join("journal.jsonl"),
+            cancel: Some(cancel.clone()),
+        };
+        let ran = AtomicUsize::new(0);
+        let work = |job: &Job, _: Option<Instant>| {
+            ran.fetch_add(1, Ordering::Relaxed);
+            std::fs::write(&job.output, b"x").unwrap();
+            Ok(1.0)
+        };
+        // The user cancels while the second job runs.
+        let events = |event: Event| {
+            if let Event::Started { row: 2, .. } = event {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let summary = run(&m.jobs, &options, &work, &events).unwrap();
+        assert_eq!(ran.load(Ordering::Relaxed), 2, "the running job finishes, no new one starts");
+        assert_eq!((summary.done, summary.total), (2, 4));
     }
 }

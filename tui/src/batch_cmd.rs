@@ -73,6 +73,7 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         force: args.force,
         overwrite: args.overwrite,
         journal: batch::journal_path(&manifest_path, args.state.as_deref(), args.shard),
+        cancel: None,
     };
     let worker =
         Worker { ctx, voices: Mutex::new(HashMap::new()), profiles: Mutex::new(HashMap::new()), converter_defaults };
@@ -100,6 +101,34 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         return Err(SomeFailed(format!("{} job(s) failed, {} row(s) invalid", summary.failed, summary.invalid)).into());
     }
     Ok(())
+}
+
+/// The terminal app's batch run: every job of `manifest` with the configured defaults, one worker, progress through
+/// `events`, stopping early when `cancel` is set. `loaded` hears the valid jobs and the invalid rows first.
+pub fn run_for_app(
+    ctx: &mut Context,
+    manifest_path: &std::path::Path,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    loaded: impl FnOnce(&[Job], &[batch::RowError]),
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<batch::Summary> {
+    let manifest = Manifest::load(manifest_path).map_err(|e| usage(e.to_string()))?;
+    loaded(&manifest.jobs, &manifest.errors);
+    let converter_defaults = apply_preset_and_flags(ctx, &crate::cli::ScaleArgs::default())?;
+    let options = RunOptions {
+        jobs: 1,
+        fail_fast: false,
+        timeout: None,
+        force: false,
+        overwrite: false,
+        journal: batch::journal_path(manifest_path, None, None),
+        cancel: Some(cancel),
+    };
+    let worker =
+        Worker { ctx, voices: Mutex::new(HashMap::new()), profiles: Mutex::new(HashMap::new()), converter_defaults };
+    let mut summary = batch::run(&manifest.jobs, &options, &|job, deadline| worker.run(job, deadline), events)?;
+    summary.invalid = manifest.errors.len();
+    Ok(summary)
 }
 
 fn ctx_quiet(ctx: &Context) -> bool {

@@ -34,6 +34,9 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     if args.realtime {
         return bench_realtime(ctx, &args);
     }
+    if args.app_frame {
+        return bench_app_frame(&args);
+    }
     let runtime = ctx.runtime()?;
     // espeak and the model path are resolved before timing so only the model load is measured.
     let model = ctx.voice_path(args.voice.voice.as_deref())?;
@@ -203,6 +206,27 @@ fn bench_realtime(ctx: &Context, args: &BenchArgs) -> Result<()> {
             "latency                dsp {:.1} ms ({} samples), passthrough {:.1} ms",
             report.dsp_latency_ms, dsp_latency, report.passthrough_latency_ms
         )?;
+    }
+    Ok(())
+}
+
+/// One frame of the Batch screen with 10 000 jobs (half done, some failed) on a 200x60 off-screen terminal.
+fn bench_app_frame(args: &BenchArgs) -> Result<()> {
+    let frames = crate::app::batch_frame_times(10_000, 200, 60, 50)?;
+    let mut sorted = frames.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median_ms = sorted[sorted.len() / 2] * 1000.0;
+    let worst_ms = sorted[sorted.len() - 1] * 1000.0;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"jobs": 10_000, "frames": frames.len(), "median_ms": median_ms, "worst_ms": worst_ms})
+        );
+    } else {
+        println!(
+            "batch screen, 10000 jobs, 200x60: median {median_ms:.2} ms per frame, worst {worst_ms:.2} ms ({} frames)",
+            frames.len()
+        );
     }
     Ok(())
 }

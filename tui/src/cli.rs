@@ -433,6 +433,9 @@ pub struct BenchArgs {
     /// Measure the real-time engine instead of speech: audio-side cost per block, dsp worker cost, latency.
     #[arg(long)]
     pub realtime: bool,
+    /// Measure the terminal app instead: the time to draw one frame of the Batch screen with 10 000 jobs.
+    #[arg(long, conflicts_with = "realtime")]
+    pub app_frame: bool,
     #[command(flatten)]
     pub voice: VoiceArgs,
     /// Print JSON.

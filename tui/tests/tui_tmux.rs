@@ -132,7 +132,22 @@ fn type_save_switch_screens_and_quit_in_a_real_terminal() {
     let screen = tmux.wait_for("added profile `reader`", 60);
     assert!(screen.contains("reader") && screen.contains(" Hz"), "{screen}");
     assert!(dir.path().join("data/profiles/reader.yaml").is_file(), "the profile is saved in the data folder");
-    tmux.keys(&["3"]);
+    std::fs::write(
+        dir.path().join("lines.csv"),
+        "text,output,voice\nA short batch line.,batch/one.wav,\nThis voice is missing.,batch/two.wav,no-such-voice\n,batch/empty.wav,\n",
+    )
+    .unwrap();
+    tmux.keys(&["3", "o"]);
+    tmux.type_text(&dir.path().join("lines.csv").display().to_string());
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("batch finished", 120);
+    assert!(screen.contains("2/2 jobs, 1 failed, 1 invalid"), "{screen}");
+    assert!(screen.contains("row 2 (batch/two.wav):") && screen.contains("no-such-voice"), "{screen}");
+    assert!(screen.contains("invalid row 3"), "{screen}");
+    let one = hound::WavReader::open(dir.path().join("batch/one.wav")).unwrap();
+    assert!(one.duration() > 22050 / 2, "the batch line is at least half a second");
+    assert!(!dir.path().join("batch/two.wav").exists(), "a failed job leaves no file");
+    tmux.keys(&["4"]);
     let screen = tmux.wait_for("Health (r: check again)", 5);
     assert!(screen.contains("ok") && screen.contains("runtime"), "{screen}");
     tmux.keys(&["r"]);

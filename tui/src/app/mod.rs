@@ -27,16 +27,18 @@ use crate::context::Context;
 pub enum Screen {
     Synthesize,
     Voices,
+    Batch,
     Health,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 3] = [Screen::Synthesize, Screen::Voices, Screen::Health];
+    pub const ALL: [Screen; 4] = [Screen::Synthesize, Screen::Voices, Screen::Batch, Screen::Health];
 
     pub fn title(self) -> &'static str {
         match self {
             Screen::Synthesize => "Synthesize",
             Screen::Voices => "Voices",
+            Screen::Batch => "Batch",
             Screen::Health => "Health",
         }
     }
@@ -123,6 +125,81 @@ pub struct ProfileInfo {
     pub problem: Option<String>,
 }
 
+/// Where one batch job stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Done { audio_seconds: f64, seconds: f64 },
+    Skipped(String),
+    Failed(String),
+}
+
+/// One row of the batch table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRow {
+    pub row: usize,
+    pub output: String,
+    pub status: JobStatus,
+}
+
+/// The Batch screen's state.
+#[derive(Debug, Default)]
+pub struct BatchView {
+    pub manifest: Option<PathBuf>,
+    pub rows: Vec<BatchRow>,
+    /// Invalid manifest rows, as text.
+    pub invalid: Vec<String>,
+    pub running: bool,
+    pub started: Option<std::time::Instant>,
+    /// Seconds the finished run took.
+    pub elapsed: Option<f64>,
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// First table row shown.
+    pub scroll: usize,
+    pub error: Option<String>,
+}
+
+impl BatchView {
+    /// Jobs finished one way or another.
+    pub fn processed(&self) -> usize {
+        self.rows.iter().filter(|r| !matches!(r.status, JobStatus::Pending | JobStatus::Running)).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.rows.iter().filter(|r| matches!(r.status, JobStatus::Failed(_))).count()
+    }
+
+    /// Audio seconds made and the compute seconds they took.
+    pub fn audio_and_compute(&self) -> (f64, f64) {
+        self.rows.iter().fold((0.0, 0.0), |(a, c), r| match r.status {
+            JobStatus::Done { audio_seconds, seconds } => (a + audio_seconds, c + seconds),
+            _ => (a, c),
+        })
+    }
+
+    fn apply(&mut self, event: demod_voice_core::batch::Event) {
+        use demod_voice_core::batch::Event;
+        let (row, status) = match event {
+            Event::Started { row, .. } => (row, JobStatus::Running),
+            Event::Finished { row, audio_seconds, seconds, .. } => (row, JobStatus::Done { audio_seconds, seconds }),
+            Event::Skipped { row, reason, .. } => (row, JobStatus::Skipped(reason)),
+            Event::Failed { row, error, .. } => (row, JobStatus::Failed(error)),
+        };
+        // Rows arrive in manifest order, so the row number finds its place by binary search.
+        if let Ok(index) = self.rows.binary_search_by_key(&row, |r| r.row) {
+            self.rows[index].status = status;
+        }
+    }
+}
+
+/// What the prompt line is asking for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptFor {
+    Profile,
+    Manifest,
+}
+
 /// One health check as the app shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckInfo {
@@ -160,6 +237,9 @@ pub enum Action {
     Save,
     RefreshHealth,
     StartAddProfile,
+    OpenManifest,
+    CancelBatch,
+    RerunBatch,
     Submit,
     Cancel,
 }
@@ -170,6 +250,7 @@ pub enum Job {
     Synthesize { text: String, path: PathBuf, voice: Option<String>, scales: ScaleArgs },
     AddProfile { name: String, reference: PathBuf },
     CheckHealth,
+    RunBatch { manifest: PathBuf, cancel: std::sync::Arc<std::sync::atomic::AtomicBool> },
 }
 
 /// What arrives on the run loop's channel.
@@ -188,6 +269,14 @@ pub enum AppEvent {
     },
     /// Fresh health checks, or why they could not run.
     HealthChecked(std::result::Result<Vec<CheckInfo>, String>),
+    /// The manifest was read: its valid jobs (row, output) and its invalid rows.
+    BatchLoaded {
+        rows: Vec<(usize, String)>,
+        invalid: Vec<String>,
+    },
+    Batch(demod_voice_core::batch::Event),
+    /// The run ended (or could not start).
+    BatchDone(std::result::Result<(), String>),
 }
 
 #[derive(Debug)]
@@ -203,7 +292,9 @@ pub struct App {
     pub profiles: Vec<ProfileInfo>,
     /// The line typed at the add-profile prompt.
     pub prompt: String,
+    pub prompt_for: PromptFor,
     pub adding_profile: bool,
+    pub batch: BatchView,
     /// Preset names; index 0 is "(none)".
     pub presets: Vec<String>,
     pub preset: usize,
@@ -241,7 +332,9 @@ impl App {
             voice: 0,
             profiles: Vec::new(),
             prompt: String::new(),
+            prompt_for: PromptFor::Profile,
             adding_profile: false,
+            batch: BatchView::default(),
             presets: preset_names,
             preset: 0,
             length: 1.0,
@@ -302,7 +395,11 @@ impl App {
             KeyCode::BackTab => Some(Action::PrevScreen),
             KeyCode::Char('1') => Some(Action::Goto(Screen::Synthesize)),
             KeyCode::Char('2') => Some(Action::Goto(Screen::Voices)),
-            KeyCode::Char('3') => Some(Action::Goto(Screen::Health)),
+            KeyCode::Char('3') => Some(Action::Goto(Screen::Batch)),
+            KeyCode::Char('4') => Some(Action::Goto(Screen::Health)),
+            KeyCode::Char('o') if self.screen == Screen::Batch => Some(Action::OpenManifest),
+            KeyCode::Char('c') if self.screen == Screen::Batch => Some(Action::CancelBatch),
+            KeyCode::Char('R') if self.screen == Screen::Batch => Some(Action::RerunBatch),
             KeyCode::Char('i') | KeyCode::Enter if self.screen == Screen::Synthesize => Some(Action::StartEditing),
             KeyCode::Up | KeyCode::Char('k') => Some(Action::SelectPrev),
             KeyCode::Down | KeyCode::Char('j') => Some(Action::SelectNext),
@@ -339,8 +436,32 @@ impl App {
             Action::Backspace => {
                 self.text.pop();
             }
+            Action::OpenManifest => {
+                if self.batch.running {
+                    self.status = "a batch is running; c cancels it first".into();
+                } else {
+                    self.mode = Mode::Prompt;
+                    self.prompt_for = PromptFor::Manifest;
+                    self.prompt.clear();
+                    self.status = "path of a manifest (.csv, .jsonl, .yaml, .txt); Enter runs it, Esc cancels".into();
+                }
+            }
+            Action::CancelBatch => {
+                if self.batch.running {
+                    self.batch.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.status = "cancelling: the running job finishes, the rest are left".into();
+                } else {
+                    self.status = "no batch is running".into();
+                }
+            }
+            Action::RerunBatch => match self.batch.manifest.clone() {
+                Some(manifest) if !self.batch.running => return Some(self.start_batch(manifest)),
+                Some(_) => self.status = "a batch is running; c cancels it first".into(),
+                None => self.status = "no manifest yet: o opens one".into(),
+            },
             Action::StartAddProfile => {
                 self.mode = Mode::Prompt;
+                self.prompt_for = PromptFor::Profile;
                 self.prompt.clear();
                 self.status =
                     "path of a WAV recording of the voice (3 s or more of speech); Enter adds, Esc cancels".into();
@@ -349,8 +470,23 @@ impl App {
                 self.mode = Mode::Normal;
                 self.status = "no profile added".into();
             }
+            Action::Submit if self.prompt_for == PromptFor::Manifest => {
+                let manifest = PathBuf::from(self.prompt.trim());
+                if !manifest.is_file() {
+                    self.status = format!("{} is not a file; type the path of a manifest", manifest.display());
+                    return None;
+                }
+                self.mode = Mode::Normal;
+                return Some(self.start_batch(manifest));
+            }
             Action::Submit => return self.add_profile(),
             Action::ClearText => self.text.clear(),
+            Action::SelectPrev if self.screen == Screen::Batch => {
+                self.batch.scroll = self.batch.scroll.saturating_sub(1)
+            }
+            Action::SelectNext if self.screen == Screen::Batch => {
+                self.batch.scroll = (self.batch.scroll + 1).min(self.batch.rows.len().saturating_sub(1))
+            }
             Action::SelectPrev => self.control = self.control.saturating_sub(1),
             Action::SelectNext => self.control = (self.control + 1).min(Control::ALL.len() - 1),
             Action::Decrease => self.adjust(-1),
@@ -462,6 +598,54 @@ impl App {
         }
     }
 
+    fn start_batch(&mut self, manifest: PathBuf) -> Job {
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.batch = BatchView {
+            manifest: Some(manifest.clone()),
+            running: true,
+            started: Some(std::time::Instant::now()),
+            cancel: cancel.clone(),
+            ..BatchView::default()
+        };
+        self.status = format!("running {} ...", manifest.display());
+        Job::RunBatch { manifest, cancel }
+    }
+
+    /// Batch progress arrived.
+    pub fn batch_event(&mut self, event: AppEvent) {
+        match event {
+            AppEvent::BatchLoaded { rows, invalid } => {
+                self.batch.rows = rows
+                    .into_iter()
+                    .map(|(row, output)| BatchRow { row, output, status: JobStatus::Pending })
+                    .collect();
+                self.batch.invalid = invalid;
+            }
+            AppEvent::Batch(event) => self.batch.apply(event),
+            AppEvent::BatchDone(outcome) => {
+                self.batch.running = false;
+                self.batch.elapsed = self.batch.started.map(|s| s.elapsed().as_secs_f64());
+                let cancelled = self.batch.cancel.load(std::sync::atomic::Ordering::Relaxed);
+                self.status = match outcome {
+                    Ok(()) => format!(
+                        "batch {}: {} of {} processed, {} failed, {} invalid row(s){}",
+                        if cancelled { "cancelled" } else { "finished" },
+                        self.batch.processed(),
+                        self.batch.rows.len(),
+                        self.batch.failed(),
+                        self.batch.invalid.len(),
+                        if self.batch.failed() > 0 { "; R runs it again (done jobs are skipped)" } else { "" }
+                    ),
+                    Err(problem) => {
+                        self.batch.error = Some(problem.clone());
+                        format!("batch failed: {problem}")
+                    }
+                };
+            }
+            _ => {}
+        }
+    }
+
     /// Fresh health checks arrived.
     pub fn health_checked(&mut self, outcome: std::result::Result<Vec<CheckInfo>, String>) {
         match outcome {
@@ -506,6 +690,9 @@ pub fn run_loop<B: Backend>(
             AppEvent::Saved { path, outcome } => app.saved(path, outcome),
             AppEvent::ProfileAdded { name, outcome } => app.profile_added(name, outcome),
             AppEvent::HealthChecked(outcome) => app.health_checked(outcome),
+            batch @ (AppEvent::BatchLoaded { .. } | AppEvent::Batch(_) | AppEvent::BatchDone(_)) => {
+                app.batch_event(batch)
+            }
         }
     }
     Ok(())
@@ -576,6 +763,33 @@ fn check_infos(ctx: &Context) -> Vec<CheckInfo> {
         .collect()
 }
 
+/// Seconds per frame of drawing the Batch screen with `jobs` jobs (half done, every tenth failed) on an off-screen
+/// terminal of `width` x `height`, for `frames` frames; for `bench --app-frame`.
+pub fn batch_frame_times(jobs: usize, width: u16, height: u16, frames: usize) -> Result<Vec<f64>> {
+    let mut app = App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from("."));
+    app.screen = Screen::Batch;
+    let _ = app.start_batch(PathBuf::from("manifest.csv"));
+    let rows = (1..=jobs).map(|row| (row, format!("out/{row:06}.wav"))).collect();
+    app.batch_event(AppEvent::BatchLoaded { rows, invalid: Vec::new() });
+    for row in 1..=jobs / 2 {
+        let output = format!("out/{row:06}.wav");
+        app.batch.apply(if row % 10 == 0 {
+            demod_voice_core::batch::Event::Failed { row, output, error: "voice not installed".into() }
+        } else {
+            demod_voice_core::batch::Event::Finished { row, output, audio_seconds: 3.0, seconds: 0.1 }
+        });
+    }
+    let mut terminal = Terminal::new(ratatui::backend::TestBackend::new(width, height))?;
+    let mut times = Vec::with_capacity(frames);
+    for frame in 0..frames {
+        app.batch.scroll = frame * 97 % jobs.max(1);
+        let started = std::time::Instant::now();
+        terminal.draw(|f| f.render_widget(&app, f.area()))?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    Ok(times)
+}
+
 /// Gather what the screens show from the installed voices, presets and health checks.
 pub fn app_from_context(ctx: &Context) -> Result<App> {
     let voices = crate::speak::voice_rows(ctx)
@@ -629,6 +843,25 @@ pub fn run(ctx: &Context) -> Result<()> {
             Job::AddProfile { name, reference } => {
                 let outcome = add_profile(&global, &name, reference).map_err(|e| crate::one_line(&e));
                 let _ = sender.send(AppEvent::ProfileAdded { name, outcome });
+            }
+            Job::RunBatch { manifest, cancel } => {
+                let outcome = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })
+                    .and_then(|mut ctx| {
+                        let loaded =
+                            |jobs: &[demod_voice_core::batch::Job], errors: &[demod_voice_core::batch::RowError]| {
+                                let rows = jobs.iter().map(|j| (j.row, j.output_as_written.clone())).collect();
+                                let invalid = errors.iter().map(ToString::to_string).collect();
+                                let _ = sender.send(AppEvent::BatchLoaded { rows, invalid });
+                            };
+                        let events = std::sync::Mutex::new(sender.clone());
+                        let forward = |event| {
+                            let _ = events.lock().unwrap_or_else(|p| p.into_inner()).send(AppEvent::Batch(event));
+                        };
+                        crate::batch_cmd::run_for_app(&mut ctx, &manifest, cancel, loaded, &forward)
+                    })
+                    .map(|_| ())
+                    .map_err(|e| crate::one_line(&e));
+                let _ = sender.send(AppEvent::BatchDone(outcome));
             }
             Job::CheckHealth => {
                 let outcome = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })

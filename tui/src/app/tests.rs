@@ -69,7 +69,10 @@ fn synthesize_screen_shows_text_controls_and_empty_history() {
     let mut app = app();
     type_text(&mut app, "Hello there.");
     let lines = screen(&app);
-    assert!(lines[0].contains("1 Synthesize") && lines[0].contains("3 Health"), "{lines:#?}");
+    assert!(
+        lines[0].contains("1 Synthesize") && lines[0].contains("3 Batch") && lines[0].contains("4 Health"),
+        "{lines:#?}"
+    );
     assert!(shows(&lines, "Hello there.▏"), "{lines:#?}");
     assert!(shows(&lines, "en_US-joe-medium"));
     assert!(shows(&lines, "length") && shows(&lines, "1.00"));
@@ -162,6 +165,8 @@ fn typing_goes_into_the_text_and_esc_returns_to_the_keys() {
     assert_eq!(app.mode, Mode::Normal);
     press(&mut app, key(KeyCode::Char('2')));
     assert_eq!(app.screen, Screen::Voices);
+    press(&mut app, key(KeyCode::Tab));
+    assert_eq!(app.screen, Screen::Batch);
     press(&mut app, key(KeyCode::Tab));
     assert_eq!(app.screen, Screen::Health);
     press(&mut app, key(KeyCode::Tab));
@@ -334,7 +339,7 @@ fn r_on_the_health_screen_checks_again_in_the_background() {
     let mut app = app();
     press(&mut app, key(KeyCode::Esc));
     assert!(press(&mut app, key(KeyCode::Char('r'))).is_none(), "r means nothing on Synthesize");
-    press(&mut app, key(KeyCode::Char('3')));
+    press(&mut app, key(KeyCode::Char('4')));
     assert!(matches!(press(&mut app, key(KeyCode::Char('r'))), Some(Job::CheckHealth)));
     let fixed = vec![CheckInfo { name: "gpu".into(), status: Status::Ok, message: "CUDA 12".into(), hint: None }];
     app.health_checked(Ok(fixed));
@@ -344,4 +349,84 @@ fn r_on_the_health_screen_checks_again_in_the_background() {
     app.health_checked(Err("config file broken".into()));
     assert!(app.status.contains("health check failed: config file broken"));
     assert!(shows(&screen(&app), "CUDA 12"), "the last checks stay on screen");
+}
+
+fn batch_app(jobs: usize) -> App {
+    let mut app = app();
+    app.update(Action::StopEditing);
+    app.update(Action::Goto(Screen::Batch));
+    let job = app.start_batch(PathBuf::from("/data/lines.csv"));
+    assert!(matches!(job, Job::RunBatch { .. }));
+    let rows = (1..=jobs).map(|row| (row, format!("out/{row:05}.wav"))).collect();
+    app.batch_event(AppEvent::BatchLoaded { rows, invalid: vec!["row 7, column `text`: empty".into()] });
+    app
+}
+
+#[test]
+fn batch_screen_empty_running_and_finished_with_failures() {
+    let mut app = app();
+    app.update(Action::StopEditing);
+    press(&mut app, key(KeyCode::Char('3')));
+    assert!(shows(&screen(&app), "no batch yet: press o"));
+
+    let mut app = batch_app(4);
+    use demod_voice_core::batch::Event;
+    app.batch_event(AppEvent::Batch(Event::Started { row: 1, output: "out/00001.wav".into() }));
+    app.batch_event(AppEvent::Batch(Event::Finished {
+        row: 1,
+        output: "out/00001.wav".into(),
+        audio_seconds: 4.0,
+        seconds: 0.2,
+    }));
+    app.batch_event(AppEvent::Batch(Event::Failed {
+        row: 2,
+        output: "out/00002.wav".into(),
+        error: "voice `nope` is not installed".into(),
+    }));
+    app.batch_event(AppEvent::Batch(Event::Started { row: 3, output: "out/00003.wav".into() }));
+    let lines = screen(&app);
+    assert!(shows(&lines, "/data/lines.csv  running  2/4 jobs, 1 failed, 1 invalid"), "{lines:#?}");
+    assert!(shows(&lines, "RTF 0.050") && shows(&lines, "50%"), "{lines:#?}");
+    assert!(shows(&lines, "done") && shows(&lines, "4.0 s audio in 0.2 s"), "{lines:#?}");
+    assert!(shows(&lines, "running") && shows(&lines, "pending"));
+    assert!(shows(&lines, "row 2 (out/00002.wav): voice `nope` is not installed"), "{lines:#?}");
+    assert!(shows(&lines, "invalid row 7, column `text`: empty"), "{lines:#?}");
+
+    app.batch_event(AppEvent::BatchDone(Ok(())));
+    assert!(app.status.contains("batch finished: 2 of 4 processed, 1 failed, 1 invalid row(s); R runs it again"));
+    assert!(shows(&screen(&app), "stopped"));
+    let Some(Job::RunBatch { manifest, .. }) = press(&mut app, key(KeyCode::Char('R'))) else { panic!("a rerun") };
+    assert_eq!(manifest, PathBuf::from("/data/lines.csv"));
+
+    let mut broken = batch_app(0);
+    broken.batch_event(AppEvent::BatchDone(Err("lines.csv: not valid UTF-8".into())));
+    assert!(shows(&screen(&broken), "lines.csv: not valid UTF-8"));
+}
+
+#[test]
+fn batch_cancel_sets_the_flag_and_open_refuses_while_running() {
+    let mut app = batch_app(3);
+    press(&mut app, key(KeyCode::Char('o')));
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.status.contains("a batch is running"));
+    press(&mut app, key(KeyCode::Char('c')));
+    assert!(app.batch.cancel.load(std::sync::atomic::Ordering::Relaxed));
+    app.batch_event(AppEvent::BatchDone(Ok(())));
+    assert!(app.status.starts_with("batch cancelled: 0 of 3 processed"), "{}", app.status);
+    press(&mut app, key(KeyCode::Char('o')));
+    assert_eq!((app.mode, app.prompt_for), (Mode::Prompt, PromptFor::Manifest));
+    type_text(&mut app, "/no/such.csv");
+    assert!(press(&mut app, key(KeyCode::Enter)).is_none());
+    assert!(app.status.contains("/no/such.csv is not a file"));
+}
+
+#[test]
+fn batch_table_scrolls_and_a_huge_batch_draws_only_what_fits() {
+    let mut app = batch_app(10_000);
+    for _ in 0..5 {
+        press(&mut app, key(KeyCode::Down));
+    }
+    let lines = screen(&app);
+    assert!(shows(&lines, "out/00006.wav") && !shows(&lines, "out/00005.wav"), "{lines:#?}");
+    assert!(shows(&lines, "0/10000 jobs"));
 }

@@ -4,9 +4,9 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Tabs, Widget, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Table, Tabs, Widget, Wrap};
 
-use super::{App, Control, Mode, Screen};
+use super::{App, Control, JobStatus, Mode, PromptFor, Screen};
 use crate::health::Status;
 
 impl Widget for &App {
@@ -21,15 +21,20 @@ impl Widget for &App {
         match self.screen {
             Screen::Synthesize => synthesize(self, body, buf),
             Screen::Voices => voices(self, body, buf),
+            Screen::Batch => batch(self, body, buf),
             Screen::Health => health(self, body, buf),
         }
         let mode = match (self.screen, self.mode) {
             (Screen::Synthesize, Mode::Editing) => "EDIT (Esc: controls) ",
+            (_, Mode::Prompt) if self.prompt_for == PromptFor::Manifest => "OPEN MANIFEST ",
             (_, Mode::Prompt) => "ADD PROFILE ",
             _ => "",
         };
         let status_text = if self.mode == Mode::Prompt {
-            format!("reference WAV: {}▏  (Enter adds, Esc cancels)", self.prompt)
+            match self.prompt_for {
+                PromptFor::Profile => format!("reference WAV: {}▏  (Enter adds, Esc cancels)", self.prompt),
+                PromptFor::Manifest => format!("manifest: {}▏  (Enter runs, Esc cancels)", self.prompt),
+            }
         } else {
             self.status.clone()
         };
@@ -191,6 +196,89 @@ fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(problems).style(Style::new().fg(Color::Red)).render(problem_area, buf);
 }
 
+fn batch(app: &App, area: Rect, buf: &mut Buffer) {
+    let view = &app.batch;
+    let block = Block::new().borders(Borders::ALL).title(" Batch (o: open a manifest, c: cancel, R: run again) ");
+    let Some(manifest) = &view.manifest else {
+        Paragraph::new("no batch yet: press o and type the path of a manifest (.csv, .jsonl, .yaml or .txt)")
+            .block(block)
+            .render(area, buf);
+        return;
+    };
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let failures: Vec<Line> = view
+        .rows
+        .iter()
+        .filter_map(|r| match &r.status {
+            JobStatus::Failed(error) => Some(Line::from(format!("row {} ({}): {error}", r.row, r.output))),
+            _ => None,
+        })
+        .chain(view.invalid.iter().map(|invalid| Line::from(format!("invalid {invalid}"))))
+        .chain(view.error.iter().map(|error| Line::from(error.clone())))
+        .collect();
+    let failure_height = if failures.is_empty() { 0 } else { (failures.len() as u16).min(6) + 2 };
+    let [head, gauge, table_area, failure_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(failure_height),
+    ])
+    .areas(inner);
+
+    let total = view.rows.len();
+    let processed = view.processed();
+    let elapsed = view.elapsed.or_else(|| view.started.map(|s| s.elapsed().as_secs_f64())).unwrap_or(0.0);
+    let (audio, compute) = view.audio_and_compute();
+    let rtf = if audio > 0.0 { format!("{:.3}", compute / audio) } else { "-".into() };
+    let eta = if view.running && processed > 0 && processed < total {
+        format!("{:.0} s", elapsed / processed as f64 * (total - processed) as f64)
+    } else {
+        "-".into()
+    };
+    let state = if view.running { "running" } else { "stopped" };
+    Line::from(format!(
+        "{}  {state}  {processed}/{total} jobs, {} failed, {} invalid  ETA {eta}  RTF {rtf}  {:.1} s audio",
+        manifest.display(),
+        view.failed(),
+        view.invalid.len(),
+        audio
+    ))
+    .render(head, buf);
+    let ratio = if total == 0 { 0.0 } else { processed as f64 / total as f64 };
+    Gauge::default()
+        .ratio(ratio.clamp(0.0, 1.0))
+        .label(format!("{:.0}%", ratio * 100.0))
+        .gauge_style(Style::new().fg(Color::Green))
+        .render(gauge, buf);
+
+    // Only the rows that fit are built, so a manifest of any size draws in the same time.
+    let visible = table_area.height.saturating_sub(1) as usize;
+    let start = view.scroll.min(total.saturating_sub(1));
+    let rows = view.rows.iter().skip(start).take(visible).map(|r| {
+        let (status, detail, color) = match &r.status {
+            JobStatus::Pending => ("pending", String::new(), Color::DarkGray),
+            JobStatus::Running => ("running", String::new(), Color::Yellow),
+            JobStatus::Done { audio_seconds, seconds } => {
+                ("done", format!("{audio_seconds:.1} s audio in {seconds:.1} s"), Color::Green)
+            }
+            JobStatus::Skipped(reason) => ("skipped", reason.clone(), Color::Blue),
+            JobStatus::Failed(error) => ("failed", error.clone(), Color::Red),
+        };
+        Row::new([r.row.to_string(), status.to_string(), r.output.clone(), detail]).style(Style::new().fg(color))
+    });
+    Table::new(rows, [Constraint::Length(6), Constraint::Length(8), Constraint::Length(28), Constraint::Min(0)])
+        .header(Row::new(["ROW", "STATUS", "OUTPUT", "DETAIL"]).style(Style::new().add_modifier(Modifier::BOLD)))
+        .render(table_area, buf);
+    if !failures.is_empty() {
+        Paragraph::new(failures)
+            .wrap(Wrap { trim: true })
+            .style(Style::new().fg(Color::Red))
+            .block(Block::new().borders(Borders::TOP).title(" Problems "))
+            .render(failure_area, buf);
+    }
+}
+
 fn health(app: &App, area: Rect, buf: &mut Buffer) {
     let block = Block::new().borders(Borders::ALL).title(" Health (r: check again) ");
     if app.checks.is_empty() {
@@ -217,7 +305,7 @@ fn health(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn help(area: Rect, buf: &mut Buffer) {
     let lines = [
-        "Tab / Shift-Tab   next / previous screen (1-3 jump)",
+        "Tab / Shift-Tab   next / previous screen (1-4 jump)",
         "i or Enter        edit the text (Synthesize)",
         "Esc               stop editing",
         "↑ ↓ (k j)         pick a control",
@@ -225,6 +313,7 @@ fn help(area: Rect, buf: &mut Buffer) {
         "Ctrl-S            save the text to take-NNN.wav",
         "Ctrl-U            clear the text (while editing)",
         "a                 add a conversion profile (Voices)",
+        "o / c / R         open a manifest / cancel / run again (Batch)",
         "r                 run the health checks again (Health)",
         "?                 this help; any key closes it",
         "q / Ctrl-C        quit",
