@@ -698,6 +698,12 @@ pub fn run_loop<B: Backend>(
     Ok(())
 }
 
+/// A context for one background job, built afresh so config edits apply. Quiet: a summary line on stderr would
+/// tear the full-screen display.
+fn quiet_context(global: &GlobalArgs) -> Result<Context> {
+    Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })
+}
+
 /// Run a synthesis job with the same pipeline as `demod-voice speak`; the WAV's length in seconds.
 fn synthesize(
     global: &GlobalArgs,
@@ -706,8 +712,7 @@ fn synthesize(
     voice: Option<String>,
     scales: ScaleArgs,
 ) -> Result<f32> {
-    // Quiet: a summary line on stderr would tear the full-screen display.
-    let mut ctx = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })?;
+    let mut ctx = quiet_context(global)?;
     let args = SpeakArgs {
         text: Some(text),
         input: None,
@@ -723,7 +728,7 @@ fn synthesize(
 
 /// Analyse a reference recording into a profile, as `voices add-profile` does; the profiles afterwards.
 fn add_profile(global: &GlobalArgs, name: &str, reference: PathBuf) -> Result<Vec<ProfileInfo>> {
-    let ctx = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })?;
+    let ctx = quiet_context(global)?;
     crate::convert_cmd::add_profile(&ctx, name, &[reference], false)?;
     Ok(profile_infos(&ctx))
 }
@@ -845,7 +850,7 @@ pub fn run(ctx: &Context) -> Result<()> {
                 let _ = sender.send(AppEvent::ProfileAdded { name, outcome });
             }
             Job::RunBatch { manifest, cancel } => {
-                let outcome = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })
+                let outcome = quiet_context(&global)
                     .and_then(|mut ctx| {
                         let loaded =
                             |jobs: &[demod_voice_core::batch::Job], errors: &[demod_voice_core::batch::RowError]| {
@@ -864,9 +869,7 @@ pub fn run(ctx: &Context) -> Result<()> {
                 let _ = sender.send(AppEvent::BatchDone(outcome));
             }
             Job::CheckHealth => {
-                let outcome = Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })
-                    .map(|ctx| check_infos(&ctx))
-                    .map_err(|e| crate::one_line(&e));
+                let outcome = quiet_context(&global).map(|ctx| check_infos(&ctx)).map_err(|e| crate::one_line(&e));
                 let _ = sender.send(AppEvent::HealthChecked(outcome));
             }
         });
