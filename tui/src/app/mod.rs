@@ -305,6 +305,8 @@ pub struct App {
     pub volume: f32,
     pub history: Vec<Utterance>,
     pub busy: Option<PathBuf>,
+    /// The text being saved (the user may keep typing meanwhile).
+    busy_text: String,
     pub checks: Vec<CheckInfo>,
     pub status: String,
     /// Where saved WAVs go.
@@ -344,6 +346,7 @@ impl App {
             volume: 1.0,
             history: Vec::new(),
             busy: None,
+            busy_text: String::new(),
             checks,
             status,
             out_dir,
@@ -359,7 +362,7 @@ impl App {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match (key.code, ctrl) {
             (KeyCode::Char('c'), true) => return Some(Action::Quit),
-            (KeyCode::Char('s'), true) => return Some(Action::Save),
+            (KeyCode::Char('s'), true) if self.mode != Mode::Prompt => return Some(Action::Save),
             (KeyCode::Char('u'), true) if self.mode == Mode::Editing => return Some(Action::ClearText),
             _ => {}
         }
@@ -551,6 +554,7 @@ impl App {
             }
         };
         self.busy = Some(path.clone());
+        self.busy_text = self.text.clone();
         self.status = format!("saving {} ...", path.display());
         let scales = ScaleArgs {
             preset: (self.preset > 0).then(|| self.presets[self.preset].clone()),
@@ -665,7 +669,7 @@ impl App {
             Ok(seconds) => format!("saved {} ({seconds:.1} s)", path.display()),
             Err(problem) => format!("saving {} failed: {problem}", path.display()),
         };
-        self.history.insert(0, Utterance { text: self.text.clone(), path, outcome });
+        self.history.insert(0, Utterance { text: std::mem::take(&mut self.busy_text), path, outcome });
         self.history.truncate(50);
     }
 }

@@ -430,3 +430,25 @@ fn batch_table_scrolls_and_a_huge_batch_draws_only_what_fits() {
     assert!(shows(&lines, "out/00006.wav") && !shows(&lines, "out/00005.wav"), "{lines:#?}");
     assert!(shows(&lines, "0/10000 jobs"));
 }
+
+#[test]
+fn the_history_keeps_the_text_that_was_saved_even_when_typing_went_on() {
+    let mut app = app();
+    type_text(&mut app, "First.");
+    let Some(Job::Synthesize { path, .. }) = press(&mut app, ctrl('s')) else { panic!("a job") };
+    type_text(&mut app, " And more.");
+    app.saved(path, Ok(0.9));
+    assert_eq!(app.history[0].text, "First.");
+    assert_eq!(app.text, "First. And more.");
+}
+
+#[test]
+fn ctrl_s_at_a_prompt_does_not_save() {
+    let mut app = app();
+    type_text(&mut app, "Words.");
+    app.update(Action::StopEditing);
+    app.update(Action::Goto(Screen::Voices));
+    press(&mut app, key(KeyCode::Char('a')));
+    assert!(press(&mut app, ctrl('s')).is_none());
+    assert_eq!(app.mode, Mode::Prompt);
+}
