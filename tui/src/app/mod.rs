@@ -834,8 +834,11 @@ pub fn run(ctx: &Context) -> Result<()> {
     let mut app = app_from_context(ctx)?;
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
-        previous_hook(info);
+        // A job's panic is caught and shown in the app (see `guarded`); any other ends the app, terminal restored.
+        if std::thread::current().name() != Some(JOB_THREAD) {
+            restore_terminal();
+            previous_hook(info);
+        }
     }));
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let (sender, receiver) = mpsc::channel();
@@ -844,18 +847,18 @@ pub fn run(ctx: &Context) -> Result<()> {
     let result = run_loop(&mut terminal, &mut app, &receiver, |job| {
         let sender: Sender<AppEvent> = sender.clone();
         let global = global.clone();
-        std::thread::spawn(move || match job {
+        let worker = move || match job {
             Job::Synthesize { text, path, voice, scales } => {
-                let outcome = synthesize(&global, text, &path, voice, scales).map_err(|e| crate::one_line(&e));
+                let outcome = guarded(|| synthesize(&global, text, &path, voice, scales));
                 let _ = sender.send(AppEvent::Saved { path, outcome });
             }
             Job::AddProfile { name, reference } => {
-                let outcome = add_profile(&global, &name, reference).map_err(|e| crate::one_line(&e));
+                let outcome = guarded(|| add_profile(&global, &name, reference));
                 let _ = sender.send(AppEvent::ProfileAdded { name, outcome });
             }
             Job::RunBatch { manifest, cancel } => {
-                let outcome = quiet_context(&global)
-                    .and_then(|mut ctx| {
+                let outcome = guarded(|| {
+                    quiet_context(&global).and_then(|mut ctx| {
                         let loaded =
                             |jobs: &[demod_voice_core::batch::Job], errors: &[demod_voice_core::batch::RowError]| {
                                 let rows = jobs.iter().map(|j| (j.row, j.output_as_written.clone())).collect();
@@ -868,18 +871,39 @@ pub fn run(ctx: &Context) -> Result<()> {
                         };
                         crate::batch_cmd::run_for_app(&mut ctx, &manifest, cancel, loaded, &forward)
                     })
-                    .map(|_| ())
-                    .map_err(|e| crate::one_line(&e));
+                })
+                .map(|_| ());
                 let _ = sender.send(AppEvent::BatchDone(outcome));
             }
             Job::CheckHealth => {
-                let outcome = quiet_context(&global).map(|ctx| check_infos(&ctx)).map_err(|e| crate::one_line(&e));
+                let outcome = guarded(|| quiet_context(&global).map(|ctx| check_infos(&ctx)));
                 let _ = sender.send(AppEvent::HealthChecked(outcome));
             }
-        });
+        };
+        // As std::thread::spawn does, only an exhausted system fails here.
+        std::thread::Builder::new().name(JOB_THREAD.into()).spawn(worker).expect("spawning a job thread");
     });
     restore_terminal();
     result
+}
+
+/// The name of background job threads.
+const JOB_THREAD: &str = "demod-voice-job";
+
+/// Run a job's work; its error, or a panic in it, becomes the one line the app shows.
+fn guarded<T>(work: impl FnOnce() -> Result<T>) -> std::result::Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(crate::one_line(&error)),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(format!("internal error (a bug, please report it): {message}"))
+        }
+    }
 }
 
 fn restore_terminal() {

@@ -452,3 +452,17 @@ fn ctrl_s_at_a_prompt_does_not_save() {
     assert!(press(&mut app, ctrl('s')).is_none());
     assert_eq!(app.mode, Mode::Prompt);
 }
+
+#[test]
+fn a_job_error_or_panic_becomes_one_line_for_the_app() {
+    assert_eq!(guarded(|| Ok(3)), Ok(3));
+    let error = guarded::<()>(|| Err(anyhow::anyhow!("outer").context("while saving"))).unwrap_err();
+    assert_eq!(error, "while saving: outer");
+    let panicked = std::thread::Builder::new()
+        .name(JOB_THREAD.into())
+        .spawn(|| guarded::<()>(|| panic!("index out of range")))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(panicked.unwrap_err(), "internal error (a bug, please report it): index out of range");
+}
