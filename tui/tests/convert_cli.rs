@@ -30,25 +30,14 @@ impl Env {
         self.dir.path().join(name)
     }
     fn cmd(&self) -> Command {
-        let real = demod_voice_core::assets::Dirs::from_env();
-        let config = self.path("config.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "paths:\n  data: {}\n  voices: {}\n  cache: {}\n",
-                self.path("data").display(),
-                real.voices_dir().display(),
-                real.cache.display()
-            ),
-        )
-        .unwrap();
+        let private = common::private_data(self.dir.path());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_demod-voice"));
         cmd.args(["--offline", "--ort-lib"])
-            .arg(demod_voice_core::runtime::find_versioned_library(&real.runtime_dir()).unwrap())
-            .env("DEMOD_VOICE_ESPEAK_LIB", common::find_espeak_lib(&real))
-            .env("DEMOD_VOICE_ESPEAK_DATA", real.espeak_dir().join("espeak-ng-data"))
+            .arg(private.ort_lib)
+            .env("DEMOD_VOICE_ESPEAK_LIB", private.espeak_lib)
+            .env("DEMOD_VOICE_ESPEAK_DATA", private.espeak_data)
             .arg("--config")
-            .arg(config);
+            .arg(private.config);
         cmd
     }
     fn run(&self, args: &[&str]) -> Output {

@@ -21,27 +21,15 @@ impl Tmux {
         common::ensure_assets();
         let socket = format!("demod-voice-test-{}-{name}", std::process::id());
         let bin = env!("CARGO_BIN_EXE_demod-voice");
-        let real = demod_voice_core::assets::Dirs::from_env();
-        let config = dir.join("config.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "paths:\n  data: {}\n  voices: {}\n  cache: {}\n",
-                dir.join("data").display(),
-                real.voices_dir().display(),
-                real.cache.display()
-            ),
-        )
-        .unwrap();
-        let ort = demod_voice_core::runtime::find_versioned_library(&real.runtime_dir()).unwrap();
+        let private = common::private_data(dir);
         let script = format!(
             "cd '{}' && DEMOD_VOICE_ESPEAK_LIB='{}' DEMOD_VOICE_ESPEAK_DATA='{}' '{bin}' --offline --ort-lib '{}' \
              --config '{}'; echo EXITED=$?; exec sleep 120",
             dir.display(),
-            common::find_espeak_lib(&real).display(),
-            real.espeak_dir().join("espeak-ng-data").display(),
-            ort.display(),
-            config.display()
+            private.espeak_lib.display(),
+            private.espeak_data.display(),
+            private.ort_lib.display(),
+            private.config.display()
         );
         let status = Command::new("tmux")
             .args(["-L", &socket, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", &script])

@@ -23,3 +23,33 @@ pub fn find_espeak_lib(dirs: &demod_voice_core::assets::Dirs) -> std::path::Path
         .unwrap();
     found.paths.library
 }
+
+/// What a test needs to run the binary with a private data folder in `dir` (profiles land there) while using the
+/// real runtime, espeak-ng and voices: the config file it writes, and the libraries to name.
+pub struct PrivateData {
+    pub config: std::path::PathBuf,
+    pub ort_lib: std::path::PathBuf,
+    pub espeak_lib: std::path::PathBuf,
+    pub espeak_data: std::path::PathBuf,
+}
+
+pub fn private_data(dir: &std::path::Path) -> PrivateData {
+    let real = demod_voice_core::assets::Dirs::from_env();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "paths:\n  data: {}\n  voices: {}\n  cache: {}\n",
+            dir.join("data").display(),
+            real.voices_dir().display(),
+            real.cache.display()
+        ),
+    )
+    .unwrap();
+    PrivateData {
+        config,
+        ort_lib: demod_voice_core::runtime::find_versioned_library(&real.runtime_dir()).unwrap(),
+        espeak_lib: find_espeak_lib(&real),
+        espeak_data: real.espeak_dir().join("espeak-ng-data"),
+    }
+}
