@@ -37,6 +37,9 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     if args.app_frame {
         return bench_app_frame(&args);
     }
+    if args.speak_first_audio {
+        return bench_speak_first_audio(ctx, &args);
+    }
     let runtime = ctx.runtime()?;
     // espeak and the model path are resolved before timing so only the model load is measured.
     let model = ctx.voice_path(args.voice.voice.as_deref())?;
@@ -226,6 +229,30 @@ fn bench_app_frame(args: &BenchArgs) -> Result<()> {
         println!(
             "batch screen, 10000 jobs, 200x60: median {median_ms:.2} ms per frame, worst {worst_ms:.2} ms ({} frames)",
             frames.len()
+        );
+    }
+    Ok(())
+}
+
+/// The sentence `bench --speak-first-audio` speaks.
+const FIRST_AUDIO_SENTENCE: &str = "The quick brown fox jumps over the lazy dog.";
+
+fn bench_speak_first_audio(ctx: &Context, args: &BenchArgs) -> Result<()> {
+    let (device, times) = crate::app::speak_first_audio_times(ctx, FIRST_AUDIO_SENTENCE, args.runs.max(1))?;
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median_ms = sorted[sorted.len() / 2] * 1000.0;
+    let worst_ms = sorted[sorted.len() - 1] * 1000.0;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"device": device, "sentence": FIRST_AUDIO_SENTENCE, "runs": times.len(),
+                "median_ms": median_ms, "worst_ms": worst_ms})
+        );
+    } else {
+        println!(
+            "Speak to first audio on {device}: median {median_ms:.0} ms, worst {worst_ms:.0} ms ({} runs, \"{FIRST_AUDIO_SENTENCE}\")",
+            times.len()
         );
     }
     Ok(())

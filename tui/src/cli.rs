@@ -436,6 +436,10 @@ pub struct BenchArgs {
     /// Measure the terminal app instead: the time to draw one frame of the Batch screen with 10 000 jobs.
     #[arg(long, conflicts_with = "realtime")]
     pub app_frame: bool,
+    /// Measure the terminal app's Speak instead: from the key to the output device taking the first sample, for
+    /// one sentence on the default voice (needs an output device).
+    #[arg(long, conflicts_with_all = ["realtime", "app_frame"])]
+    pub speak_first_audio: bool,
     #[command(flatten)]
     pub voice: VoiceArgs,
     /// Print JSON.

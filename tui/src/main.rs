@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage, input or configuration error.
 
 mod app;
+mod audio;
 mod batch_cmd;
 mod bench;
 mod cli;
@@ -180,3 +181,9 @@ fn init_logging(context: &Context) -> anyhow::Result<()> {
     tracing_subscriber::registry().with(stderr).with(file_layer).init();
     Ok(())
 }
+
+/// Unit tests check that device callbacks never allocate: this allocator aborts on any allocation made inside
+/// `assert_no_alloc(..)` (and is the system allocator everywhere else).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;

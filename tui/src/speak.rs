@@ -162,14 +162,14 @@ pub fn apply_preset_and_flags(
 
 /// A preset's converter, ready to run on each sentence (sentences end in silence, so each is converted on its
 /// own through the real-time engine, as `convert` does).
-struct SentenceConverter {
+pub struct SentenceConverter {
     settings: demod_voice_core::presets::ConverterSettings,
     target: Option<demod_voice_core::convert::dsp::Target>,
     realtime: demod_voice_core::config::RealtimeSection,
 }
 
 impl SentenceConverter {
-    fn new(ctx: &Context, settings: demod_voice_core::presets::ConverterSettings) -> Result<SentenceConverter> {
+    pub fn new(ctx: &Context, settings: demod_voice_core::presets::ConverterSettings) -> Result<SentenceConverter> {
         let target = match &settings.profile {
             Some(name) => Some(demod_voice_core::voice::VoiceProfile::find(name, &ctx.profiles_dir())?.target()),
             None => None,
@@ -183,7 +183,7 @@ impl SentenceConverter {
 }
 
 /// The synthesis options the settings describe, for `voice`.
-fn synthesis_options(ctx: &Context, voice: &PiperVoice) -> Result<SynthesisOptions> {
+pub fn synthesis_options(ctx: &Context, voice: &PiperVoice) -> Result<SynthesisOptions> {
     let tts = &ctx.settings.config.tts;
     let speaker_id = match &tts.speaker {
         Some(speaker) => Some(voice.speaker_id(speaker)?),
@@ -205,6 +205,40 @@ fn synthesis_options(ctx: &Context, voice: &PiperVoice) -> Result<SynthesisOptio
 /// True when a sentence has something to say beyond punctuation and spaces.
 fn has_speech(sentence: &Sentence) -> bool {
     sentence.phonemes.iter().any(|p| !p.chars().all(|c| c.is_whitespace() || ".,:;!?'\"()-".contains(c)))
+}
+
+/// Synthesize `text` sentence by sentence, as `speak` does: sentences with nothing to say are skipped, a preset's
+/// converter is applied, and each sentence's samples (at the voice's rate) go to `each` as soon as they are ready.
+/// Returns how many sentences were spoken. An error from `each` stops the synthesis and is returned.
+pub fn speak_sentences(
+    voice: &PiperVoice,
+    text: &str,
+    options: &SynthesisOptions,
+    converter: Option<&SentenceConverter>,
+    mut each: impl FnMut(Vec<f32>) -> Result<()>,
+) -> Result<usize> {
+    let voice_rate = voice.sample_rate();
+    let mut spoken = 0;
+    voice.synthesize(text, options, |audio| -> Result<()> {
+        if !has_speech(&audio.sentence) {
+            tracing::warn!("sentence {:?} has nothing to speak; skipped", audio.sentence.text);
+            return Ok(());
+        }
+        spoken += 1;
+        tracing::info!(
+            "sentence {}: {} samples in {:.3} s: {}",
+            audio.index + 1,
+            audio.samples.len(),
+            audio.infer_seconds,
+            audio.sentence.text
+        );
+        let samples = match converter {
+            Some(converter) => converter.apply(&audio.samples, voice_rate)?,
+            None => audio.samples,
+        };
+        each(samples)
+    })?;
+    Ok(spoken)
 }
 
 pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
@@ -259,31 +293,14 @@ fn run_synthesis(
         }
     };
     let mut spoken_samples = 0usize;
-    let mut any_speech = false;
     let started = std::time::Instant::now();
-    let count = voice.synthesize(text, options, |audio| -> Result<()> {
-        if !has_speech(&audio.sentence) {
-            tracing::warn!("sentence {:?} has nothing to speak; skipped", audio.sentence.text);
-            return Ok(());
-        }
-        any_speech = true;
-        tracing::info!(
-            "sentence {}: {} samples in {:.3} s: {}",
-            audio.index + 1,
-            audio.samples.len(),
-            audio.infer_seconds,
-            audio.sentence.text
-        );
-        let samples = match converter {
-            Some(converter) => converter.apply(&audio.samples, voice_rate)?,
-            None => audio.samples,
-        };
+    let count = speak_sentences(voice, text, options, converter, |samples| {
         // Each sentence ends in silence (the model fades out), so resampling sentence by sentence is seamless.
         let samples = if rate == voice_rate { samples } else { resample(&samples, voice_rate, rate)? };
         spoken_samples += samples.len();
         sink.write(&samples)
     })?;
-    if count == 0 || !any_speech {
+    if count == 0 {
         // The sink is dropped here: a partial file is removed.
         return Err(usage("the text has nothing to speak (only punctuation, symbols or unknown characters)"));
     }

@@ -5,14 +5,16 @@
 //! keys. Drawing is `impl Widget for &App`, and [`run_loop`] is generic over the ratatui `Backend`, so tests drive
 //! the whole thing on a `TestBackend`.
 //!
-//! This first slice has the Synthesize (text, voice, preset and scale controls, save to WAV, history), Voices and
-//! Health screens. Playback through an audio device, the Live and Batch screens are not built yet.
+//! Sound goes through [`crate::audio`]: the output device is opened when the app starts (its absence is shown, and
+//! saving to WAV still works); Speak runs on a job thread that queues each sentence as soon as it is synthesized.
 
 mod view;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use ratatui::backend::Backend;
@@ -26,17 +28,19 @@ use crate::context::Context;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
     Synthesize,
-    Voices,
+    Live,
     Batch,
+    Voices,
     Health,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 4] = [Screen::Synthesize, Screen::Voices, Screen::Batch, Screen::Health];
+    pub const ALL: [Screen; 5] = [Screen::Synthesize, Screen::Live, Screen::Batch, Screen::Voices, Screen::Health];
 
     pub fn title(self) -> &'static str {
         match self {
             Screen::Synthesize => "Synthesize",
+            Screen::Live => "Live",
             Screen::Voices => "Voices",
             Screen::Batch => "Batch",
             Screen::Health => "Health",
@@ -100,6 +104,104 @@ impl Control {
             Control::Silence => (0.05, 0.0, 5.0),
             Control::Volume => (0.05, 0.0, 4.0),
             Control::Voice | Control::Preset => (0.0, 0.0, 0.0),
+        }
+    }
+}
+
+/// The controls of the Live screen, top to bottom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveControl {
+    Input,
+    Output,
+    Preset,
+    Profile,
+    Pitch,
+    Formant,
+    Mix,
+}
+
+impl LiveControl {
+    pub const ALL: [LiveControl; 7] = [
+        LiveControl::Input,
+        LiveControl::Output,
+        LiveControl::Preset,
+        LiveControl::Profile,
+        LiveControl::Pitch,
+        LiveControl::Formant,
+        LiveControl::Mix,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            LiveControl::Input => "input",
+            LiveControl::Output => "output",
+            LiveControl::Preset => "preset",
+            LiveControl::Profile => "profile",
+            LiveControl::Pitch => "pitch (semitones)",
+            LiveControl::Formant => "formant",
+            LiveControl::Mix => "mix",
+        }
+    }
+}
+
+/// A running live conversion, as the app sees it (the streams themselves live with the job side).
+#[derive(Debug, Clone)]
+pub struct LiveInfo {
+    pub input: String,
+    pub output: String,
+    pub rate: u32,
+    pub latency_seconds: f64,
+    pub state: Arc<crate::audio::LiveState>,
+    pub stats: Arc<demod_voice_core::rt::Stats>,
+    pub controls: Arc<demod_voice_core::rt::Controls>,
+}
+
+/// The Live screen's state.
+#[derive(Debug)]
+pub struct LiveView {
+    pub control: usize,
+    /// Device names; index 0 means the default device.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub input: usize,
+    pub output: usize,
+    /// Presets with a converter: name and settings. Index 0 of the picker is "(none)".
+    pub presets: Vec<(String, demod_voice_core::presets::ConverterSettings)>,
+    pub preset: usize,
+    /// 0 is "(none)", then the app's profiles.
+    pub profile: usize,
+    pub pitch: f32,
+    pub formant: f32,
+    pub mix: f32,
+    /// Shared with the converter while it runs: changes apply at once.
+    pub params: Arc<demod_voice_core::convert::dsp::DspParams>,
+    pub running: Option<LiveInfo>,
+    pub starting: bool,
+    pub error: Option<String>,
+    pub in_level: f32,
+    pub out_level: f32,
+}
+
+impl Default for LiveView {
+    fn default() -> Self {
+        LiveView {
+            control: 0,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            input: 0,
+            output: 0,
+            presets: Vec::new(),
+            preset: 0,
+            profile: 0,
+            pitch: 0.0,
+            formant: 1.0,
+            mix: 1.0,
+            params: Arc::new(demod_voice_core::convert::dsp::DspParams::default()),
+            running: None,
+            starting: false,
+            error: None,
+            in_level: 0.0,
+            out_level: 0.0,
         }
     }
 }
@@ -213,8 +315,52 @@ pub struct CheckInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Utterance {
     pub text: String,
-    pub path: PathBuf,
+    /// The WAV it was saved to (None: spoken only).
+    pub path: Option<PathBuf>,
+    /// What was heard, at the output device's rate, for replay (spoken ones).
+    pub audio: Option<Arc<Vec<f32>>>,
     pub outcome: std::result::Result<f32, String>,
+}
+
+/// The output device, as the app sees it.
+#[derive(Debug, Clone)]
+pub struct OutputInfo {
+    pub device: String,
+    pub rate: u32,
+    pub state: Arc<crate::audio::PlaybackState>,
+}
+
+/// The utterance being spoken (or replayed).
+#[derive(Debug)]
+pub struct Speaking {
+    pub id: u64,
+    pub text: String,
+    /// Queued so far, at the output rate.
+    pub audio: Vec<f32>,
+    /// The device's played-frames counter when this utterance started.
+    pub base_played: u64,
+    /// All of it is queued (synthesis finished).
+    pub queued_all: bool,
+    pub stop: Arc<AtomicBool>,
+    pub started: Instant,
+    /// From Speak to the first sample the device took, as the UI saw it (to a frame).
+    pub first_audio: Option<Duration>,
+    pub replay: bool,
+}
+
+impl Speaking {
+    /// Frames of this utterance played.
+    pub fn played(&self, output: &OutputInfo) -> usize {
+        let played = output.state.played.load(Ordering::Relaxed).saturating_sub(self.base_played) as usize;
+        played.min(self.audio.len())
+    }
+}
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub enum PlaySource {
+    Samples(Arc<Vec<f32>>),
+    File(PathBuf),
 }
 
 /// Everything the user can ask for.
@@ -235,6 +381,17 @@ pub enum Action {
     Decrease,
     Increase,
     Save,
+    /// Speak the text (or stop speaking).
+    Speak,
+    StopSpeaking,
+    /// Play the selected history entry again.
+    Replay,
+    HistoryPrev,
+    HistoryNext,
+    /// Time passed (meters and progress move).
+    Tick,
+    /// Start or stop the live conversion.
+    ToggleLive,
     RefreshHealth,
     StartAddProfile,
     OpenManifest,
@@ -247,10 +404,40 @@ pub enum Action {
 /// Background work asked for by [`App::update`].
 #[derive(Debug, Clone)]
 pub enum Job {
-    Synthesize { text: String, path: PathBuf, voice: Option<String>, scales: ScaleArgs },
-    AddProfile { name: String, reference: PathBuf },
+    Synthesize {
+        text: String,
+        path: PathBuf,
+        voice: Option<String>,
+        scales: ScaleArgs,
+    },
+    Speak {
+        id: u64,
+        text: String,
+        voice: Option<String>,
+        scales: ScaleArgs,
+        stop: Arc<AtomicBool>,
+    },
+    Play {
+        id: u64,
+        source: PlaySource,
+        stop: Arc<AtomicBool>,
+    },
+    StartLive {
+        input: Option<String>,
+        output: Option<String>,
+        params: Arc<demod_voice_core::convert::dsp::DspParams>,
+        mix: f32,
+    },
+    StopLive,
+    AddProfile {
+        name: String,
+        reference: PathBuf,
+    },
     CheckHealth,
-    RunBatch { manifest: PathBuf, cancel: std::sync::Arc<std::sync::atomic::AtomicBool> },
+    RunBatch {
+        manifest: PathBuf,
+        cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    },
 }
 
 /// What arrives on the run loop's channel.
@@ -258,6 +445,19 @@ pub enum Job {
 pub enum AppEvent {
     Key(KeyEvent),
     Resize,
+    Tick,
+    /// Samples of utterance `id` were queued for the device (at the output rate).
+    Queued {
+        id: u64,
+        samples: Vec<f32>,
+    },
+    /// The live conversion started (or could not).
+    LiveStarted(std::result::Result<LiveInfo, String>),
+    /// Utterance `id` is all queued, stopped, or failed.
+    SpeakDone {
+        id: u64,
+        outcome: std::result::Result<(), String>,
+    },
     Saved {
         path: PathBuf,
         outcome: std::result::Result<f32, String>,
@@ -295,6 +495,7 @@ pub struct App {
     pub prompt_for: PromptFor,
     pub adding_profile: bool,
     pub batch: BatchView,
+    pub live: LiveView,
     /// Preset names; index 0 is "(none)".
     pub presets: Vec<String>,
     pub preset: usize,
@@ -304,6 +505,14 @@ pub struct App {
     pub silence: f32,
     pub volume: f32,
     pub history: Vec<Utterance>,
+    /// The history entry `p` replays.
+    pub history_sel: usize,
+    /// The output device, or why there is none.
+    pub output: std::result::Result<OutputInfo, String>,
+    pub speaking: Option<Speaking>,
+    /// Output level shown (peak, decaying).
+    pub out_level: f32,
+    next_id: u64,
     pub busy: Option<PathBuf>,
     /// The text being saved (the user may keep typing meanwhile).
     busy_text: String,
@@ -321,7 +530,7 @@ impl App {
         let status = if voices.is_empty() {
             "no voices installed: run `demod-voice setup`".to_string()
         } else {
-            "no audio output in this build: Ctrl-S saves the text to a WAV file".to_string()
+            "i types text, Ctrl-P speaks it, Ctrl-S saves it to a WAV file, ? shows all keys".to_string()
         };
         App {
             screen: Screen::Synthesize,
@@ -337,6 +546,7 @@ impl App {
             prompt_for: PromptFor::Profile,
             adding_profile: false,
             batch: BatchView::default(),
+            live: LiveView::default(),
             presets: preset_names,
             preset: 0,
             length: 1.0,
@@ -345,6 +555,11 @@ impl App {
             silence: 0.2,
             volume: 1.0,
             history: Vec::new(),
+            history_sel: 0,
+            output: Err("not opened yet".into()),
+            speaking: None,
+            out_level: 0.0,
+            next_id: 1,
             busy: None,
             busy_text: String::new(),
             checks,
@@ -363,6 +578,7 @@ impl App {
         match (key.code, ctrl) {
             (KeyCode::Char('c'), true) => return Some(Action::Quit),
             (KeyCode::Char('s'), true) if self.mode != Mode::Prompt => return Some(Action::Save),
+            (KeyCode::Char('p'), true) if self.mode != Mode::Prompt => return Some(Action::Speak),
             (KeyCode::Char('u'), true) if self.mode == Mode::Editing => return Some(Action::ClearText),
             _ => {}
         }
@@ -397,13 +613,20 @@ impl App {
             KeyCode::Tab => Some(Action::NextScreen),
             KeyCode::BackTab => Some(Action::PrevScreen),
             KeyCode::Char('1') => Some(Action::Goto(Screen::Synthesize)),
-            KeyCode::Char('2') => Some(Action::Goto(Screen::Voices)),
+            KeyCode::Char('2') => Some(Action::Goto(Screen::Live)),
             KeyCode::Char('3') => Some(Action::Goto(Screen::Batch)),
-            KeyCode::Char('4') => Some(Action::Goto(Screen::Health)),
+            KeyCode::Char('4') => Some(Action::Goto(Screen::Voices)),
+            KeyCode::Char('5') => Some(Action::Goto(Screen::Health)),
+            KeyCode::Char(' ') | KeyCode::Enter if self.screen == Screen::Live => Some(Action::ToggleLive),
             KeyCode::Char('o') if self.screen == Screen::Batch => Some(Action::OpenManifest),
             KeyCode::Char('c') if self.screen == Screen::Batch => Some(Action::CancelBatch),
             KeyCode::Char('R') if self.screen == Screen::Batch => Some(Action::RerunBatch),
             KeyCode::Char('i') | KeyCode::Enter if self.screen == Screen::Synthesize => Some(Action::StartEditing),
+            KeyCode::Char(' ') if self.screen == Screen::Synthesize => Some(Action::Speak),
+            KeyCode::Char('x') | KeyCode::Esc if self.screen == Screen::Synthesize => Some(Action::StopSpeaking),
+            KeyCode::Char('p') if self.screen == Screen::Synthesize => Some(Action::Replay),
+            KeyCode::Char('[') if self.screen == Screen::Synthesize => Some(Action::HistoryPrev),
+            KeyCode::Char(']') if self.screen == Screen::Synthesize => Some(Action::HistoryNext),
             KeyCode::Up | KeyCode::Char('k') => Some(Action::SelectPrev),
             KeyCode::Down | KeyCode::Char('j') => Some(Action::SelectNext),
             KeyCode::Left | KeyCode::Char('h') => Some(Action::Decrease),
@@ -490,6 +713,12 @@ impl App {
             Action::SelectNext if self.screen == Screen::Batch => {
                 self.batch.scroll = (self.batch.scroll + 1).min(self.batch.rows.len().saturating_sub(1))
             }
+            Action::SelectPrev if self.screen == Screen::Live => {
+                self.live.control = self.live.control.saturating_sub(1)
+            }
+            Action::SelectNext if self.screen == Screen::Live => {
+                self.live.control = (self.live.control + 1).min(LiveControl::ALL.len() - 1)
+            }
             Action::SelectPrev => self.control = self.control.saturating_sub(1),
             Action::SelectNext => self.control = (self.control + 1).min(Control::ALL.len() - 1),
             Action::Decrease => self.adjust(-1),
@@ -499,11 +728,264 @@ impl App {
                 return Some(Job::CheckHealth);
             }
             Action::Save => return self.save(),
+            Action::Speak => return self.speak(),
+            Action::StopSpeaking => self.stop_speaking(),
+            Action::Replay => return self.replay(),
+            Action::HistoryPrev => self.history_sel = self.history_sel.saturating_sub(1),
+            Action::HistoryNext => self.history_sel = (self.history_sel + 1).min(self.history.len().saturating_sub(1)),
+            Action::Tick => self.tick(),
+            Action::ToggleLive => return self.toggle_live(),
         }
         None
     }
 
+    fn toggle_live(&mut self) -> Option<Job> {
+        if self.live.running.take().is_some() {
+            self.status = "live conversion stopped".into();
+            return Some(Job::StopLive);
+        }
+        if self.live.starting {
+            self.status = "still opening the devices".into();
+            return None;
+        }
+        if self.speaking.is_some() {
+            self.stop_speaking();
+        }
+        self.live.starting = true;
+        self.live.error = None;
+        self.status = "opening the devices ...".into();
+        let pick = |names: &[String], index: usize| (index > 0).then(|| names.get(index).cloned()).flatten();
+        Some(Job::StartLive {
+            input: pick(&self.live.inputs, self.live.input),
+            output: pick(&self.live.outputs, self.live.output),
+            params: self.live.params.clone(),
+            mix: self.live.mix,
+        })
+    }
+
+    /// The live conversion started, or could not.
+    pub fn live_started(&mut self, outcome: std::result::Result<LiveInfo, String>) {
+        self.live.starting = false;
+        match outcome {
+            Ok(info) => {
+                self.status = format!(
+                    "live: {} -> {} at {} Hz, {:.0} ms through; Space stops",
+                    info.input,
+                    info.output,
+                    info.rate,
+                    info.latency_seconds * 1000.0
+                );
+                self.live.running = Some(info);
+            }
+            Err(problem) => {
+                self.status = format!("live conversion did not start: {problem}");
+                self.live.error = Some(problem);
+            }
+        }
+    }
+
+    /// Push the Live screen's settings into the running converter (atomics: takes effect on the next hop).
+    fn apply_live_settings(&mut self) {
+        let live = &mut self.live;
+        live.params.set_pitch_semitones(live.pitch);
+        live.params.set_formant_ratio(live.formant);
+        let target = live.profile.checked_sub(1).and_then(|i| self.profiles.get(i)).filter(|p| p.problem.is_none());
+        live.params.set_target(target.map(|p| demod_voice_core::convert::dsp::Target {
+            median_f0: p.median_f0_hz,
+            formant_scale: p.formant_scale,
+        }));
+        if let Some(running) = &live.running {
+            running.controls.set_mix(live.mix);
+        }
+    }
+
+    fn adjust_live(&mut self, direction: i32) {
+        let cycle = |index: usize, len: usize| (index as i64 + direction as i64).rem_euclid(len.max(1) as i64) as usize;
+        let step = |value: f32, by: f32, low: f32, high: f32| {
+            (((value + by * direction as f32) * 100.0).round() / 100.0).clamp(low, high)
+        };
+        let live = &mut self.live;
+        match LiveControl::ALL[live.control] {
+            LiveControl::Input | LiveControl::Output if live.running.is_some() => {
+                self.status = "stop the live conversion (Space) before changing devices".into();
+                return;
+            }
+            LiveControl::Input => live.input = cycle(live.input, live.inputs.len()),
+            LiveControl::Output => live.output = cycle(live.output, live.outputs.len()),
+            LiveControl::Preset => {
+                live.preset = cycle(live.preset, live.presets.len() + 1);
+                if let Some((_, settings)) = live.preset.checked_sub(1).and_then(|i| live.presets.get(i)) {
+                    live.pitch = settings.pitch_semitones;
+                    live.formant = settings.formant_ratio;
+                    live.mix = settings.mix;
+                    live.params.set_profile_amount(settings.profile_amount);
+                    live.profile = settings
+                        .profile
+                        .as_ref()
+                        .and_then(|name| self.profiles.iter().position(|p| &p.name == name))
+                        .map_or(0, |i| i + 1);
+                }
+            }
+            LiveControl::Profile => live.profile = cycle(live.profile, self.profiles.len() + 1),
+            LiveControl::Pitch => live.pitch = step(live.pitch, 0.5, -24.0, 24.0),
+            LiveControl::Formant => live.formant = step(live.formant, 0.02, 0.5, 2.0),
+            LiveControl::Mix => live.mix = step(live.mix, 0.05, 0.0, 1.0),
+        }
+        self.apply_live_settings();
+    }
+
+    /// Why there is no sound, for the status line.
+    fn no_output_message(&self) -> Option<String> {
+        self.output.as_ref().err().map(|problem| format!("no audio output ({problem}); Ctrl-S still saves to WAV"))
+    }
+
+    fn speak(&mut self) -> Option<Job> {
+        if self.speaking.is_some() {
+            self.stop_speaking();
+            return None;
+        }
+        if let Some(message) = self.no_output_message() {
+            self.status = message;
+            return None;
+        }
+        if self.text.trim().is_empty() {
+            self.status = "nothing to speak: type some text first (i)".into();
+            return None;
+        }
+        if self.voices.is_empty() {
+            self.status = "no voices installed: run `demod-voice setup`".into();
+            return None;
+        }
+        let (id, stop) = self.start_speaking(self.text.clone(), false);
+        self.status = "speaking ... (Ctrl-P or x stops)".into();
+        let voice = self.voices.get(self.voice).map(|v| v.name.clone());
+        Some(Job::Speak { id, text: self.text.clone(), voice, scales: self.scales(), stop })
+    }
+
+    fn start_speaking(&mut self, text: String, replay: bool) -> (u64, Arc<AtomicBool>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let stop = Arc::new(AtomicBool::new(false));
+        let base_played = self.output.as_ref().map_or(0, |o| o.state.played.load(Ordering::Relaxed));
+        self.speaking = Some(Speaking {
+            id,
+            text,
+            audio: Vec::new(),
+            base_played,
+            queued_all: false,
+            stop: stop.clone(),
+            started: Instant::now(),
+            first_audio: None,
+            replay,
+        });
+        (id, stop)
+    }
+
+    fn replay(&mut self) -> Option<Job> {
+        if self.speaking.is_some() {
+            self.status = "already playing; x stops it".into();
+            return None;
+        }
+        if let Some(message) = self.no_output_message() {
+            self.status = message;
+            return None;
+        }
+        let Some(entry) = self.history.get(self.history_sel) else {
+            self.status = "nothing to replay yet: Ctrl-P speaks the text".into();
+            return None;
+        };
+        let source = match (&entry.audio, &entry.path, &entry.outcome) {
+            (_, _, Err(_)) => {
+                self.status = "that entry failed; there is nothing to play".into();
+                return None;
+            }
+            (Some(audio), _, _) => PlaySource::Samples(audio.clone()),
+            (None, Some(path), _) => PlaySource::File(path.clone()),
+            (None, None, _) => return None,
+        };
+        let text = entry.text.clone();
+        let (id, stop) = self.start_speaking(text, true);
+        self.status = "replaying ... (x stops)".into();
+        Some(Job::Play { id, source, stop })
+    }
+
+    fn stop_speaking(&mut self) {
+        let Some(speaking) = self.speaking.take() else { return };
+        speaking.stop.store(true, Ordering::Relaxed);
+        if let Ok(output) = &self.output {
+            output.state.flush.store(true, Ordering::Release);
+        }
+        self.status = "stopped".into();
+        if !speaking.replay && !speaking.audio.is_empty() {
+            self.remember_spoken(speaking);
+        }
+    }
+
+    fn remember_spoken(&mut self, speaking: Speaking) {
+        let rate = self.output.as_ref().map_or(1, |o| o.rate.max(1));
+        let seconds = speaking.audio.len() as f32 / rate as f32;
+        self.history.insert(
+            0,
+            Utterance { text: speaking.text, path: None, audio: Some(Arc::new(speaking.audio)), outcome: Ok(seconds) },
+        );
+        self.history.truncate(50);
+        self.history_sel = 0;
+    }
+
+    /// Meters decay, progress moves, and an utterance that has been heard to its end goes to the history.
+    fn tick(&mut self) {
+        if let Some(running) = &self.live.running {
+            self.live.in_level = running.state.input_meter.take().max(self.live.in_level * 0.6);
+            self.live.out_level = running.state.output_meter.take().max(self.live.out_level * 0.6);
+        }
+        let Ok(output) = &self.output else { return };
+        let peak = output.state.meter.take();
+        self.out_level = peak.max(self.out_level * 0.6);
+        let output = output.clone();
+        let Some(speaking) = &mut self.speaking else { return };
+        let played = speaking.played(&output);
+        if played > 0 && speaking.first_audio.is_none() {
+            speaking.first_audio = Some(speaking.started.elapsed());
+        }
+        if speaking.queued_all && played >= speaking.audio.len() {
+            let Some(speaking) = self.speaking.take() else { return };
+            let seconds = speaking.audio.len() as f32 / output.rate.max(1) as f32;
+            self.status = match speaking.first_audio {
+                Some(first) => format!("spoke {seconds:.1} s (first audio after {} ms)", first.as_millis()),
+                None => format!("spoke {seconds:.1} s"),
+            };
+            if !speaking.replay {
+                self.remember_spoken(speaking);
+            }
+        }
+    }
+
+    /// Audio of utterance `id` was queued.
+    pub fn queued(&mut self, id: u64, samples: Vec<f32>) {
+        if let Some(speaking) = self.speaking.as_mut().filter(|s| s.id == id) {
+            speaking.audio.extend_from_slice(&samples);
+        }
+    }
+
+    /// Utterance `id` is fully queued, or failed.
+    pub fn speak_done(&mut self, id: u64, outcome: std::result::Result<(), String>) {
+        let Some(speaking) = self.speaking.as_mut().filter(|s| s.id == id) else { return };
+        match outcome {
+            Ok(()) => speaking.queued_all = true,
+            Err(problem) => {
+                let text = speaking.text.clone();
+                self.stop_speaking();
+                self.status = format!("speaking failed: {problem}");
+                self.history.insert(0, Utterance { text, path: None, audio: None, outcome: Err(problem) });
+                self.history_sel = 0;
+            }
+        }
+    }
+
     fn adjust(&mut self, direction: i32) {
+        if self.screen == Screen::Live {
+            return self.adjust_live(direction);
+        }
         if self.screen != Screen::Synthesize {
             return;
         }
@@ -556,7 +1038,14 @@ impl App {
         self.busy = Some(path.clone());
         self.busy_text = self.text.clone();
         self.status = format!("saving {} ...", path.display());
-        let scales = ScaleArgs {
+        let scales = self.scales();
+        let voice = self.voices.get(self.voice).map(|v| v.name.clone());
+        Some(Job::Synthesize { text: self.text.clone(), path, voice, scales })
+    }
+
+    /// The Synthesize screen's settings, as `speak`'s flags.
+    fn scales(&self) -> ScaleArgs {
+        ScaleArgs {
             preset: (self.preset > 0).then(|| self.presets[self.preset].clone()),
             speaker: None,
             length_scale: Some(self.length),
@@ -565,9 +1054,7 @@ impl App {
             sentence_silence: Some(self.silence),
             volume: Some(self.volume),
             ..ScaleArgs::default()
-        };
-        let voice = self.voices.get(self.voice).map(|v| v.name.clone());
-        Some(Job::Synthesize { text: self.text.clone(), path, voice, scales })
+        }
     }
 
     fn add_profile(&mut self) -> Option<Job> {
@@ -669,8 +1156,10 @@ impl App {
             Ok(seconds) => format!("saved {} ({seconds:.1} s)", path.display()),
             Err(problem) => format!("saving {} failed: {problem}", path.display()),
         };
-        self.history.insert(0, Utterance { text: std::mem::take(&mut self.busy_text), path, outcome });
+        self.history
+            .insert(0, Utterance { text: std::mem::take(&mut self.busy_text), path: Some(path), audio: None, outcome });
         self.history.truncate(50);
+        self.history_sel = 0;
     }
 }
 
@@ -691,6 +1180,10 @@ pub fn run_loop<B: Backend>(
                 }
             }
             AppEvent::Resize => terminal.autoresize()?,
+            AppEvent::Tick => app.tick(),
+            AppEvent::Queued { id, samples } => app.queued(id, samples),
+            AppEvent::SpeakDone { id, outcome } => app.speak_done(id, outcome),
+            AppEvent::LiveStarted(outcome) => app.live_started(outcome),
             AppEvent::Saved { path, outcome } => app.saved(path, outcome),
             AppEvent::ProfileAdded { name, outcome } => app.profile_added(name, outcome),
             AppEvent::HealthChecked(outcome) => app.health_checked(outcome),
@@ -799,6 +1292,55 @@ pub fn batch_frame_times(jobs: usize, width: u16, height: u16, frames: usize) ->
     Ok(times)
 }
 
+/// Seconds from pressing Speak (Ctrl-P) to the device taking the first sample, `runs` times, for
+/// `bench --speak-first-audio`: the app's own Speak path (update -> job -> synthesis -> queue -> device callback) on
+/// the default output device, with the voice preloaded as the app does at start.
+pub fn speak_first_audio_times(ctx: &Context, text: &str, runs: usize) -> Result<(String, Vec<f64>)> {
+    let mut app = app_from_context(ctx)?;
+    let playback = crate::audio::Playback::open(None).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+    let device = format!("{} ({} Hz)", playback.device, playback.rate);
+    let state = playback.state.clone();
+    app.output = Ok(OutputInfo { device: playback.device.clone(), rate: playback.rate, state: state.clone() });
+    let shared = Shared::default();
+    *lock(&shared.playback) = Some(playback);
+    let voice = app.voices.first().map(|v| v.name.clone());
+    drop(cached_voice(&shared, &quiet_context(&ctx.global)?, &voice)?);
+    app.text = text.to_string();
+    let (sender, receiver) = mpsc::channel();
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let Some(Job::Speak { id, text, voice, scales, stop }) = app.update(Action::Speak) else {
+            anyhow::bail!("Speak did not start: {}", app.status);
+        };
+        let (global, shared, sender) = (ctx.global.clone(), shared.clone(), sender.clone());
+        let job = std::thread::spawn(move || {
+            let outcome = guarded(|| speak_job(&global, &shared, &sender, id, &text, voice, &scales, &stop));
+            let _ = sender.send(AppEvent::SpeakDone { id, outcome });
+        });
+        let before = state.played.load(Ordering::Relaxed);
+        let heard = loop {
+            if state.played.load(Ordering::Relaxed) > before {
+                break Some(started.elapsed().as_secs_f64());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        };
+        app.update(Action::StopSpeaking);
+        let _ = job.join();
+        while let Ok(event) = receiver.try_recv() {
+            if let AppEvent::SpeakDone { outcome: Err(problem), .. } = event {
+                anyhow::bail!("speaking failed: {problem}");
+            }
+        }
+        times.push(heard.ok_or_else(|| anyhow::anyhow!("the device took no audio within 10 s"))?);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok((device, times))
+}
+
 /// Gather what the screens show from the installed voices, presets and health checks.
 pub fn app_from_context(ctx: &Context) -> Result<App> {
     let voices = crate::speak::voice_rows(ctx)
@@ -820,6 +1362,10 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
     let out_dir = std::env::current_dir().context("finding the current folder for saved takes")?;
     let mut app = App::new(voices, presets, checks, out_dir);
     app.profiles = profile_infos(ctx);
+    app.live.presets = demod_voice_core::presets::all(&ctx.dirs.config.join("presets"))
+        .into_iter()
+        .filter_map(|entry| entry.ok().and_then(|found| found.preset.converter.map(|c| (found.preset.name, c))))
+        .collect();
     Ok(app)
 }
 
@@ -832,22 +1378,66 @@ pub fn run(ctx: &Context) -> Result<()> {
         ));
     }
     let mut app = app_from_context(ctx)?;
+    app.live.inputs = device_list(crate::audio::device_names(true));
+    app.live.outputs = device_list(crate::audio::device_names(false));
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // A job's panic is caught and shown in the app (see `guarded`); any other ends the app, terminal restored.
         if std::thread::current().name() != Some(JOB_THREAD) {
             restore_terminal();
+            restore_stderr();
             previous_hook(info);
         }
     }));
+    // Sound libraries print to stderr (ALSA does, when a device is missing), which would tear the screen: while
+    // the app is up, stderr goes to a log file.
+    let log = ctx.dirs.cache.join("app-stderr.log");
+    let _stderr = StderrRedirect::to(&log);
+    let shared = Shared::default();
+    match crate::audio::Playback::open(None) {
+        Ok(playback) => {
+            app.output =
+                Ok(OutputInfo { device: playback.device.clone(), rate: playback.rate, state: playback.state.clone() });
+            *lock(&shared.playback) = Some(playback);
+        }
+        Err(problem) => {
+            app.status = format!("no audio output ({problem}); Ctrl-S saves to WAV");
+            app.output = Err(problem);
+        }
+    }
+    let global = ctx.global.clone();
+    if app.output.is_ok() {
+        // Load the voice Speak will use now, so the first Speak does not wait for the model.
+        let (shared, global) = (shared.clone(), global.clone());
+        let voice = app.voices.first().map(|v| v.name.clone());
+        let _ = std::thread::Builder::new().name(JOB_THREAD.into()).spawn(move || {
+            let _ = guarded(|| {
+                let ctx = quiet_context(&global)?;
+                cached_voice(&shared, &ctx, &voice).map(drop)
+            });
+        });
+    }
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let (sender, receiver) = mpsc::channel();
     spawn_input_thread(sender.clone());
-    let global = ctx.global.clone();
     let result = run_loop(&mut terminal, &mut app, &receiver, |job| {
         let sender: Sender<AppEvent> = sender.clone();
         let global = global.clone();
+        let shared = shared.clone();
         let worker = move || match job {
+            Job::Speak { id, text, voice, scales, stop } => {
+                let outcome = guarded(|| speak_job(&global, &shared, &sender, id, &text, voice, &scales, &stop));
+                let _ = sender.send(AppEvent::SpeakDone { id, outcome });
+            }
+            Job::Play { id, source, stop } => {
+                let outcome = guarded(|| play_job(&shared, &sender, id, source, &stop));
+                let _ = sender.send(AppEvent::SpeakDone { id, outcome });
+            }
+            Job::StartLive { input, output, params, mix } => {
+                let outcome = guarded(|| start_live(&global, &shared, input, output, params, mix));
+                let _ = sender.send(AppEvent::LiveStarted(outcome));
+            }
+            Job::StopLive => drop(lock(&shared.live).take()),
             Job::Synthesize { text, path, voice, scales } => {
                 let outcome = guarded(|| synthesize(&global, text, &path, voice, scales));
                 let _ = sender.send(AppEvent::Saved { path, outcome });
@@ -887,6 +1477,190 @@ pub fn run(ctx: &Context) -> Result<()> {
     result
 }
 
+/// A device picker's entries: "(default)" first, then the devices by name.
+fn device_list(names: Vec<String>) -> Vec<String> {
+    std::iter::once("(default)".to_string()).chain(names).collect()
+}
+
+/// A loaded voice and the name it was asked for by (None: the default).
+type KeptVoice = (Option<String>, demod_voice_core::piper::PiperVoice);
+
+/// What job threads share: the output device and the voice kept loaded between Speaks.
+#[derive(Clone, Default)]
+struct Shared {
+    playback: Arc<Mutex<Option<crate::audio::Playback>>>,
+    /// The running live conversion (its streams and worker).
+    live: Arc<Mutex<Option<crate::audio::Live>>>,
+    /// The voice asked for (None: the default) and the loaded model.
+    voice: Arc<Mutex<Option<KeptVoice>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The loaded voice `name`, loading it (and dropping the previous one) when it is not the one kept.
+fn cached_voice<'a>(
+    shared: &'a Shared,
+    ctx: &Context,
+    name: &Option<String>,
+) -> Result<std::sync::MutexGuard<'a, Option<KeptVoice>>> {
+    let mut cache = lock(&shared.voice);
+    if cache.as_ref().map(|(kept, _)| kept) != Some(name) {
+        *cache = None;
+        *cache = Some((name.clone(), ctx.load_voice(name.as_deref())?));
+    }
+    Ok(cache)
+}
+
+/// Resample `samples` to the output rate, tell the app, and queue them for the device (waiting while the queue
+/// is full). Ok(false) when `stop` was set.
+fn queue_for_output(
+    shared: &Shared,
+    sender: &Sender<AppEvent>,
+    id: u64,
+    samples: Vec<f32>,
+    rate: u32,
+    stop: &AtomicBool,
+) -> Result<bool> {
+    let mut playback = lock(&shared.playback);
+    let Some(playback) = playback.as_mut() else { anyhow::bail!("the audio output is closed") };
+    let samples =
+        if rate == playback.rate { samples } else { demod_voice_core::audio::resample(&samples, rate, playback.rate)? };
+    // The app learns of the samples before the device can play them, so its progress never runs ahead.
+    let _ = sender.send(AppEvent::Queued { id, samples: samples.clone() });
+    playback.queue(&samples, stop).map_err(|problem| anyhow::anyhow!("{problem}"))
+}
+
+/// Speak `text` through the output device, sentence by sentence as each is synthesized (same pipeline as
+/// `speak`). Stopping is not an error.
+#[allow(clippy::too_many_arguments)]
+fn speak_job(
+    global: &GlobalArgs,
+    shared: &Shared,
+    sender: &Sender<AppEvent>,
+    id: u64,
+    text: &str,
+    voice: Option<String>,
+    scales: &ScaleArgs,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let mut ctx = quiet_context(global)?;
+    let converter = crate::speak::apply_preset_and_flags(&mut ctx, scales)?;
+    let converter = converter.map(|c| crate::speak::SentenceConverter::new(&ctx, c)).transpose()?;
+    let cache = cached_voice(shared, &ctx, &voice)?;
+    let Some((_, voice)) = cache.as_ref() else { anyhow::bail!("the voice did not stay loaded") };
+    let options = crate::speak::synthesis_options(&ctx, voice)?;
+    let rate = voice.sample_rate();
+    let spoken = crate::speak::speak_sentences(voice, text, &options, converter.as_ref(), |samples| {
+        if stop.load(Ordering::Relaxed) || !queue_for_output(shared, sender, id, samples, rate, stop)? {
+            anyhow::bail!("stopped");
+        }
+        Ok(())
+    });
+    drop(cache);
+    crate::audio::close_when_played(&shared.playback, stop);
+    match spoken {
+        _ if stop.load(Ordering::Relaxed) => Ok(()),
+        Err(error) => Err(error),
+        Ok(0) => {
+            Err(crate::speak::usage("the text has nothing to speak (only punctuation, symbols or unknown characters)"))
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Open the devices and start converting; the speech output is closed first (one device, one user).
+fn start_live(
+    global: &GlobalArgs,
+    shared: &Shared,
+    input: Option<String>,
+    output: Option<String>,
+    params: Arc<demod_voice_core::convert::dsp::DspParams>,
+    mix: f32,
+) -> Result<LiveInfo> {
+    let ctx = quiet_context(global)?;
+    if let Some(playback) = lock(&shared.playback).as_mut() {
+        playback.close();
+    }
+    let mut live = lock(&shared.live);
+    *live = None;
+    let setup = crate::audio::LiveSetup {
+        input,
+        output,
+        converter: Box::new(demod_voice_core::convert::dsp::DspConverter::new(params)),
+        realtime: ctx.settings.config.realtime.clone(),
+        mix,
+    };
+    let started = crate::audio::Live::start(setup).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+    let info = LiveInfo {
+        input: started.input.clone(),
+        output: started.output.clone(),
+        rate: started.rate,
+        latency_seconds: started.latency_seconds(),
+        state: started.state.clone(),
+        stats: started.stats.clone(),
+        controls: started.controls.clone(),
+    };
+    *live = Some(started);
+    Ok(info)
+}
+
+/// Play a history entry again.
+fn play_job(shared: &Shared, sender: &Sender<AppEvent>, id: u64, source: PlaySource, stop: &AtomicBool) -> Result<()> {
+    let (samples, rate) = match source {
+        PlaySource::Samples(samples) => {
+            let rate = lock(&shared.playback).as_ref().map_or(0, |p| p.rate);
+            (samples.as_ref().clone(), rate)
+        }
+        PlaySource::File(path) => demod_voice_core::audio::read_wav_mono(&path)?,
+    };
+    queue_for_output(shared, sender, id, samples, rate, stop)?;
+    crate::audio::close_when_played(&shared.playback, stop);
+    Ok(())
+}
+
+/// Sends stderr to a file until dropped (or until a panic restores it to print its message).
+struct StderrRedirect;
+
+/// The original stderr while redirected, else -1.
+static SAVED_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+impl StderrRedirect {
+    fn to(path: &std::path::Path) -> Option<StderrRedirect> {
+        use std::os::fd::AsRawFd;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).ok()?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).ok()?;
+        // SAFETY: dup/dup2 on descriptors this process owns; `file` stays open until dup2 has copied it.
+        let saved = unsafe { libc::dup(2) };
+        if saved < 0 || unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
+            return None;
+        }
+        SAVED_STDERR.store(saved, Ordering::SeqCst);
+        Some(StderrRedirect)
+    }
+}
+
+/// Put the original stderr back (idempotent).
+fn restore_stderr() {
+    let saved = SAVED_STDERR.swap(-1, Ordering::SeqCst);
+    if saved >= 0 {
+        // SAFETY: `saved` is the descriptor dup'ed in `StderrRedirect::to`, owned by this process.
+        unsafe {
+            libc::dup2(saved, 2);
+            libc::close(saved);
+        }
+    }
+}
+
+impl Drop for StderrRedirect {
+    fn drop(&mut self) {
+        restore_stderr();
+    }
+}
+
 /// The name of background job threads.
 const JOB_THREAD: &str = "demod-voice-job";
 
@@ -910,9 +1684,19 @@ fn restore_terminal() {
     let _ = ratatui::try_restore();
 }
 
+/// How often meters and progress move.
+const TICK: Duration = Duration::from_millis(33);
+
 fn spawn_input_thread(sender: Sender<AppEvent>) {
+    let mut last_tick = Instant::now();
     std::thread::spawn(move || loop {
-        match event::poll(Duration::from_millis(250)) {
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            if sender.send(AppEvent::Tick).is_err() {
+                return;
+            }
+        }
+        match event::poll(TICK) {
             Ok(true) => {
                 let forwarded = match event::read() {
                     Ok(Event::Key(key)) => sender.send(AppEvent::Key(key)),

@@ -70,7 +70,7 @@ fn synthesize_screen_shows_text_controls_and_empty_history() {
     type_text(&mut app, "Hello there.");
     let lines = screen(&app);
     assert!(
-        lines[0].contains("1 Synthesize") && lines[0].contains("3 Batch") && lines[0].contains("4 Health"),
+        lines[0].contains("1 Synthesize") && lines[0].contains("2 Live") && lines[0].contains("5 Health"),
         "{lines:#?}"
     );
     assert!(shows(&lines, "Hello there.▏"), "{lines:#?}");
@@ -101,6 +101,7 @@ fn history_shows_saved_and_failed_takes() {
     app.saved(path, Err("disk full".into()));
     let lines = screen(&app);
     assert!(shows(&lines, "take-001.wav    1.2 s  One."), "{lines:#?}");
+    assert!(shows(&lines, "▶ take-002.wav"), "the newest entry is the one p plays: {lines:#?}");
     assert!(shows(&lines, "take-002.wav  failed: disk full"), "{lines:#?}");
     assert!(lines[23].contains("saving /tmp/takes/take-002.wav failed: disk full"));
 }
@@ -164,9 +165,11 @@ fn typing_goes_into_the_text_and_esc_returns_to_the_keys() {
     press(&mut app, key(KeyCode::Esc));
     assert_eq!(app.mode, Mode::Normal);
     press(&mut app, key(KeyCode::Char('2')));
-    assert_eq!(app.screen, Screen::Voices);
+    assert_eq!(app.screen, Screen::Live);
     press(&mut app, key(KeyCode::Tab));
     assert_eq!(app.screen, Screen::Batch);
+    press(&mut app, key(KeyCode::Tab));
+    assert_eq!(app.screen, Screen::Voices);
     press(&mut app, key(KeyCode::Tab));
     assert_eq!(app.screen, Screen::Health);
     press(&mut app, key(KeyCode::Tab));
@@ -265,7 +268,12 @@ fn a_quick_esc_then_key_arriving_as_alt_key_leaves_editing() {
 fn every_screen_draws_at_any_size_without_panicking() {
     let mut app = app();
     app.show_help = true;
-    app.history.push(Utterance { text: "x".repeat(300), path: PathBuf::from("/tmp/t.wav"), outcome: Ok(1.0) });
+    app.history.push(Utterance {
+        text: "x".repeat(300),
+        path: Some(PathBuf::from("/tmp/t.wav")),
+        audio: None,
+        outcome: Ok(1.0),
+    });
     for screen in Screen::ALL {
         app.screen = screen;
         for (width, height) in [(1, 1), (5, 3), (20, 6), (39, 10), (200, 60)] {
@@ -311,7 +319,7 @@ fn adding_a_profile_prompts_for_a_wav_and_checks_it_exists() {
     std::fs::write(&wav, b"RIFF").unwrap();
     let mut app = app();
     press(&mut app, key(KeyCode::Esc));
-    press(&mut app, key(KeyCode::Char('2')));
+    press(&mut app, key(KeyCode::Char('4')));
     press(&mut app, key(KeyCode::Char('a')));
     assert_eq!(app.mode, Mode::Prompt);
     type_text(&mut app, "/nowhere/x.wav");
@@ -339,7 +347,7 @@ fn r_on_the_health_screen_checks_again_in_the_background() {
     let mut app = app();
     press(&mut app, key(KeyCode::Esc));
     assert!(press(&mut app, key(KeyCode::Char('r'))).is_none(), "r means nothing on Synthesize");
-    press(&mut app, key(KeyCode::Char('4')));
+    press(&mut app, key(KeyCode::Char('5')));
     assert!(matches!(press(&mut app, key(KeyCode::Char('r'))), Some(Job::CheckHealth)));
     let fixed = vec![CheckInfo { name: "gpu".into(), status: Status::Ok, message: "CUDA 12".into(), hint: None }];
     app.health_checked(Ok(fixed));
@@ -465,4 +473,227 @@ fn a_job_error_or_panic_becomes_one_line_for_the_app() {
         .join()
         .unwrap();
     assert_eq!(panicked.unwrap_err(), "internal error (a bug, please report it): index out of range");
+}
+
+/// An app with a (pretend) output device at 48 kHz; the test plays the device's part through its counters.
+fn app_with_output() -> (App, Arc<crate::audio::PlaybackState>) {
+    let mut app = app();
+    let state = Arc::new(crate::audio::PlaybackState::default());
+    app.output = Ok(OutputInfo { device: "Test Speakers".into(), rate: 48_000, state: state.clone() });
+    (app, state)
+}
+
+#[test]
+fn without_an_output_device_speak_says_so_and_saving_still_works() {
+    let mut app = app();
+    app.output = Err("no audio output device".into());
+    type_text(&mut app, "Hello.");
+    assert!(press(&mut app, ctrl('p')).is_none());
+    assert!(app.status.contains("no audio output (no audio output device)"), "{}", app.status);
+    let lines = screen(&app);
+    assert!(shows(&lines, "no audio output: no audio output"), "{lines:#?}");
+    assert!(matches!(press(&mut app, ctrl('s')), Some(Job::Synthesize { .. })));
+    app.update(Action::Tick);
+}
+
+#[test]
+fn speak_shows_level_waveform_and_progress_then_lands_in_the_history() {
+    let (mut app, state) = app_with_output();
+    assert!(press(&mut app, ctrl('p')).is_none(), "empty text: nothing to speak");
+    type_text(&mut app, "Hello there.");
+    let Some(Job::Speak { id, text, voice, scales, stop }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
+    assert_eq!((text.as_str(), voice.as_deref()), ("Hello there.", Some("en_US-joe-medium")));
+    assert_eq!(scales.length_scale, Some(1.0));
+    let lines = screen(&app);
+    assert!(shows(&lines, "speaking 0.0/0.0 s synthesizing…"), "{lines:#?}");
+    assert!(shows(&lines, "Playback: Test Speakers (48000 Hz)"));
+    // First sentence queued (0.2 s, loud then quiet); the device has played half of it.
+    let mut audio = vec![0.5f32; 4800];
+    audio.extend(vec![0.01f32; 4800]);
+    app.queued(id, audio);
+    app.queued(id + 99, vec![1.0; 100]);
+    state.played.fetch_add(4800, Ordering::Relaxed);
+    state.meter.record(0.5);
+    app.update(Action::Tick);
+    let lines = screen(&app);
+    assert!(shows(&lines, "speaking 0.1/0.2 s synthesizing…"), "another utterance's audio is ignored: {lines:#?}");
+    assert!(shows(&lines, "out  -6.0 dB"), "{lines:#?}");
+    assert!(shows(&lines, "▇▇▇") && shows(&lines, "▃▃▃"), "the waveform shows loud and quiet parts: {lines:#?}");
+    app.speak_done(id, Ok(()));
+    app.update(Action::Tick);
+    assert!(app.speaking.is_some(), "not finished until the device has played it all");
+    state.played.fetch_add(4800, Ordering::Relaxed);
+    app.update(Action::Tick);
+    assert!(app.speaking.is_none());
+    assert!(!stop.load(Ordering::Relaxed));
+    assert!(app.status.starts_with("spoke 0.2 s (first audio after"), "{}", app.status);
+    assert_eq!(app.history[0].audio.as_ref().map(|a| a.len()), Some(9600));
+    assert!(shows(&screen(&app), "▶ spoken    0.2 s  Hello there."));
+}
+
+#[test]
+fn speak_again_or_x_interrupts_at_once_and_keeps_what_was_heard() {
+    let (mut app, state) = app_with_output();
+    type_text(&mut app, "One. Two. Three.");
+    let Some(Job::Speak { id, stop, .. }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
+    app.queued(id, vec![0.3; 48_000]);
+    assert!(press(&mut app, ctrl('p')).is_none(), "Ctrl-P while speaking stops");
+    assert!(stop.load(Ordering::Relaxed), "the job is told to stop");
+    assert!(state.flush.load(Ordering::Acquire), "the device drops what is queued");
+    assert!(app.speaking.is_none());
+    assert_eq!(app.status, "stopped");
+    assert_eq!(app.history.len(), 1);
+    // A late message from the stopped job changes nothing.
+    app.speak_done(id, Err("stopped".into()));
+    assert_eq!(app.history.len(), 1);
+    // x stops too (keys mode).
+    press(&mut app, key(KeyCode::Esc));
+    let Some(Job::Speak { stop, .. }) = press(&mut app, key(KeyCode::Char(' '))) else { panic!("Space speaks") };
+    press(&mut app, key(KeyCode::Char('x')));
+    assert!(stop.load(Ordering::Relaxed));
+}
+
+#[test]
+fn a_failed_speak_is_one_line_in_the_status_and_the_history() {
+    let (mut app, _state) = app_with_output();
+    type_text(&mut app, "...");
+    let Some(Job::Speak { id, .. }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
+    app.speak_done(id, Err("the text has nothing to speak".into()));
+    assert!(app.speaking.is_none());
+    assert_eq!(app.status, "speaking failed: the text has nothing to speak");
+    let lines = screen(&app);
+    assert!(shows(&lines, "spoken  failed: the text has nothing"), "{lines:#?}");
+}
+
+#[test]
+fn p_replays_the_picked_history_entry_spoken_or_saved() {
+    let (mut app, _state) = app_with_output();
+    press(&mut app, key(KeyCode::Esc));
+    assert!(press(&mut app, key(KeyCode::Char('p'))).is_none());
+    assert!(app.status.starts_with("nothing to replay yet"));
+    let heard = Arc::new(vec![0.25f32; 480]);
+    app.history.push(Utterance { text: "A.".into(), path: None, audio: Some(heard.clone()), outcome: Ok(0.01) });
+    app.history.push(Utterance {
+        text: "B.".into(),
+        path: Some(PathBuf::from("/tmp/takes/take-001.wav")),
+        audio: None,
+        outcome: Ok(1.0),
+    });
+    let Some(Job::Play { id, source: PlaySource::Samples(samples), .. }) = press(&mut app, key(KeyCode::Char('p')))
+    else {
+        panic!("replay of spoken audio")
+    };
+    assert!(Arc::ptr_eq(&samples, &heard));
+    assert!(press(&mut app, key(KeyCode::Char('p'))).is_none(), "one thing plays at a time");
+    app.speak_done(id, Ok(()));
+    app.queued(id, vec![0.25; 480]);
+    app.update(Action::Tick);
+    press(&mut app, key(KeyCode::Char('x')));
+    assert_eq!(app.history.len(), 2, "a replay does not add to the history");
+    press(&mut app, key(KeyCode::Char(']')));
+    let Some(Job::Play { source: PlaySource::File(path), .. }) = press(&mut app, key(KeyCode::Char('p'))) else {
+        panic!("replay of a saved take")
+    };
+    assert_eq!(path, PathBuf::from("/tmp/takes/take-001.wav"));
+}
+
+fn live_info() -> LiveInfo {
+    LiveInfo {
+        input: "Test Mic".into(),
+        output: "Test Speakers".into(),
+        rate: 48_000,
+        latency_seconds: 0.058,
+        state: Arc::new(crate::audio::LiveState::default()),
+        stats: Arc::new(demod_voice_core::rt::Stats::default()),
+        controls: Arc::new(demod_voice_core::rt::Controls::default()),
+    }
+}
+
+#[test]
+fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
+    let mut app = app();
+    app.live.inputs = vec!["(default)".into(), "Test Mic".into()];
+    app.live.outputs = vec!["(default)".into(), "Test Speakers".into()];
+    app.profiles = vec![ProfileInfo {
+        name: "tale".into(),
+        median_f0_hz: 210.0,
+        formant_scale: 1.1,
+        voiced_seconds: 9.0,
+        problem: None,
+    }];
+    press(&mut app, key(KeyCode::Esc));
+    press(&mut app, key(KeyCode::Char('2')));
+    assert_eq!(app.screen, Screen::Live);
+    let lines = screen(&app);
+    assert!(shows(&lines, "Live: stopped (Space starts)") && shows(&lines, "(default)"), "{lines:#?}");
+    // Input device: the second one.
+    press(&mut app, key(KeyCode::Right));
+    // Profile, pitch and formant go to the converter's parameters.
+    for _ in 0..3 {
+        press(&mut app, key(KeyCode::Down));
+    }
+    press(&mut app, key(KeyCode::Right));
+    assert_eq!(app.live.params.target().map(|t| t.median_f0), Some(210.0));
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Right));
+    press(&mut app, key(KeyCode::Right));
+    assert_eq!(app.live.params.pitch_semitones(), 1.0);
+    let Some(Job::StartLive { input, output, params, mix }) = press(&mut app, key(KeyCode::Char(' '))) else {
+        panic!("Space starts live conversion")
+    };
+    assert_eq!((input.as_deref(), output, mix), (Some("Test Mic"), None, 1.0));
+    assert!(Arc::ptr_eq(&params, &app.live.params));
+    assert!(press(&mut app, key(KeyCode::Char(' '))).is_none(), "a second start waits for the first");
+    app.live_started(Err("no audio input device".into()));
+    let lines = screen(&app);
+    assert!(shows(&lines, "could not start: no audio"), "{lines:#?}");
+    let Some(Job::StartLive { .. }) = press(&mut app, key(KeyCode::Enter)) else { panic!("try again") };
+    let info = live_info();
+    let controls = info.controls.clone();
+    info.state.input_meter.record(0.1);
+    info.state.input_starved.fetch_add(3, Ordering::Relaxed);
+    app.live_started(Ok(info));
+    app.update(Action::Tick);
+    let lines = screen(&app);
+    assert!(shows(&lines, "Live: converting (Space stops)"), "{lines:#?}");
+    assert!(shows(&lines, "Test Mic -> Test Speakers at 48000 Hz"), "{lines:#?}");
+    assert!(shows(&lines, "latency 58 ms"), "{lines:#?}");
+    assert!(shows(&lines, "starved 3"), "{lines:#?}");
+    assert!(shows(&lines, "in  -20.0 dB"), "{lines:#?}");
+    // Mix follows at once; devices cannot change while running.
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Left));
+    assert!((controls.mix() - 0.95).abs() < 1e-6, "mix {}", controls.mix());
+    for _ in 0..6 {
+        press(&mut app, key(KeyCode::Up));
+    }
+    press(&mut app, key(KeyCode::Right));
+    assert!(app.status.contains("stop the live conversion"), "{}", app.status);
+    assert_eq!(app.live.input, 1);
+    assert!(matches!(press(&mut app, key(KeyCode::Char(' '))), Some(Job::StopLive)));
+    assert!(app.live.running.is_none());
+}
+
+#[test]
+fn live_preset_sets_the_controls_it_names() {
+    let mut app = app();
+    app.live.presets = vec![(
+        "deep".into(),
+        demod_voice_core::presets::ConverterSettings {
+            engine: "dsp".into(),
+            pitch_semitones: -4.0,
+            formant_ratio: 0.9,
+            profile: None,
+            profile_amount: 1.0,
+            mix: 0.8,
+        },
+    )];
+    app.screen = Screen::Live;
+    app.mode = Mode::Normal;
+    app.live.control = 2;
+    press(&mut app, key(KeyCode::Right));
+    assert_eq!((app.live.pitch, app.live.formant, app.live.mix), (-4.0, 0.9, 0.8));
+    assert_eq!(app.live.params.pitch_semitones(), -4.0);
+    assert!(shows(&screen(&app), "deep"));
 }

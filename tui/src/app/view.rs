@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Table, Tabs, Widget, Wrap};
 
-use super::{App, Control, JobStatus, Mode, PromptFor, Screen};
+use super::{App, Control, JobStatus, LiveControl, Mode, PromptFor, Screen};
 use crate::health::Status;
 
 impl Widget for &App {
@@ -20,6 +20,7 @@ impl Widget for &App {
             .render(tabs, buf);
         match self.screen {
             Screen::Synthesize => synthesize(self, body, buf),
+            Screen::Live => live(self, body, buf),
             Screen::Voices => voices(self, body, buf),
             Screen::Batch => batch(self, body, buf),
             Screen::Health => health(self, body, buf),
@@ -64,7 +65,9 @@ fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
     };
     Paragraph::new(shown).wrap(Wrap { trim: false }).block(text_block).render(text_area, buf);
 
-    let [controls, history] = Layout::horizontal([Constraint::Length(40), Constraint::Min(0)]).areas(lower);
+    let [controls, right] = Layout::horizontal([Constraint::Length(40), Constraint::Min(0)]).areas(lower);
+    let [playback_area, history] = Layout::vertical([Constraint::Length(5), Constraint::Min(0)]).areas(right);
+    playback(app, playback_area, buf);
     let rows = Control::ALL.iter().enumerate().map(|(i, control)| {
         let value = match control {
             Control::Voice => app.voices.get(app.voice).map_or("(none installed)".to_string(), |v| v.name.clone()),
@@ -87,12 +90,16 @@ fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
     if let Some(path) = &app.busy {
         lines.push(Line::styled(format!("… saving {}", path.display()), Style::new().fg(Color::Yellow)));
     }
-    for take in &app.history {
-        let name = take.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for (i, take) in app.history.iter().enumerate() {
+        let marker = if i == app.history_sel { "▶ " } else { "  " };
+        let name = match &take.path {
+            Some(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => "spoken".into(),
+        };
         let snippet: String = take.text.chars().take(40).collect::<String>().replace('\n', " ");
         lines.push(match &take.outcome {
-            Ok(seconds) => Line::from(format!("{name}  {seconds:>5.1} s  {snippet}")),
-            Err(problem) => Line::styled(format!("{name}  failed: {problem}"), Style::new().fg(Color::Red)),
+            Ok(seconds) => Line::from(format!("{marker}{name}  {seconds:>5.1} s  {snippet}")),
+            Err(problem) => Line::styled(format!("{marker}{name}  failed: {problem}"), Style::new().fg(Color::Red)),
         });
     }
     if lines.is_empty() {
@@ -100,8 +107,166 @@ fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
     }
     Paragraph::new(lines)
         .wrap(Wrap { trim: true })
-        .block(Block::new().borders(Borders::ALL).title(" History "))
+        .block(Block::new().borders(Borders::ALL).title(" History ([ ] pick, p plays) "))
         .render(history, buf);
+}
+
+/// Level in dBFS mapped onto 0..1 (-60 dB and below is empty).
+fn level_ratio(peak: f32) -> f64 {
+    if peak <= 0.0 {
+        return 0.0;
+    }
+    ((20.0 * f64::from(peak).log10() + 60.0) / 60.0).clamp(0.0, 1.0)
+}
+
+/// A level meter: a bar with the peak in dBFS.
+fn meter(label: &str, peak: f32, area: Rect, buf: &mut Buffer) {
+    let db = if peak > 0.0 { format!("{:>5.1} dB", 20.0 * peak.log10()) } else { "  -inf dB".into() };
+    let color = if peak >= 0.99 { Color::Red } else { Color::Green };
+    ratatui::widgets::LineGauge::default()
+        .ratio(level_ratio(peak))
+        .label(format!("{label} {db}"))
+        .filled_style(Style::new().fg(color))
+        .unfilled_style(Style::new().fg(Color::DarkGray))
+        .render(area, buf);
+}
+
+/// What is playing: output level, a waveform of the utterance (the heard part bright), and the time.
+fn playback(app: &App, area: Rect, buf: &mut Buffer) {
+    let title = match &app.output {
+        Ok(output) => format!(" Playback: {} ({} Hz) ", output.device, output.rate),
+        Err(_) => " Playback ".to_string(),
+    };
+    let block = Block::new().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let output = match &app.output {
+        Ok(output) => output,
+        Err(problem) => {
+            Paragraph::new(vec![
+                Line::styled(format!("no audio output: {problem}"), Style::new().fg(Color::Yellow)),
+                Line::from("Ctrl-S still saves the text to a WAV file."),
+            ])
+            .wrap(Wrap { trim: true })
+            .render(inner, buf);
+            return;
+        }
+    };
+    let [level, wave, time] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
+    meter("out", app.out_level, level, buf);
+    let Some(speaking) = &app.speaking else {
+        Line::styled("idle: Ctrl-P (or Space) speaks the text", Style::new().fg(Color::DarkGray)).render(wave, buf);
+        return;
+    };
+    let played = speaking.played(output);
+    waveform(&speaking.audio, played, wave, buf);
+    let rate = output.rate.max(1) as f32;
+    let state = if speaking.queued_all { "" } else { " synthesizing…" };
+    Line::from(format!(
+        "{} {:.1}/{:.1} s{state}",
+        if speaking.replay { "replaying" } else { "speaking" },
+        played as f32 / rate,
+        speaking.audio.len() as f32 / rate
+    ))
+    .render(time, buf);
+}
+
+/// One row of bars, one per column: the peak of that stretch of `audio`; the part already heard is bright.
+fn waveform(audio: &[f32], played: usize, area: Rect, buf: &mut Buffer) {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let width = usize::from(area.width);
+    if width == 0 || audio.is_empty() {
+        return;
+    }
+    let per_column = audio.len().div_ceil(width);
+    for (column, stretch) in audio.chunks(per_column).enumerate().take(width) {
+        let peak = stretch.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        let bar = BARS[((level_ratio(peak) * 7.0).round() as usize).min(7)];
+        let heard = column * per_column < played;
+        let style = if heard { Style::new().fg(Color::Cyan) } else { Style::new().fg(Color::DarkGray) };
+        buf[(area.x + column as u16, area.y)].set_char(bar).set_style(style);
+    }
+}
+
+fn live(app: &App, area: Rect, buf: &mut Buffer) {
+    let live = &app.live;
+    let [controls, right] = Layout::horizontal([Constraint::Length(40), Constraint::Min(0)]).areas(area);
+    let name_of = |names: &[String], index: usize| names.get(index).cloned().unwrap_or_else(|| "(default)".into());
+    let rows = LiveControl::ALL.iter().enumerate().map(|(i, control)| {
+        let value = match control {
+            LiveControl::Input => name_of(&live.inputs, live.input),
+            LiveControl::Output => name_of(&live.outputs, live.output),
+            LiveControl::Preset => live
+                .preset
+                .checked_sub(1)
+                .and_then(|i| live.presets.get(i))
+                .map_or("(none)".into(), |(name, _)| name.clone()),
+            LiveControl::Profile => live
+                .profile
+                .checked_sub(1)
+                .and_then(|i| app.profiles.get(i))
+                .map_or("(none)".into(), |p| format!("{} ({:.0} Hz)", p.name, p.median_f0_hz)),
+            LiveControl::Pitch => format!("{:+.1}", live.pitch),
+            LiveControl::Formant => format!("{:.2}", live.formant),
+            LiveControl::Mix => format!("{:.0} % wet", live.mix * 100.0),
+        };
+        let style = if i == live.control { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        Row::new([Cell::from(control.label()), Cell::from(value)]).style(style)
+    });
+    Table::new(rows, [Constraint::Length(18), Constraint::Min(0)])
+        .block(Block::new().borders(Borders::ALL).title(" Live controls (↑↓ pick, ←→ change) "))
+        .render(controls, buf);
+
+    let title =
+        if live.running.is_some() { " Live: converting (Space stops) " } else { " Live: stopped (Space starts) " };
+    let block = Block::new().borders(Borders::ALL).title(title);
+    let inner = block.inner(right);
+    block.render(right, buf);
+    let [input_meter, output_meter, details] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let Some(running) = &live.running else {
+        let mut lines = vec![Line::from(
+            "microphone -> converter -> speakers. Use headphones: the speakers would feed back into the microphone.",
+        )];
+        if live.starting {
+            lines.push(Line::styled("opening the devices ...", Style::new().fg(Color::Yellow)));
+        }
+        if let Some(problem) = &live.error {
+            lines.push(Line::styled(format!("could not start: {problem}"), Style::new().fg(Color::Red)));
+        }
+        Paragraph::new(lines).wrap(Wrap { trim: true }).render(inner, buf);
+        return;
+    };
+    meter("in ", live.in_level, input_meter, buf);
+    meter("out", live.out_level, output_meter, buf);
+    let stats = running.stats.snapshot();
+    let load = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    let lines = vec![
+        Line::from(format!("{} -> {} at {} Hz", running.input, running.output, running.rate)),
+        Line::from(format!(
+            "latency {:.0} ms (engine {:.0} ms)",
+            running.latency_seconds * 1000.0,
+            stats.latency_samples as f64 * 1000.0 / f64::from(running.rate.max(1))
+        )),
+        Line::from(format!(
+            "underruns {}  starved {}  dropped {}",
+            stats.underruns,
+            running.state.input_starved.load(std::sync::atomic::Ordering::Relaxed),
+            running.state.input_lost.load(std::sync::atomic::Ordering::Relaxed)
+        )),
+        Line::from(format!(
+            "converter {} hops, {} mean, {} worst",
+            stats.hops,
+            load(stats.worker_mean),
+            load(stats.worker_max)
+        )),
+        Line::styled(
+            "underruns: converter late; starved: microphone late; dropped: microphone samples discarded (drift)",
+            Style::new().fg(Color::DarkGray),
+        ),
+    ];
+    Paragraph::new(lines).wrap(Wrap { trim: true }).render(details, buf);
 }
 
 fn voices(app: &App, area: Rect, buf: &mut Buffer) {
@@ -305,12 +470,16 @@ fn health(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn help(area: Rect, buf: &mut Buffer) {
     let lines = [
-        "Tab / Shift-Tab   next / previous screen (1-4 jump)",
+        "Tab / Shift-Tab   next / previous screen (1-5 jump)",
         "i or Enter        edit the text (Synthesize)",
         "Esc               stop editing",
         "↑ ↓ (k j)         pick a control",
         "← → (h l)         change it",
+        "Ctrl-P / Space    speak the text; again stops (Synthesize)",
+        "x                 stop speaking",
+        "[ ] then p        pick a history entry, play it again",
         "Ctrl-S            save the text to take-NNN.wav",
+        "Space / Enter     start / stop live conversion (Live)",
         "Ctrl-U            clear the text (while editing)",
         "a                 add a conversion profile (Voices)",
         "o / c / R         open a manifest / cancel / run again (Batch)",

@@ -1,0 +1,690 @@
+//! Sound devices for the terminal app (cpal): speech playback and the live conversion loop.
+//!
+//! The device callbacks keep the core engine's real-time rules: no allocation, lock, logging or waiting. Samples
+//! reach them through lock-free SPSC rings (`ringbuf`, created as pairs and split); levels and counters leave
+//! through atomics. The callback bodies are plain functions ([`fill_output`], [`capture_input`], [`LiveOutput::fill`])
+//! so tests run them, allocation checker on, without a device.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SizedSample};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+
+use demod_voice_core::rt::{AudioSide, Stats};
+
+/// The loudest sample since the last read; written by a device callback, read (and reset) by the UI.
+#[derive(Debug, Default)]
+pub struct Meter(AtomicU32);
+
+impl Meter {
+    /// Record a peak (absolute value). Non-negative floats order like their bit patterns, so a max of the bits is
+    /// a max of the values.
+    pub fn record(&self, peak: f32) {
+        if peak.is_finite() {
+            self.0.fetch_max(peak.abs().to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// The peak since the last call.
+    pub fn take(&self) -> f32 {
+        f32::from_bits(self.0.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// What the playback callback shares with the rest of the app.
+#[derive(Debug, Default)]
+pub struct PlaybackState {
+    pub meter: Meter,
+    /// Frames of queued audio played so far (the silence played while idle is not counted).
+    pub played: AtomicU64,
+    /// Set to drop everything queued (an interrupted utterance); the callback clears it once done.
+    pub flush: AtomicBool,
+    /// Callbacks that ran out of queued audio part-way (a gap in speech, when the synthesis falls behind).
+    pub gaps: AtomicU64,
+}
+
+/// One playback callback: queued mono samples to every channel of `data`, silence when the queue is empty.
+pub fn fill_output<T: SizedSample + FromSample<f32>>(
+    data: &mut [T],
+    channels: usize,
+    queue: &mut HeapCons<f32>,
+    state: &PlaybackState,
+) {
+    if state.flush.load(Ordering::Acquire) {
+        queue.clear();
+        state.flush.store(false, Ordering::Release);
+    }
+    let channels = channels.max(1);
+    let mut peak = 0.0f32;
+    let mut played = 0u64;
+    let mut ran_out = false;
+    for frame in data.chunks_mut(channels) {
+        let sample = match queue.try_pop() {
+            Some(s) => {
+                played += 1;
+                s
+            }
+            None => {
+                ran_out |= played > 0;
+                0.0
+            }
+        };
+        peak = peak.max(sample.abs());
+        let value = T::from_sample(sample.clamp(-1.0, 1.0));
+        frame.fill(value);
+    }
+    if played > 0 {
+        state.played.fetch_add(played, Ordering::Relaxed);
+        if ran_out {
+            state.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    state.meter.record(peak);
+}
+
+/// The default output device (or the one named), for speech playback. The stream is opened when there is
+/// something to play and closed once it has been played ([`Playback::close_when_played`]): an idle app holds no
+/// device and costs no CPU.
+pub struct Playback {
+    pub device: String,
+    pub rate: u32,
+    pub channels: u16,
+    pub state: Arc<PlaybackState>,
+    handle: cpal::Device,
+    format: cpal::SampleFormat,
+    stream: Option<OpenStream>,
+    /// Bumped by every [`Playback::queue`], so a closer knows whether someone queued after it.
+    generation: u64,
+}
+
+/// A running stream and the producer end of its queue.
+struct OpenStream {
+    queue: HeapProd<f32>,
+    /// Keeps the stream alive; dropping it stops the sound.
+    _stream: cpal::Stream,
+    /// How long the device may still be playing after the queue empties (its own buffer).
+    tail: Duration,
+}
+
+impl std::fmt::Debug for Playback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Playback").field("device", &self.device).field("rate", &self.rate).finish()
+    }
+}
+
+/// How much audio the playback queue holds ahead of the device.
+const QUEUE_SECONDS: u32 = 2;
+
+impl Playback {
+    /// Find `device` (by name), or the default output device, and check it opens.
+    pub fn open(device: Option<&str>) -> Result<Playback, String> {
+        let host = cpal::default_host();
+        let handle = find_device(&host, device, false)?;
+        let name = device_name(&handle);
+        let config = handle
+            .default_output_config()
+            .map_err(|e| format!("output device `{name}` offers no usable format: {e}"))?;
+        let mut playback = Playback {
+            device: name,
+            rate: config.sample_rate(),
+            channels: config.channels(),
+            state: Arc::new(PlaybackState::default()),
+            handle,
+            format: config.sample_format(),
+            stream: None,
+            generation: 0,
+        };
+        // Open once to be sure it works (a device can be listed and still refuse to open); closed until needed.
+        playback.start()?;
+        playback.stream = None;
+        Ok(playback)
+    }
+
+    fn start(&mut self) -> Result<&mut OpenStream, String> {
+        if self.stream.is_none() {
+            let name = &self.device;
+            let (queue, consumer) = HeapRb::<f32>::new((self.rate * QUEUE_SECONDS) as usize).split();
+            let config = cpal::StreamConfig {
+                channels: self.channels,
+                sample_rate: self.rate,
+                buffer_size: cpal::BufferSize::Default,
+            };
+            let (device, state) = (&self.handle, self.state.clone());
+            let stream = match self.format {
+                cpal::SampleFormat::F32 => build_playback::<f32>(device, config, consumer, state),
+                cpal::SampleFormat::I16 => build_playback::<i16>(device, config, consumer, state),
+                cpal::SampleFormat::I32 => build_playback::<i32>(device, config, consumer, state),
+                cpal::SampleFormat::U16 => build_playback::<u16>(device, config, consumer, state),
+                other => return Err(format!("output device `{name}` wants {other} samples, which are not supported")),
+            }
+            .map_err(|e| format!("cannot open output device `{name}`: {e}"))?;
+            stream.play().map_err(|e| format!("cannot start output device `{name}`: {e}"))?;
+            let frames = stream.buffer_size().unwrap_or(self.rate / 10);
+            let tail =
+                Duration::from_secs_f64(f64::from(frames) * 2.0 / f64::from(self.rate)) + Duration::from_millis(20);
+            self.stream = Some(OpenStream { queue, _stream: stream, tail });
+        }
+        self.stream.as_mut().ok_or_else(|| "the output stream did not open".to_string())
+    }
+
+    /// Queue `samples` (mono, at [`Playback::rate`]), opening the stream if needed and waiting while the queue is
+    /// full. Ok(false) when `stop` was set meanwhile (the rest is not queued).
+    pub fn queue(&mut self, samples: &[f32], stop: &AtomicBool) -> Result<bool, String> {
+        self.generation += 1;
+        // A flush asked for by an interrupt must not eat what comes after it.
+        let asked = Instant::now();
+        while self.state.flush.load(Ordering::Acquire) && asked.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.state.flush.store(false, Ordering::Release);
+        let queue = &mut self.start()?.queue;
+        let mut rest = samples;
+        while !rest.is_empty() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let pushed = queue.push_slice(rest);
+            rest = &rest[pushed..];
+            if pushed == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Samples queued and not played yet.
+    pub fn pending(&self) -> usize {
+        self.stream.as_ref().map_or(0, |s| s.queue.occupied_len())
+    }
+
+    /// Close the stream now (an interrupt: what is queued is dropped).
+    pub fn close(&mut self) {
+        self.stream = None;
+    }
+}
+
+/// Wait until everything queued on `playback` has been played (or `stop` is set), then close the stream unless
+/// someone queued more meanwhile. Locks only briefly, so others can queue while this waits.
+pub fn close_when_played(playback: &std::sync::Mutex<Option<Playback>>, stop: &AtomicBool) {
+    let lock = || playback.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        let mut guard = lock();
+        let Some(out) = guard.as_mut() else { return };
+        if stop.load(Ordering::Relaxed) {
+            out.close();
+            return;
+        }
+        if out.pending() > 0 {
+            continue;
+        }
+        let Some(tail) = out.stream.as_ref().map(|s| s.tail) else { return };
+        let generation = out.generation;
+        drop(guard);
+        std::thread::sleep(tail);
+        let mut guard = lock();
+        if let Some(out) = guard.as_mut() {
+            if out.generation == generation && out.pending() == 0 {
+                out.close();
+            }
+        }
+        return;
+    }
+}
+
+fn build_playback<T: SizedSample + FromSample<f32>>(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    mut queue: HeapCons<f32>,
+    state: Arc<PlaybackState>,
+) -> Result<cpal::Stream, cpal::Error> {
+    let channels = usize::from(config.channels);
+    device.build_output_stream::<T, _, _>(
+        config,
+        move |data, _| fill_output(data, channels, &mut queue, &state),
+        // Errors (a device unplugged) show up as playback that stops; the UI cannot be written to from here.
+        |_| {},
+        None,
+    )
+}
+
+/// Keep ALSA's messages off stderr for this thread (they would tear the full-screen app, and our own one-line
+/// errors already say what went wrong).
+fn quiet_alsa() {
+    #[cfg(target_os = "linux")]
+    {
+        thread_local! {
+            static QUIET: std::cell::OnceCell<()> = const { std::cell::OnceCell::new() };
+        }
+        QUIET.with(|quiet| {
+            quiet.get_or_init(|| {
+                let _ = alsa::Output::local_error_handler();
+            });
+        });
+    }
+}
+
+fn device_name(device: &cpal::Device) -> String {
+    device.description().map(|d| d.name().to_string()).unwrap_or_else(|_| "(unnamed)".into())
+}
+
+fn find_device(host: &cpal::Host, name: Option<&str>, input: bool) -> Result<cpal::Device, String> {
+    quiet_alsa();
+    let kind = if input { "input" } else { "output" };
+    match name {
+        None => {
+            let found = if input { host.default_input_device() } else { host.default_output_device() };
+            found.ok_or_else(|| format!("no audio {kind} device"))
+        }
+        Some(wanted) => {
+            let devices = if input { host.input_devices() } else { host.output_devices() }
+                .map_err(|e| format!("cannot list audio {kind} devices: {e}"))?;
+            let mut names = Vec::new();
+            for device in devices {
+                let found = device_name(&device);
+                if found == wanted {
+                    return Ok(device);
+                }
+                names.push(found);
+            }
+            Err(format!("no audio {kind} device named `{wanted}` (found: {})", names.join(", ")))
+        }
+    }
+}
+
+/// Names of the audio devices for input (or output), the default first.
+pub fn device_names(input: bool) -> Vec<String> {
+    quiet_alsa();
+    let host = cpal::default_host();
+    let default = if input { host.default_input_device() } else { host.default_output_device() };
+    let mut names: Vec<String> = default.iter().map(device_name).collect();
+    let devices = if input { host.input_devices() } else { host.output_devices() };
+    if let Ok(devices) = devices {
+        for device in devices {
+            let name = device_name(&device);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// One capture callback: mix `data` down to mono into `ring`; samples that do not fit are counted as lost.
+pub fn capture_input<T: SizedSample>(data: &[T], channels: usize, ring: &mut HeapProd<f32>, live: &LiveState)
+where
+    f32: FromSample<T>,
+{
+    let channels = channels.max(1);
+    let scale = 1.0 / channels as f32;
+    let mut peak = 0.0f32;
+    let mut lost = 0u64;
+    for frame in data.chunks(channels) {
+        let mono = frame.iter().map(|s| s.to_sample::<f32>()).sum::<f32>() * scale;
+        peak = peak.max(mono.abs());
+        if ring.try_push(mono).is_err() {
+            lost += 1;
+        }
+    }
+    live.input_meter.record(peak);
+    if lost > 0 {
+        live.input_lost.fetch_add(lost, Ordering::Relaxed);
+    }
+}
+
+/// Counters and levels of a live conversion, shared with the UI.
+#[derive(Debug, Default)]
+pub struct LiveState {
+    pub input_meter: Meter,
+    pub output_meter: Meter,
+    /// Output callbacks that found too little microphone input (the input device runs late or slow).
+    pub input_starved: AtomicU64,
+    /// Microphone samples dropped: the ring was full, or held more than the allowed slack (clock drift).
+    pub input_lost: AtomicU64,
+}
+
+/// The output side of the live loop: microphone ring -> engine -> device.
+pub struct LiveOutput {
+    pub engine: AudioSide,
+    pub ring: HeapCons<f32>,
+    pub state: Arc<LiveState>,
+    scratch_in: Vec<f32>,
+    scratch_out: Vec<f32>,
+    /// Most microphone samples allowed to wait in the ring; beyond this the oldest are dropped, so clock drift
+    /// between two devices cannot build up latency.
+    slack: usize,
+}
+
+impl LiveOutput {
+    pub fn new(engine: AudioSide, ring: HeapCons<f32>, state: Arc<LiveState>, max_block: usize) -> Self {
+        LiveOutput {
+            engine,
+            ring,
+            state,
+            scratch_in: vec![0.0; max_block],
+            scratch_out: vec![0.0; max_block],
+            slack: max_block * 3,
+        }
+    }
+
+    /// One output callback.
+    pub fn fill<T: SizedSample + FromSample<f32>>(&mut self, data: &mut [T], channels: usize) {
+        let channels = channels.max(1);
+        let excess = self.ring.occupied_len().saturating_sub(self.slack);
+        if excess > 0 {
+            self.ring.skip(excess);
+            self.state.input_lost.fetch_add(excess as u64, Ordering::Relaxed);
+        }
+        let block = self.scratch_in.len();
+        let mut peak = 0.0f32;
+        let mut starved = false;
+        for chunk in data.chunks_mut(block * channels) {
+            let frames = chunk.len() / channels;
+            let input = &mut self.scratch_in[..frames];
+            let got = self.ring.pop_slice(input);
+            if got < frames {
+                input[got..].fill(0.0);
+                starved = true;
+            }
+            let output = &mut self.scratch_out[..frames];
+            self.engine.process(&[&*input], &mut [&mut *output]);
+            for (frame, sample) in chunk.chunks_mut(channels).zip(output.iter()) {
+                peak = peak.max(sample.abs());
+                frame.fill(T::from_sample(sample.clamp(-1.0, 1.0)));
+            }
+        }
+        if starved {
+            self.state.input_starved.fetch_add(1, Ordering::Relaxed);
+        }
+        self.state.output_meter.record(peak);
+    }
+}
+
+/// What a live conversion is set up with.
+pub struct LiveSetup {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub converter: Box<dyn demod_voice_core::convert::Converter>,
+    pub realtime: demod_voice_core::config::RealtimeSection,
+    pub mix: f32,
+}
+
+/// A running live conversion: two device streams and the engine's worker thread.
+pub struct Live {
+    pub input: String,
+    pub output: String,
+    pub rate: u32,
+    pub block: usize,
+    pub state: Arc<LiveState>,
+    pub stats: Arc<Stats>,
+    pub controls: Arc<demod_voice_core::rt::Controls>,
+    pub latency_samples: usize,
+    _input_stream: cpal::Stream,
+    _output_stream: cpal::Stream,
+    _worker: demod_voice_core::rt::WorkerThread,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").field("input", &self.input).field("output", &self.output).finish()
+    }
+}
+
+/// The block the live loop asks devices for (frames), when they let it choose.
+const LIVE_BLOCK: u32 = 256;
+/// The block assumed when a device does not say what it will use.
+const LIVE_BLOCK_UNKNOWN: usize = 2048;
+
+impl Live {
+    /// Open both devices and start converting.
+    pub fn start(setup: LiveSetup) -> Result<Live, String> {
+        let host = cpal::default_host();
+        let out_device = find_device(&host, setup.output.as_deref(), false)?;
+        let in_device = find_device(&host, setup.input.as_deref(), true)?;
+        let (out_name, in_name) = (device_name(&out_device), device_name(&in_device));
+        let out_config = out_device
+            .default_output_config()
+            .map_err(|e| format!("output device `{out_name}` offers no usable format: {e}"))?;
+        let rate = out_config.sample_rate();
+        let in_config = in_device
+            .supported_input_configs()
+            .map_err(|e| format!("input device `{in_name}` offers no usable format: {e}"))?
+            .filter(|c| c.min_sample_rate() <= rate && rate <= c.max_sample_rate())
+            .max_by_key(|c| (c.sample_format() == cpal::SampleFormat::F32, std::cmp::Reverse(c.channels())))
+            .map(|c| c.with_sample_rate(rate))
+            .ok_or_else(|| {
+                format!("input device `{in_name}` cannot run at {rate} Hz like output `{out_name}`; pick another pair")
+            })?;
+        let (out_buffer, block) = pick_block(out_config.buffer_size());
+        let (in_buffer, _) = pick_block(in_config.buffer_size());
+        let mut rt = demod_voice_core::rt::RtConfig::from_section(&setup.realtime, rate, block, 1);
+        rt.offline = false;
+        let (engine, worker) =
+            demod_voice_core::rt::RtEngine::build(&rt, setup.converter).map_err(|e| format!("live engine: {e}"))?;
+        let latency_samples = engine.latency();
+        let stats = engine.stats();
+        let controls = engine.controls();
+        controls.set_mix(setup.mix);
+        let worker = worker.spawn().map_err(|e| format!("cannot start the conversion worker: {e}"))?;
+        let state = Arc::new(LiveState::default());
+        let (producer, consumer) = HeapRb::<f32>::new(block * 8).split();
+        let mut output = LiveOutput::new(engine, consumer, state.clone(), block);
+        let out_channels = usize::from(out_config.channels());
+        let out_stream_config =
+            cpal::StreamConfig { channels: out_config.channels(), sample_rate: rate, buffer_size: out_buffer };
+        macro_rules! out_stream {
+            ($t:ty) => {
+                out_device.build_output_stream::<$t, _, _>(
+                    out_stream_config,
+                    move |data, _| output.fill(data, out_channels),
+                    |_| {},
+                    None,
+                )
+            };
+        }
+        let out_stream = match out_config.sample_format() {
+            cpal::SampleFormat::F32 => out_stream!(f32),
+            cpal::SampleFormat::I16 => out_stream!(i16),
+            cpal::SampleFormat::I32 => out_stream!(i32),
+            cpal::SampleFormat::U16 => out_stream!(u16),
+            other => return Err(format!("output device `{out_name}` wants {other} samples, which are not supported")),
+        }
+        .map_err(|e| format!("cannot open output device `{out_name}`: {e}"))?;
+        let in_channels = usize::from(in_config.channels());
+        let in_stream_config =
+            cpal::StreamConfig { channels: in_config.channels(), sample_rate: rate, buffer_size: in_buffer };
+        let mut ring = producer;
+        let in_state = state.clone();
+        macro_rules! in_stream {
+            ($t:ty) => {
+                in_device.build_input_stream::<$t, _, _>(
+                    in_stream_config,
+                    move |data, _| capture_input(data, in_channels, &mut ring, &in_state),
+                    |_| {},
+                    None,
+                )
+            };
+        }
+        let in_stream = match in_config.sample_format() {
+            cpal::SampleFormat::F32 => in_stream!(f32),
+            cpal::SampleFormat::I16 => in_stream!(i16),
+            cpal::SampleFormat::I32 => in_stream!(i32),
+            cpal::SampleFormat::U16 => in_stream!(u16),
+            other => return Err(format!("input device `{in_name}` gives {other} samples, which are not supported")),
+        }
+        .map_err(|e| format!("cannot open input device `{in_name}`: {e}"))?;
+        in_stream.play().map_err(|e| format!("cannot start input device `{in_name}`: {e}"))?;
+        out_stream.play().map_err(|e| format!("cannot start output device `{out_name}`: {e}"))?;
+        Ok(Live {
+            input: in_name,
+            output: out_name,
+            rate,
+            block,
+            state,
+            stats,
+            controls,
+            latency_samples,
+            _input_stream: in_stream,
+            _output_stream: out_stream,
+            _worker: worker,
+        })
+    }
+
+    /// Latency through the loop, seconds: the engine's, plus one device block on each side.
+    pub fn latency_seconds(&self) -> f64 {
+        (self.latency_samples + 2 * self.block) as f64 / f64::from(self.rate)
+    }
+}
+
+/// The buffer size to ask a device for, and the largest block the engine must then take.
+fn pick_block(range: &cpal::SupportedBufferSize) -> (cpal::BufferSize, usize) {
+    match *range {
+        cpal::SupportedBufferSize::Range { min, max } => {
+            let block = LIVE_BLOCK.clamp(min, max);
+            (cpal::BufferSize::Fixed(block), block as usize)
+        }
+        cpal::SupportedBufferSize::Unknown => (cpal::BufferSize::Default, LIVE_BLOCK_UNKNOWN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use demod_voice_core::convert::Passthrough;
+    use demod_voice_core::rt::{RtConfig, RtEngine};
+
+    #[test]
+    fn playback_spreads_queued_speech_to_every_channel_then_plays_silence() {
+        let (mut producer, mut consumer) = HeapRb::<f32>::new(16).split();
+        let state = PlaybackState::default();
+        producer.push_slice(&[0.5, -0.25, 0.125]);
+        let mut data = [1.0f32; 8];
+        fill_output(&mut data, 2, &mut consumer, &state);
+        assert_eq!(data, [0.5, 0.5, -0.25, -0.25, 0.125, 0.125, 0.0, 0.0]);
+        assert_eq!(state.played.load(Ordering::Relaxed), 3);
+        assert_eq!(state.gaps.load(Ordering::Relaxed), 1, "running out mid-callback is a gap");
+        assert_eq!(state.meter.take(), 0.5);
+        assert_eq!(state.meter.take(), 0.0, "reading the meter resets it");
+        // Idle: silence, no gap counted, nothing played.
+        fill_output(&mut data, 2, &mut consumer, &state);
+        assert_eq!(data, [0.0; 8]);
+        assert_eq!(state.played.load(Ordering::Relaxed), 3);
+        assert_eq!(state.gaps.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn playback_converts_to_integer_samples_and_clamps() {
+        let (mut producer, mut consumer) = HeapRb::<f32>::new(16).split();
+        let state = PlaybackState::default();
+        producer.push_slice(&[1.5, -1.0, 0.0]);
+        let mut data = [7i16; 3];
+        fill_output(&mut data, 1, &mut consumer, &state);
+        assert_eq!(data, [i16::MAX, i16::MIN, 0]);
+    }
+
+    #[test]
+    fn flush_drops_everything_queued_at_the_next_callback() {
+        let (mut producer, mut consumer) = HeapRb::<f32>::new(64).split();
+        let state = PlaybackState::default();
+        producer.push_slice(&[0.3; 40]);
+        state.flush.store(true, Ordering::Release);
+        let mut data = [1.0f32; 4];
+        fill_output(&mut data, 1, &mut consumer, &state);
+        assert_eq!(data, [0.0; 4]);
+        assert!(consumer.is_empty());
+        assert!(!state.flush.load(Ordering::Acquire), "the flush request is consumed");
+    }
+
+    #[test]
+    fn capture_mixes_channels_down_and_counts_what_does_not_fit() {
+        let (mut producer, mut consumer) = HeapRb::<f32>::new(2).split();
+        let live = LiveState::default();
+        let data = [0.5f32, 0.1, -0.2, -0.4, 0.9, 0.9];
+        capture_input(&data, 2, &mut producer, &live);
+        let got: Vec<f32> = consumer.pop_iter().collect();
+        assert_eq!(got.len(), 2);
+        assert!((got[0] - 0.3).abs() < 1e-6 && (got[1] + 0.3).abs() < 1e-6, "{got:?}");
+        assert_eq!(live.input_lost.load(Ordering::Relaxed), 1);
+        assert!((live.input_meter.take() - 0.9).abs() < 1e-6);
+    }
+
+    fn live_output(block: usize) -> (LiveOutput, HeapProd<f32>) {
+        let config = RtConfig {
+            sample_rate_hz: 48_000,
+            max_block: block,
+            channels: 1,
+            hop_ms: 10.0,
+            crossfade_ms: 2.0,
+            context_ms: 0.0,
+            underrun: demod_voice_core::config::UnderrunMode::Dry,
+            offline: true,
+            min_latency: 0,
+        };
+        let (engine, worker) = RtEngine::build(&config, Box::new(Passthrough::default())).expect("engine");
+        std::mem::forget(worker.spawn().expect("worker"));
+        let (producer, consumer) = HeapRb::<f32>::new(block * 8).split();
+        (LiveOutput::new(engine, consumer, Arc::new(LiveState::default()), block), producer)
+    }
+
+    #[test]
+    fn live_output_passes_the_microphone_through_the_engine_delayed_by_its_latency() {
+        let block = 128;
+        let (mut out, mut mic) = live_output(block);
+        let latency = out.engine.latency();
+        let signal: Vec<f32> = (0..block * 40).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+        let mut heard: Vec<f32> = Vec::new();
+        for chunk in signal.chunks(block) {
+            mic.push_slice(chunk);
+            let mut data = vec![0.0f32; block * 2];
+            out.fill(&mut data, 2);
+            assert!(data.chunks(2).all(|f| f[0] == f[1]), "both channels carry the same signal");
+            heard.extend(data.iter().step_by(2));
+        }
+        assert!(latency < heard.len());
+        for (i, s) in heard[latency..].iter().enumerate() {
+            assert!((s - signal[i]).abs() < 1e-3, "sample {i}: {s} vs {}", signal[i]);
+        }
+        assert_eq!(out.state.input_starved.load(Ordering::Relaxed), 0);
+        assert!(out.state.output_meter.take() > 0.4);
+    }
+
+    #[test]
+    fn live_output_counts_a_starved_microphone_and_drops_drifted_excess() {
+        let block = 64;
+        let (mut out, mut mic) = live_output(block);
+        let mut data = vec![0.0f32; block];
+        out.fill(&mut data, 1);
+        assert_eq!(out.state.input_starved.load(Ordering::Relaxed), 1, "no input at all is starvation");
+        mic.push_slice(&vec![0.1; block * 6]);
+        out.fill(&mut data, 1);
+        // Slack is three blocks: of six queued, three were too old and went; one block was played.
+        assert_eq!(out.state.input_lost.load(Ordering::Relaxed), (block * 3) as u64);
+        assert_eq!(out.ring.occupied_len(), block * 2);
+    }
+
+    #[test]
+    fn device_callbacks_never_allocate() {
+        let block = 128;
+        let (mut out, mut mic) = live_output(block);
+        let (mut producer, mut consumer) = HeapRb::<f32>::new(4096).split();
+        let (mut ring_in, _ring_out) = HeapRb::<f32>::new(4096).split();
+        let playback = PlaybackState::default();
+        let live = LiveState::default();
+        producer.push_slice(&[0.2; 1000]);
+        let mut stereo = vec![0i16; block * 2];
+        let mut mono = vec![0.0f32; block];
+        let captured = vec![0.1f32; block * 2];
+        mic.push_slice(&[0.1; 512]);
+        assert_no_alloc::assert_no_alloc(|| {
+            for _ in 0..10 {
+                fill_output(&mut stereo, 2, &mut consumer, &playback);
+                capture_input(&captured, 2, &mut ring_in, &live);
+                out.fill(&mut mono, 1);
+            }
+        });
+    }
+}
