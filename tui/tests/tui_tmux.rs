@@ -1,5 +1,10 @@
 //! The terminal app driven as a user would: the real binary in a real terminal (`tmux`), keys sent with
 //! `send-keys`, the screen read with `capture-pane`. Needs `tmux` (installed by `.ci/run`); fails when it is missing.
+//!
+//! Sound goes through the real ALSA library with a test configuration (`ALSA_CONFIG_PATH`): the default device is
+//! ALSA's `file` plugin, which writes what is played to `speaker.raw` (16-bit stereo, 48 kHz) and reads the
+//! microphone from `mic.raw`; its clock is ALSA's `null` device, which takes audio as fast as it is given. The
+//! "no device" case points the default at a sound card that does not exist.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,17 +19,61 @@ struct Tmux {
     socket: String,
 }
 
+/// What the app's default sound device is.
+enum Sound {
+    /// ALSA's file plugin: `speaker.raw` and `mic.raw` in the folder given.
+    Files(std::path::PathBuf),
+    /// A card that does not exist: no audio device.
+    Missing(std::path::PathBuf),
+}
+
+impl Sound {
+    /// An ALSA configuration for this case, written to `folder/asound.conf`; the `ALSA_CONFIG_PATH` to use.
+    fn configure(&self) -> String {
+        let (folder, default) = match self {
+            Sound::Files(folder) => {
+                // The microphone: a real recording, as 16-bit stereo at 48 kHz.
+                let reference =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
+                let (samples, rate) = demod_voice_core::audio::read_wav_mono(&reference).unwrap();
+                let samples = demod_voice_core::audio::resample(&samples, rate, 48_000).unwrap();
+                let mut mic = Vec::with_capacity(samples.len() * 4);
+                for s in samples {
+                    let v = demod_voice_core::audio::to_i16(s).to_le_bytes();
+                    mic.extend_from_slice(&v);
+                    mic.extend_from_slice(&v);
+                }
+                std::fs::create_dir_all(folder).unwrap();
+                std::fs::write(folder.join("mic.raw"), mic).unwrap();
+                let default = format!(
+                    "pcm.!default {{\n type plug\n slave {{ pcm \"testfile\"\n format S16_LE\n rate 48000\n channels 2 }}\n}}\n\
+                     pcm.testfile {{\n type file\n slave.pcm \"null\"\n file \"{}\"\n infile \"{}\"\n format \"raw\"\n}}\n",
+                    folder.join("speaker.raw").display(),
+                    folder.join("mic.raw").display()
+                );
+                (folder, default)
+            }
+            Sound::Missing(folder) => (folder, "pcm.!default { type hw card 99 }\n".to_string()),
+        };
+        std::fs::create_dir_all(folder).unwrap();
+        let conf = folder.join("asound.conf");
+        std::fs::write(&conf, default).unwrap();
+        format!("/usr/share/alsa/alsa.conf:{}", conf.display())
+    }
+}
+
 impl Tmux {
     /// The app in `dir`, with a private data folder there (profiles land in it) and the real runtime, espeak-ng
     /// and voices.
-    fn start(dir: &Path, name: &str) -> Tmux {
+    fn start(dir: &Path, name: &str, sound: Sound) -> Tmux {
         common::ensure_assets();
+        let alsa = sound.configure();
         let socket = format!("demod-voice-test-{}-{name}", std::process::id());
         let bin = env!("CARGO_BIN_EXE_demod-voice");
         let private = common::private_data(dir);
         let script = format!(
-            "cd '{}' && DEMOD_VOICE_ESPEAK_LIB='{}' DEMOD_VOICE_ESPEAK_DATA='{}' '{bin}' --offline --ort-lib '{}' \
-             --config '{}'; echo EXITED=$?; exec sleep 120",
+            "cd '{}' && ALSA_CONFIG_PATH='{alsa}' DEMOD_VOICE_ESPEAK_LIB='{}' DEMOD_VOICE_ESPEAK_DATA='{}' '{bin}' \
+             --offline --ort-lib '{}' --config '{}'; echo EXITED=$?; exec sleep 120",
             dir.display(),
             private.espeak_lib.display(),
             private.espeak_data.display(),
@@ -88,7 +137,8 @@ impl Drop for Tmux {
 #[test]
 fn type_save_switch_screens_and_quit_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start(dir.path(), "save");
+    let sound = dir.path().join("sound");
+    let tmux = Tmux::start(dir.path(), "save", Sound::Files(sound.clone()));
     tmux.wait_for("1 Synthesize", 20);
     assert!(tmux.alternate_screen_on(), "the app runs on the alternate screen");
 
@@ -108,7 +158,30 @@ fn type_save_switch_screens_and_quit_in_a_real_terminal() {
     let rms = (samples.iter().map(|s| s * s).sum::<f64>() / samples.len() as f64).sqrt();
     assert!(rms > 0.01, "the take is near silence (rms {rms})");
 
+    // Speak: through the (file-backed) default device.
+    tmux.wait_for("Playback: ", 5);
+    tmux.keys(&["C-p"]);
+    let screen = tmux.wait_for("spoke ", 120);
+    assert!(screen.contains("first audio after") && screen.contains("spoken "), "{screen}");
+    let raw = std::fs::read(sound.join("speaker.raw")).unwrap();
+    let frames: Vec<(i16, i16)> =
+        raw.chunks_exact(4).map(|f| (i16::from_le_bytes([f[0], f[1]]), i16::from_le_bytes([f[2], f[3]]))).collect();
+    assert!(frames.iter().all(|(l, r)| l == r), "both channels carry the voice");
+    let loud: Vec<usize> =
+        frames.iter().enumerate().filter(|(_, f)| f.0.unsigned_abs() > 1000).map(|(i, _)| i).collect();
+    let span = (loud.last().unwrap() - loud[0]) as f64 / 48_000.0;
+    assert!((0.8..6.0).contains(&span), "the device heard {span:.2} s of speech for five words");
+    // The Live screen: microphone -> converter -> speakers, started and stopped.
     tmux.keys(&["Escape", "2"]);
+    tmux.wait_for("Live: stopped (Space starts)", 5);
+    tmux.keys(&["Space"]);
+    let screen = tmux.wait_for("Live: converting (Space stops)", 20);
+    assert!(screen.contains("latency ") && screen.contains(" at 48000 Hz"), "{screen}");
+    tmux.wait_for(" hops", 10);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("live conversion stopped", 10);
+
+    tmux.keys(&["4"]);
     let screen = tmux.wait_for("Installed voices", 5);
     assert!(screen.contains("en_US-joe-medium"), "{screen}");
     assert!(screen.contains("no profiles yet"), "{screen}");
@@ -135,7 +208,7 @@ fn type_save_switch_screens_and_quit_in_a_real_terminal() {
     let one = hound::WavReader::open(dir.path().join("batch/one.wav")).unwrap();
     assert!(one.duration() > 22050 / 2, "the batch line is at least half a second");
     assert!(!dir.path().join("batch/two.wav").exists(), "a failed job leaves no file");
-    tmux.keys(&["4"]);
+    tmux.keys(&["5"]);
     let screen = tmux.wait_for("Health (r: check again)", 5);
     assert!(screen.contains("ok") && screen.contains("runtime"), "{screen}");
     tmux.keys(&["r"]);
@@ -153,14 +226,19 @@ fn type_save_switch_screens_and_quit_in_a_real_terminal() {
 #[test]
 fn ctrl_c_quits_and_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start(dir.path(), "ctrlc");
-    tmux.wait_for("1 Synthesize", 20);
+    let tmux = Tmux::start(dir.path(), "ctrlc", Sound::Missing(dir.path().join("sound")));
+    let screen = tmux.wait_for("1 Synthesize", 20);
+    assert!(screen.contains("no audio output"), "no sound card is said on the status line:\n{screen}");
     tmux.type_text("unsaved words");
+    tmux.keys(&["C-p"]);
+    tmux.wait_for("Ctrl-S still saves", 5);
     tmux.keys(&["C-c"]);
     tmux.wait_for("EXITED=0", 10);
     assert!(!tmux.alternate_screen_on());
     let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(written, ["config.yaml"], "quitting writes nothing");
+    let mut written: Vec<_> = written.iter().map(|n| n.to_string_lossy().into_owned()).collect();
+    written.sort();
+    assert_eq!(written, ["config.yaml", "sound"], "quitting writes nothing (beside the test's own files)");
 }
 
 #[test]

@@ -697,3 +697,14 @@ fn live_preset_sets_the_controls_it_names() {
     assert_eq!(app.live.params.pitch_semitones(), -4.0);
     assert!(shows(&screen(&app), "deep"));
 }
+
+#[test]
+fn a_decayed_meter_reads_minus_infinity_not_a_tiny_number() {
+    let (mut app, state) = app_with_output();
+    state.meter.record(0.5);
+    for _ in 0..40 {
+        app.update(Action::Tick);
+    }
+    assert!(app.out_level > 0.0 && app.out_level < 3e-5, "{}", app.out_level);
+    assert!(shows(&screen(&app), "out   -inf dB"), "{:#?}", screen(&app));
+}

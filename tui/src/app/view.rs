@@ -121,7 +121,8 @@ fn level_ratio(peak: f32) -> f64 {
 
 /// A level meter: a bar with the peak in dBFS.
 fn meter(label: &str, peak: f32, area: Rect, buf: &mut Buffer) {
-    let db = if peak > 0.0 { format!("{:>5.1} dB", 20.0 * peak.log10()) } else { "  -inf dB".into() };
+    // Below -90 dBFS is silence for a meter.
+    let db = if peak > 3e-5 { format!("{:>5.1} dB", 20.0 * peak.log10()) } else { "  -inf dB".into() };
     let color = if peak >= 0.99 { Color::Red } else { Color::Green };
     ratatui::widgets::LineGauge::default()
         .ratio(level_ratio(peak))
