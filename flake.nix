@@ -30,7 +30,9 @@
           inherit pname version src;
           cargoLock.lockFile = ./Cargo.lock;
           cargoBuildFlags = [ "-p" "demod-voice" ];
-          nativeBuildInputs = [ pkgs.makeWrapper ];
+          # cpal (the terminal app's sound) links ALSA, found through pkg-config.
+          nativeBuildInputs = [ pkgs.makeWrapper pkgs.pkg-config ];
+          buildInputs = [ pkgs.alsa-lib ];
           # The full suite needs the voice and network access for its assets; it runs in the `tests` check
           # without them (unit tests only) and in CI.
           doCheck = false;
@@ -92,7 +94,8 @@
           pname = "demod-voice-${name}";
           inherit version src;
           cargoLock.lockFile = ./Cargo.lock;
-          nativeBuildInputs = [ pkgs.clippy pkgs.rustfmt ];
+          nativeBuildInputs = [ pkgs.clippy pkgs.rustfmt pkgs.pkg-config ];
+          buildInputs = [ pkgs.alsa-lib ];
           buildPhase = command;
           doCheck = false;
           installPhase = "touch $out";

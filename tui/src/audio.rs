@@ -296,6 +296,16 @@ fn find_device(host: &cpal::Host, name: Option<&str>, input: bool) -> Result<cpa
     }
 }
 
+/// The default output (or input) device and its default format, without opening a stream: for `health`.
+pub fn describe_default(input: bool) -> Result<String, String> {
+    let host = cpal::default_host();
+    let device = find_device(&host, None, input)?;
+    let name = device_name(&device);
+    let config = if input { device.default_input_config() } else { device.default_output_config() }
+        .map_err(|e| format!("`{name}` offers no usable format: {e}"))?;
+    Ok(format!("{name} ({} Hz, {} channel(s), {})", config.sample_rate(), config.channels(), config.sample_format()))
+}
+
 /// Names of the audio devices for input (or output), the default first.
 pub fn device_names(input: bool) -> Vec<String> {
     quiet_alsa();

@@ -117,8 +117,28 @@ pub fn collect(ctx: &Context, deep: bool, config_problem: Option<String>) -> Rep
     }
     checks.push(config_check(ctx, config_problem));
     checks.push(disk_check(ctx));
+    checks.push(audio_check());
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
     Report { schema_version: SCHEMA_VERSION, status, version: env!("CARGO_PKG_VERSION").into(), checks }
+}
+
+/// Sound devices, for the terminal app's Speak and Live screens. Missing ones are a warning: files and pipes work
+/// without them.
+fn audio_check() -> Check {
+    let output = crate::audio::describe_default(false);
+    let input = crate::audio::describe_default(true);
+    let details = serde_json::json!({
+        "output": output.as_ref().ok(),
+        "input": input.as_ref().ok(),
+    });
+    match (&output, &input) {
+        (Ok(out), Ok(inp)) => check("audio", "audio", Status::Ok, format!("output {out}; input {inp}")),
+        (Ok(out), Err(problem)) => check("audio", "audio", Status::Warning, format!("output {out}; no input: {problem}"))
+            .hint("the app's Live screen needs a microphone; Speak and files work"),
+        (Err(problem), _) => check("audio", "audio", Status::Warning, format!("no audio output: {problem}"))
+            .hint("speak to files or pipes works everywhere; for sound in the app, check the sound card (aplay -l) or the ALSA/PulseAudio setup"),
+    }
+    .details(details)
 }
 
 fn runtime_check(ctx: &Context, checks: &mut Vec<Check>) -> Option<&'static Runtime> {

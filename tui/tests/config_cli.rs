@@ -529,6 +529,37 @@ fn health_json_validates_and_reports_the_gpu_as_a_warning_on_cpu() {
 }
 
 #[test]
+fn health_reports_the_sound_devices_and_a_missing_one_as_a_warning() {
+    let env = Env::new();
+    let alsa = |name: &str, conf: &str| {
+        let path = env.path(name);
+        std::fs::write(&path, conf).unwrap();
+        format!("/usr/share/alsa/alsa.conf:{}", path.display())
+    };
+    let audio_check = |alsa_config: &str| {
+        let out = env.cmd().env("ALSA_CONFIG_PATH", alsa_config).args(["health", "--json"]).output().unwrap();
+        ok(&out);
+        assert!(
+            out.stderr.is_empty(),
+            "ALSA's own complaints stay off stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(validate(&report, &schema(), "$").is_empty());
+        report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "audio").unwrap().clone()
+    };
+    // A device that exists: ALSA's null device.
+    let check = audio_check(&alsa("null.conf", "pcm.!default { type plug slave.pcm \"null\" }\n"));
+    assert_eq!(check["status"], "ok", "{check}");
+    assert!(check["details"]["output"].as_str().unwrap().contains(" Hz"), "{check}");
+    // A sound card that is not there.
+    let check = audio_check(&alsa("missing.conf", "pcm.!default { type hw card 99 }\n"));
+    assert_eq!(check["status"], "warning", "{check}");
+    assert!(check["message"].as_str().unwrap().starts_with("no audio output"), "{check}");
+    assert!(check["hint"].as_str().unwrap().contains("files or pipes"), "{check}");
+}
+
+#[test]
 fn health_deep_synthesises_and_a_broken_config_is_an_error_check() {
     let env = Env::new();
     let out = env.cmd().args(["health", "--json", "--deep"]).output().unwrap();
