@@ -449,13 +449,149 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// What a runner reports as it goes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Started { row: usize, output: String },
     Finished { row: usize, output: String, audio_seconds: f64, seconds: f64 },
     Skipped { row: usize, output: String, reason: String },
     Failed { row: usize, output: String, error: String },
+}
+
+/// Where a run's progress log lives: beside its journal (`.NAME.events.jsonl` for `.NAME.journal.jsonl`).
+///
+/// Every run rewrites it: a `run` line (process id, job count, start time), then one line per [`Event`] as it
+/// happens, then an `end` line. Another process (the terminal app's Batch screen, `tail -f`) can watch a run
+/// through it.
+pub fn events_path(journal: &Path) -> PathBuf {
+    let name = journal.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = name.strip_suffix(".journal.jsonl").unwrap_or(&name);
+    journal.with_file_name(format!("{base}.events.jsonl"))
+}
+
+/// One line of a progress log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogLine {
+    /// A run started: its process, how many jobs it has, when (seconds since the Unix epoch).
+    Run {
+        pid: u32,
+        jobs: usize,
+        started_unix: f64,
+    },
+    Job(Event),
+    /// The run ended.
+    End {
+        done: usize,
+        skipped: usize,
+        failed: usize,
+        wall_seconds: f64,
+    },
+}
+
+impl LogLine {
+    fn to_json(&self) -> String {
+        let value = match self {
+            LogLine::Run { pid, jobs, started_unix } => {
+                serde_json::json!({"event": "run", "pid": pid, "jobs": jobs, "started_unix": started_unix})
+            }
+            LogLine::Job(event) => serde_json::to_value(event).unwrap_or_default(),
+            LogLine::End { done, skipped, failed, wall_seconds } => serde_json::json!({
+                "event": "end", "done": done, "skipped": skipped, "failed": failed, "wall_seconds": wall_seconds
+            }),
+        };
+        value.to_string()
+    }
+
+    /// One line back; None for a line that is not one (torn, or from a newer version).
+    pub fn parse(line: &str) -> Option<LogLine> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        let number = |key: &str| value.get(key).and_then(serde_json::Value::as_f64);
+        let count = |key: &str| number(key).map(|n| n as usize);
+        match value.get("event")?.as_str()? {
+            "run" => Some(LogLine::Run {
+                pid: count("pid")? as u32,
+                jobs: count("jobs")?,
+                started_unix: number("started_unix")?,
+            }),
+            "end" => Some(LogLine::End {
+                done: count("done")?,
+                skipped: count("skipped")?,
+                failed: count("failed")?,
+                wall_seconds: number("wall_seconds")?,
+            }),
+            _ => serde_json::from_value(value).ok().map(LogLine::Job),
+        }
+    }
+}
+
+/// The writing end of a progress log. Writing is best effort: a run never fails because its log could not be
+/// written.
+struct EventLog(Option<Mutex<std::fs::File>>);
+
+impl EventLog {
+    fn create(path: &Path, jobs: usize) -> EventLog {
+        let file = std::fs::File::create(path).ok().map(Mutex::new);
+        if file.is_none() {
+            tracing::warn!("cannot write the progress log {}; the run goes on without it", path.display());
+        }
+        let log = EventLog(file);
+        let started_unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        log.write(&LogLine::Run { pid: std::process::id(), jobs, started_unix });
+        log
+    }
+
+    fn write(&self, line: &LogLine) {
+        if let Some(file) = &self.0 {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(file, "{}", line.to_json());
+        }
+    }
+}
+
+/// The reading end of a progress log: each [`EventLogReader::poll`] returns the lines added since the last one.
+/// A log that shrank was rewritten by a new run: reading starts over.
+#[derive(Debug)]
+pub struct EventLogReader {
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+}
+
+impl EventLogReader {
+    pub fn new(path: PathBuf) -> EventLogReader {
+        EventLogReader { path, offset: 0, partial: String::new() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// New complete lines (an unfinished last line waits for the next poll). Ok(None) while the log does not exist.
+    pub fn poll(&mut self) -> std::io::Result<Option<Vec<LogLine>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len < self.offset {
+            self.offset = 0;
+            self.partial.clear();
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut added = Vec::new();
+        file.read_to_end(&mut added)?;
+        self.offset += added.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&added));
+        let mut lines = Vec::new();
+        while let Some(end) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=end).collect();
+            lines.extend(LogLine::parse(line.trim_end()));
+        }
+        Ok(Some(lines))
+    }
 }
 
 /// Runner settings.
@@ -505,6 +641,11 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
             .open(&options.journal)
             .map_err(|source| Error::Write { path: options.journal.clone(), source })?,
     );
+    let log = EventLog::create(&events_path(&options.journal), jobs.len());
+    let events = |event: Event| {
+        log.write(&LogLine::Job(event.clone()));
+        events(event);
+    };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let summary = Mutex::new(Summary { total: jobs.len(), ..Default::default() });
@@ -580,6 +721,12 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.real_time_factor =
         if summary.audio_seconds > 0.0 { summary.wall_seconds / summary.audio_seconds } else { 0.0 };
+    log.write(&LogLine::End {
+        done: summary.done,
+        skipped: summary.skipped,
+        failed: summary.failed,
+        wall_seconds: summary.wall_seconds,
+    });
     Ok(summary)
 }
 
@@ -703,6 +850,56 @@ mod tests {
         assert!("4/4".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
         // The published FNV-1a 64 test vector: shard assignment must never change between versions.
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn a_run_writes_a_progress_log_that_another_reader_follows() {
+        let (dir, m) = load("lines.txt", b"one\ntwo\nthree\n");
+        let m = m.unwrap();
+        let journal = journal_path(&dir.path().join("lines.txt"), None, None);
+        let log = events_path(&journal);
+        assert_eq!(log.file_name().unwrap(), ".lines.txt.events.jsonl");
+        let options = RunOptions {
+            jobs: 1,
+            fail_fast: false,
+            timeout: None,
+            force: false,
+            overwrite: false,
+            journal,
+            cancel: None,
+        };
+        let work = |job: &Job, _: Option<Instant>| {
+            if job.row == 2 {
+                return Err(Error::Setting { key: "voice".into(), problem: "not installed".into() });
+            }
+            std::fs::write(&job.output, b"x").unwrap();
+            Ok(1.5)
+        };
+        let mut reader = EventLogReader::new(log.clone());
+        run(&m.jobs, &options, &work, &|_| {}).unwrap();
+        let lines = reader.poll().unwrap().unwrap();
+        assert!(matches!(lines[0], LogLine::Run { jobs: 3, pid, .. } if pid == std::process::id()), "{lines:?}");
+        assert!(matches!(&lines[1], LogLine::Job(Event::Started { row: 1, .. })));
+        assert!(
+            matches!(&lines[2], LogLine::Job(Event::Finished { row: 1, audio_seconds, .. }) if *audio_seconds == 1.5)
+        );
+        assert!(
+            matches!(&lines[4], LogLine::Job(Event::Failed { row: 2, error, .. }) if error.contains("not installed"))
+        );
+        assert!(matches!(lines.last(), Some(LogLine::End { done: 2, skipped: 0, failed: 1, .. })), "{lines:?}");
+        assert_eq!(reader.poll().unwrap().unwrap(), Vec::new(), "nothing new");
+        // A half-written line waits; a rewritten (shorter) log starts over.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        write!(file, "{{\"event\":\"started\",\"row\":9,").unwrap();
+        assert_eq!(reader.poll().unwrap().unwrap(), Vec::new());
+        writeln!(file, "\"output\":\"x.wav\"}}").unwrap();
+        assert_eq!(
+            reader.poll().unwrap().unwrap(),
+            vec![LogLine::Job(Event::Started { row: 9, output: "x.wav".into() })]
+        );
+        std::fs::write(&log, "{\"event\":\"run\",\"pid\":1,\"jobs\":1,\"started_unix\":0}\n").unwrap();
+        assert_eq!(reader.poll().unwrap().unwrap(), vec![LogLine::Run { pid: 1, jobs: 1, started_unix: 0.0 }]);
+        assert!(EventLogReader::new(dir.path().join("absent")).poll().unwrap().is_none());
     }
 
     #[test]
