@@ -224,6 +224,42 @@ fn type_save_switch_screens_and_quit_in_a_real_terminal() {
 }
 
 #[test]
+fn the_batch_screen_follows_a_run_started_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(dir.path(), "watch", Sound::Missing(dir.path().join("sound")));
+    tmux.wait_for("1 Synthesize", 20);
+    let manifest = dir.path().join("lines.csv");
+    std::fs::write(
+        &manifest,
+        "text,output,voice\nThe first line.,out/one.wav,\nA second line.,out/two.wav,no-such-voice\nThe third line.,out/three.wav,\n",
+    )
+    .unwrap();
+    tmux.keys(&["Escape", "3", "w"]);
+    tmux.type_text(&manifest.display().to_string());
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("waiting for `demod-voice batch", 10);
+    let private = common::private_data(dir.path());
+    let batch = Command::new(env!("CARGO_BIN_EXE_demod-voice"))
+        .current_dir(dir.path())
+        .env("DEMOD_VOICE_ESPEAK_LIB", &private.espeak_lib)
+        .env("DEMOD_VOICE_ESPEAK_DATA", &private.espeak_data)
+        .args(["--offline", "--ort-lib"])
+        .arg(&private.ort_lib)
+        .arg("--config")
+        .arg(&private.config)
+        .args(["batch", "lines.csv", "--headless"])
+        .output()
+        .unwrap();
+    assert_eq!(batch.status.code(), Some(1), "one job fails: {}", String::from_utf8_lossy(&batch.stderr));
+    let screen = tmux.wait_for("watched batch finished", 30);
+    assert!(screen.contains("3/3 jobs, 1 failed"), "{screen}");
+    assert!(screen.contains("no-such-voice"), "the failure's error text is shown:\n{screen}");
+    assert!(screen.contains("out/three.wav"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXITED=0", 10);
+}
+
+#[test]
 fn ctrl_c_quits_and_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let tmux = Tmux::start(dir.path(), "ctrlc", Sound::Missing(dir.path().join("sound")));

@@ -257,6 +257,8 @@ pub struct BatchView {
     /// Seconds the finished run took.
     pub elapsed: Option<f64>,
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The run belongs to another process; this app only follows its progress log (`cancel` stops following).
+    pub watching: bool,
     /// First table row shown.
     pub scroll: usize,
     pub error: Option<String>,
@@ -300,6 +302,8 @@ impl BatchView {
 pub enum PromptFor {
     Profile,
     Manifest,
+    /// The manifest of a batch another process runs.
+    Watch,
 }
 
 /// One health check as the app shows it.
@@ -395,6 +399,7 @@ pub enum Action {
     RefreshHealth,
     StartAddProfile,
     OpenManifest,
+    WatchBatch,
     CancelBatch,
     RerunBatch,
     Submit,
@@ -438,6 +443,10 @@ pub enum Job {
         manifest: PathBuf,
         cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
+    WatchBatch {
+        manifest: PathBuf,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    },
 }
 
 /// What arrives on the run loop's channel.
@@ -475,6 +484,13 @@ pub enum AppEvent {
         invalid: Vec<String>,
     },
     Batch(demod_voice_core::batch::Event),
+    /// A watched run's progress log says it started then (seconds since the Unix epoch), in process `pid`.
+    BatchRun {
+        started_unix: f64,
+        pid: u32,
+    },
+    /// Something to say about a watched run (waiting for it to start, say).
+    BatchNote(String),
     /// The run ended (or could not start).
     BatchDone(std::result::Result<(), String>),
 }
@@ -619,6 +635,7 @@ impl App {
             KeyCode::Char('5') => Some(Action::Goto(Screen::Health)),
             KeyCode::Char(' ') | KeyCode::Enter if self.screen == Screen::Live => Some(Action::ToggleLive),
             KeyCode::Char('o') if self.screen == Screen::Batch => Some(Action::OpenManifest),
+            KeyCode::Char('w') if self.screen == Screen::Batch => Some(Action::WatchBatch),
             KeyCode::Char('c') if self.screen == Screen::Batch => Some(Action::CancelBatch),
             KeyCode::Char('R') if self.screen == Screen::Batch => Some(Action::RerunBatch),
             KeyCode::Char('i') | KeyCode::Enter if self.screen == Screen::Synthesize => Some(Action::StartEditing),
@@ -672,6 +689,21 @@ impl App {
                     self.status = "path of a manifest (.csv, .jsonl, .yaml, .txt); Enter runs it, Esc cancels".into();
                 }
             }
+            Action::WatchBatch => {
+                if self.batch.running {
+                    self.status = "a batch is running or watched; c stops it first".into();
+                } else {
+                    self.mode = Mode::Prompt;
+                    self.prompt_for = PromptFor::Watch;
+                    self.prompt.clear();
+                    self.status =
+                        "path of the manifest another `demod-voice batch` runs; Enter follows it, Esc cancels".into();
+                }
+            }
+            Action::CancelBatch if self.batch.running && self.batch.watching => {
+                self.batch.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.status = "stopped watching; the run goes on in its own process".into();
+            }
             Action::CancelBatch => {
                 if self.batch.running {
                     self.batch.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -694,15 +726,23 @@ impl App {
             }
             Action::Cancel => {
                 self.mode = Mode::Normal;
-                self.status = "no profile added".into();
+                self.status = match self.prompt_for {
+                    PromptFor::Profile => "no profile added",
+                    PromptFor::Manifest => "no manifest opened",
+                    PromptFor::Watch => "not watching",
+                }
+                .into();
             }
-            Action::Submit if self.prompt_for == PromptFor::Manifest => {
+            Action::Submit if matches!(self.prompt_for, PromptFor::Manifest | PromptFor::Watch) => {
                 let manifest = PathBuf::from(self.prompt.trim());
                 if !manifest.is_file() {
                     self.status = format!("{} is not a file; type the path of a manifest", manifest.display());
                     return None;
                 }
                 self.mode = Mode::Normal;
+                if self.prompt_for == PromptFor::Watch {
+                    return Some(self.start_watch(manifest));
+                }
                 return Some(self.start_batch(manifest));
             }
             Action::Submit => return self.add_profile(),
@@ -1102,9 +1142,31 @@ impl App {
         Job::RunBatch { manifest, cancel }
     }
 
+    fn start_watch(&mut self, manifest: PathBuf) -> Job {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.batch = BatchView {
+            manifest: Some(manifest.clone()),
+            running: true,
+            watching: true,
+            started: Some(std::time::Instant::now()),
+            cancel: stop.clone(),
+            ..BatchView::default()
+        };
+        self.status = format!("following the run of {} ...", manifest.display());
+        Job::WatchBatch { manifest, stop }
+    }
+
     /// Batch progress arrived.
     pub fn batch_event(&mut self, event: AppEvent) {
         match event {
+            AppEvent::BatchRun { started_unix, pid } => {
+                let now =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+                let ago = Duration::from_secs_f64((now - started_unix).max(0.0));
+                self.batch.started = Instant::now().checked_sub(ago).or(self.batch.started);
+                self.status = format!("following the run of process {pid}; c stops following");
+            }
+            AppEvent::BatchNote(note) => self.status = note,
             AppEvent::BatchLoaded { rows, invalid } => {
                 self.batch.rows = rows
                     .into_iter()
@@ -1117,10 +1179,15 @@ impl App {
                 self.batch.running = false;
                 self.batch.elapsed = self.batch.started.map(|s| s.elapsed().as_secs_f64());
                 let cancelled = self.batch.cancel.load(std::sync::atomic::Ordering::Relaxed);
+                let verb = match (self.batch.watching, cancelled) {
+                    (true, true) => "no longer watched",
+                    (true, false) => "watched batch finished",
+                    (false, true) => "batch cancelled",
+                    (false, false) => "batch finished",
+                };
                 self.status = match outcome {
                     Ok(()) => format!(
-                        "batch {}: {} of {} processed, {} failed, {} invalid row(s){}",
-                        if cancelled { "cancelled" } else { "finished" },
+                        "{verb}: {} of {} processed, {} failed, {} invalid row(s){}",
                         self.batch.processed(),
                         self.batch.rows.len(),
                         self.batch.failed(),
@@ -1187,9 +1254,11 @@ pub fn run_loop<B: Backend>(
             AppEvent::Saved { path, outcome } => app.saved(path, outcome),
             AppEvent::ProfileAdded { name, outcome } => app.profile_added(name, outcome),
             AppEvent::HealthChecked(outcome) => app.health_checked(outcome),
-            batch @ (AppEvent::BatchLoaded { .. } | AppEvent::Batch(_) | AppEvent::BatchDone(_)) => {
-                app.batch_event(batch)
-            }
+            batch @ (AppEvent::BatchLoaded { .. }
+            | AppEvent::Batch(_)
+            | AppEvent::BatchDone(_)
+            | AppEvent::BatchRun { .. }
+            | AppEvent::BatchNote(_)) => app.batch_event(batch),
         }
     }
     Ok(())
@@ -1465,6 +1534,10 @@ pub fn run(ctx: &Context) -> Result<()> {
                 .map(|_| ());
                 let _ = sender.send(AppEvent::BatchDone(outcome));
             }
+            Job::WatchBatch { manifest, stop } => {
+                let outcome = guarded(|| watch_batch(&manifest, &stop, &sender));
+                let _ = sender.send(AppEvent::BatchDone(outcome));
+            }
             Job::CheckHealth => {
                 let outcome = guarded(|| quiet_context(&global).map(|ctx| check_infos(&ctx)));
                 let _ = sender.send(AppEvent::HealthChecked(outcome));
@@ -1568,6 +1641,72 @@ fn speak_job(
         }
         Ok(_) => Ok(()),
     }
+}
+
+/// Follow the progress log of a batch that another process runs on `manifest` (its default journal place,
+/// beside the manifest), until the run ends, its process is gone, or `stop` is set.
+fn watch_batch(manifest: &std::path::Path, stop: &AtomicBool, sender: &Sender<AppEvent>) -> Result<()> {
+    use demod_voice_core::batch::{self, LogLine};
+    let loaded = batch::Manifest::load(manifest).map_err(|e| crate::speak::usage(e.to_string()))?;
+    let send_rows = || {
+        let rows = loaded.jobs.iter().map(|j| (j.row, j.output_as_written.clone())).collect();
+        let invalid = loaded.errors.iter().map(ToString::to_string).collect();
+        let _ = sender.send(AppEvent::BatchLoaded { rows, invalid });
+    };
+    send_rows();
+    let log = batch::events_path(&batch::journal_path(manifest, None, None));
+    let mut reader = batch::EventLogReader::new(log.clone());
+    let mut pid = None;
+    let mut waiting_said = false;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // Checked before reading, so the lines a finished process wrote last are still read.
+        let process_gone = pid.is_some_and(|pid| !process_alive(pid));
+        match reader.poll().with_context(|| format!("reading {}", log.display()))? {
+            None if !waiting_said => {
+                waiting_said = true;
+                let _ = sender.send(AppEvent::BatchNote(format!(
+                    "waiting for `demod-voice batch {}` to start (no progress log at {} yet)",
+                    manifest.display(),
+                    log.display()
+                )));
+            }
+            None => {}
+            Some(lines) => {
+                for line in lines {
+                    match line {
+                        LogLine::Run { pid: run_pid, started_unix, .. } => {
+                            // A new run rewrote the log: every row starts over.
+                            pid = Some(run_pid);
+                            send_rows();
+                            let _ = sender.send(AppEvent::BatchRun { started_unix, pid: run_pid });
+                        }
+                        LogLine::Job(event) => {
+                            let _ = sender.send(AppEvent::Batch(event));
+                        }
+                        LogLine::End { .. } => return Ok(()),
+                    }
+                }
+            }
+        }
+        if process_gone {
+            anyhow::bail!(
+                "the run (process {}) ended without finishing its log: it was killed or crashed; run it again to resume",
+                pid.unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Whether process `pid` still exists.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Open the devices and start converting; the speech output is closed first (one device, one user).

@@ -708,3 +708,93 @@ fn a_decayed_meter_reads_minus_infinity_not_a_tiny_number() {
     assert!(app.out_level > 0.0 && app.out_level < 3e-5, "{}", app.out_level);
     assert!(shows(&screen(&app), "out   -inf dB"), "{:#?}", screen(&app));
 }
+
+#[test]
+fn w_follows_a_batch_another_process_runs_and_c_only_stops_following() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("lines.txt");
+    std::fs::write(&manifest, "One.\nTwo.\n").unwrap();
+    let mut app = app();
+    app.update(Action::StopEditing);
+    press(&mut app, key(KeyCode::Char('3')));
+    assert!(shows(&screen(&app), "w to follow"), "{:#?}", screen(&app));
+    press(&mut app, key(KeyCode::Char('w')));
+    assert_eq!((app.mode, app.prompt_for), (Mode::Prompt, PromptFor::Watch));
+    assert!(screen(&app)[23].starts_with("WATCH BATCH manifest being run: "));
+    type_text(&mut app, &manifest.display().to_string());
+    let Some(Job::WatchBatch { manifest: watched, stop }) = press(&mut app, key(KeyCode::Enter)) else {
+        panic!("a watch job")
+    };
+    assert_eq!(watched, manifest);
+    app.batch_event(AppEvent::BatchLoaded { rows: vec![(1, "a.wav".into()), (2, "b.wav".into())], invalid: vec![] });
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 30.0;
+    app.batch_event(AppEvent::BatchRun { started_unix: started, pid: 4242 });
+    assert!(app.status.contains("process 4242"));
+    assert!(app.batch.started.unwrap().elapsed() >= Duration::from_secs(29), "the run's own start time counts");
+    app.batch_event(AppEvent::Batch(demod_voice_core::batch::Event::Finished {
+        row: 1,
+        output: "a.wav".into(),
+        audio_seconds: 2.0,
+        seconds: 0.5,
+    }));
+    let lines = screen(&app);
+    assert!(shows(&lines, "watching  1/2 jobs"), "{lines:#?}");
+    press(&mut app, key(KeyCode::Char('c')));
+    assert!(stop.load(Ordering::Relaxed));
+    assert_eq!(app.status, "stopped watching; the run goes on in its own process");
+    app.batch_event(AppEvent::BatchDone(Ok(())));
+    assert!(app.status.starts_with("no longer watched: 1 of 2 processed"), "{}", app.status);
+}
+
+/// A progress log as `batch::run` writes it.
+fn write_log(manifest: &std::path::Path, lines: &[&str]) {
+    let journal = demod_voice_core::batch::journal_path(manifest, None, None);
+    std::fs::write(demod_voice_core::batch::events_path(&journal), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn watching_reads_the_progress_log_to_its_end_or_notices_the_run_died() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("lines.txt");
+    std::fs::write(&manifest, "One.\nTwo.\n").unwrap();
+    let me = std::process::id();
+    write_log(
+        &manifest,
+        &[
+            &format!(r#"{{"event":"run","pid":{me},"jobs":2,"started_unix":1.0}}"#),
+            r#"{"event":"started","row":1,"output":"lines-0001.wav"}"#,
+            r#"{"event":"finished","row":1,"output":"lines-0001.wav","audio_seconds":1.0,"seconds":0.2}"#,
+            r#"{"event":"failed","row":2,"output":"lines-0002.wav","error":"voice not installed"}"#,
+            r#"{"event":"end","done":1,"skipped":0,"failed":1,"wall_seconds":0.5}"#,
+        ],
+    );
+    let (sender, receiver) = mpsc::channel();
+    let stop = AtomicBool::new(false);
+    watch_batch(&manifest, &stop, &sender).unwrap();
+    let mut app = app();
+    let _ = app.start_watch(manifest.clone());
+    for event in receiver.try_iter() {
+        app.batch_event(event);
+    }
+    app.batch_event(AppEvent::BatchDone(Ok(())));
+    assert!(app.status.starts_with("watched batch finished: 2 of 2 processed, 1 failed"), "{}", app.status);
+    // A run whose process is gone (no such pid) and whose log has no end.
+    write_log(&manifest, &[r#"{"event":"run","pid":4000000000,"jobs":2,"started_unix":1.0}"#]);
+    let error = watch_batch(&manifest, &stop, &sender).unwrap_err().to_string();
+    assert!(error.contains("ended without finishing"), "{error}");
+    // No log yet: it waits (and says so) until told to stop.
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, "Three.\n").unwrap();
+    let _ = receiver.try_iter().count();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(400));
+            stop.store(true, Ordering::Relaxed);
+        });
+        watch_batch(&other, &stop, &sender).unwrap();
+    });
+    let notes: Vec<String> =
+        receiver.try_iter().filter_map(|e| if let AppEvent::BatchNote(note) = e { Some(note) } else { None }).collect();
+    assert_eq!(notes.len(), 1, "said once: {notes:?}");
+    assert!(notes[0].starts_with("waiting for `demod-voice batch"), "{notes:?}");
+}

@@ -28,6 +28,7 @@ impl Widget for &App {
         let mode = match (self.screen, self.mode) {
             (Screen::Synthesize, Mode::Editing) => "EDIT (Esc: controls) ",
             (_, Mode::Prompt) if self.prompt_for == PromptFor::Manifest => "OPEN MANIFEST ",
+            (_, Mode::Prompt) if self.prompt_for == PromptFor::Watch => "WATCH BATCH ",
             (_, Mode::Prompt) => "ADD PROFILE ",
             _ => "",
         };
@@ -35,6 +36,7 @@ impl Widget for &App {
             match self.prompt_for {
                 PromptFor::Profile => format!("reference WAV: {}▏  (Enter adds, Esc cancels)", self.prompt),
                 PromptFor::Manifest => format!("manifest: {}▏  (Enter runs, Esc cancels)", self.prompt),
+                PromptFor::Watch => format!("manifest being run: {}▏  (Enter follows, Esc cancels)", self.prompt),
             }
         } else {
             self.status.clone()
@@ -364,11 +366,17 @@ fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn batch(app: &App, area: Rect, buf: &mut Buffer) {
     let view = &app.batch;
-    let block = Block::new().borders(Borders::ALL).title(" Batch (o: open a manifest, c: cancel, R: run again) ");
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .title(" Batch (o: open and run, w: watch another run, c: cancel, R: run again) ");
     let Some(manifest) = &view.manifest else {
-        Paragraph::new("no batch yet: press o and type the path of a manifest (.csv, .jsonl, .yaml or .txt)")
-            .block(block)
-            .render(area, buf);
+        Paragraph::new(
+            "no batch yet: press o and type the path of a manifest (.csv, .jsonl, .yaml or .txt) to run it here, \
+             or w to follow a `demod-voice batch` that runs elsewhere on this machine",
+        )
+        .wrap(Wrap { trim: true })
+        .block(block)
+        .render(area, buf);
         return;
     };
     let inner = block.inner(area);
@@ -402,7 +410,11 @@ fn batch(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         "-".into()
     };
-    let state = if view.running { "running" } else { "stopped" };
+    let state = match (view.running, view.watching) {
+        (true, true) => "watching",
+        (true, false) => "running",
+        (false, _) => "stopped",
+    };
     Line::from(format!(
         "{}  {state}  {processed}/{total} jobs, {} failed, {} invalid  ETA {eta}  RTF {rtf}  {:.1} s audio",
         manifest.display(),
@@ -484,6 +496,7 @@ fn help(area: Rect, buf: &mut Buffer) {
         "Ctrl-U            clear the text (while editing)",
         "a                 add a conversion profile (Voices)",
         "o / c / R         open a manifest / cancel / run again (Batch)",
+        "w                 follow a batch another process runs (Batch)",
         "r                 run the health checks again (Health)",
         "?                 this help; any key closes it",
         "q / Ctrl-C        quit",
