@@ -422,11 +422,29 @@ pub struct VoiceRow {
     pub quality: String,
     pub sample_rate: u32,
     pub speakers: u32,
+    /// Speaker names in id order (the ids themselves when the voice names none); empty for one speaker.
+    pub speaker_names: Vec<String>,
     pub model: PathBuf,
     pub problem: Option<String>,
 }
 
 /// The installed Piper voices, each with its details or why it cannot be used.
+/// A multi-speaker voice's speakers by id: their names where the voice gives them, else the ids.
+fn speaker_names(config: &demod_voice_core::piper::VoiceConfig) -> Vec<String> {
+    if config.num_speakers <= 1 {
+        return Vec::new();
+    }
+    (0..i64::from(config.num_speakers))
+        .map(|id| {
+            config
+                .speaker_id_map
+                .iter()
+                .find(|(_, &mapped)| mapped == id)
+                .map_or_else(|| id.to_string(), |(name, _)| name.clone())
+        })
+        .collect()
+}
+
 pub fn voice_rows(ctx: &Context) -> Vec<VoiceRow> {
     assets::installed_voices(&ctx.dirs.voices_dir())
         .into_iter()
@@ -439,6 +457,7 @@ pub fn voice_rows(ctx: &Context) -> Vec<VoiceRow> {
                     quality: config.audio.quality.clone().unwrap_or_else(|| "-".into()),
                     sample_rate: config.audio.sample_rate,
                     speakers: config.num_speakers,
+                    speaker_names: speaker_names(&config),
                     model: voice.model,
                     problem: None,
                 },
@@ -448,6 +467,7 @@ pub fn voice_rows(ctx: &Context) -> Vec<VoiceRow> {
                     quality: "?".into(),
                     sample_rate: 0,
                     speakers: 0,
+                    speaker_names: Vec::new(),
                     model: voice.model,
                     problem: Some(e.to_string()),
                 },

@@ -65,6 +65,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     Voice,
+    Speaker,
     Preset,
     Length,
     Noise,
@@ -74,8 +75,9 @@ pub enum Control {
 }
 
 impl Control {
-    pub const ALL: [Control; 7] = [
+    pub const ALL: [Control; 8] = [
         Control::Voice,
+        Control::Speaker,
         Control::Preset,
         Control::Length,
         Control::Noise,
@@ -87,6 +89,7 @@ impl Control {
     pub fn label(self) -> &'static str {
         match self {
             Control::Voice => "voice",
+            Control::Speaker => "speaker",
             Control::Preset => "preset",
             Control::Length => "length",
             Control::Noise => "noise",
@@ -103,7 +106,7 @@ impl Control {
             Control::Noise | Control::NoiseW => (0.05, 0.0, 2.0),
             Control::Silence => (0.05, 0.0, 5.0),
             Control::Volume => (0.05, 0.0, 4.0),
-            Control::Voice | Control::Preset => (0.0, 0.0, 0.0),
+            Control::Voice | Control::Speaker | Control::Preset => (0.0, 0.0, 0.0),
         }
     }
 }
@@ -214,6 +217,8 @@ pub struct VoiceInfo {
     pub quality: String,
     pub sample_rate: u32,
     pub speakers: u32,
+    /// By id; empty for a single-speaker voice.
+    pub speaker_names: Vec<String>,
     pub problem: Option<String>,
 }
 
@@ -505,6 +510,8 @@ pub struct App {
     pub control: usize,
     pub voices: Vec<VoiceInfo>,
     pub voice: usize,
+    /// Index into the voice's speakers.
+    pub speaker: usize,
     pub profiles: Vec<ProfileInfo>,
     /// The line typed at the add-profile prompt.
     pub prompt: String,
@@ -557,6 +564,7 @@ impl App {
             control: 0,
             voices,
             voice: 0,
+            speaker: 0,
             profiles: Vec::new(),
             prompt: String::new(),
             prompt_for: PromptFor::Profile,
@@ -1038,7 +1046,13 @@ impl App {
             }
         };
         match control {
-            Control::Voice => self.voice = cycle(self.voice, self.voices.len()),
+            Control::Voice => {
+                self.voice = cycle(self.voice, self.voices.len());
+                self.speaker = 0;
+            }
+            Control::Speaker => {
+                self.speaker = cycle(self.speaker, self.voices.get(self.voice).map_or(0, |v| v.speaker_names.len()))
+            }
             Control::Preset => self.preset = cycle(self.preset, self.presets.len()),
             _ => {
                 let (step, low, high) = control.range();
@@ -1087,7 +1101,7 @@ impl App {
     fn scales(&self) -> ScaleArgs {
         ScaleArgs {
             preset: (self.preset > 0).then(|| self.presets[self.preset].clone()),
-            speaker: None,
+            speaker: self.voices.get(self.voice).and_then(|v| v.speaker_names.get(self.speaker)).cloned(),
             length_scale: Some(self.length),
             noise_scale: Some(self.noise),
             noise_w: Some(self.noise_w),
@@ -1420,6 +1434,7 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
             quality: row.quality,
             sample_rate: row.sample_rate,
             speakers: row.speakers,
+            speaker_names: row.speaker_names,
             problem: row.problem,
         })
         .collect();

@@ -15,6 +15,7 @@ fn joe() -> VoiceInfo {
         quality: "medium".into(),
         sample_rate: 22050,
         speakers: 1,
+        speaker_names: Vec::new(),
         problem: None,
     }
 }
@@ -194,7 +195,10 @@ fn controls_change_within_their_bounds_and_reach_the_job() {
     let mut app = app();
     type_text(&mut app, "Hi.");
     press(&mut app, key(KeyCode::Esc));
-    // voice -> preset: cycles (none) -> warm
+    // voice -> speaker (one speaker: nothing to change) -> preset: cycles (none) -> warm
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Right));
+    assert_eq!(app.speaker, 0);
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Right));
     // length: 1.0 -> 1.1
@@ -797,4 +801,39 @@ fn watching_reads_the_progress_log_to_its_end_or_notices_the_run_died() {
         receiver.try_iter().filter_map(|e| if let AppEvent::BatchNote(note) = e { Some(note) } else { None }).collect();
     assert_eq!(notes.len(), 1, "said once: {notes:?}");
     assert!(notes[0].starts_with("waiting for `demod-voice batch"), "{notes:?}");
+}
+
+#[test]
+fn a_multi_speaker_voice_offers_its_speakers_by_name_and_they_reach_the_job() {
+    let mut app = app();
+    app.voices.push(VoiceInfo {
+        name: "en_US-libritts-high".into(),
+        speakers: 3,
+        speaker_names: vec!["p1".into(), "p2".into(), "p3".into()],
+        ..joe()
+    });
+    type_text(&mut app, "Hi.");
+    press(&mut app, key(KeyCode::Esc));
+    assert!(shows(&screen(&app), "(one speaker)"));
+    press(&mut app, key(KeyCode::Right));
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Left));
+    assert!(shows(&screen(&app), "p3 (3/3)"), "{:#?}", screen(&app));
+    let Some(Job::Synthesize { scales, voice, .. }) = press(&mut app, ctrl('s')) else { panic!("a job") };
+    assert_eq!((voice.as_deref(), scales.speaker.as_deref()), (Some("en_US-libritts-high"), Some("p3")));
+    // Another voice starts again at its first speaker.
+    press(&mut app, key(KeyCode::Up));
+    press(&mut app, key(KeyCode::Right));
+    assert_eq!(app.speaker, 0);
+    let Some(Job::Speak { scales, .. }) = ({
+        app.output = Ok(OutputInfo {
+            device: "x".into(),
+            rate: 48_000,
+            state: Arc::new(crate::audio::PlaybackState::default()),
+        });
+        press(&mut app, ctrl('p'))
+    }) else {
+        panic!("a speak job")
+    };
+    assert_eq!(scales.speaker, None, "joe has one speaker");
 }

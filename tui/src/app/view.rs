@@ -73,6 +73,15 @@ fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
     let rows = Control::ALL.iter().enumerate().map(|(i, control)| {
         let value = match control {
             Control::Voice => app.voices.get(app.voice).map_or("(none installed)".to_string(), |v| v.name.clone()),
+            Control::Speaker => match app.voices.get(app.voice) {
+                Some(v) if !v.speaker_names.is_empty() => format!(
+                    "{} ({}/{})",
+                    v.speaker_names.get(app.speaker).map_or("?", String::as_str),
+                    app.speaker + 1,
+                    v.speaker_names.len()
+                ),
+                _ => "(one speaker)".into(),
+            },
             Control::Preset => app.presets.get(app.preset).cloned().unwrap_or_default(),
             Control::Length => format!("{:.2}", app.length),
             Control::Noise => format!("{:.3}", app.noise),
