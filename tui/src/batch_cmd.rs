@@ -75,12 +75,9 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         journal: batch::journal_path(&manifest_path, args.state.as_deref(), args.shard),
         cancel: None,
     };
-    let worker =
-        Worker { ctx, voices: Mutex::new(HashMap::new()), profiles: Mutex::new(HashMap::new()), converter_defaults };
     let total = jobs.len();
-    let progress = Progress::new(total, args.json_events, ctx_quiet(worker.ctx));
-    let summary =
-        batch::run(&jobs, &options, &|job, deadline| worker.run(job, deadline), &|event| progress.event(event))?;
+    let progress = Progress::new(total, args.json_events, ctx_quiet(ctx));
+    let summary = run_jobs(ctx, &jobs, &options, converter_defaults, &|event| progress.event(event))?;
     progress.finish();
     let mut summary = summary;
     summary.invalid = manifest.errors.len();
@@ -124,11 +121,22 @@ pub fn run_for_app(
         journal: batch::journal_path(manifest_path, None, None),
         cancel: Some(cancel),
     };
-    let worker =
-        Worker { ctx, voices: Mutex::new(HashMap::new()), profiles: Mutex::new(HashMap::new()), converter_defaults };
-    let mut summary = batch::run(&manifest.jobs, &options, &|job, deadline| worker.run(job, deadline), events)?;
+    let mut summary = run_jobs(ctx, &manifest.jobs, &options, converter_defaults, events)?;
     summary.invalid = manifest.errors.len();
     Ok(summary)
+}
+
+/// The step `batch` and the app's Batch screen share: one worker (each voice and profile loaded once) runs `jobs`.
+fn run_jobs(
+    ctx: &Context,
+    jobs: &[Job],
+    options: &RunOptions,
+    converter_defaults: Option<demod_voice_core::presets::ConverterSettings>,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<batch::Summary> {
+    let worker =
+        Worker { ctx, voices: Mutex::new(HashMap::new()), profiles: Mutex::new(HashMap::new()), converter_defaults };
+    Ok(batch::run(jobs, options, &|job, deadline| worker.run(job, deadline), events)?)
 }
 
 fn ctx_quiet(ctx: &Context) -> bool {
