@@ -401,6 +401,8 @@ pub enum Action {
     Tick,
     /// Start or stop the live conversion.
     ToggleLive,
+    /// List the sound devices again (one was plugged in).
+    RefreshDevices,
     RefreshHealth,
     StartAddProfile,
     OpenManifest,
@@ -439,6 +441,7 @@ pub enum Job {
         mix: f32,
     },
     StopLive,
+    ListDevices,
     AddProfile {
         name: String,
         reference: PathBuf,
@@ -464,6 +467,11 @@ pub enum AppEvent {
     Queued {
         id: u64,
         samples: Vec<f32>,
+    },
+    /// The sound devices for the Live screen's pickers ("(default)" first).
+    Devices {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
     },
     /// The live conversion started (or could not).
     LiveStarted(std::result::Result<LiveInfo, String>),
@@ -642,6 +650,7 @@ impl App {
             KeyCode::Char('4') => Some(Action::Goto(Screen::Voices)),
             KeyCode::Char('5') => Some(Action::Goto(Screen::Health)),
             KeyCode::Char(' ') | KeyCode::Enter if self.screen == Screen::Live => Some(Action::ToggleLive),
+            KeyCode::Char('d') if self.screen == Screen::Live => Some(Action::RefreshDevices),
             KeyCode::Char('o') if self.screen == Screen::Batch => Some(Action::OpenManifest),
             KeyCode::Char('w') if self.screen == Screen::Batch => Some(Action::WatchBatch),
             KeyCode::Char('c') if self.screen == Screen::Batch => Some(Action::CancelBatch),
@@ -783,6 +792,10 @@ impl App {
             Action::HistoryNext => self.history_sel = (self.history_sel + 1).min(self.history.len().saturating_sub(1)),
             Action::Tick => self.tick(),
             Action::ToggleLive => return self.toggle_live(),
+            Action::RefreshDevices => {
+                self.status = "listing sound devices ...".into();
+                return Some(Job::ListDevices);
+            }
         }
         None
     }
@@ -809,6 +822,21 @@ impl App {
             params: self.live.params.clone(),
             mix: self.live.mix,
         })
+    }
+
+    /// The device lists arrived; the picks stay on the same names where they still exist.
+    pub fn devices_listed(&mut self, inputs: Vec<String>, outputs: Vec<String>) {
+        if self.status == "listing sound devices ..." {
+            self.status =
+                format!("{} input(s), {} output(s)", inputs.len().saturating_sub(1), outputs.len().saturating_sub(1));
+        }
+        let keep = |names: &[String], index: usize, new: &[String]| {
+            names.get(index).and_then(|name| new.iter().position(|n| n == name)).unwrap_or(0)
+        };
+        self.live.input = keep(&self.live.inputs, self.live.input, &inputs);
+        self.live.output = keep(&self.live.outputs, self.live.output, &outputs);
+        self.live.inputs = inputs;
+        self.live.outputs = outputs;
     }
 
     /// The live conversion started, or could not.
@@ -1265,6 +1293,7 @@ pub fn run_loop<B: Backend>(
             AppEvent::Queued { id, samples } => app.queued(id, samples),
             AppEvent::SpeakDone { id, outcome } => app.speak_done(id, outcome),
             AppEvent::LiveStarted(outcome) => app.live_started(outcome),
+            AppEvent::Devices { inputs, outputs } => app.devices_listed(inputs, outputs),
             AppEvent::Saved { path, outcome } => app.saved(path, outcome),
             AppEvent::ProfileAdded { name, outcome } => app.profile_added(name, outcome),
             AppEvent::HealthChecked(outcome) => app.health_checked(outcome),
@@ -1462,8 +1491,8 @@ pub fn run(ctx: &Context) -> Result<()> {
         ));
     }
     let mut app = app_from_context(ctx)?;
-    app.live.inputs = device_list(crate::audio::device_names(true));
-    app.live.outputs = device_list(crate::audio::device_names(false));
+    app.live.inputs = device_list(Vec::new());
+    app.live.outputs = device_list(Vec::new());
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // A job's panic is caught and shown in the app (see `guarded`); any other ends the app, terminal restored.
@@ -1504,7 +1533,8 @@ pub fn run(ctx: &Context) -> Result<()> {
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let (sender, receiver) = mpsc::channel();
     spawn_input_thread(sender.clone());
-    let result = run_loop(&mut terminal, &mut app, &receiver, |job| {
+
+    let mut spawn = |job| {
         let sender: Sender<AppEvent> = sender.clone();
         let global = global.clone();
         let shared = shared.clone();
@@ -1557,10 +1587,19 @@ pub fn run(ctx: &Context) -> Result<()> {
                 let outcome = guarded(|| quiet_context(&global).map(|ctx| check_infos(&ctx)));
                 let _ = sender.send(AppEvent::HealthChecked(outcome));
             }
+            Job::ListDevices => {
+                let inputs = device_list(crate::audio::device_names(true));
+                let outputs = device_list(crate::audio::device_names(false));
+                let _ = sender.send(AppEvent::Devices { inputs, outputs });
+            }
         };
         // As std::thread::spawn does, only an exhausted system fails here.
         std::thread::Builder::new().name(JOB_THREAD.into()).spawn(worker).expect("spawning a job thread");
-    });
+    };
+    // Listing devices can take a while (some hosts open each one to ask): the Live screen's pickers fill in when
+    // it is done.
+    spawn(Job::ListDevices);
+    let result = run_loop(&mut terminal, &mut app, &receiver, &mut spawn);
     restore_terminal();
     result
 }

@@ -837,3 +837,15 @@ fn a_multi_speaker_voice_offers_its_speakers_by_name_and_they_reach_the_job() {
     };
     assert_eq!(scales.speaker, None, "joe has one speaker");
 }
+
+#[test]
+fn device_lists_arriving_late_keep_the_picked_device_by_name() {
+    let mut app = app();
+    app.live.inputs = vec!["(default)".into()];
+    app.devices_listed(vec!["(default)".into(), "USB Mic".into()], vec!["(default)".into()]);
+    app.live.input = 1;
+    app.devices_listed(vec!["(default)".into(), "Webcam".into(), "USB Mic".into()], vec!["(default)".into()]);
+    assert_eq!(app.live.inputs[app.live.input], "USB Mic");
+    app.devices_listed(vec!["(default)".into()], vec!["(default)".into()]);
+    assert_eq!(app.live.input, 0, "an unplugged device falls back to the default");
+}

@@ -227,7 +227,7 @@ fn live(app: &App, area: Rect, buf: &mut Buffer) {
         Row::new([Cell::from(control.label()), Cell::from(value)]).style(style)
     });
     Table::new(rows, [Constraint::Length(18), Constraint::Min(0)])
-        .block(Block::new().borders(Borders::ALL).title(" Live controls (↑↓ pick, ←→ change) "))
+        .block(Block::new().borders(Borders::ALL).title(" Live controls (↑↓ pick, ←→ change, d re-list) "))
         .render(controls, buf);
 
     let title =
@@ -502,6 +502,7 @@ fn help(area: Rect, buf: &mut Buffer) {
         "[ ] then p        pick a history entry, play it again",
         "Ctrl-S            save the text to take-NNN.wav",
         "Space / Enter     start / stop live conversion (Live)",
+        "d                 list the sound devices again (Live)",
         "Ctrl-U            clear the text (while editing)",
         "a                 add a conversion profile (Voices)",
         "o / c / R         open a manifest / cancel / run again (Batch)",
