@@ -172,12 +172,17 @@ impl Playback {
     }
 
     /// Queue `samples` (mono, at [`Playback::rate`]), opening the stream if needed and waiting while the queue is
-    /// full. Ok(false) when `stop` was set meanwhile (the rest is not queued).
+    /// full. Ok(false) when `stop` was set meanwhile (the rest is not queued). [`Playback::generation`] afterwards
+    /// tells a later closer whether anyone queued after this.
     pub fn queue(&mut self, samples: &[f32], stop: &AtomicBool) -> Result<bool, String> {
         self.generation += 1;
-        // A flush asked for by an interrupt must not eat what comes after it.
+        // A flush asked for by an interrupt must not eat what comes after it: let the callback do it first (a
+        // closed stream has nothing to flush).
         let asked = Instant::now();
-        while self.state.flush.load(Ordering::Acquire) && asked.elapsed() < Duration::from_millis(200) {
+        while self.stream.is_some()
+            && self.state.flush.load(Ordering::Acquire)
+            && asked.elapsed() < Duration::from_millis(200)
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.state.flush.store(false, Ordering::Release);
@@ -196,6 +201,11 @@ impl Playback {
         Ok(true)
     }
 
+    /// Bumped by every [`Playback::queue`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Samples queued and not played yet.
     pub fn pending(&self) -> usize {
         self.stream.as_ref().map_or(0, |s| s.queue.occupied_len())
@@ -207,30 +217,36 @@ impl Playback {
     }
 }
 
-/// Wait until everything queued on `playback` has been played (or `stop` is set), then close the stream unless
-/// someone queued more meanwhile. Locks only briefly, so others can queue while this waits.
-pub fn close_when_played(playback: &std::sync::Mutex<Option<Playback>>, stop: &AtomicBool) {
+/// Wait until everything queued on `playback` has been played (or `stop` is set), then close the stream, unless
+/// someone queued after `mine` (the [`Playback::generation`] after this caller's last queue): the stream is theirs
+/// then. Locks only briefly, so others can queue while this waits.
+pub fn close_when_played(playback: &std::sync::Mutex<Option<Playback>>, stop: &AtomicBool, mine: u64) {
     let lock = || playback.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     loop {
-        std::thread::sleep(Duration::from_millis(10));
         let mut guard = lock();
         let Some(out) = guard.as_mut() else { return };
+        if out.generation != mine {
+            return;
+        }
         if stop.load(Ordering::Relaxed) {
             out.close();
             return;
         }
         if out.pending() > 0 {
+            drop(guard);
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         }
         let Some(tail) = out.stream.as_ref().map(|s| s.tail) else { return };
-        let generation = out.generation;
         drop(guard);
-        std::thread::sleep(tail);
+        // The device's own buffer plays out; stopping meanwhile closes at once.
+        let until = Instant::now() + tail;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut guard = lock();
-        if let Some(out) = guard.as_mut() {
-            if out.generation == generation && out.pending() == 0 {
-                out.close();
-            }
+        if let Some(out) = guard.as_mut().filter(|out| out.generation == mine && out.pending() == 0) {
+            out.close();
         }
         return;
     }

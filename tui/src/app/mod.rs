@@ -1641,7 +1641,7 @@ fn cached_voice<'a>(
 }
 
 /// Resample `samples` to the output rate, tell the app, and queue them for the device (waiting while the queue
-/// is full). Ok(false) when `stop` was set.
+/// is full; giving up when `stop` is set). The playback's generation after queuing.
 fn queue_for_output(
     shared: &Shared,
     sender: &Sender<AppEvent>,
@@ -1649,14 +1649,15 @@ fn queue_for_output(
     samples: Vec<f32>,
     rate: u32,
     stop: &AtomicBool,
-) -> Result<bool> {
+) -> Result<u64> {
     let mut playback = lock(&shared.playback);
     let Some(playback) = playback.as_mut() else { anyhow::bail!("the audio output is closed") };
     let samples =
         if rate == playback.rate { samples } else { demod_voice_core::audio::resample(&samples, rate, playback.rate)? };
     // The app learns of the samples before the device can play them, so its progress never runs ahead.
     let _ = sender.send(AppEvent::Queued { id, samples: samples.clone() });
-    playback.queue(&samples, stop).map_err(|problem| anyhow::anyhow!("{problem}"))
+    playback.queue(&samples, stop).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+    Ok(playback.generation())
 }
 
 /// Speak `text` through the output device, sentence by sentence as each is synthesized (same pipeline as
@@ -1679,14 +1680,20 @@ fn speak_job(
     let Some((_, voice)) = cache.as_ref() else { anyhow::bail!("the voice did not stay loaded") };
     let options = crate::speak::synthesis_options(&ctx, voice)?;
     let rate = voice.sample_rate();
+    let mut mine = None;
     let spoken = crate::speak::speak_sentences(voice, text, &options, converter.as_ref(), |samples| {
-        if stop.load(Ordering::Relaxed) || !queue_for_output(shared, sender, id, samples, rate, stop)? {
+        if !stop.load(Ordering::Relaxed) {
+            mine = Some(queue_for_output(shared, sender, id, samples, rate, stop)?);
+        }
+        if stop.load(Ordering::Relaxed) {
             anyhow::bail!("stopped");
         }
         Ok(())
     });
     drop(cache);
-    crate::audio::close_when_played(&shared.playback, stop);
+    if let Some(mine) = mine {
+        crate::audio::close_when_played(&shared.playback, stop, mine);
+    }
     match spoken {
         _ if stop.load(Ordering::Relaxed) => Ok(()),
         Err(error) => Err(error),
@@ -1808,8 +1815,8 @@ fn play_job(shared: &Shared, sender: &Sender<AppEvent>, id: u64, source: PlaySou
         }
         PlaySource::File(path) => demod_voice_core::audio::read_wav_mono(&path)?,
     };
-    queue_for_output(shared, sender, id, samples, rate, stop)?;
-    crate::audio::close_when_played(&shared.playback, stop);
+    let mine = queue_for_output(shared, sender, id, samples, rate, stop)?;
+    crate::audio::close_when_played(&shared.playback, stop, mine);
     Ok(())
 }
 

@@ -849,3 +849,16 @@ fn device_lists_arriving_late_keep_the_picked_device_by_name() {
     app.devices_listed(vec!["(default)".into()], vec!["(default)".into()]);
     assert_eq!(app.live.input, 0, "an unplugged device falls back to the default");
 }
+
+#[test]
+fn long_text_scrolls_so_the_end_stays_in_view() {
+    let mut app = app();
+    for i in 0..30 {
+        type_text(&mut app, &format!("Line number {i}."));
+        press(&mut app, key(KeyCode::Enter));
+    }
+    type_text(&mut app, "The very end");
+    let lines = screen(&app);
+    assert!(shows(&lines, "The very end▏"), "{lines:#?}");
+    assert!(!shows(&lines, "Line number 0."), "the start scrolled away: {lines:#?}");
+}

@@ -65,7 +65,12 @@ fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
         }
         ratatui::text::Text::from(text)
     };
-    Paragraph::new(shown).wrap(Wrap { trim: false }).block(text_block).render(text_area, buf);
+    // Long text scrolls so the end (where typing goes) stays in view.
+    let paragraph = Paragraph::new(shown).wrap(Wrap { trim: false });
+    let inner = text_block.inner(text_area);
+    let lines = paragraph.line_count(inner.width);
+    let scroll = lines.saturating_sub(usize::from(inner.height));
+    paragraph.scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)).block(text_block).render(text_area, buf);
 
     let [controls, right] = Layout::horizontal([Constraint::Length(40), Constraint::Min(0)]).areas(lower);
     let [playback_area, history] = Layout::vertical([Constraint::Length(5), Constraint::Min(0)]).areas(right);
