@@ -607,6 +607,13 @@ pub struct RunOptions {
     pub cancel: Option<std::sync::Arc<AtomicBool>>,
 }
 
+impl RunOptions {
+    /// One worker, no timeout, nothing forced or overwritten, no fail-fast, no cancel flag.
+    pub fn sequential(journal: PathBuf) -> RunOptions {
+        RunOptions { jobs: 1, fail_fast: false, timeout: None, force: false, overwrite: false, journal, cancel: None }
+    }
+}
+
 /// End-of-run numbers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -859,15 +866,7 @@ mod tests {
         let journal = journal_path(&dir.path().join("lines.txt"), None, None);
         let log = events_path(&journal);
         assert_eq!(log.file_name().unwrap(), ".lines.txt.events.jsonl");
-        let options = RunOptions {
-            jobs: 1,
-            fail_fast: false,
-            timeout: None,
-            force: false,
-            overwrite: false,
-            journal,
-            cancel: None,
-        };
+        let options = RunOptions::sequential(journal);
         let work = |job: &Job, _: Option<Instant>| {
             if job.row == 2 {
                 return Err(Error::Setting { key: "voice".into(), problem: "not installed".into() });
@@ -907,15 +906,8 @@ mod tests {
         let (dir, m) = load("lines.txt", b"one\ntwo\nthree\nfour\n");
         let m = m.unwrap();
         let cancel = std::sync::Arc::new(AtomicBool::new(false));
-        let options = RunOptions {
-            jobs: 1,
-            fail_fast: false,
-            timeout: None,
-            force: false,
-            overwrite: false,
-            journal: dir.path().join("journal.jsonl"),
-            cancel: Some(cancel.clone()),
-        };
+        let options =
+            RunOptions { cancel: Some(cancel.clone()), ..RunOptions::sequential(dir.path().join("journal.jsonl")) };
         let ran = AtomicUsize::new(0);
         let work = |job: &Job, _: Option<Instant>| {
             ran.fetch_add(1, Ordering::Relaxed);

@@ -86,6 +86,32 @@ pub fn fill_output<T: SizedSample + FromSample<f32>>(
     state.meter.record(peak);
 }
 
+/// Evaluate `$body` with `$t` standing for the sample type of `$format`, for the formats the app converts; any
+/// other format returns `Err($unsupported(format))` from the enclosing function.
+macro_rules! with_sample_type {
+    ($format:expr, $t:ident => $body:expr, $unsupported:expr) => {
+        match $format {
+            cpal::SampleFormat::F32 => {
+                type $t = f32;
+                $body
+            }
+            cpal::SampleFormat::I16 => {
+                type $t = i16;
+                $body
+            }
+            cpal::SampleFormat::I32 => {
+                type $t = i32;
+                $body
+            }
+            cpal::SampleFormat::U16 => {
+                type $t = u16;
+                $body
+            }
+            other => return Err($unsupported(other)),
+        }
+    };
+}
+
 /// The default output device (or the one named), for speech playback. The stream is opened when there is
 /// something to play and closed once it has been played ([`Playback::close_when_played`]): an idle app holds no
 /// device and costs no CPU.
@@ -154,13 +180,11 @@ impl Playback {
                 buffer_size: cpal::BufferSize::Default,
             };
             let (device, state) = (&self.handle, self.state.clone());
-            let stream = match self.format {
-                cpal::SampleFormat::F32 => build_playback::<f32>(device, config, consumer, state),
-                cpal::SampleFormat::I16 => build_playback::<i16>(device, config, consumer, state),
-                cpal::SampleFormat::I32 => build_playback::<i32>(device, config, consumer, state),
-                cpal::SampleFormat::U16 => build_playback::<u16>(device, config, consumer, state),
-                other => return Err(format!("output device `{name}` wants {other} samples, which are not supported")),
-            }
+            let stream = with_sample_type!(
+                self.format,
+                T => build_playback::<T>(device, config, consumer, state),
+                |other| format!("output device `{name}` wants {other} samples, which are not supported")
+            )
             .map_err(|e| format!("cannot open output device `{name}`: {e}"))?;
             stream.play().map_err(|e| format!("cannot start output device `{name}`: {e}"))?;
             let frames = stream.buffer_size().unwrap_or(self.rate / 10);
@@ -502,46 +526,32 @@ impl Live {
         let out_channels = usize::from(out_config.channels());
         let out_stream_config =
             cpal::StreamConfig { channels: out_config.channels(), sample_rate: rate, buffer_size: out_buffer };
-        macro_rules! out_stream {
-            ($t:ty) => {
-                out_device.build_output_stream::<$t, _, _>(
-                    out_stream_config,
-                    move |data, _| output.fill(data, out_channels),
-                    |_| {},
-                    None,
-                )
-            };
-        }
-        let out_stream = match out_config.sample_format() {
-            cpal::SampleFormat::F32 => out_stream!(f32),
-            cpal::SampleFormat::I16 => out_stream!(i16),
-            cpal::SampleFormat::I32 => out_stream!(i32),
-            cpal::SampleFormat::U16 => out_stream!(u16),
-            other => return Err(format!("output device `{out_name}` wants {other} samples, which are not supported")),
-        }
+        let out_stream = with_sample_type!(
+            out_config.sample_format(),
+            T => out_device.build_output_stream::<T, _, _>(
+                out_stream_config,
+                move |data, _| output.fill(data, out_channels),
+                |_| {},
+                None,
+            ),
+            |other| format!("output device `{out_name}` wants {other} samples, which are not supported")
+        )
         .map_err(|e| format!("cannot open output device `{out_name}`: {e}"))?;
         let in_channels = usize::from(in_config.channels());
         let in_stream_config =
             cpal::StreamConfig { channels: in_config.channels(), sample_rate: rate, buffer_size: in_buffer };
         let mut ring = producer;
         let in_state = state.clone();
-        macro_rules! in_stream {
-            ($t:ty) => {
-                in_device.build_input_stream::<$t, _, _>(
-                    in_stream_config,
-                    move |data, _| capture_input(data, in_channels, &mut ring, &in_state),
-                    |_| {},
-                    None,
-                )
-            };
-        }
-        let in_stream = match in_config.sample_format() {
-            cpal::SampleFormat::F32 => in_stream!(f32),
-            cpal::SampleFormat::I16 => in_stream!(i16),
-            cpal::SampleFormat::I32 => in_stream!(i32),
-            cpal::SampleFormat::U16 => in_stream!(u16),
-            other => return Err(format!("input device `{in_name}` gives {other} samples, which are not supported")),
-        }
+        let in_stream = with_sample_type!(
+            in_config.sample_format(),
+            T => in_device.build_input_stream::<T, _, _>(
+                in_stream_config,
+                move |data, _| capture_input(data, in_channels, &mut ring, &in_state),
+                |_| {},
+                None,
+            ),
+            |other| format!("input device `{in_name}` gives {other} samples, which are not supported")
+        )
         .map_err(|e| format!("cannot open input device `{in_name}`: {e}"))?;
         in_stream.play().map_err(|e| format!("cannot start input device `{in_name}`: {e}"))?;
         out_stream.play().map_err(|e| format!("cannot start output device `{out_name}`: {e}"))?;

@@ -112,15 +112,8 @@ pub fn run_for_app(
     let manifest = Manifest::load(manifest_path).map_err(|e| usage(e.to_string()))?;
     loaded(&manifest.jobs, &manifest.errors);
     let converter_defaults = apply_preset_and_flags(ctx, &crate::cli::ScaleArgs::default())?;
-    let options = RunOptions {
-        jobs: 1,
-        fail_fast: false,
-        timeout: None,
-        force: false,
-        overwrite: false,
-        journal: batch::journal_path(manifest_path, None, None),
-        cancel: Some(cancel),
-    };
+    let options =
+        RunOptions { cancel: Some(cancel), ..RunOptions::sequential(batch::journal_path(manifest_path, None, None)) };
     let mut summary = run_jobs(ctx, &manifest.jobs, &options, converter_defaults, events)?;
     summary.invalid = manifest.errors.len();
     Ok(summary)

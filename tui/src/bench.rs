@@ -213,13 +213,18 @@ fn bench_realtime(ctx: &Context, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Median and worst of `seconds`, in milliseconds (0 for none).
+fn median_and_worst_ms(seconds: &[f64]) -> (f64, f64) {
+    let mut sorted = seconds.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |i: usize| sorted.get(i).copied().unwrap_or(0.0) * 1000.0;
+    (at(sorted.len() / 2), at(sorted.len().saturating_sub(1)))
+}
+
 /// One frame of the Batch screen with 10 000 jobs (half done, some failed) on a 200x60 off-screen terminal.
 fn bench_app_frame(args: &BenchArgs) -> Result<()> {
     let frames = crate::app::batch_frame_times(10_000, 200, 60, 50)?;
-    let mut sorted = frames.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median_ms = sorted[sorted.len() / 2] * 1000.0;
-    let worst_ms = sorted[sorted.len() - 1] * 1000.0;
+    let (median_ms, worst_ms) = median_and_worst_ms(&frames);
     if args.json {
         println!(
             "{}",
@@ -239,10 +244,7 @@ const FIRST_AUDIO_SENTENCE: &str = "The quick brown fox jumps over the lazy dog.
 
 fn bench_speak_first_audio(ctx: &Context, args: &BenchArgs) -> Result<()> {
     let (device, times) = crate::app::speak_first_audio_times(ctx, FIRST_AUDIO_SENTENCE, args.runs.max(1))?;
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median_ms = sorted[sorted.len() / 2] * 1000.0;
-    let worst_ms = sorted[sorted.len() - 1] * 1000.0;
+    let (median_ms, worst_ms) = median_and_worst_ms(&times);
     if args.json {
         println!(
             "{}",
