@@ -862,3 +862,142 @@ fn long_text_scrolls_so_the_end_stays_in_view() {
     assert!(shows(&lines, "The very end▏"), "{lines:#?}");
     assert!(!shows(&lines, "Line number 0."), "the start scrolled away: {lines:#?}");
 }
+
+// --- snapshots ------------------------------------------------------------------------------------------------
+//
+// Every screen in its normal, empty and error states, 80x24, compared with `src/app/snapshots/NAME.txt`. After an
+// intended change of the look, `UPDATE_SNAPSHOTS=1 cargo test -p demod-voice snapshot` rewrites them; review the
+// diff before committing.
+
+fn assert_snapshot(name: &str, app: &App) {
+    let text = screen(app).join("\n") + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/app/snapshots").join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no snapshot {}: run with UPDATE_SNAPSHOTS=1 and review it", path.display()));
+    assert!(
+        text == expected,
+        "screen `{name}` differs from {}; if the change is intended, run with UPDATE_SNAPSHOTS=1 and review.\nnow:\n{text}",
+        path.display()
+    );
+}
+
+fn keys_mode(mut app: App, screen: Screen) -> App {
+    app.update(Action::StopEditing);
+    app.screen = screen;
+    app
+}
+
+#[test]
+fn snapshot_synthesize_screens() {
+    let (mut app, state) = app_with_output();
+    type_text(&mut app, "Hello there. This is the terminal app speaking.");
+    app.history.push(Utterance {
+        text: "An earlier take.".into(),
+        path: Some(PathBuf::from("/tmp/takes/take-001.wav")),
+        audio: None,
+        outcome: Ok(2.5),
+    });
+    app.history.push(Utterance { text: "x".into(), path: None, audio: None, outcome: Err("disk full".into()) });
+    let Some(Job::Speak { id, .. }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
+    app.queued(id, (0..48_000).map(|i| (i as f32 / 2000.0).sin() * (i as f32 / 48_000.0)).collect());
+    state.played.fetch_add(24_000, Ordering::Relaxed);
+    state.meter.record(0.25);
+    app.update(Action::Tick);
+    assert_snapshot("synthesize_speaking", &app);
+
+    let mut empty = keys_mode(App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from(".")), Screen::Synthesize);
+    empty.output = Err("no audio output device".into());
+    assert_snapshot("synthesize_empty_no_voices_no_device", &empty);
+
+    let mut failed = app_with_output().0;
+    type_text(&mut failed, "...");
+    let Some(Job::Speak { id, .. }) = press(&mut failed, ctrl('p')) else { panic!("a speak job") };
+    failed.speak_done(id, Err("the text has nothing to speak".into()));
+    assert_snapshot("synthesize_error", &failed);
+}
+
+#[test]
+fn snapshot_live_screens() {
+    let mut app = keys_mode(app(), Screen::Live);
+    app.live.inputs = vec!["(default)".into(), "USB Mic".into()];
+    app.live.outputs = vec!["(default)".into()];
+    assert_snapshot("live_stopped", &app);
+    let _ = app.update(Action::ToggleLive);
+    app.live_started(Err("no audio input device".into()));
+    assert_snapshot("live_error", &app);
+    let _ = app.update(Action::ToggleLive);
+    let info = live_info();
+    info.state.input_meter.record(0.5);
+    info.state.output_meter.record(0.25);
+    app.live_started(Ok(info));
+    app.update(Action::Tick);
+    assert_snapshot("live_running", &app);
+}
+
+#[test]
+fn snapshot_batch_screens() {
+    assert_snapshot("batch_empty", &keys_mode(app(), Screen::Batch));
+    let mut app = batch_app(4);
+    use demod_voice_core::batch::Event;
+    app.batch_event(AppEvent::Batch(Event::Finished {
+        row: 1,
+        output: "out/00001.wav".into(),
+        audio_seconds: 4.0,
+        seconds: 0.2,
+    }));
+    app.batch_event(AppEvent::Batch(Event::Failed {
+        row: 2,
+        output: "out/00002.wav".into(),
+        error: "voice `nope` is not installed".into(),
+    }));
+    app.batch_event(AppEvent::BatchDone(Ok(())));
+    assert_snapshot("batch_finished_with_failures", &app);
+    let mut broken = batch_app(0);
+    broken.batch_event(AppEvent::BatchDone(Err("lines.csv: not valid UTF-8".into())));
+    assert_snapshot("batch_error", &broken);
+}
+
+#[test]
+fn snapshot_voices_and_health_screens() {
+    let mut app = keys_mode(app(), Screen::Voices);
+    app.profiles = vec![
+        ProfileInfo {
+            name: "tale".into(),
+            median_f0_hz: 210.0,
+            formant_scale: 1.1,
+            voiced_seconds: 9.0,
+            problem: None,
+        },
+        ProfileInfo {
+            name: "old".into(),
+            median_f0_hz: 0.0,
+            formant_scale: 0.0,
+            voiced_seconds: 0.0,
+            problem: Some("unsupported schema_version 9".into()),
+        },
+    ];
+    app.voices.push(VoiceInfo { problem: Some("config missing".into()), name: "broken".into(), ..joe() });
+    assert_snapshot("voices", &app);
+    let empty = keys_mode(App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from(".")), Screen::Voices);
+    assert_snapshot("voices_empty", &empty);
+    let mut health = keys_mode(app, Screen::Health);
+    health.checks.push(CheckInfo {
+        name: "audio".into(),
+        status: Status::Error,
+        message: "no audio output".into(),
+        hint: Some("check the sound card".into()),
+    });
+    assert_snapshot("health", &health);
+    assert_snapshot(
+        "health_empty",
+        &keys_mode(App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from(".")), Screen::Health),
+    );
+    let mut help = keys_mode(self::app(), Screen::Synthesize);
+    help.show_help = true;
+    assert_snapshot("help", &help);
+}

@@ -139,13 +139,22 @@ fn level_ratio(peak: f32) -> f64 {
 fn meter(label: &str, peak: f32, area: Rect, buf: &mut Buffer) {
     // Below -90 dBFS is silence for a meter.
     let db = if peak > 3e-5 { format!("{:>5.1} dB", 20.0 * peak.log10()) } else { "  -inf dB".into() };
-    let color = if peak >= 0.99 { Color::Red } else { Color::Green };
-    ratatui::widgets::LineGauge::default()
-        .ratio(level_ratio(peak))
-        .label(format!("{label} {db}"))
-        .filled_style(Style::new().fg(color))
-        .unfilled_style(Style::new().fg(Color::DarkGray))
-        .render(area, buf);
+    let color = if peak >= 0.99 {
+        Color::Red
+    } else if peak >= 0.5 {
+        Color::Yellow
+    } else {
+        Color::Green
+    };
+    let text = format!("{label} {db} ");
+    let bar_width = usize::from(area.width).saturating_sub(text.chars().count());
+    let filled = (level_ratio(peak) * bar_width as f64).round() as usize;
+    Line::from(vec![
+        Span::raw(text),
+        Span::styled("█".repeat(filled), Style::new().fg(color)),
+        Span::styled("░".repeat(bar_width - filled), Style::new().fg(Color::DarkGray)),
+    ])
+    .render(area, buf);
 }
 
 /// What is playing: output level, a waveform of the utterance (the heard part bright), and the time.
@@ -232,7 +241,7 @@ fn live(app: &App, area: Rect, buf: &mut Buffer) {
         Row::new([Cell::from(control.label()), Cell::from(value)]).style(style)
     });
     Table::new(rows, [Constraint::Length(18), Constraint::Min(0)])
-        .block(Block::new().borders(Borders::ALL).title(" Live controls (↑↓ pick, ←→ change, d re-list) "))
+        .block(Block::new().borders(Borders::ALL).title(" Controls (↑↓ ←→; d lists devices) "))
         .render(controls, buf);
 
     let title =
