@@ -45,6 +45,32 @@ pub struct PlaybackState {
     pub flush: AtomicBool,
     /// Callbacks that ran out of queued audio part-way (a gap in speech, when the synthesis falls behind).
     pub gaps: AtomicU64,
+    /// Device trouble, reported by the stream's error callback.
+    pub device: DeviceHealth,
+}
+
+/// What a stream's error callback reports: glitches counted, a lost device flagged. Atomics only (the callback may
+/// run on the audio thread).
+#[derive(Debug, Default)]
+pub struct DeviceHealth {
+    /// Buffer under- or overruns the device reported (audible glitches).
+    pub xruns: AtomicU64,
+    /// The device went away (unplugged, or the sound server restarted); the stream has stopped.
+    pub lost: AtomicBool,
+}
+
+impl DeviceHealth {
+    fn report(&self, error: &cpal::Error) {
+        match error.kind() {
+            cpal::ErrorKind::Xrun => {
+                self.xruns.fetch_add(1, Ordering::Relaxed);
+            }
+            cpal::ErrorKind::DeviceNotAvailable
+            | cpal::ErrorKind::StreamInvalidated
+            | cpal::ErrorKind::DeviceChanged => self.lost.store(true, Ordering::Release),
+            _ => {}
+        }
+    }
 }
 
 /// One playback callback: queued mono samples to every channel of `data`, silence when the queue is empty.
@@ -285,9 +311,11 @@ fn build_playback<T: SizedSample + FromSample<f32>>(
     let channels = usize::from(config.channels);
     device.build_output_stream::<T, _, _>(
         config,
-        move |data, _| fill_output(data, channels, &mut queue, &state),
-        // Errors (a device unplugged) show up as playback that stops; the UI cannot be written to from here.
-        |_| {},
+        {
+            let state = state.clone();
+            move |data, _| fill_output(data, channels, &mut queue, &state)
+        },
+        move |error| state.device.report(&error),
         None,
     )
 }
@@ -395,6 +423,8 @@ pub struct LiveState {
     pub input_starved: AtomicU64,
     /// Microphone samples dropped: the ring was full, or held more than the allowed slack (clock drift).
     pub input_lost: AtomicU64,
+    /// Trouble either device reported.
+    pub device: DeviceHealth,
 }
 
 /// The output side of the live loop: microphone ring -> engine -> device.
@@ -531,7 +561,10 @@ impl Live {
             T => out_device.build_output_stream::<T, _, _>(
                 out_stream_config,
                 move |data, _| output.fill(data, out_channels),
-                |_| {},
+                {
+                    let state = state.clone();
+                    move |error| state.device.report(&error)
+                },
                 None,
             ),
             |other| format!("output device `{out_name}` wants {other} samples, which are not supported")
@@ -547,7 +580,10 @@ impl Live {
             T => in_device.build_input_stream::<T, _, _>(
                 in_stream_config,
                 move |data, _| capture_input(data, in_channels, &mut ring, &in_state),
-                |_| {},
+                {
+                    let state = state.clone();
+                    move |error| state.device.report(&error)
+                },
                 None,
             ),
             |other| format!("input device `{in_name}` gives {other} samples, which are not supported")

@@ -790,7 +790,7 @@ impl App {
             Action::Replay => return self.replay(),
             Action::HistoryPrev => self.history_sel = self.history_sel.saturating_sub(1),
             Action::HistoryNext => self.history_sel = (self.history_sel + 1).min(self.history.len().saturating_sub(1)),
-            Action::Tick => self.tick(),
+            Action::Tick => return self.tick(),
             Action::ToggleLive => return self.toggle_live(),
             Action::RefreshDevices => {
                 self.status = "listing sound devices ...".into();
@@ -855,7 +855,7 @@ impl App {
             }
             Err(problem) => {
                 self.status = format!("live conversion did not start: {problem}");
-                self.live.error = Some(problem);
+                self.live.error = Some(format!("could not start: {problem}"));
             }
         }
     }
@@ -1009,22 +1009,38 @@ impl App {
     }
 
     /// Meters decay, progress moves, and an utterance that has been heard to its end goes to the history.
-    fn tick(&mut self) {
+    fn tick(&mut self) -> Option<Job> {
         if let Some(running) = &self.live.running {
             self.live.in_level = running.state.input_meter.take().max(self.live.in_level * 0.6);
             self.live.out_level = running.state.output_meter.take().max(self.live.out_level * 0.6);
+            if running.state.device.lost.load(Ordering::Acquire) {
+                self.live.running = None;
+                self.live.error = Some(
+                    "stopped: a sound device went away (unplugged?); check the devices (d), then start again".into(),
+                );
+                self.status = "live conversion stopped: a sound device went away".into();
+                return Some(Job::StopLive);
+            }
         }
-        let Ok(output) = &self.output else { return };
+        let Ok(output) = &self.output else { return None };
+        if output.state.device.lost.swap(false, Ordering::AcqRel) {
+            let was_speaking = self.speaking.is_some();
+            self.stop_speaking();
+            if was_speaking {
+                self.status = "the output device went away (unplugged?); playback stopped".into();
+            }
+            return None;
+        }
         let peak = output.state.meter.take();
         self.out_level = peak.max(self.out_level * 0.6);
         let output = output.clone();
-        let Some(speaking) = &mut self.speaking else { return };
+        let Some(speaking) = &mut self.speaking else { return None };
         let played = speaking.played(&output);
         if played > 0 && speaking.first_audio.is_none() {
             speaking.first_audio = Some(speaking.started.elapsed());
         }
         if speaking.queued_all && played >= speaking.audio.len() {
-            let Some(speaking) = self.speaking.take() else { return };
+            let Some(speaking) = self.speaking.take() else { return None };
             let seconds = speaking.audio.len() as f32 / output.rate.max(1) as f32;
             self.status = match speaking.first_audio {
                 Some(first) => format!("spoke {seconds:.1} s (first audio after {} ms)", first.as_millis()),
@@ -1034,6 +1050,7 @@ impl App {
                 self.remember_spoken(speaking);
             }
         }
+        None
     }
 
     /// Audio of utterance `id` was queued.
@@ -1289,7 +1306,11 @@ pub fn run_loop<B: Backend>(
                 }
             }
             AppEvent::Resize => terminal.autoresize()?,
-            AppEvent::Tick => app.tick(),
+            AppEvent::Tick => {
+                if let Some(job) = app.update(Action::Tick) {
+                    spawn(job);
+                }
+            }
             AppEvent::Queued { id, samples } => app.queued(id, samples),
             AppEvent::SpeakDone { id, outcome } => app.speak_done(id, outcome),
             AppEvent::LiveStarted(outcome) => app.live_started(outcome),

@@ -1001,3 +1001,32 @@ fn snapshot_voices_and_health_screens() {
     help.show_help = true;
     assert_snapshot("help", &help);
 }
+
+#[test]
+fn a_lost_output_device_stops_playback_with_one_line() {
+    let (mut app, state) = app_with_output();
+    type_text(&mut app, "Hello.");
+    let Some(Job::Speak { id, stop, .. }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
+    app.queued(id, vec![0.1; 4800]);
+    state.device.lost.store(true, Ordering::Release);
+    assert!(app.update(Action::Tick).is_none());
+    assert!(app.speaking.is_none() && stop.load(Ordering::Relaxed));
+    assert_eq!(app.status, "the output device went away (unplugged?); playback stopped");
+    assert!(!state.device.lost.load(Ordering::Acquire), "reported once; the next Speak reopens the device");
+}
+
+#[test]
+fn a_lost_live_device_stops_the_conversion_and_says_so() {
+    let mut app = keys_mode(app(), Screen::Live);
+    let _ = app.update(Action::ToggleLive);
+    let info = live_info();
+    let state = info.state.clone();
+    app.live_started(Ok(info));
+    state.device.xruns.fetch_add(2, Ordering::Relaxed);
+    assert!(app.update(Action::Tick).is_none());
+    assert!(shows(&screen(&app), "xruns 2"), "{:#?}", screen(&app));
+    state.device.lost.store(true, Ordering::Release);
+    assert!(matches!(app.update(Action::Tick), Some(Job::StopLive)));
+    assert!(app.live.running.is_none());
+    assert!(shows(&screen(&app), "stopped: a sound device went away"), "{:#?}", screen(&app));
+}

@@ -259,7 +259,7 @@ fn live(app: &App, area: Rect, buf: &mut Buffer) {
             lines.push(Line::styled("opening the devices ...", Style::new().fg(Color::Yellow)));
         }
         if let Some(problem) = &live.error {
-            lines.push(Line::styled(format!("could not start: {problem}"), Style::new().fg(Color::Red)));
+            lines.push(Line::styled(problem.clone(), Style::new().fg(Color::Red)));
         }
         Paragraph::new(lines).wrap(Wrap { trim: true }).render(inner, buf);
         return;
@@ -276,10 +276,11 @@ fn live(app: &App, area: Rect, buf: &mut Buffer) {
             stats.latency_samples as f64 * 1000.0 / f64::from(running.rate.max(1))
         )),
         Line::from(format!(
-            "underruns {}  starved {}  dropped {}",
+            "underruns {}  starved {}  dropped {}  xruns {}",
             stats.underruns,
             running.state.input_starved.load(std::sync::atomic::Ordering::Relaxed),
-            running.state.input_lost.load(std::sync::atomic::Ordering::Relaxed)
+            running.state.input_lost.load(std::sync::atomic::Ordering::Relaxed),
+            running.state.device.xruns.load(std::sync::atomic::Ordering::Relaxed)
         )),
         Line::from(format!(
             "converter {} hops, {} mean, {} worst",
@@ -288,7 +289,8 @@ fn live(app: &App, area: Rect, buf: &mut Buffer) {
             load(stats.worker_max)
         )),
         Line::styled(
-            "underruns: converter late; starved: microphone late; dropped: microphone samples discarded (drift)",
+            "underruns: converter late; starved: microphone late; dropped: microphone samples discarded (drift); \
+             xruns: glitches the devices reported",
             Style::new().fg(Color::DarkGray),
         ),
     ];
