@@ -1040,7 +1040,7 @@ impl App {
             speaking.first_audio = Some(speaking.started.elapsed());
         }
         if speaking.queued_all && played >= speaking.audio.len() {
-            let Some(speaking) = self.speaking.take() else { return None };
+            let speaking = self.speaking.take()?;
             let seconds = speaking.audio.len() as f32 / output.rate.max(1) as f32;
             self.status = match speaking.first_audio {
                 Some(first) => format!("spoke {seconds:.1} s (first audio after {} ms)", first.as_millis()),
