@@ -22,6 +22,7 @@ pub struct Config {
     pub tts: TtsSection,
     pub output: OutputSection,
     pub realtime: RealtimeSection,
+    pub audio: AudioSection,
     pub preprocessing: PreprocessingSection,
     pub paths: PathsSection,
     pub log: LogSection,
@@ -150,6 +151,16 @@ impl Default for RealtimeSection {
 pub enum UnderrunMode {
     Dry,
     Silence,
+}
+
+/// Sound devices of the terminal app (Speak and Live), by the names its device pickers and `health` show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioSection {
+    /// Output device for Speak and Live; `None` is the system's default.
+    pub output_device: Option<String>,
+    /// Microphone for Live; `None` is the system's default.
+    pub input_device: Option<String>,
 }
 
 /// Dataset preparation (`preprocess`).

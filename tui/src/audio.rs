@@ -364,10 +364,11 @@ fn find_device(host: &cpal::Host, name: Option<&str>, input: bool) -> Result<cpa
     }
 }
 
-/// The default output (or input) device and its default format, without opening a stream: for `health`.
-pub fn describe_default(input: bool) -> Result<String, String> {
+/// The output (or input) device `name` (None: the default) and its default format, without opening a stream: for
+/// `health`.
+pub fn describe(name: Option<&str>, input: bool) -> Result<String, String> {
     let host = cpal::default_host();
-    let device = find_device(&host, None, input)?;
+    let device = find_device(&host, name, input)?;
     let name = device_name(&device);
     let config = if input { device.default_input_config() } else { device.default_output_config() }
         .map_err(|e| format!("`{name}` offers no usable format: {e}"))?;

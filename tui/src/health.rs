@@ -117,16 +117,16 @@ pub fn collect(ctx: &Context, deep: bool, config_problem: Option<String>) -> Rep
     }
     checks.push(config_check(ctx, config_problem));
     checks.push(disk_check(ctx));
-    checks.push(audio_check());
+    checks.push(audio_check(&ctx.settings.config.audio));
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
     Report { schema_version: SCHEMA_VERSION, status, version: env!("CARGO_PKG_VERSION").into(), checks }
 }
 
 /// Sound devices, for the terminal app's Speak and Live screens. Missing ones are a warning: files and pipes work
 /// without them.
-fn audio_check() -> Check {
-    let output = crate::audio::describe_default(false);
-    let input = crate::audio::describe_default(true);
+fn audio_check(audio: &demod_voice_core::config::AudioSection) -> Check {
+    let output = crate::audio::describe(audio.output_device.as_deref(), false);
+    let input = crate::audio::describe(audio.input_device.as_deref(), true);
     let details = serde_json::json!({
         "output": output.as_ref().ok(),
         "input": input.as_ref().ok(),

@@ -552,6 +552,20 @@ fn health_reports_the_sound_devices_and_a_missing_one_as_a_warning() {
     let check = audio_check(&alsa("null.conf", "pcm.!default { type plug slave.pcm \"null\" }\n"));
     assert_eq!(check["status"], "ok", "{check}");
     assert!(check["details"]["output"].as_str().unwrap().contains(" Hz"), "{check}");
+    // A configured device that is not there is named.
+    let cfg = env.config("audio:\n  output_device: Studio Monitors\n");
+    let out = env
+        .cmd()
+        .env("ALSA_CONFIG_PATH", alsa("null2.conf", "pcm.!default { type plug slave.pcm \"null\" }\n"))
+        .arg("--config")
+        .arg(cfg)
+        .args(["health", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "audio").unwrap().clone();
+    assert_eq!(check["status"], "warning", "{check}");
+    assert!(check["message"].as_str().unwrap().contains("no audio output device named `Studio Monitors`"), "{check}");
     // A sound card that is not there.
     let check = audio_check(&alsa("missing.conf", "pcm.!default { type hw card 99 }\n"));
     assert_eq!(check["status"], "warning", "{check}");

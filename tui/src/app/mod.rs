@@ -67,6 +67,8 @@ pub enum Control {
     Voice,
     Speaker,
     Preset,
+    /// The output device Speak plays through.
+    Output,
     Length,
     Noise,
     NoiseW,
@@ -75,10 +77,11 @@ pub enum Control {
 }
 
 impl Control {
-    pub const ALL: [Control; 8] = [
+    pub const ALL: [Control; 9] = [
         Control::Voice,
         Control::Speaker,
         Control::Preset,
+        Control::Output,
         Control::Length,
         Control::Noise,
         Control::NoiseW,
@@ -90,6 +93,7 @@ impl Control {
         match self {
             Control::Voice => "voice",
             Control::Speaker => "speaker",
+            Control::Output => "output device",
             Control::Preset => "preset",
             Control::Length => "length",
             Control::Noise => "noise",
@@ -106,7 +110,7 @@ impl Control {
             Control::Noise | Control::NoiseW => (0.05, 0.0, 2.0),
             Control::Silence => (0.05, 0.0, 5.0),
             Control::Volume => (0.05, 0.0, 4.0),
-            Control::Voice | Control::Speaker | Control::Preset => (0.0, 0.0, 0.0),
+            Control::Voice | Control::Speaker | Control::Preset | Control::Output => (0.0, 0.0, 0.0),
         }
     }
 }
@@ -442,6 +446,10 @@ pub enum Job {
     },
     StopLive,
     ListDevices,
+    /// Use this output device (None: the default) for Speak.
+    OpenOutput {
+        device: Option<String>,
+    },
     AddProfile {
         name: String,
         reference: PathBuf,
@@ -473,6 +481,8 @@ pub enum AppEvent {
         inputs: Vec<String>,
         outputs: Vec<String>,
     },
+    /// The output device for Speak was (re)opened, or could not be.
+    OutputOpened(std::result::Result<OutputInfo, String>),
     /// The live conversion started (or could not).
     LiveStarted(std::result::Result<LiveInfo, String>),
     /// Utterance `id` is all queued, stopped, or failed.
@@ -541,6 +551,11 @@ pub struct App {
     /// The output device, or why there is none.
     pub output: std::result::Result<OutputInfo, String>,
     pub speaking: Option<Speaking>,
+    /// The Synthesize screen's output device pick: an index into `live.outputs` (0 = the default).
+    pub output_pick: usize,
+    /// The configured devices (the `audio` section), picked when the device lists first arrive.
+    pub audio: demod_voice_core::config::AudioSection,
+    devices_known: bool,
     /// Output level shown (peak, decaying).
     pub out_level: f32,
     next_id: u64,
@@ -590,6 +605,9 @@ impl App {
             history_sel: 0,
             output: Err("not opened yet".into()),
             speaking: None,
+            output_pick: 0,
+            audio: Default::default(),
+            devices_known: false,
             out_level: 0.0,
             next_id: 1,
             busy: None,
@@ -778,8 +796,8 @@ impl App {
             }
             Action::SelectPrev => self.control = self.control.saturating_sub(1),
             Action::SelectNext => self.control = (self.control + 1).min(Control::ALL.len() - 1),
-            Action::Decrease => self.adjust(-1),
-            Action::Increase => self.adjust(1),
+            Action::Decrease => return self.adjust(-1),
+            Action::Increase => return self.adjust(1),
             Action::RefreshHealth => {
                 self.status = "checking ...".into();
                 return Some(Job::CheckHealth);
@@ -824,8 +842,34 @@ impl App {
         })
     }
 
-    /// The device lists arrived; the picks stay on the same names where they still exist.
+    /// The output device for Speak was opened (or not).
+    pub fn output_opened(&mut self, outcome: std::result::Result<OutputInfo, String>) {
+        self.status = match &outcome {
+            Ok(output) => format!("Speak plays through {} ({} Hz)", output.device, output.rate),
+            Err(problem) => format!("no audio output ({problem}); Ctrl-S still saves to WAV"),
+        };
+        self.output = outcome;
+    }
+
+    /// The device lists arrived; the picks stay on the same names where they still exist (at first, on the
+    /// configured devices).
     pub fn devices_listed(&mut self, inputs: Vec<String>, outputs: Vec<String>) {
+        if !self.devices_known {
+            self.devices_known = true;
+            let find = |names: &[String], wanted: &Option<String>| {
+                wanted.as_ref().and_then(|w| names.iter().position(|n| n == w)).unwrap_or(0)
+            };
+            self.live.input = find(&inputs, &self.audio.input_device);
+            self.live.output = find(&outputs, &self.audio.output_device);
+            self.output_pick = self.live.output;
+            self.live.inputs = inputs;
+            self.live.outputs = outputs;
+            return;
+        }
+        let keep_output = |names: &[String], index: usize, new: &[String]| {
+            names.get(index).and_then(|name| new.iter().position(|n| n == name)).unwrap_or(0)
+        };
+        self.output_pick = keep_output(&self.live.outputs, self.output_pick, &outputs);
         if self.status == "listing sound devices ..." {
             self.status =
                 format!("{} input(s), {} output(s)", inputs.len().saturating_sub(1), outputs.len().saturating_sub(1));
@@ -1075,12 +1119,13 @@ impl App {
         }
     }
 
-    fn adjust(&mut self, direction: i32) {
+    fn adjust(&mut self, direction: i32) -> Option<Job> {
         if self.screen == Screen::Live {
-            return self.adjust_live(direction);
+            self.adjust_live(direction);
+            return None;
         }
         if self.screen != Screen::Synthesize {
-            return;
+            return None;
         }
         let control = Control::ALL[self.control];
         let cycle = |index: usize, len: usize| {
@@ -1099,6 +1144,17 @@ impl App {
                 self.speaker = cycle(self.speaker, self.voices.get(self.voice).map_or(0, |v| v.speaker_names.len()))
             }
             Control::Preset => self.preset = cycle(self.preset, self.presets.len()),
+            Control::Output => {
+                if self.live.running.is_some() {
+                    self.status = "the Live screen is using the devices; stop it first".into();
+                    return None;
+                }
+                self.output_pick = cycle(self.output_pick, self.live.outputs.len());
+                self.stop_speaking();
+                let device = (self.output_pick > 0).then(|| self.live.outputs.get(self.output_pick).cloned()).flatten();
+                self.status = format!("opening {} ...", device.as_deref().unwrap_or("the default output device"));
+                return Some(Job::OpenOutput { device });
+            }
             _ => {
                 let (step, low, high) = control.range();
                 let value = match control {
@@ -1112,6 +1168,7 @@ impl App {
                 *value = value.clamp(low, high);
             }
         }
+        None
     }
 
     fn save(&mut self) -> Option<Job> {
@@ -1314,6 +1371,7 @@ pub fn run_loop<B: Backend>(
             AppEvent::Queued { id, samples } => app.queued(id, samples),
             AppEvent::SpeakDone { id, outcome } => app.speak_done(id, outcome),
             AppEvent::LiveStarted(outcome) => app.live_started(outcome),
+            AppEvent::OutputOpened(outcome) => app.output_opened(outcome),
             AppEvent::Devices { inputs, outputs } => app.devices_listed(inputs, outputs),
             AppEvent::Saved { path, outcome } => app.saved(path, outcome),
             AppEvent::ProfileAdded { name, outcome } => app.profile_added(name, outcome),
@@ -1495,6 +1553,7 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
     let checks = check_infos(ctx);
     let out_dir = std::env::current_dir().context("finding the current folder for saved takes")?;
     let mut app = App::new(voices, presets, checks, out_dir);
+    app.audio = ctx.settings.config.audio.clone();
     app.profiles = profile_infos(ctx);
     app.live.presets = demod_voice_core::presets::all(&ctx.dirs.config.join("presets"))
         .into_iter()
@@ -1528,7 +1587,7 @@ pub fn run(ctx: &Context) -> Result<()> {
     let log = ctx.dirs.cache.join("app-stderr.log");
     let _stderr = StderrRedirect::to(&log);
     let shared = Shared::default();
-    match crate::audio::Playback::open(None) {
+    match crate::audio::Playback::open(ctx.settings.config.audio.output_device.as_deref()) {
         Ok(playback) => {
             app.output =
                 Ok(OutputInfo { device: playback.device.clone(), rate: playback.rate, state: playback.state.clone() });
@@ -1607,6 +1666,18 @@ pub fn run(ctx: &Context) -> Result<()> {
             Job::CheckHealth => {
                 let outcome = guarded(|| quiet_context(&global).map(|ctx| check_infos(&ctx)));
                 let _ = sender.send(AppEvent::HealthChecked(outcome));
+            }
+            Job::OpenOutput { device } => {
+                let mut playback = lock(&shared.playback);
+                *playback = None;
+                let outcome = crate::audio::Playback::open(device.as_deref()).map(|opened| {
+                    let info =
+                        OutputInfo { device: opened.device.clone(), rate: opened.rate, state: opened.state.clone() };
+                    *playback = Some(opened);
+                    info
+                });
+                drop(playback);
+                let _ = sender.send(AppEvent::OutputOpened(outcome));
             }
             Job::ListDevices => {
                 let inputs = device_list(crate::audio::device_names(true));

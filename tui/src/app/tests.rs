@@ -195,12 +195,13 @@ fn controls_change_within_their_bounds_and_reach_the_job() {
     let mut app = app();
     type_text(&mut app, "Hi.");
     press(&mut app, key(KeyCode::Esc));
-    // voice -> speaker (one speaker: nothing to change) -> preset: cycles (none) -> warm
+    // voice -> speaker (one speaker: nothing to change) -> preset: cycles (none) -> warm -> output device
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Right));
     assert_eq!(app.speaker, 0);
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Right));
+    press(&mut app, key(KeyCode::Down));
     // length: 1.0 -> 1.1
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Right));
@@ -1029,4 +1030,29 @@ fn a_lost_live_device_stops_the_conversion_and_says_so() {
     assert!(matches!(app.update(Action::Tick), Some(Job::StopLive)));
     assert!(app.live.running.is_none());
     assert!(shows(&screen(&app), "stopped: a sound device went away"), "{:#?}", screen(&app));
+}
+
+#[test]
+fn the_output_device_picker_reopens_speak_on_the_chosen_device() {
+    let (mut app, _state) = app_with_output();
+    app.audio.output_device = Some("USB Speakers".into());
+    app.devices_listed(vec!["(default)".into()], vec!["(default)".into(), "HDMI".into(), "USB Speakers".into()]);
+    assert_eq!(app.output_pick, 2, "the configured device is picked");
+    assert_eq!(app.live.output, 2);
+    press(&mut app, key(KeyCode::Esc));
+    app.control = Control::ALL.iter().position(|c| *c == Control::Output).unwrap();
+    assert!(shows(&screen(&app), "USB Speakers"));
+    let Some(Job::OpenOutput { device }) = press(&mut app, key(KeyCode::Right)) else { panic!("reopen") };
+    assert_eq!(device, None, "past the last comes (default)");
+    let Some(Job::OpenOutput { device }) = press(&mut app, key(KeyCode::Right)) else { panic!("reopen") };
+    assert_eq!(device.as_deref(), Some("HDMI"));
+    app.output_opened(Err("no audio output device named `HDMI` (found: default)".into()));
+    assert!(app.status.starts_with("no audio output (no audio output device named `HDMI`"), "{}", app.status);
+    assert!(press(&mut app, ctrl('p')).is_none(), "no output: Speak says so");
+    let state = Arc::new(crate::audio::PlaybackState::default());
+    app.output_opened(Ok(OutputInfo { device: "HDMI".into(), rate: 44_100, state }));
+    assert_eq!(app.status, "Speak plays through HDMI (44100 Hz)");
+    // A later listing keeps the pick by name.
+    app.devices_listed(vec!["(default)".into()], vec!["(default)".into(), "USB Speakers".into(), "HDMI".into()]);
+    assert_eq!(app.live.outputs[app.output_pick], "HDMI");
 }

@@ -88,6 +88,7 @@ fn synthesize(app: &App, area: Rect, buf: &mut Buffer) {
                 _ => "(one speaker)".into(),
             },
             Control::Preset => app.presets.get(app.preset).cloned().unwrap_or_default(),
+            Control::Output => app.live.outputs.get(app.output_pick).cloned().unwrap_or_else(|| "(default)".into()),
             Control::Length => format!("{:.2}", app.length),
             Control::Noise => format!("{:.3}", app.noise),
             Control::NoiseW => format!("{:.2}", app.noise_w),
@@ -182,7 +183,7 @@ fn playback(app: &App, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
     meter("out", app.out_level, level, buf);
     let Some(speaking) = &app.speaking else {
-        Line::styled("idle: Ctrl-P (or Space) speaks the text", Style::new().fg(Color::DarkGray)).render(wave, buf);
+        Line::styled("idle: Ctrl-P speaks the text", Style::new().fg(Color::DarkGray)).render(wave, buf);
         return;
     };
     let played = speaking.played(output);
@@ -527,7 +528,7 @@ fn help(area: Rect, buf: &mut Buffer) {
         "?                 this help; any key closes it",
         "q / Ctrl-C        quit",
     ];
-    let width = 58.min(area.width);
+    let width = 64.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
     let popup = Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height };
     Clear.render(popup, buf);
