@@ -866,10 +866,6 @@ impl App {
             self.live.outputs = outputs;
             return;
         }
-        let keep_output = |names: &[String], index: usize, new: &[String]| {
-            names.get(index).and_then(|name| new.iter().position(|n| n == name)).unwrap_or(0)
-        };
-        self.output_pick = keep_output(&self.live.outputs, self.output_pick, &outputs);
         if self.status == "listing sound devices ..." {
             self.status =
                 format!("{} input(s), {} output(s)", inputs.len().saturating_sub(1), outputs.len().saturating_sub(1));
@@ -877,6 +873,7 @@ impl App {
         let keep = |names: &[String], index: usize, new: &[String]| {
             names.get(index).and_then(|name| new.iter().position(|n| n == name)).unwrap_or(0)
         };
+        self.output_pick = keep(&self.live.outputs, self.output_pick, &outputs);
         self.live.input = keep(&self.live.inputs, self.live.input, &inputs);
         self.live.output = keep(&self.live.outputs, self.live.output, &outputs);
         self.live.inputs = inputs;
