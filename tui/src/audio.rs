@@ -540,8 +540,24 @@ impl Live {
             .ok_or_else(|| {
                 format!("input device `{in_name}` cannot run at {rate} Hz like output `{out_name}`; pick another pair")
             })?;
-        let (out_buffer, block) = pick_block(out_config.buffer_size());
+        let (out_buffer, asked) = pick_block(out_config.buffer_size());
         let (in_buffer, _) = pick_block(in_config.buffer_size());
+        // The engine must take the device's whole callback at once, and a device may not grant the size asked for:
+        // a short-lived silent stream tells what it will really use.
+        let granted = with_sample_type!(
+            out_config.sample_format(),
+            T => out_device
+                .build_output_stream::<T, _, _>(
+                    cpal::StreamConfig { channels: out_config.channels(), sample_rate: rate, buffer_size: out_buffer },
+                    |data: &mut [T], _| data.fill(<T as cpal::Sample>::EQUILIBRIUM),
+                    |_| {},
+                    None,
+                )
+                .ok()
+                .and_then(|probe| probe.buffer_size().ok()),
+            |other| format!("output device `{out_name}` wants {other} samples, which are not supported")
+        );
+        let block = granted.map_or(asked, |frames| asked.max(frames as usize)).min(demod_voice_core::rt::MAX_BLOCK);
         let mut rt = demod_voice_core::rt::RtConfig::from_section(&setup.realtime, rate, block, 1);
         rt.offline = false;
         let (engine, worker) =
