@@ -2,11 +2,14 @@
 //!
 //! Shape: [`App`] holds all state; keys become an [`Action`] ([`App::action_for`]); [`App::update`] applies it and
 //! may hand back a [`Job`] for a background thread, whose result comes back through the same event channel as the
-//! keys. Drawing is `impl Widget for &App`, and [`run_loop`] is generic over the ratatui `Backend`, so tests drive
-//! the whole thing on a `TestBackend`.
+//! keys, as do the ticks that move meters. Drawing is a pure function of state: `impl Widget for &App` draws the
+//! tabs and status line and hands the body to the current screen (a screen with state of its own, like the Batch
+//! screen's [`BatchView`], is itself a widget). [`run_loop`] is generic over the ratatui `Backend`, so tests drive
+//! the whole thing on a `TestBackend` (and compare every screen with the snapshot files in `snapshots/`).
 //!
-//! Sound goes through [`crate::audio`]: the output device is opened when the app starts (its absence is shown, and
-//! saving to WAV still works); Speak runs on a job thread that queues each sentence as soon as it is synthesized.
+//! Sound goes through [`crate::audio`]: the output device is checked when the app starts (its absence is shown, and
+//! saving to WAV still works) and opened while something plays; Speak runs on a job thread that queues each sentence
+//! as soon as it is synthesized; Live runs the core real-time engine between two device streams.
 
 mod view;
 

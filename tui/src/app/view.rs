@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Table, Tabs, Widget, Wrap};
 
-use super::{App, Control, JobStatus, LiveControl, Mode, PromptFor, Screen};
+use super::{App, BatchView, Control, JobStatus, LiveControl, Mode, PromptFor, Screen};
 use crate::health::Status;
 
 impl Widget for &App {
@@ -22,7 +22,7 @@ impl Widget for &App {
             Screen::Synthesize => synthesize(self, body, buf),
             Screen::Live => live(self, body, buf),
             Screen::Voices => voices(self, body, buf),
-            Screen::Batch => batch(self, body, buf),
+            Screen::Batch => self.batch.render(body, buf),
             Screen::Health => health(self, body, buf),
         }
         let mode = match (self.screen, self.mode) {
@@ -390,8 +390,14 @@ fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(problems).style(Style::new().fg(Color::Red)).render(problem_area, buf);
 }
 
-fn batch(app: &App, area: Rect, buf: &mut Buffer) {
-    let view = &app.batch;
+/// The Batch screen: a pure function of the batch's own state.
+impl Widget for &BatchView {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        batch(self, area, buf)
+    }
+}
+
+fn batch(view: &BatchView, area: Rect, buf: &mut Buffer) {
     let block = Block::new()
         .borders(Borders::ALL)
         .title(" Batch (o: open and run, w: watch another run, c: cancel, R: run again) ");
