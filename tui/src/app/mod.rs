@@ -1021,7 +1021,11 @@ impl App {
             }
             (Some(audio), _, _) => PlaySource::Samples(audio.clone()),
             (None, Some(path), _) => PlaySource::File(path.clone()),
-            (None, None, _) => return None,
+            (None, None, _) => {
+                self.status =
+                    format!("only the {HISTORY_AUDIO} newest spoken entries keep their audio; speak it again");
+                return None;
+            }
         };
         let text = entry.text.clone();
         let (id, stop) = self.start_speaking(text, true);
@@ -1048,7 +1052,11 @@ impl App {
             0,
             Utterance { text: speaking.text, path: None, audio: Some(Arc::new(speaking.audio)), outcome: Ok(seconds) },
         );
-        self.history.truncate(50);
+        self.history.truncate(HISTORY_ENTRIES);
+        // Audio is big (a minute at 48 kHz is 11 MB): only the newest spoken entries keep theirs.
+        for entry in self.history.iter_mut().filter(|e| e.audio.is_some()).skip(HISTORY_AUDIO) {
+            entry.audio = None;
+        }
         self.history_sel = 0;
     }
 
@@ -1341,7 +1349,7 @@ impl App {
         };
         self.history
             .insert(0, Utterance { text: std::mem::take(&mut self.busy_text), path: Some(path), audio: None, outcome });
-        self.history.truncate(50);
+        self.history.truncate(HISTORY_ENTRIES);
         self.history_sel = 0;
     }
 }
@@ -1703,6 +1711,11 @@ fn device_list(names: Vec<String>) -> Vec<String> {
 
 /// A loaded voice and the name it was asked for by (None: the default).
 type KeptVoice = (Option<String>, demod_voice_core::piper::PiperVoice);
+
+/// Entries the history keeps.
+const HISTORY_ENTRIES: usize = 50;
+/// Spoken entries that keep their audio for replay.
+const HISTORY_AUDIO: usize = 10;
 
 /// What job threads share: the output device and the voice kept loaded between Speaks.
 #[derive(Clone, Default)]

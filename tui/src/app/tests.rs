@@ -1056,3 +1056,25 @@ fn the_output_device_picker_reopens_speak_on_the_chosen_device() {
     app.devices_listed(vec!["(default)".into()], vec!["(default)".into(), "USB Speakers".into(), "HDMI".into()]);
     assert_eq!(app.live.outputs[app.output_pick], "HDMI");
 }
+
+#[test]
+fn only_the_newest_spoken_entries_keep_their_audio() {
+    let (mut app, state) = app_with_output();
+    type_text(&mut app, "Again.");
+    for _ in 0..12 {
+        let Some(Job::Speak { id, .. }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
+        app.queued(id, vec![0.1; 480]);
+        app.speak_done(id, Ok(()));
+        state.played.fetch_add(480, Ordering::Relaxed);
+        app.update(Action::Tick);
+        assert!(app.speaking.is_none());
+    }
+    assert_eq!(app.history.len(), 12);
+    assert_eq!(app.history.iter().filter(|e| e.audio.is_some()).count(), 10);
+    press(&mut app, key(KeyCode::Esc));
+    for _ in 0..11 {
+        press(&mut app, key(KeyCode::Char(']')));
+    }
+    assert!(press(&mut app, key(KeyCode::Char('p'))).is_none());
+    assert!(app.status.starts_with("only the 10 newest spoken entries keep their audio"), "{}", app.status);
+}
