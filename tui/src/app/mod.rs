@@ -271,6 +271,8 @@ pub struct BatchView {
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The run belongs to another process; this app only follows its progress log (`cancel` stops following).
     pub watching: bool,
+    /// Jobs a watched run announced (its rows may not all be known yet when following a log without its manifest).
+    pub expected: Option<usize>,
     /// First table row shown.
     pub scroll: usize,
     pub error: Option<String>,
@@ -294,17 +296,26 @@ impl BatchView {
         })
     }
 
+    /// Jobs in the run: the rows known, or what the run announced if that is more.
+    pub fn total(&self) -> usize {
+        self.rows.len().max(self.expected.unwrap_or(0))
+    }
+
     fn apply(&mut self, event: demod_voice_core::batch::Event) {
         use demod_voice_core::batch::Event;
-        let (row, status) = match event {
-            Event::Started { row, .. } => (row, JobStatus::Running),
-            Event::Finished { row, audio_seconds, seconds, .. } => (row, JobStatus::Done { audio_seconds, seconds }),
-            Event::Skipped { row, reason, .. } => (row, JobStatus::Skipped(reason)),
-            Event::Failed { row, error, .. } => (row, JobStatus::Failed(error)),
+        let (row, output, status) = match event {
+            Event::Started { row, output } => (row, output, JobStatus::Running),
+            Event::Finished { row, output, audio_seconds, seconds } => {
+                (row, output, JobStatus::Done { audio_seconds, seconds })
+            }
+            Event::Skipped { row, output, reason } => (row, output, JobStatus::Skipped(reason)),
+            Event::Failed { row, output, error } => (row, output, JobStatus::Failed(error)),
         };
-        // Rows arrive in manifest order, so the row number finds its place by binary search.
-        if let Ok(index) = self.rows.binary_search_by_key(&row, |r| r.row) {
-            self.rows[index].status = status;
+        // Rows are kept in manifest order, so the row number finds its place by binary search; a row not known
+        // yet (a log followed without its manifest) takes its place there.
+        match self.rows.binary_search_by_key(&row, |r| r.row) {
+            Ok(index) => self.rows[index].status = status,
+            Err(index) => self.rows.insert(index, BatchRow { row, output, status }),
         }
     }
 }
@@ -514,6 +525,7 @@ pub enum AppEvent {
     BatchRun {
         started_unix: f64,
         pid: u32,
+        jobs: usize,
     },
     /// Something to say about a watched run (waiting for it to start, say).
     BatchNote(String),
@@ -735,7 +747,9 @@ impl App {
                     self.prompt_for = PromptFor::Watch;
                     self.prompt.clear();
                     self.status =
-                        "path of the manifest another `demod-voice batch` runs; Enter follows it, Esc cancels".into();
+                        "path of the manifest another `demod-voice batch` runs (or its .events.jsonl log, for \
+                                   --state and --shard runs); Enter follows it, Esc cancels"
+                            .into();
                 }
             }
             Action::CancelBatch if self.batch.running && self.batch.watching => {
@@ -773,7 +787,10 @@ impl App {
             }
             Action::Submit if matches!(self.prompt_for, PromptFor::Manifest | PromptFor::Watch) => {
                 let manifest = PathBuf::from(self.prompt.trim());
-                if !manifest.is_file() {
+                // A progress log may not exist yet (the run has not started); a manifest must.
+                let log_to_come =
+                    self.prompt_for == PromptFor::Watch && manifest.to_string_lossy().ends_with(".events.jsonl");
+                if !manifest.is_file() && !log_to_come {
                     self.status = format!("{} is not a file; type the path of a manifest", manifest.display());
                     return None;
                 }
@@ -1283,7 +1300,8 @@ impl App {
     /// Batch progress arrived.
     pub fn batch_event(&mut self, event: AppEvent) {
         match event {
-            AppEvent::BatchRun { started_unix, pid } => {
+            AppEvent::BatchRun { started_unix, pid, jobs } => {
+                self.batch.expected = Some(jobs);
                 let now =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
                 let ago = Duration::from_secs_f64((now - started_unix).max(0.0));
@@ -1809,18 +1827,27 @@ fn speak_job(
     }
 }
 
-/// Follow the progress log of a batch that another process runs on `manifest` (its default journal place,
-/// beside the manifest), until the run ends, its process is gone, or `stop` is set.
-fn watch_batch(manifest: &std::path::Path, stop: &AtomicBool, sender: &Sender<AppEvent>) -> Result<()> {
+/// Follow the progress log of a batch that another process runs, until the run ends, its process is gone, or
+/// `stop` is set. `path` is the manifest (whose log sits beside it), or the log itself (`.events.jsonl`, for runs
+/// with `--state` or `--shard`; its rows then appear as the run reaches them).
+fn watch_batch(path: &std::path::Path, stop: &AtomicBool, sender: &Sender<AppEvent>) -> Result<()> {
     use demod_voice_core::batch::{self, LogLine};
-    let loaded = batch::Manifest::load(manifest).map_err(|e| crate::speak::usage(e.to_string()))?;
+    let given_log = path.to_string_lossy().ends_with(".events.jsonl");
+    let (rows, invalid): (Vec<(usize, String)>, Vec<String>) = if given_log {
+        (Vec::new(), Vec::new())
+    } else {
+        let loaded = batch::Manifest::load(path).map_err(|e| crate::speak::usage(e.to_string()))?;
+        (
+            loaded.jobs.iter().map(|j| (j.row, j.output_as_written.clone())).collect(),
+            loaded.errors.iter().map(ToString::to_string).collect(),
+        )
+    };
     let send_rows = || {
-        let rows = loaded.jobs.iter().map(|j| (j.row, j.output_as_written.clone())).collect();
-        let invalid = loaded.errors.iter().map(ToString::to_string).collect();
-        let _ = sender.send(AppEvent::BatchLoaded { rows, invalid });
+        let _ = sender.send(AppEvent::BatchLoaded { rows: rows.clone(), invalid: invalid.clone() });
     };
     send_rows();
-    let log = batch::events_path(&batch::journal_path(manifest, None, None));
+    let manifest = path;
+    let log = if given_log { path.to_path_buf() } else { batch::events_path(&batch::journal_path(path, None, None)) };
     let mut reader = batch::EventLogReader::new(log.clone());
     let mut pid = None;
     let mut waiting_said = false;
@@ -1833,21 +1860,26 @@ fn watch_batch(manifest: &std::path::Path, stop: &AtomicBool, sender: &Sender<Ap
         match reader.poll().with_context(|| format!("reading {}", log.display()))? {
             None if !waiting_said => {
                 waiting_said = true;
-                let _ = sender.send(AppEvent::BatchNote(format!(
-                    "waiting for `demod-voice batch {}` to start (no progress log at {} yet)",
-                    manifest.display(),
-                    log.display()
-                )));
+                let note = if given_log {
+                    format!("waiting for a run to write {}", log.display())
+                } else {
+                    format!(
+                        "waiting for `demod-voice batch {}` to start (no progress log at {} yet)",
+                        manifest.display(),
+                        log.display()
+                    )
+                };
+                let _ = sender.send(AppEvent::BatchNote(note));
             }
             None => {}
             Some(lines) => {
                 for line in lines {
                     match line {
-                        LogLine::Run { pid: run_pid, started_unix, .. } => {
+                        LogLine::Run { pid: run_pid, started_unix, jobs } => {
                             // A new run rewrote the log: every row starts over.
                             pid = Some(run_pid);
                             send_rows();
-                            let _ = sender.send(AppEvent::BatchRun { started_unix, pid: run_pid });
+                            let _ = sender.send(AppEvent::BatchRun { started_unix, pid: run_pid, jobs });
                         }
                         LogLine::Job(event) => {
                             let _ = sender.send(AppEvent::Batch(event));

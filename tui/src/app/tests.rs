@@ -733,7 +733,7 @@ fn w_follows_a_batch_another_process_runs_and_c_only_stops_following() {
     assert_eq!(watched, manifest);
     app.batch_event(AppEvent::BatchLoaded { rows: vec![(1, "a.wav".into()), (2, "b.wav".into())], invalid: vec![] });
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 30.0;
-    app.batch_event(AppEvent::BatchRun { started_unix: started, pid: 4242 });
+    app.batch_event(AppEvent::BatchRun { started_unix: started, pid: 4242, jobs: 2 });
     assert!(app.status.contains("process 4242"));
     assert!(app.batch.started.unwrap().elapsed() >= Duration::from_secs(29), "the run's own start time counts");
     app.batch_event(AppEvent::Batch(demod_voice_core::batch::Event::Finished {
@@ -1077,4 +1077,37 @@ fn only_the_newest_spoken_entries_keep_their_audio() {
     }
     assert!(press(&mut app, key(KeyCode::Char('p'))).is_none());
     assert!(app.status.starts_with("only the 10 newest spoken entries keep their audio"), "{}", app.status);
+}
+
+#[test]
+fn a_progress_log_followed_without_its_manifest_fills_rows_as_the_run_reaches_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("state/.jobs.jsonl.shard-1-of-2.events.jsonl");
+    let mut app = keys_mode(app(), Screen::Batch);
+    press(&mut app, key(KeyCode::Char('w')));
+    type_text(&mut app, &log.display().to_string());
+    let Some(Job::WatchBatch { manifest, stop }) = press(&mut app, key(KeyCode::Enter)) else {
+        panic!("a log that does not exist yet can be followed")
+    };
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let me = std::process::id();
+    std::fs::write(
+        &log,
+        format!(
+            "{{\"event\":\"run\",\"pid\":{me},\"jobs\":5,\"started_unix\":1.0}}\n\
+             {{\"event\":\"finished\",\"row\":7,\"output\":\"b.wav\",\"audio_seconds\":1.0,\"seconds\":0.1}}\n\
+             {{\"event\":\"started\",\"row\":3,\"output\":\"a.wav\"}}\n\
+             {{\"event\":\"end\",\"done\":1,\"skipped\":0,\"failed\":0,\"wall_seconds\":0.2}}\n"
+        ),
+    )
+    .unwrap();
+    let (sender, receiver) = mpsc::channel();
+    watch_batch(&manifest, &stop, &sender).unwrap();
+    for event in receiver.try_iter() {
+        app.batch_event(event);
+    }
+    let rows: Vec<usize> = app.batch.rows.iter().map(|r| r.row).collect();
+    assert_eq!(rows, [3, 7], "rows in manifest order, as they appeared");
+    assert_eq!(app.batch.total(), 5, "the run announced five jobs");
+    assert!(shows(&screen(&app), "watching  1/5 job"), "{:#?}", screen(&app));
 }

@@ -432,7 +432,7 @@ fn batch(view: &BatchView, area: Rect, buf: &mut Buffer) {
     ])
     .areas(inner);
 
-    let total = view.rows.len();
+    let total = view.total();
     let processed = view.processed();
     let elapsed = view.elapsed.or_else(|| view.started.map(|s| s.elapsed().as_secs_f64())).unwrap_or(0.0);
     let (audio, compute) = view.audio_and_compute();
