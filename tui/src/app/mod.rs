@@ -971,8 +971,12 @@ impl App {
         self.apply_live_settings();
     }
 
-    /// Why there is no sound, for the status line.
+    /// Why Speak cannot play now, for the status line.
     fn no_output_message(&self) -> Option<String> {
+        if self.live.running.is_some() || self.live.starting {
+            // One device, one user: two streams on a device without a mixer would fail.
+            return Some("Live is using the sound devices; stop it (Space on the Live screen) to speak".into());
+        }
         self.output.as_ref().err().map(|problem| format!("no audio output ({problem}); Ctrl-S still saves to WAV"))
     }
 

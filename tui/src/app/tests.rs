@@ -1111,3 +1111,20 @@ fn a_progress_log_followed_without_its_manifest_fills_rows_as_the_run_reaches_th
     assert_eq!(app.batch.total(), 5, "the run announced five jobs");
     assert!(shows(&screen(&app), "watching  1/5 job"), "{:#?}", screen(&app));
 }
+
+#[test]
+fn speak_waits_for_live_to_stop_because_both_use_the_devices() {
+    let (mut app, _state) = app_with_output();
+    type_text(&mut app, "Hello.");
+    press(&mut app, key(KeyCode::Esc));
+    press(&mut app, key(KeyCode::Char('2')));
+    assert!(matches!(press(&mut app, key(KeyCode::Char(' '))), Some(Job::StartLive { .. })));
+    app.live_started(Ok(live_info()));
+    press(&mut app, key(KeyCode::Char('1')));
+    assert!(press(&mut app, ctrl('p')).is_none());
+    assert!(app.status.starts_with("Live is using the sound devices"), "{}", app.status);
+    press(&mut app, key(KeyCode::Char('2')));
+    assert!(matches!(press(&mut app, key(KeyCode::Char(' '))), Some(Job::StopLive)));
+    press(&mut app, key(KeyCode::Char('1')));
+    assert!(matches!(press(&mut app, ctrl('p')), Some(Job::Speak { .. })));
+}
