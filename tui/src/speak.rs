@@ -476,6 +476,47 @@ pub fn voice_rows(ctx: &Context) -> Vec<VoiceRow> {
         .collect()
 }
 
+/// One conversion profile of the library, with its measurements or why it cannot be used (`voices list` and the
+/// app's Voices screen both show these).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileRow {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median_f0_hz: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formant_scale: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voiced_seconds: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    pub path: PathBuf,
+}
+
+/// The profiles in the library, each measured or with its problem.
+pub fn profile_rows(ctx: &Context) -> Vec<ProfileRow> {
+    demod_voice_core::voice::list(&ctx.profiles_dir())
+        .into_iter()
+        .map(|(name, path)| match demod_voice_core::voice::VoiceProfile::load(&path) {
+            Ok(p) => ProfileRow {
+                name,
+                median_f0_hz: Some(p.median_f0_hz),
+                formant_scale: Some(p.formant_scale),
+                voiced_seconds: Some(p.voiced_seconds),
+                problem: None,
+                path,
+            },
+            Err(e) => ProfileRow {
+                name,
+                median_f0_hz: None,
+                formant_scale: None,
+                voiced_seconds: None,
+                problem: Some(e.to_string()),
+                path,
+            },
+        })
+        .collect()
+}
+
 pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
     let json = match command {
         VoicesCommand::List { json } => json,
@@ -484,13 +525,7 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
         }
         VoicesCommand::Show { name } => return crate::convert_cmd::show(ctx, &name),
     };
-    let profiles: Vec<serde_json::Value> = demod_voice_core::voice::list(&ctx.profiles_dir())
-        .into_iter()
-        .map(|(name, path)| match demod_voice_core::voice::VoiceProfile::load(&path) {
-            Ok(p) => serde_json::json!({"name": name, "median_f0_hz": p.median_f0_hz, "formant_scale": p.formant_scale, "voiced_seconds": p.voiced_seconds, "path": path}),
-            Err(e) => serde_json::json!({"name": name, "problem": e.to_string(), "path": path}),
-        })
-        .collect();
+    let profiles = profile_rows(ctx);
     let rows = voice_rows(ctx);
     let mut stdout = std::io::stdout().lock();
     if json {
@@ -515,20 +550,9 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
     if !profiles.is_empty() {
         writeln!(stdout, "\n{:<28} {:>10} {:>8}", "PROFILE", "MEDIAN F0", "FORMANT")?;
         for p in &profiles {
-            match p.get("problem") {
-                None => writeln!(
-                    stdout,
-                    "{:<28} {:>7.1} Hz {:>8.3}",
-                    p["name"].as_str().unwrap_or("?"),
-                    p["median_f0_hz"].as_f64().unwrap_or(0.0),
-                    p["formant_scale"].as_f64().unwrap_or(0.0)
-                )?,
-                Some(problem) => writeln!(
-                    stdout,
-                    "{:<28} unusable: {}",
-                    p["name"].as_str().unwrap_or("?"),
-                    problem.as_str().unwrap_or("?")
-                )?,
+            match (&p.problem, p.median_f0_hz, p.formant_scale) {
+                (None, Some(f0), Some(formant)) => writeln!(stdout, "{:<28} {f0:>7.1} Hz {formant:>8.3}", p.name)?,
+                (problem, _, _) => writeln!(stdout, "{:<28} unusable: {}", p.name, problem.as_deref().unwrap_or("?"))?,
             }
         }
     }

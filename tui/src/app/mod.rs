@@ -1452,23 +1452,14 @@ fn add_profile(global: &GlobalArgs, name: &str, reference: PathBuf) -> Result<Ve
 }
 
 fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
-    demod_voice_core::voice::list(&ctx.profiles_dir())
+    crate::speak::profile_rows(ctx)
         .into_iter()
-        .map(|(name, path)| match demod_voice_core::voice::VoiceProfile::load(&path) {
-            Ok(p) => ProfileInfo {
-                name,
-                median_f0_hz: p.median_f0_hz,
-                formant_scale: p.formant_scale,
-                voiced_seconds: p.voiced_seconds,
-                problem: None,
-            },
-            Err(e) => ProfileInfo {
-                name,
-                median_f0_hz: 0.0,
-                formant_scale: 0.0,
-                voiced_seconds: 0.0,
-                problem: Some(e.to_string()),
-            },
+        .map(|row| ProfileInfo {
+            name: row.name,
+            median_f0_hz: row.median_f0_hz.unwrap_or(0.0),
+            formant_scale: row.formant_scale.unwrap_or(0.0),
+            voiced_seconds: row.voiced_seconds.unwrap_or(0.0),
+            problem: row.problem,
         })
         .collect()
 }
