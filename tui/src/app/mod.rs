@@ -124,6 +124,7 @@ pub enum LiveControl {
     Input,
     Output,
     Preset,
+    Engine,
     Profile,
     Pitch,
     Formant,
@@ -131,10 +132,11 @@ pub enum LiveControl {
 }
 
 impl LiveControl {
-    pub const ALL: [LiveControl; 7] = [
+    pub const ALL: [LiveControl; 8] = [
         LiveControl::Input,
         LiveControl::Output,
         LiveControl::Preset,
+        LiveControl::Engine,
         LiveControl::Profile,
         LiveControl::Pitch,
         LiveControl::Formant,
@@ -146,6 +148,7 @@ impl LiveControl {
             LiveControl::Input => "input",
             LiveControl::Output => "output",
             LiveControl::Preset => "preset",
+            LiveControl::Engine => "engine",
             LiveControl::Profile => "profile",
             LiveControl::Pitch => "pitch (semitones)",
             LiveControl::Formant => "formant",
@@ -178,6 +181,8 @@ pub struct LiveView {
     /// Presets with a converter: name and settings. Index 0 of the picker is "(none)".
     pub presets: Vec<(String, demod_voice_core::presets::ConverterSettings)>,
     pub preset: usize,
+    /// The converter: an index into [`demod_voice_core::convert::ENGINE_NAMES`].
+    pub engine: usize,
     /// 0 is "(none)", then the app's profiles.
     pub profile: usize,
     pub pitch: f32,
@@ -202,6 +207,7 @@ impl Default for LiveView {
             output: 0,
             presets: Vec::new(),
             preset: 0,
+            engine: engine_index("dsp"),
             profile: 0,
             pitch: 0.0,
             formant: 1.0,
@@ -455,6 +461,8 @@ pub enum Job {
     StartLive {
         input: Option<String>,
         output: Option<String>,
+        /// One of [`demod_voice_core::convert::ENGINE_NAMES`].
+        engine: &'static str,
         params: Arc<demod_voice_core::convert::dsp::DspParams>,
         mix: f32,
     },
@@ -857,6 +865,7 @@ impl App {
         Some(Job::StartLive {
             input: pick(&self.live.inputs, self.live.input),
             output: pick(&self.live.outputs, self.live.output),
+            engine: demod_voice_core::convert::ENGINE_NAMES.get(self.live.engine).copied().unwrap_or("dsp"),
             params: self.live.params.clone(),
             mix: self.live.mix,
         })
@@ -943,9 +952,12 @@ impl App {
         };
         let live = &mut self.live;
         match LiveControl::ALL[live.control] {
-            LiveControl::Input | LiveControl::Output if live.running.is_some() => {
-                self.status = "stop the live conversion (Space) before changing devices".into();
+            LiveControl::Input | LiveControl::Output | LiveControl::Engine if live.running.is_some() => {
+                self.status = "stop the live conversion (Space) before changing devices or the engine".into();
                 return;
+            }
+            LiveControl::Engine => {
+                live.engine = cycle(live.engine, demod_voice_core::convert::ENGINE_NAMES.len());
             }
             LiveControl::Input => live.input = cycle(live.input, live.inputs.len()),
             LiveControl::Output => live.output = cycle(live.output, live.outputs.len()),
@@ -955,6 +967,7 @@ impl App {
                     live.pitch = settings.pitch_semitones;
                     live.formant = settings.formant_ratio;
                     live.mix = settings.mix;
+                    live.engine = engine_index(&settings.engine);
                     live.params.set_profile_amount(settings.profile_amount);
                     live.profile = settings
                         .profile
@@ -1648,8 +1661,8 @@ pub fn run(ctx: &Context) -> Result<()> {
                 let outcome = guarded(|| play_job(&shared, &sender, id, source, &stop));
                 let _ = sender.send(AppEvent::SpeakDone { id, outcome });
             }
-            Job::StartLive { input, output, params, mix } => {
-                let outcome = guarded(|| start_live(&global, &shared, input, output, params, mix));
+            Job::StartLive { input, output, engine, params, mix } => {
+                let outcome = guarded(|| start_live(&global, &shared, input, output, engine, params, mix));
                 let _ = sender.send(AppEvent::LiveStarted(outcome));
             }
             Job::StopLive => drop(lock(&shared.live).take()),
@@ -1715,6 +1728,12 @@ pub fn run(ctx: &Context) -> Result<()> {
     let result = run_loop(&mut terminal, &mut app, &receiver, &mut spawn);
     restore_terminal();
     result
+}
+
+/// Where `name` stands in [`demod_voice_core::convert::ENGINE_NAMES`] (an unknown one: the dsp engine's place).
+fn engine_index(name: &str) -> usize {
+    let names = demod_voice_core::convert::ENGINE_NAMES;
+    names.iter().position(|n| *n == name).or_else(|| names.iter().position(|n| *n == "dsp")).unwrap_or(0)
 }
 
 /// A device picker's entries: "(default)" first, then the devices by name.
@@ -1908,6 +1927,7 @@ fn start_live(
     shared: &Shared,
     input: Option<String>,
     output: Option<String>,
+    engine: &str,
     params: Arc<demod_voice_core::convert::dsp::DspParams>,
     mix: f32,
 ) -> Result<LiveInfo> {
@@ -1920,7 +1940,10 @@ fn start_live(
     let setup = crate::audio::LiveSetup {
         input,
         output,
-        converter: Box::new(demod_voice_core::convert::dsp::DspConverter::new(params)),
+        converter: match engine {
+            "passthrough" => Box::new(demod_voice_core::convert::Passthrough::default()),
+            _ => Box::new(demod_voice_core::convert::dsp::DspConverter::new(params)),
+        },
         realtime: ctx.settings.config.realtime.clone(),
         mix,
     };

@@ -634,7 +634,7 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
     // Input device: the second one.
     press(&mut app, key(KeyCode::Right));
     // Profile, pitch and formant go to the converter's parameters.
-    for _ in 0..3 {
+    for _ in 0..4 {
         press(&mut app, key(KeyCode::Down));
     }
     press(&mut app, key(KeyCode::Right));
@@ -643,10 +643,10 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
     press(&mut app, key(KeyCode::Right));
     press(&mut app, key(KeyCode::Right));
     assert_eq!(app.live.params.pitch_semitones(), 1.0);
-    let Some(Job::StartLive { input, output, params, mix }) = press(&mut app, key(KeyCode::Char(' '))) else {
+    let Some(Job::StartLive { input, output, engine, params, mix }) = press(&mut app, key(KeyCode::Char(' '))) else {
         panic!("Space starts live conversion")
     };
-    assert_eq!((input.as_deref(), output, mix), (Some("Test Mic"), None, 1.0));
+    assert_eq!((input.as_deref(), output, engine, mix), (Some("Test Mic"), None, "dsp", 1.0));
     assert!(Arc::ptr_eq(&params, &app.live.params));
     assert!(press(&mut app, key(KeyCode::Char(' '))).is_none(), "a second start waits for the first");
     app.live_started(Err("no audio input device".into()));
@@ -670,7 +670,7 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Left));
     assert!((controls.mix() - 0.95).abs() < 1e-6, "mix {}", controls.mix());
-    for _ in 0..6 {
+    for _ in 0..7 {
         press(&mut app, key(KeyCode::Up));
     }
     press(&mut app, key(KeyCode::Right));
@@ -699,6 +699,12 @@ fn live_preset_sets_the_controls_it_names() {
     app.live.control = 2;
     press(&mut app, key(KeyCode::Right));
     assert_eq!((app.live.pitch, app.live.formant, app.live.mix), (-4.0, 0.9, 0.8));
+    assert_eq!(demod_voice_core::convert::ENGINE_NAMES[app.live.engine], "dsp");
+    // The engine can be switched while stopped: passthrough (to hear the devices' own latency).
+    press(&mut app, key(KeyCode::Down));
+    press(&mut app, key(KeyCode::Left));
+    let Some(Job::StartLive { engine, .. }) = press(&mut app, key(KeyCode::Char(' '))) else { panic!("start") };
+    assert_eq!(engine, "passthrough");
     assert_eq!(app.live.params.pitch_semitones(), -4.0);
     assert!(shows(&screen(&app), "deep"));
 }
