@@ -111,7 +111,7 @@ pub enum Command {
         command: PresetsCommand,
     },
 
-    /// Check the installation: runtime, GPU, espeak-ng, voices, config, disk.
+    /// Check the installation: runtime, GPU, espeak-ng, voices, config, disk, sound devices.
     Health(HealthArgs),
 
     /// Convert a recording toward a voice profile or by pitch/formant ratios, through the real-time engine.
