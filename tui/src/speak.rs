@@ -415,7 +415,7 @@ pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VoiceRow {
     pub name: String,
     pub language: String,

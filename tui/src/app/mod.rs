@@ -222,18 +222,8 @@ impl Default for LiveView {
     }
 }
 
-/// One installed voice as the app shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VoiceInfo {
-    pub name: String,
-    pub language: String,
-    pub quality: String,
-    pub sample_rate: u32,
-    pub speakers: u32,
-    /// By id; empty for a single-speaker voice.
-    pub speaker_names: Vec<String>,
-    pub problem: Option<String>,
-}
+/// One installed voice as the app shows it: the row `voices list` prints.
+pub type VoiceInfo = crate::speak::VoiceRow;
 
 /// One voice profile (for conversion) as the app shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -1568,18 +1558,7 @@ pub fn speak_first_audio_times(ctx: &Context, text: &str, runs: usize) -> Result
 
 /// Gather what the screens show from the installed voices, presets and health checks.
 pub fn app_from_context(ctx: &Context) -> Result<App> {
-    let voices = crate::speak::voice_rows(ctx)
-        .into_iter()
-        .map(|row| VoiceInfo {
-            name: row.name,
-            language: row.language,
-            quality: row.quality,
-            sample_rate: row.sample_rate,
-            speakers: row.speakers,
-            speaker_names: row.speaker_names,
-            problem: row.problem,
-        })
-        .collect();
+    let voices = crate::speak::voice_rows(ctx);
     let presets = demod_voice_core::presets::all(&ctx.dirs.config.join("presets"))
         .into_iter()
         .filter_map(|entry| entry.ok().map(|found| found.preset.name))

@@ -16,6 +16,7 @@ fn joe() -> VoiceInfo {
         sample_rate: 22050,
         speakers: 1,
         speaker_names: Vec::new(),
+        model: PathBuf::from("/voices/en_US-joe-medium.onnx"),
         problem: None,
     }
 }
@@ -364,6 +365,25 @@ fn r_on_the_health_screen_checks_again_in_the_background() {
     assert!(shows(&screen(&app), "CUDA 12"), "the last checks stay on screen");
 }
 
+/// A running batch of `jobs` where row 1 is done (4 s of audio in 0.2 s) and row 2 failed.
+fn batch_app_one_done_one_failed(jobs: usize) -> App {
+    use demod_voice_core::batch::Event;
+    let mut app = batch_app(jobs);
+    app.batch_event(AppEvent::Batch(Event::Started { row: 1, output: "out/00001.wav".into() }));
+    app.batch_event(AppEvent::Batch(Event::Finished {
+        row: 1,
+        output: "out/00001.wav".into(),
+        audio_seconds: 4.0,
+        seconds: 0.2,
+    }));
+    app.batch_event(AppEvent::Batch(Event::Failed {
+        row: 2,
+        output: "out/00002.wav".into(),
+        error: "voice `nope` is not installed".into(),
+    }));
+    app
+}
+
 fn batch_app(jobs: usize) -> App {
     let mut app = app();
     app.update(Action::StopEditing);
@@ -382,20 +402,8 @@ fn batch_screen_empty_running_and_finished_with_failures() {
     press(&mut app, key(KeyCode::Char('3')));
     assert!(shows(&screen(&app), "no batch yet: press o"));
 
-    let mut app = batch_app(4);
+    let mut app = batch_app_one_done_one_failed(4);
     use demod_voice_core::batch::Event;
-    app.batch_event(AppEvent::Batch(Event::Started { row: 1, output: "out/00001.wav".into() }));
-    app.batch_event(AppEvent::Batch(Event::Finished {
-        row: 1,
-        output: "out/00001.wav".into(),
-        audio_seconds: 4.0,
-        seconds: 0.2,
-    }));
-    app.batch_event(AppEvent::Batch(Event::Failed {
-        row: 2,
-        output: "out/00002.wav".into(),
-        error: "voice `nope` is not installed".into(),
-    }));
     app.batch_event(AppEvent::Batch(Event::Started { row: 3, output: "out/00003.wav".into() }));
     let lines = screen(&app);
     assert!(shows(&lines, "/data/lines.csv  running  2/4 jobs, 1 failed, 1 invalid"), "{lines:#?}");
@@ -949,19 +957,7 @@ fn snapshot_live_screens() {
 #[test]
 fn snapshot_batch_screens() {
     assert_snapshot("batch_empty", &keys_mode(app(), Screen::Batch));
-    let mut app = batch_app(4);
-    use demod_voice_core::batch::Event;
-    app.batch_event(AppEvent::Batch(Event::Finished {
-        row: 1,
-        output: "out/00001.wav".into(),
-        audio_seconds: 4.0,
-        seconds: 0.2,
-    }));
-    app.batch_event(AppEvent::Batch(Event::Failed {
-        row: 2,
-        output: "out/00002.wav".into(),
-        error: "voice `nope` is not installed".into(),
-    }));
+    let mut app = batch_app_one_done_one_failed(4);
     app.batch_event(AppEvent::BatchDone(Ok(())));
     assert_snapshot("batch_finished_with_failures", &app);
     let mut broken = batch_app(0);
