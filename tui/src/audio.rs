@@ -558,8 +558,7 @@ impl Live {
             |other| format!("output device `{out_name}` wants {other} samples, which are not supported")
         );
         let block = granted.map_or(asked, |frames| asked.max(frames as usize)).min(demod_voice_core::rt::MAX_BLOCK);
-        let mut rt = demod_voice_core::rt::RtConfig::from_section(&setup.realtime, rate, block, 1);
-        rt.offline = false;
+        let rt = demod_voice_core::rt::RtConfig::from_section(&setup.realtime, rate, block, 1);
         let (engine, worker) =
             demod_voice_core::rt::RtEngine::build(&rt, setup.converter).map_err(|e| format!("live engine: {e}"))?;
         let latency_samples = engine.latency();

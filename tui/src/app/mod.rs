@@ -974,6 +974,14 @@ impl App {
         self.apply_live_settings();
     }
 
+    /// Whether time passing changes the screen: meters above silence, playback progress, a running batch's clock.
+    pub fn animating(&self) -> bool {
+        self.speaking.is_some()
+            || self.live.running.is_some()
+            || self.batch.running
+            || [self.out_level, self.live.in_level, self.live.out_level].iter().any(|level| *level > METER_FLOOR)
+    }
+
     /// Why Speak cannot play now, for the status line.
     fn no_output_message(&self) -> Option<String> {
         if self.live.running.is_some() || self.live.starting {
@@ -1386,9 +1394,14 @@ pub fn run_loop<B: Backend>(
     events: &Receiver<AppEvent>,
     mut spawn: impl FnMut(Job),
 ) -> Result<()> {
+    let mut redraw = true;
     while !app.quit {
-        terminal.draw(|frame| frame.render_widget(&*app, frame.area()))?;
+        if redraw {
+            terminal.draw(|frame| frame.render_widget(&*app, frame.area()))?;
+        }
         let Ok(event) = events.recv() else { break };
+        // A tick changes the screen only while something on it moves; anything else may change it.
+        redraw = !matches!(event, AppEvent::Tick) || app.animating();
         match event {
             AppEvent::Key(key) => {
                 if let Some(job) = app.action_for(key).and_then(|action| app.update(action)) {
@@ -1722,6 +1735,9 @@ fn device_list(names: Vec<String>) -> Vec<String> {
 
 /// A loaded voice and the name it was asked for by (None: the default).
 type KeptVoice = (Option<String>, demod_voice_core::piper::PiperVoice);
+
+/// Below this peak (-90 dBFS) a meter shows silence.
+pub const METER_FLOOR: f32 = 3e-5;
 
 /// Entries the history keeps.
 const HISTORY_ENTRIES: usize = 50;

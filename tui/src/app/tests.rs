@@ -1130,3 +1130,31 @@ fn speak_waits_for_live_to_stop_because_both_use_the_devices() {
     press(&mut app, key(KeyCode::Char('1')));
     assert!(matches!(press(&mut app, ctrl('p')), Some(Job::Speak { .. })));
 }
+
+#[test]
+fn idle_ticks_leave_the_screen_alone_until_something_moves() {
+    let (mut app, state) = app_with_output();
+    assert!(!app.animating(), "an idle app need not redraw on ticks");
+    state.meter.record(0.5);
+    app.update(Action::Tick);
+    assert!(app.animating(), "a meter above silence moves");
+    for _ in 0..40 {
+        app.update(Action::Tick);
+    }
+    assert!(!app.animating(), "a meter decayed below the floor reads -inf and stops moving");
+    type_text(&mut app, "Hi.");
+    assert!(matches!(press(&mut app, ctrl('p')), Some(Job::Speak { .. })));
+    assert!(app.animating());
+}
+
+#[test]
+fn playback_trouble_is_shown_while_speaking() {
+    let (mut app, state) = app_with_output();
+    type_text(&mut app, "Hi.");
+    let Some(Job::Speak { id, .. }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
+    app.queued(id, vec![0.1; 4800]);
+    assert!(!shows(&screen(&app), "gaps"), "nothing to report");
+    state.gaps.fetch_add(2, Ordering::Relaxed);
+    state.device.xruns.fetch_add(1, Ordering::Relaxed);
+    assert!(shows(&screen(&app), "gaps 2, xruns 1"), "{:#?}", screen(&app));
+}

@@ -139,7 +139,7 @@ fn level_ratio(peak: f32) -> f64 {
 /// A level meter: a bar with the peak in dBFS.
 fn meter(label: &str, peak: f32, area: Rect, buf: &mut Buffer) {
     // Below -90 dBFS is silence for a meter.
-    let db = if peak > 3e-5 { format!("{:>5.1} dB", 20.0 * peak.log10()) } else { "  -inf dB".into() };
+    let db = if peak > super::METER_FLOOR { format!("{:>5.1} dB", 20.0 * peak.log10()) } else { "  -inf dB".into() };
     let color = if peak >= 0.99 {
         Color::Red
     } else if peak >= 0.5 {
@@ -181,7 +181,11 @@ fn playback(app: &App, area: Rect, buf: &mut Buffer) {
     };
     let [level, wave, time] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
-    meter("out", app.out_level, level, buf);
+    // Trouble worth knowing about, beside the meter: the synthesis fell behind the device, or the device glitched.
+    let count = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    let (gaps, xruns) = (count(&output.state.gaps), count(&output.state.device.xruns));
+    let label = if gaps + xruns > 0 { format!("out (gaps {gaps}, xruns {xruns})") } else { "out".into() };
+    meter(&label, app.out_level, level, buf);
     let Some(speaking) = &app.speaking else {
         Line::styled("idle: Ctrl-P speaks the text", Style::new().fg(Color::DarkGray)).render(wave, buf);
         return;
