@@ -26,12 +26,7 @@ fn convert(input: &[f32], rate: u32, semitones: f32, formant: f32) -> Vec<f32> {
 
 fn envelope(signal: &[f32], rate: u32) -> Vec<f32> {
     let mut analyzer = EnvelopeAnalyzer::new(rate);
-    let len = analyzer.frame_len();
-    let mut end = len;
-    while end <= signal.len() {
-        analyzer.add_frame(&signal[end - len..end]);
-        end += len / 2;
-    }
+    analyzer.add_signal(signal);
     analyzer.envelope().unwrap()
 }
 

@@ -105,6 +105,16 @@ impl EnvelopeAnalyzer {
         self.frame_len * self.decimation + self.lowpass.len()
     }
 
+    /// Add every frame of `signal`, half-overlapping (the long-term envelope of a whole clip).
+    pub fn add_signal(&mut self, signal: &[f32]) {
+        let len = self.frame_len();
+        let mut end = len;
+        while end <= signal.len() {
+            self.add_frame(&signal[end - len..end]);
+            end += len / 2;
+        }
+    }
+
     /// Add one frame (the last `frame_len` samples of `frame`). Silent frames are ignored.
     pub fn add_frame(&mut self, frame: &[f32]) {
         let n = self.frame_len;
@@ -286,12 +296,7 @@ pub(crate) mod tests {
 
     fn envelope_of(signal: &[f32], rate: u32) -> Vec<f32> {
         let mut analyzer = EnvelopeAnalyzer::new(rate);
-        let len = analyzer.frame_len();
-        let mut end = len;
-        while end <= signal.len() {
-            analyzer.add_frame(&signal[end - len..end]);
-            end += len / 2;
-        }
+        analyzer.add_signal(signal);
         analyzer.envelope().unwrap()
     }
 
