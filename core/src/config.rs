@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits;
+
+/// The voice `tts.voice` names when nothing else does (installed by `setup`).
+pub const DEFAULT_VOICE: &str = "en_US-joe-medium";
 
 /// Every section and key, with its default. Unknown keys are errors (with the closest known key suggested).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -90,7 +94,7 @@ pub struct TtsSection {
 impl Default for TtsSection {
     fn default() -> Self {
         TtsSection {
-            voice: crate::assets::DEFAULT_VOICE.into(),
+            voice: DEFAULT_VOICE.into(),
             speaker: None,
             length_scale: None,
             noise_scale: None,
@@ -266,16 +270,22 @@ impl LoadedConfig {
 
     /// Every key with its effective value (as YAML scalar text) and source, in file order.
     pub fn entries(&self) -> Vec<(String, String, String)> {
-        let value = serde_json::to_value(&self.config).unwrap_or_default();
-        let mut out = Vec::new();
-        flatten(&value, "", &mut out);
-        out.into_iter()
-            .map(|(key, value)| {
-                let source = self.source_of(&key).to_string();
-                (key, value, source)
-            })
-            .collect()
+        entries(&self.config, &self.sources)
     }
+}
+
+/// Every key of `config` with its value (as YAML scalar text) and its source in `sources` (`default` when absent),
+/// in file order.
+pub fn entries(config: &Config, sources: &BTreeMap<String, String>) -> Vec<(String, String, String)> {
+    let value = serde_json::to_value(config).unwrap_or_default();
+    let mut out = Vec::new();
+    flatten(&value, "", &mut out);
+    out.into_iter()
+        .map(|(key, value)| {
+            let source = sources.get(&key).cloned().unwrap_or_else(|| "default".into());
+            (key, value, source)
+        })
+        .collect()
 }
 
 fn flatten(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>) {
@@ -391,6 +401,10 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
     }
 }
 
+fn limit(key: &str, value: f32, limit: limits::Limit) -> std::result::Result<(), Invalid> {
+    range(key, value, limit.min, limit.max)
+}
+
 /// Check every value's range and the relations between values.
 pub fn validate(config: &Config) -> std::result::Result<(), Invalid> {
     range("runtime.device_id", config.runtime.device_id, 0, 64)?;
@@ -400,16 +414,16 @@ pub fn validate(config: &Config) -> std::result::Result<(), Invalid> {
         return Err(Invalid { key: "tts.voice".into(), message: "is empty".into() });
     }
     if let Some(v) = tts.length_scale {
-        range("tts.length_scale", v, 0.05, 20.0)?;
+        limit("tts.length_scale", v, limits::LENGTH_SCALE)?;
     }
     if let Some(v) = tts.noise_scale {
-        range("tts.noise_scale", v, 0.0, 5.0)?;
+        limit("tts.noise_scale", v, limits::NOISE_SCALE)?;
     }
     if let Some(v) = tts.noise_w {
-        range("tts.noise_w", v, 0.0, 5.0)?;
+        limit("tts.noise_w", v, limits::NOISE_W)?;
     }
-    range("tts.sentence_silence", tts.sentence_silence, 0.0, 60.0)?;
-    range("tts.volume", tts.volume, 0.0, 10.0)?;
+    limit("tts.sentence_silence", tts.sentence_silence, limits::SENTENCE_SILENCE)?;
+    limit("tts.volume", tts.volume, limits::VOLUME)?;
     if let Some(rate) = config.output.sample_rate {
         range("output.sample_rate", rate, 8000, 192_000)?;
     }

@@ -192,11 +192,11 @@ pub fn process_clip(path: &Path, settings: &PreprocessingSection) -> std::result
     if !path.is_file() {
         return Err(format!("audio file {} is missing", path.display()));
     }
-    let (samples, rate) = crate::audio::read_wav_mono(path).map_err(|e| format!("unreadable audio: {e}"))?;
+    let (samples, rate) = crate::wav::read_wav_mono(path).map_err(|e| format!("unreadable audio: {e}"))?;
     if samples.is_empty() {
         return Err("the audio is empty".into());
     }
-    let mut audio = crate::audio::resample(&samples, rate, settings.sample_rate).map_err(|e| e.to_string())?;
+    let mut audio = crate::wav::resample(&samples, rate, settings.sample_rate).map_err(|e| e.to_string())?;
     let threshold = 10f32.powf(settings.silence_threshold_db / 20.0);
     // Silence is judged on 10 ms windows, so a single loud sample does not count as speech.
     let window = (settings.sample_rate as usize / 100).max(1);
@@ -289,7 +289,7 @@ pub fn run(
                         *missing.entry(phoneme).or_insert(0) += 1;
                     }
                     let out_path = wavs_out.join(format!("{}.wav", row.id));
-                    let mut wav = crate::audio::AtomicWav::create(&out_path, options.settings.sample_rate)
+                    let mut wav = crate::wav::AtomicWav::create(&out_path, options.settings.sample_rate)
                         .map_err(|e| format!("write failed: {e}"))?;
                     wav.write(&audio).map_err(|e| format!("write failed: {e}"))?;
                     wav.finish().map_err(|e| format!("write failed: {e}"))?;

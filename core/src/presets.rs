@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, OutputFormat, UnderrunMode};
+use crate::convert::Engine;
 use crate::error::{Error, Result};
+use crate::limits;
 
 /// The preset layout this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -78,21 +80,22 @@ pub struct PresetRealtime {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConverterSettings {
-    /// `passthrough` or `dsp` (neural engines join later).
-    pub engine: String,
-    /// Pitch shift in semitones (-24..24).
+    /// Which converter runs.
+    #[serde(default)]
+    pub engine: Engine,
+    /// Pitch shift in semitones ([`limits::PITCH_SEMITONES`]).
     #[serde(default)]
     pub pitch_semitones: f32,
-    /// Formant (vocal-tract) scale, 0.5..2.0.
+    /// Formant (vocal-tract) scale ([`limits::FORMANT_RATIO`]).
     #[serde(default = "one")]
     pub formant_ratio: f32,
     /// Voice profile to match, by name.
     #[serde(default)]
     pub profile: Option<String>,
-    /// How much of the profile match to apply, 0..1.
+    /// How much of the profile match to apply ([`limits::PROFILE_AMOUNT`]).
     #[serde(default = "one")]
     pub profile_amount: f32,
-    /// Wet/dry mix, 0..1.
+    /// Wet/dry mix ([`limits::MIX`]).
     #[serde(default = "one")]
     pub mix: f32,
 }
@@ -105,7 +108,7 @@ impl Default for ConverterSettings {
     /// The dsp engine with nothing changed (a profile target, when given, does the matching).
     fn default() -> Self {
         ConverterSettings {
-            engine: "dsp".into(),
+            engine: Engine::Dsp,
             pitch_semitones: 0.0,
             formant_ratio: 1.0,
             profile: None,
@@ -115,21 +118,35 @@ impl Default for ConverterSettings {
     }
 }
 
+/// A converter value outside its range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidConverter {
+    /// The dotted key (`converter.pitch_semitones`).
+    pub key: &'static str,
+    /// What is wrong (`is 40, expected -24..24`).
+    pub message: String,
+}
+
 impl ConverterSettings {
+    /// Check every value against [`limits`].
+    pub fn validate(&self) -> std::result::Result<(), InvalidConverter> {
+        let check = |key: &'static str, value: f32, limit: limits::Limit| {
+            limit.check(value).map(drop).map_err(|message| InvalidConverter { key, message })
+        };
+        check("converter.pitch_semitones", self.pitch_semitones, limits::PITCH_SEMITONES)?;
+        check("converter.formant_ratio", self.formant_ratio, limits::FORMANT_RATIO)?;
+        check("converter.profile_amount", self.profile_amount, limits::PROFILE_AMOUNT)?;
+        check("converter.mix", self.mix, limits::MIX)
+    }
+
     /// The converter these settings describe, matching `target` when given.
     pub fn build(&self, target: Option<crate::convert::dsp::Target>) -> Box<dyn crate::convert::Converter> {
-        use crate::convert::dsp::{DspConverter, DspParams};
-        match self.engine.as_str() {
-            "passthrough" => Box::new(crate::convert::Passthrough::default()),
-            _ => {
-                let params = std::sync::Arc::new(DspParams::default());
-                params.set_pitch_semitones(self.pitch_semitones);
-                params.set_formant_ratio(self.formant_ratio);
-                params.set_profile_amount(self.profile_amount);
-                params.set_target(target);
-                Box::new(DspConverter::new(params))
-            }
-        }
+        let params = std::sync::Arc::new(crate::convert::dsp::DspParams::default());
+        params.set_pitch_semitones(self.pitch_semitones);
+        params.set_formant_ratio(self.formant_ratio);
+        params.set_profile_amount(self.profile_amount);
+        params.set_target(target);
+        self.engine.build(params)
     }
 
     /// Convert a whole clip through the real-time engine (as `convert` does) and apply the wet/dry mix.
@@ -141,14 +158,11 @@ impl ConverterSettings {
         target: Option<crate::convert::dsp::Target>,
         realtime: &crate::config::RealtimeSection,
     ) -> Result<Vec<f32>> {
-        let wet = crate::rt::convert_offline(samples, sample_rate_hz, self.build(target), realtime)?;
+        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, self.build(target), realtime)?;
         let mix = self.mix;
         Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
     }
 }
-
-/// Engines a preset may name.
-pub const ENGINES: &[&str] = &["passthrough", "dsp"];
 
 /// Where a preset came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +198,11 @@ pub fn parse(text: &str, origin: &Path) -> Result<Preset> {
                 "schema_version {version} is newer than this demod-voice understands ({SCHEMA_VERSION}); upgrade demod-voice to use it"
             ),
         ));
+    }
+    // An unknown engine gets the key and the known names, not the YAML parser's column.
+    let engine = tree.get("converter").and_then(|c| c.get("engine")).or_else(|| tree.get("engine"));
+    if let Some(engine) = engine.and_then(serde_json::Value::as_str) {
+        engine.parse::<Engine>().map_err(|problem| err(None, format!("`converter.engine`: {problem}")))?;
     }
     let preset: Preset = if version == 0 {
         let migrated = migrate_v0(tree).map_err(|problem| err(None, problem))?;
@@ -265,20 +284,7 @@ impl Preset {
         self.apply(&mut config, &mut |_, _| {});
         crate::config::validate(&config).map_err(|invalid| format!("`{}` {}", invalid.key, invalid.message))?;
         if let Some(conv) = &self.converter {
-            if !ENGINES.contains(&conv.engine.as_str()) {
-                return Err(format!("`converter.engine` is `{}`, expected one of {}", conv.engine, ENGINES.join(", ")));
-            }
-            let check = |key: &str, v: f32, lo: f32, hi: f32| {
-                if v.is_finite() && (lo..=hi).contains(&v) {
-                    Ok(())
-                } else {
-                    Err(format!("`converter.{key}` is {v}, expected {lo}..{hi}"))
-                }
-            };
-            check("pitch_semitones", conv.pitch_semitones, -24.0, 24.0)?;
-            check("formant_ratio", conv.formant_ratio, 0.5, 2.0)?;
-            check("profile_amount", conv.profile_amount, 0.0, 1.0)?;
-            check("mix", conv.mix, 0.0, 1.0)?;
+            conv.validate().map_err(|invalid| format!("`{}` {}", invalid.key, invalid.message))?;
         }
         Ok(())
     }
@@ -422,7 +428,7 @@ mod tests {
         assert_eq!(preset.schema_version, SCHEMA_VERSION);
         assert_eq!(preset.tts.length_scale, Some(1.2));
         let conv = preset.converter.unwrap();
-        assert_eq!((conv.engine.as_str(), conv.pitch_semitones, conv.formant_ratio), ("dsp", -3.0, 0.9));
+        assert_eq!((conv.engine, conv.pitch_semitones, conv.formant_ratio), (Engine::Dsp, -3.0, 0.9));
     }
 
     #[test]

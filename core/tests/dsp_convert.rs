@@ -7,13 +7,13 @@ mod common;
 
 use std::sync::Arc;
 
+use demod_voice_core::analysis::envelope::{formant_shift, EnvelopeAnalyzer};
+use demod_voice_core::analysis::pitch::{cents, median_f0, track};
 use demod_voice_core::config::RealtimeSection;
 use demod_voice_core::convert::dsp::{DspConverter, DspParams};
-use demod_voice_core::dsp::envelope::{formant_shift, EnvelopeAnalyzer};
-use demod_voice_core::dsp::pitch::{cents, median_f0, track};
 
 fn synthetic_voice(f0: f32, formants: &[f32], rate: u32, seconds: f32) -> Vec<f32> {
-    demod_voice_core::dsp::synthetic::voice(f0, formants, rate, seconds)
+    demod_voice_core::analysis::synthetic::voice(f0, formants, rate, seconds)
 }
 
 fn convert(input: &[f32], rate: u32, semitones: f32, formant: f32) -> Vec<f32> {
@@ -21,7 +21,7 @@ fn convert(input: &[f32], rate: u32, semitones: f32, formant: f32) -> Vec<f32> {
     params.set_pitch_semitones(semitones);
     params.set_formant_ratio(formant);
     let converter = DspConverter::new(params);
-    demod_voice_core::rt::convert_offline(input, rate, Box::new(converter), &RealtimeSection::default()).unwrap()
+    demod_voice_core::realtime::convert_offline(input, rate, Box::new(converter), &RealtimeSection::default()).unwrap()
 }
 
 fn envelope(signal: &[f32], rate: u32) -> Vec<f32> {

@@ -7,11 +7,11 @@ mod common;
 
 use std::sync::Arc;
 
+use demod_voice_core::analysis::pitch::{cents, median_f0, track};
 use demod_voice_core::config::RealtimeSection;
 use demod_voice_core::convert::dsp::{DspConverter, DspParams};
-use demod_voice_core::dsp::pitch::{cents, median_f0, track};
+use demod_voice_core::onnx::SessionOptions;
 use demod_voice_core::piper::{PiperVoice, SynthesisOptions};
-use demod_voice_core::runtime::SessionOptions;
 
 /// Speech from the default voice with the noise scales at zero (the same every run), and its sample rate.
 fn piper_speech(text: &str) -> (Vec<f32>, u32) {
@@ -39,7 +39,7 @@ fn dsp_shifts_piper_speech_to_the_requested_pitch() {
     for semitones in [5.0f32, -4.0] {
         let params = Arc::new(DspParams::default());
         params.set_pitch_semitones(semitones);
-        let out = demod_voice_core::rt::convert_offline(
+        let out = demod_voice_core::realtime::convert_offline(
             &speech,
             rate,
             Box::new(DspConverter::new(params)),
@@ -56,7 +56,7 @@ fn dsp_shifts_piper_speech_to_the_requested_pitch() {
 
 #[test]
 fn dsp_moves_the_formants_of_piper_speech_by_the_requested_ratio() {
-    use demod_voice_core::dsp::envelope::{formant_shift, EnvelopeAnalyzer};
+    use demod_voice_core::analysis::envelope::{formant_shift, EnvelopeAnalyzer};
     let (speech, rate) =
         piper_speech("Many happy hours were spent in the old garden, reading and dreaming by the water.");
     // The long-term envelope of voiced frames.
@@ -79,7 +79,7 @@ fn dsp_moves_the_formants_of_piper_speech_by_the_requested_ratio() {
     for ratio in [0.9f32, 1.15] {
         let params = Arc::new(DspParams::default());
         params.set_formant_ratio(ratio);
-        let out = demod_voice_core::rt::convert_offline(
+        let out = demod_voice_core::realtime::convert_offline(
             &speech,
             rate,
             Box::new(DspConverter::new(params)),

@@ -8,8 +8,8 @@ mod common;
 
 use std::path::Path;
 
+use demod_voice_core::onnx::SessionOptions;
 use demod_voice_core::piper::{PiperVoice, Sentence, SynthesisOptions, VoiceConfig};
-use demod_voice_core::runtime::SessionOptions;
 
 const CONFIG: &str = r#"{
     "audio": {"sample_rate": 16000},

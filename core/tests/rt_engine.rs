@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use demod_voice_core::config::UnderrunMode;
 use demod_voice_core::convert::{Converter, Passthrough};
-use demod_voice_core::rt::{AudioSide, RtConfig, RtEngine, Worker, SUPPORTED_RATES};
+use demod_voice_core::realtime::{AudioSide, RtConfig, RtEngine, Worker, SUPPORTED_RATES};
 
 /// A tiny deterministic generator (the tests must not depend on a crate's RNG stream).
 struct Rng(u64);

@@ -7,7 +7,7 @@
 use assert_no_alloc::{assert_no_alloc, AllocDisabler};
 use demod_voice_core::config::UnderrunMode;
 use demod_voice_core::convert::Passthrough;
-use demod_voice_core::rt::{RtConfig, RtEngine};
+use demod_voice_core::realtime::{RtConfig, RtEngine};
 
 #[global_allocator]
 static ALLOCATOR: AllocDisabler = AllocDisabler;

@@ -5,17 +5,19 @@
 //! files happens in `activate`: the engines are built for the host's rate and maximum block size, the profile
 //! and preset are loaded, the worker threads start, and the latency goes to the host. `deactivate` stops them.
 //!
-//! Both engines (dsp and passthrough) run side by side with the same latency (the passthrough one is padded to
-//! the dsp one), so switching the engine parameter is seamless and never changes the reported latency.
+//! Every engine of core's [`Engine`] runs side by side with the same latency (each padded to the longest), so
+//! switching the engine parameter is seamless and never changes the reported latency. Settings (config file,
+//! preset, profile) are resolved by core's [`Settings`], exactly as for the command line.
 
 mod params;
 
 use std::sync::Arc;
 
 use demod_voice_core::config::RealtimeSection;
-use demod_voice_core::convert::dsp::{DspConverter, DspParams};
-use demod_voice_core::convert::{Converter, Passthrough};
-use demod_voice_core::rt::{AudioSide, Controls, RtConfig, RtEngine, WorkerThread};
+use demod_voice_core::convert::dsp::DspParams;
+use demod_voice_core::convert::Engine;
+use demod_voice_core::realtime::{AudioSide, Controls, RtConfig, RtEngine, WorkerThread};
+use demod_voice_core::settings::Settings;
 use nice_plug::prelude::*;
 
 pub use params::{EngineChoice, VoiceParams};
@@ -27,7 +29,7 @@ pub struct DemodVoice {
     params: Arc<VoiceParams>,
     /// Converter settings shared with the dsp worker (pitch, formant, profile match).
     dsp: Arc<DspParams>,
-    /// The engines' audio sides, indexed by [`engine_index`]; empty until activated.
+    /// The engines' audio sides, indexed by [`Engine::index`]; empty until activated.
     engines: Vec<AudioSide>,
     controls: Vec<Arc<Controls>>,
     workers: Vec<WorkerThread>,
@@ -36,13 +38,6 @@ pub struct DemodVoice {
     /// Where the inactive engine's output goes (it keeps running so a switch is seamless).
     discard: Vec<Vec<f32>>,
     latency: u32,
-}
-
-fn engine_index(engine: EngineChoice) -> usize {
-    match engine {
-        EngineChoice::Dsp => 0,
-        EngineChoice::Passthrough => 1,
-    }
 }
 
 impl Default for DemodVoice {
@@ -61,49 +56,14 @@ impl Default for DemodVoice {
 }
 
 impl DemodVoice {
-    /// Load the persisted profile and preset (off the audio thread). A missing file leaves the plugin usable
-    /// with its parameters; the problem is logged and kept in the persisted status.
+    /// Resolve the settings as the command line does (config file, the project's preset, the project's profile)
+    /// off the audio thread. A missing file leaves the plugin usable with its parameters; the problem is logged
+    /// and kept in the persisted status.
     fn load_profile_and_preset(&self) -> RealtimeSection {
-        let dirs = demod_voice_core::assets::Dirs::from_env();
-        let mut problems = Vec::new();
-        // The same config file as the command line: its `realtime` section, then the preset's.
-        let config_path = demod_voice_core::config::default_path(&dirs.config);
-        let mut realtime = match demod_voice_core::config::load(None, &config_path) {
-            Ok(loaded) => loaded.config.realtime,
-            Err(e) => {
-                problems.push(format!("config: {e}"));
-                RealtimeSection::default()
-            }
-        };
-        let mut profile_name = self.params.profile.read().map(|p| p.clone()).unwrap_or_default();
+        let profile_name = self.params.profile.read().map(|p| p.clone()).unwrap_or_default();
         let preset_name = self.params.preset.read().map(|p| p.clone()).unwrap_or_default();
-        if !preset_name.is_empty() {
-            match demod_voice_core::presets::find(&preset_name, &dirs.config.join("presets")) {
-                Ok(found) => {
-                    let mut config = demod_voice_core::config::Config { realtime, ..Default::default() };
-                    found.preset.apply(&mut config, &mut |_, _| {});
-                    realtime = config.realtime;
-                    if profile_name.is_empty() {
-                        if let Some(profile) = found.preset.converter.and_then(|c| c.profile) {
-                            profile_name = profile;
-                        }
-                    }
-                }
-                Err(e) => problems.push(format!("preset: {e}")),
-            }
-        }
-        let target = if profile_name.is_empty() {
-            None
-        } else {
-            match demod_voice_core::voice::VoiceProfile::find(&profile_name, &dirs.data.join("profiles")) {
-                Ok(profile) => Some(profile.target()),
-                Err(e) => {
-                    problems.push(format!("profile: {e}"));
-                    None
-                }
-            }
-        };
-        self.dsp.set_target(target);
+        let (settings, profile, problems) = Settings::for_plugin(&preset_name, &profile_name);
+        self.dsp.set_target(profile.as_ref().map(|p| p.target()));
         let status = problems.join("; ");
         if !status.is_empty() {
             nice_error!("DeMoD Voice: {status}");
@@ -111,7 +71,7 @@ impl DemodVoice {
         if let Ok(mut slot) = self.params.status.write() {
             *slot = status;
         }
-        realtime
+        settings.config.realtime
     }
 
     fn push_parameters(&self) {
@@ -166,24 +126,30 @@ impl Plugin for DemodVoice {
         let channels =
             audio_io_layout.main_output_channels.map(|c| c.get() as usize).unwrap_or(2).clamp(1, MAX_CHANNELS);
         let realtime = self.load_profile_and_preset();
-        let max_block = (buffer_config.max_buffer_size as usize).clamp(1, demod_voice_core::rt::MAX_BLOCK);
+        let max_block = (buffer_config.max_buffer_size as usize).clamp(1, demod_voice_core::realtime::MAX_BLOCK);
         let mut config =
             RtConfig::from_section(&realtime, buffer_config.sample_rate.round() as u32, max_block, channels);
         // When the host renders offline (faster than real time), wait for the conversion instead of falling back.
         config.offline = buffer_config.process_mode == ProcessMode::Offline;
-        // dsp first (the longer latency), then passthrough padded to the same latency.
-        let converters: [Box<dyn Converter>; 2] =
-            [Box::new(DspConverter::new(self.dsp.clone())), Box::new(Passthrough::default())];
-        for converter in converters {
-            let (audio, worker) = match RtEngine::build(&config, converter) {
+        // Every engine reports the longest engine's latency, so a switch never moves the track.
+        for &engine in Engine::ALL {
+            match engine.latency_samples(&config) {
+                Ok(latency) => config.min_latency = config.min_latency.max(latency),
+                Err(e) => {
+                    nice_error!("DeMoD Voice: cannot start the {engine} engine: {e}");
+                    return false;
+                }
+            }
+        }
+        for &engine in Engine::ALL {
+            let (audio, worker) = match RtEngine::build(&config, engine.build(self.dsp.clone())) {
                 Ok(pair) => pair,
                 Err(e) => {
-                    nice_error!("DeMoD Voice: cannot start the engine: {e}");
+                    nice_error!("DeMoD Voice: cannot start the {engine} engine: {e}");
                     self.deactivate();
                     return false;
                 }
             };
-            config.min_latency = config.min_latency.max(audio.latency());
             match worker.spawn() {
                 Ok(thread) => self.workers.push(thread),
                 Err(e) => {
@@ -217,10 +183,10 @@ impl Plugin for DemodVoice {
         _context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         self.push_parameters();
-        if self.engines.len() < 2 {
+        if self.engines.len() < Engine::ALL.len() {
             return ProcessStatus::Normal;
         }
-        let active = engine_index(self.params.engine.value());
+        let active = self.params.engine.value().0.index();
         let frames = buffer.samples();
         let channels = buffer.as_slice();
         let used = channels.len().min(self.scratch.len());

@@ -2,19 +2,31 @@
 
 use std::sync::RwLock;
 
+use demod_voice_core::convert::Engine;
+use demod_voice_core::limits;
 use nice_plug::prelude::*;
 
-/// Which converter runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum EngineChoice {
-    /// Pitch and formant matching, no model.
-    #[id = "dsp"]
-    #[name = "DSP"]
-    Dsp,
-    /// Output = input delayed by the latency (for checking delay compensation).
-    #[id = "passthrough"]
-    #[name = "Passthrough"]
-    Passthrough,
+/// Which converter runs: core's [`Engine`] as a plugin parameter. The variants, their names and their stable ids
+/// all come from [`Engine`], so a new engine appears here without a change to this file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineChoice(pub Engine);
+
+impl Enum for EngineChoice {
+    fn variants() -> &'static [&'static str] {
+        Engine::LABELS
+    }
+
+    fn ids() -> Option<&'static [&'static str]> {
+        Some(Engine::NAMES)
+    }
+
+    fn to_index(self) -> usize {
+        self.0.index()
+    }
+
+    fn from_index(index: usize) -> Self {
+        EngineChoice(Engine::from_index(index))
+    }
 }
 
 #[derive(Params)]
@@ -23,11 +35,11 @@ pub struct VoiceParams {
     #[id = "engine"]
     pub engine: EnumParam<EngineChoice>,
 
-    /// Pitch shift, semitones (-24..24). Read by the worker each hop, which smooths ratio changes itself.
+    /// Pitch shift, semitones ([`limits::PITCH_SEMITONES`]). Read by the worker each hop, which smooths ratio changes itself.
     #[id = "pitch"]
     pub pitch: FloatParam,
 
-    /// Formant (vocal-tract) ratio, 0.5..2.0.
+    /// Formant (vocal-tract) ratio ([`limits::FORMANT_RATIO`]).
     #[id = "formant"]
     pub formant: FloatParam,
 
@@ -63,22 +75,34 @@ pub struct VoiceParams {
 impl Default for VoiceParams {
     fn default() -> Self {
         VoiceParams {
-            engine: EnumParam::new("Engine", EngineChoice::Dsp),
-            pitch: FloatParam::new("Pitch", 0.0, FloatRange::Linear { min: -24.0, max: 24.0 })
-                .with_step_size(0.01)
-                .with_unit(" st")
-                .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            engine: EnumParam::new("Engine", EngineChoice(Engine::default())),
+            pitch: FloatParam::new(
+                "Pitch",
+                0.0,
+                FloatRange::Linear { min: limits::PITCH_SEMITONES.min, max: limits::PITCH_SEMITONES.max },
+            )
+            .with_step_size(0.01)
+            .with_unit(" st")
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
             formant: FloatParam::new(
                 "Formant",
                 1.0,
-                FloatRange::Skewed { min: 0.5, max: 2.0, factor: FloatRange::skew_factor(-1.0) },
+                FloatRange::Skewed {
+                    min: limits::FORMANT_RATIO.min,
+                    max: limits::FORMANT_RATIO.max,
+                    factor: FloatRange::skew_factor(-1.0),
+                },
             )
             .with_value_to_string(formatters::v2s_f32_rounded(3)),
-            amount: FloatParam::new("Profile Match", 1.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit("%")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
-            mix: FloatParam::new("Mix", 1.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+            amount: FloatParam::new(
+                "Profile Match",
+                1.0,
+                FloatRange::Linear { min: limits::PROFILE_AMOUNT.min, max: limits::PROFILE_AMOUNT.max },
+            )
+            .with_unit("%")
+            .with_value_to_string(formatters::v2s_f32_percentage(0))
+            .with_string_to_value(formatters::s2v_f32_percentage()),
+            mix: FloatParam::new("Mix", 1.0, FloatRange::Linear { min: limits::MIX.min, max: limits::MIX.max })
                 .with_unit("%")
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
                 .with_string_to_value(formatters::s2v_f32_percentage()),

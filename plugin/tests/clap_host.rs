@@ -10,7 +10,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use demod_voice_core::dsp::pitch::{cents, median_f0, track};
+use demod_voice_core::analysis::pitch::{cents, median_f0, track};
 use support::host::load;
 
 fn clap_bundle(dir: &Path) -> PathBuf {

@@ -3,6 +3,22 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use demod_voice_core::convert::Engine;
+use demod_voice_core::limits::{self, Limit};
+use demod_voice_core::settings::Setting;
+
+/// A value parser for a number inside `limit` (NaN, infinities and out-of-range values are usage errors).
+fn within(limit: Limit) -> impl Fn(&str) -> Result<f32, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let value: f32 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
+        limit.check(value).map_err(|problem| format!("{text} {problem}"))
+    }
+}
+
+/// A value parser for an engine name (the list comes from [`Engine`]).
+fn engine(text: &str) -> Result<Engine, String> {
+    text.parse()
+}
 
 /// Local neural text-to-speech with Piper voices.
 #[derive(Debug, Parser)]
@@ -214,20 +230,20 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "PROFILE")]
     pub to: Option<String>,
     /// Pitch shift in semitones (-24..24), on top of any profile match.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = within(limits::PITCH_SEMITONES))]
     pub pitch: Option<f32>,
     /// Formant ratio (0.5..2.0), on top of any profile match.
-    #[arg(long)]
+    #[arg(long, value_parser = within(limits::FORMANT_RATIO))]
     pub formant: Option<f32>,
     /// How much of the profile match to apply (0..1).
-    #[arg(long)]
+    #[arg(long, value_parser = within(limits::PROFILE_AMOUNT))]
     pub amount: Option<f32>,
     /// Wet/dry mix (0..1).
-    #[arg(long)]
+    #[arg(long, value_parser = within(limits::MIX))]
     pub mix: Option<f32>,
-    /// Conversion engine.
-    #[arg(long, value_parser = ["dsp", "passthrough"])]
-    pub engine: Option<String>,
+    /// Conversion engine (dsp, passthrough).
+    #[arg(long, value_parser = engine)]
+    pub engine: Option<Engine>,
     /// Preset name or path (its converter and real-time settings apply).
     #[arg(long)]
     pub preset: Option<String>,
@@ -293,24 +309,24 @@ pub struct ScaleArgs {
     #[arg(long, value_name = "ID|NAME")]
     pub speaker: Option<String>,
 
-    /// Phoneme length: above 1 is slower, below 1 faster.
-    #[arg(long, value_name = "SCALE")]
+    /// Phoneme length: above 1 is slower, below 1 faster (0.05..20).
+    #[arg(long, value_name = "SCALE", value_parser = within(limits::LENGTH_SCALE))]
     pub length_scale: Option<f32>,
 
-    /// Generator noise.
-    #[arg(long, value_name = "SCALE")]
+    /// Generator noise (0..5).
+    #[arg(long, value_name = "SCALE", value_parser = within(limits::NOISE_SCALE))]
     pub noise_scale: Option<f32>,
 
-    /// Phoneme width noise.
-    #[arg(long = "noise-w", value_name = "SCALE")]
+    /// Phoneme width noise (0..5).
+    #[arg(long = "noise-w", value_name = "SCALE", value_parser = within(limits::NOISE_W))]
     pub noise_w: Option<f32>,
 
-    /// Silence after each sentence, seconds.
-    #[arg(long, value_name = "SECS")]
+    /// Silence after each sentence, seconds (0..60).
+    #[arg(long, value_name = "SECS", value_parser = within(limits::SENTENCE_SILENCE))]
     pub sentence_silence: Option<f32>,
 
-    /// Output gain after normalisation (1.0 = unchanged).
-    #[arg(long)]
+    /// Output gain after normalisation (1.0 = unchanged; 0..10).
+    #[arg(long, value_parser = within(limits::VOLUME))]
     pub volume: Option<f32>,
 
     /// Keep the model's own level instead of peak-normalising each sentence.
@@ -448,4 +464,98 @@ pub struct BenchArgs {
     /// Timed repetitions of the paragraph (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+}
+
+impl ScaleArgs {
+    /// The flags given, as settings with the flag that set each (the preset is applied separately, first).
+    pub fn settings(&self) -> Vec<(Setting, &'static str)> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.speaker {
+            out.push((Setting::Speaker(v.clone()), "--speaker"));
+        }
+        if let Some(v) = self.length_scale {
+            out.push((Setting::LengthScale(v), "--length-scale"));
+        }
+        if let Some(v) = self.noise_scale {
+            out.push((Setting::NoiseScale(v), "--noise-scale"));
+        }
+        if let Some(v) = self.noise_w {
+            out.push((Setting::NoiseW(v), "--noise-w"));
+        }
+        if let Some(v) = self.sentence_silence {
+            out.push((Setting::SentenceSilence(v), "--sentence-silence"));
+        }
+        if let Some(v) = self.volume {
+            out.push((Setting::Volume(v), "--volume"));
+        }
+        if self.no_normalize {
+            out.push((Setting::Normalize(false), "--no-normalize"));
+        }
+        if let Some(v) = self.sample_rate {
+            out.push((Setting::SampleRate(v), "--sample-rate"));
+        }
+        out
+    }
+}
+
+impl ConvertArgs {
+    /// The converter flags given, as settings with the flag that set each.
+    pub fn settings(&self) -> Vec<(Setting, &'static str)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.engine {
+            out.push((Setting::Engine(v), "--engine"));
+        }
+        if let Some(v) = self.pitch {
+            out.push((Setting::PitchSemitones(v), "--pitch"));
+        }
+        if let Some(v) = self.formant {
+            out.push((Setting::FormantRatio(v), "--formant"));
+        }
+        if let Some(v) = self.amount {
+            out.push((Setting::ProfileAmount(v), "--amount"));
+        }
+        if let Some(v) = self.mix {
+            out.push((Setting::Mix(v), "--mix"));
+        }
+        if let Some(v) = &self.to {
+            out.push((Setting::Profile(v.clone()), "--to"));
+        }
+        out
+    }
+}
+
+impl GlobalArgs {
+    /// The global flags that are settings, with the flag that set each.
+    pub fn settings(&self) -> Vec<(Setting, &'static str)> {
+        use demod_voice_core::config::ProviderName;
+        let mut out = Vec::new();
+        let provider = if self.gpu {
+            Some((ProviderName::Cuda, "--gpu"))
+        } else if self.cpu {
+            Some((ProviderName::Cpu, "--cpu"))
+        } else {
+            self.provider.map(|p| {
+                let name = match p {
+                    ProviderArg::Auto => ProviderName::Auto,
+                    ProviderArg::Cpu => ProviderName::Cpu,
+                    ProviderArg::Cuda => ProviderName::Cuda,
+                    ProviderArg::Tensorrt => ProviderName::Tensorrt,
+                };
+                (name, "--provider")
+            })
+        };
+        if let Some((name, flag)) = provider {
+            out.push((Setting::Provider(name), flag));
+        }
+        if let Some(id) = self.device_id {
+            out.push((Setting::DeviceId(id), "--device-id"));
+        }
+        if let Some(threads) = self.threads {
+            out.push((Setting::IntraThreads(threads), "--threads"));
+        }
+        if let Some(lib) = &self.ort_lib {
+            out.push((Setting::RuntimeLibrary(lib.clone()), "--ort-lib"));
+        }
+        out
+    }
 }

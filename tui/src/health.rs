@@ -1,19 +1,17 @@
-//! `demod-voice health [--json] [--deep]`: what works, what does not, and what to do about it.
+//! The installation checks (runtime, GPU, espeak-ng, voices, config, disk, sound devices): what works, what does
+//! not, and what to do about it. `demod-voice health` prints them; the app's Health screen shows them.
 //!
 //! The JSON layout is versioned (`schema_version`) and described by `docs/health.schema.json`. Each check is
 //! `ok`, `warning` or `error`; the command exits 1 when any check is an error. Checks carry the name the old
 //! Python tool used (`legacy_name`) so scripts written for it can find them.
 
-use std::io::Write;
 use std::time::Instant;
 
-use anyhow::Result;
 use demod_voice_core::assets;
+use demod_voice_core::onnx::{Runtime, RuntimeSearch};
 use demod_voice_core::piper::SynthesisOptions;
-use demod_voice_core::runtime::{Runtime, RuntimeSearch};
 use serde::Serialize;
 
-use crate::cli::HealthArgs;
 use crate::context::Context;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -44,7 +42,12 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-fn check(name: &'static str, legacy_name: &'static str, status: Status, message: impl Into<String>) -> Check {
+pub(crate) fn check(
+    name: &'static str,
+    legacy_name: &'static str,
+    status: Status,
+    message: impl Into<String>,
+) -> Check {
     Check { name, legacy_name, status, message: message.into(), hint: None, details: serde_json::json!({}) }
 }
 
@@ -56,46 +59,6 @@ impl Check {
     fn details(mut self, details: serde_json::Value) -> Self {
         self.details = details;
         self
-    }
-}
-
-/// Run the checks. `config_problem` is set when the config file could not be loaded (health still runs, on
-/// the built-in defaults, and reports it).
-pub fn health(ctx: &Context, args: HealthArgs) -> Result<()> {
-    let report = collect(ctx, args.deep, None);
-    print(&report, args.json)
-}
-
-pub fn health_with_config_error(ctx: &Context, args: HealthArgs, problem: String) -> Result<()> {
-    let report = collect(ctx, args.deep, Some(problem));
-    print(&report, args.json)
-}
-
-fn print(report: &Report, json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, report)?;
-        writeln!(out)?;
-    } else {
-        writeln!(out, "demod-voice {}: {}", report.version, status_word(report.status))?;
-        for c in &report.checks {
-            writeln!(out, "{:<8} {:<10} {}", status_word(c.status), c.name, c.message)?;
-            if let Some(hint) = &c.hint {
-                writeln!(out, "{:<8} {:<10} -> {hint}", "", "")?;
-            }
-        }
-    }
-    if report.status == Status::Error {
-        return Err(anyhow::anyhow!("health: some checks failed (see above)"));
-    }
-    Ok(())
-}
-
-fn status_word(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "ok",
-        Status::Warning => "warning",
-        Status::Error => "error",
     }
 }
 
@@ -125,8 +88,8 @@ pub fn collect(ctx: &Context, deep: bool, config_problem: Option<String>) -> Rep
 /// Sound devices, for the terminal app's Speak and Live screens. Missing ones are a warning: files and pipes work
 /// without them.
 fn audio_check(audio: &demod_voice_core::config::AudioSection) -> Check {
-    let output = crate::audio::describe(audio.output_device.as_deref(), false);
-    let input = crate::audio::describe(audio.input_device.as_deref(), true);
+    let output = crate::devices::describe(audio.output_device.as_deref(), false);
+    let input = crate::devices::describe(audio.input_device.as_deref(), true);
     let details = serde_json::json!({
         "output": output.as_ref().ok(),
         "input": input.as_ref().ok(),
@@ -143,7 +106,7 @@ fn audio_check(audio: &demod_voice_core::config::AudioSection) -> Check {
 
 fn runtime_check(ctx: &Context, checks: &mut Vec<Check>) -> Option<&'static Runtime> {
     // Health never installs anything: it reports what is there.
-    let search: RuntimeSearch = ctx.runtime_search();
+    let search: RuntimeSearch = ctx.settings.runtime_search();
     let result =
         search.resolve().and_then(|candidate| Runtime::get_or_init(&search).map(|runtime| (candidate, runtime)));
     match result {
@@ -261,7 +224,7 @@ fn nvidia_devices() -> Vec<(String, Option<u64>)> {
 
 fn espeak_check(ctx: &Context, checks: &mut Vec<Check>) -> bool {
     let lookup = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
-    let found = match assets::find_espeak(&ctx.dirs, lookup) {
+    let found = match assets::find_espeak(&ctx.settings.dirs, lookup) {
         Ok(Some(found)) => found,
         Ok(None) => {
             checks.push(
@@ -306,17 +269,18 @@ fn espeak_check(ctx: &Context, checks: &mut Vec<Check>) -> bool {
 }
 
 fn voices_check(ctx: &Context) -> Check {
-    let voices = assets::installed_voices(&ctx.dirs.voices_dir());
-    let profiles = demod_voice_core::voice::list(&ctx.profiles_dir()).len();
+    let voices = assets::installed_voices(&ctx.settings.dirs.voices_dir());
+    let profiles = demod_voice_core::profile::list(&ctx.settings.profiles_dir()).len();
     let configured = &ctx.settings.config.tts.voice;
-    let has_configured = assets::resolve_voice(configured, &ctx.dirs.voices_dir()).is_ok();
+    let has_configured = assets::resolve_voice(configured, &ctx.settings.dirs.voices_dir()).is_ok();
     let details = serde_json::json!({
-        "voices_dir": ctx.dirs.voices_dir(),
+        "voices_dir": ctx.settings.dirs.voices_dir(),
         "voices": voices.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
         "profiles": profiles,
         "default_voice": configured,
     });
-    let message = format!("{} voice(s), {profiles} profile(s) in {}", voices.len(), ctx.dirs.voices_dir().display());
+    let message =
+        format!("{} voice(s), {profiles} profile(s) in {}", voices.len(), ctx.settings.dirs.voices_dir().display());
     if has_configured {
         check("voices", "piper", Status::Ok, message).details(details)
     } else {
@@ -336,13 +300,13 @@ fn deep_check(ctx: &Context, prerequisites: bool) -> Check {
         return check("synthesis", "tts", Status::Error, "skipped: the runtime or espeak-ng is missing");
     }
     let started = Instant::now();
-    let result = ctx.load_voice_no_install(None).and_then(|voice| {
+    let result = ctx.settings.load_voice_no_install(None).and_then(|voice| {
         let load = started.elapsed().as_secs_f64();
         let synth_start = Instant::now();
         let mut samples = 0usize;
         voice.synthesize("Hello.", &SynthesisOptions::default(), |audio| {
             samples += audio.samples.len();
-            Ok::<(), anyhow::Error>(())
+            Ok::<(), demod_voice_core::Error>(())
         })?;
         let seconds = synth_start.elapsed().as_secs_f64();
         let audio = samples as f64 / f64::from(voice.sample_rate());
@@ -372,7 +336,7 @@ fn config_check(ctx: &Context, problem: Option<String>) -> Check {
     let shown = path
         .as_ref()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| format!("{} (absent: defaults)", ctx.default_config_path.display()));
+        .unwrap_or_else(|| format!("{} (absent: defaults)", ctx.settings.default_config_path.display()));
     match problem {
         Some(problem) => check("config", "config", Status::Error, problem)
             .hint("fix the file or check it with `demod-voice config check FILE`; the built-in defaults were used for these checks")
@@ -391,18 +355,18 @@ fn config_check(ctx: &Context, problem: Option<String>) -> Check {
 
 fn disk_check(ctx: &Context) -> Check {
     // The data directory may not exist yet: measure the nearest existing parent.
-    let mut probe = ctx.dirs.data.clone();
+    let mut probe = ctx.settings.dirs.data.clone();
     while !probe.exists() {
         if !probe.pop() {
             break;
         }
     }
     let free = free_bytes(&probe);
-    let details = serde_json::json!({ "path": ctx.dirs.data, "free_bytes": free });
+    let details = serde_json::json!({ "path": ctx.settings.dirs.data, "free_bytes": free });
     match free {
         Some(bytes) => {
             let gib = bytes as f64 / (1u64 << 30) as f64;
-            let message = format!("{gib:.1} GiB free for {}", ctx.dirs.data.display());
+            let message = format!("{gib:.1} GiB free for {}", ctx.settings.dirs.data.display());
             let status = if bytes < 200 << 20 {
                 Status::Error
             } else if bytes < 1 << 30 {

@@ -3,16 +3,12 @@
 //! Exit codes: 0 success, 1 failure, 2 usage, input or configuration error.
 
 mod app;
-mod audio;
-mod batch_cmd;
-mod bench;
 mod cli;
+mod commands;
 mod context;
-mod convert_cmd;
+mod devices;
+mod error;
 mod health;
-mod preprocess_cmd;
-mod settings_cmd;
-mod speak;
 
 use std::process::ExitCode;
 
@@ -20,7 +16,9 @@ use clap::Parser;
 use demod_voice_core::Error as CoreError;
 
 use crate::cli::{Cli, Command};
+use crate::commands::{batch, bench, clone, config, convert, phonemize, preprocess, setup, speak, voices};
 use crate::context::Context;
+use crate::error::{exit_code, is_broken_pipe, one_line};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,7 +36,7 @@ fn main() -> ExitCode {
         if let Err(problem) = Context::new(cli.global.clone()) {
             let args = cli::HealthArgs { json: args.json, deep: args.deep };
             let result = Context::with_defaults(cli.global.clone())
-                .and_then(|context| health::health_with_config_error(&context, args, one_line(&problem)));
+                .and_then(|context| commands::health::health_with_config_error(&context, args, one_line(&problem)));
             return match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -73,66 +71,22 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        let kind = cause
-            .downcast_ref::<std::io::Error>()
-            .map(std::io::Error::kind)
-            .or_else(|| cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind));
-        kind == Some(std::io::ErrorKind::BrokenPipe)
-    })
-}
-
 fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Tui => app::run(context),
         Command::Speak(args) => speak::speak(context, args),
         Command::PiperInfer(args) => speak::piper_infer(context, args),
-        Command::XttsZeroShot(args) => speak::zero_shot(context, args),
-        Command::Phonemize(args) => speak::phonemize(context, args),
-        Command::Voices { command } => speak::voices(context, command),
-        Command::Setup(args) => speak::setup(context, args),
+        Command::XttsZeroShot(args) => clone::zero_shot(context, args),
+        Command::Phonemize(args) => phonemize::phonemize(context, args),
+        Command::Voices { command } => voices::voices(context, command),
+        Command::Setup(args) => setup::setup(context, args),
         Command::Bench(args) => bench::bench(context, args),
-        Command::Config { command } => settings_cmd::config(context, command),
-        Command::Presets { command } => settings_cmd::presets(context, command),
-        Command::Health(args) => health::health(context, args),
-        Command::Convert(args) => convert_cmd::convert(context, args),
-        Command::Preprocess(args) => preprocess_cmd::preprocess(context, args),
-        Command::Batch(args) => batch_cmd::batch(context, args),
-    }
-}
-
-/// The error and its causes on one line, without repeating a cause its parent already quotes.
-fn one_line(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text.replace('\n', " ")
-}
-
-/// 2 for problems with what the user gave us (arguments, text, config, presets), 1 for everything else.
-fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.is::<speak::UsageError>() {
-        return 2;
-    }
-    match error.downcast_ref::<CoreError>() {
-        Some(
-            CoreError::Setting { .. }
-            | CoreError::InvalidText { .. }
-            | CoreError::SpeakerUnknown { .. }
-            | CoreError::Config { .. }
-            | CoreError::Preset { .. }
-            | CoreError::PresetNotFound { .. }
-            | CoreError::Profile { .. }
-            | CoreError::ProfileNotFound { .. }
-            | CoreError::Dataset { .. },
-        ) => 2,
-        _ => 1,
+        Command::Config { command } => config::config(context, command),
+        Command::Presets { command } => config::presets(context, command),
+        Command::Health(args) => commands::health::health(context, args),
+        Command::Convert(args) => convert::convert(context, args),
+        Command::Preprocess(args) => preprocess::preprocess(context, args),
+        Command::Batch(args) => batch::batch(context, args),
     }
 }
 

@@ -228,7 +228,7 @@ fn yaml_manifests_with_defaults_and_an_engine_column() {
     .unwrap();
     let out = bin().args(["batch", "--jobs", "2"]).arg(dir.path().join("jobs.yaml")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let read = |name: &str| demod_voice_core::audio::read_wav_mono(&dir.path().join(name)).unwrap().0;
+    let read = |name: &str| demod_voice_core::wav::read_wav_mono(&dir.path().join(name)).unwrap().0;
     let (plain, through, slow) = (read("plain.wav"), read("through.wav"), read("slow.wav"));
     // Passthrough conversion through the engine gives the speech back, aligned and as long.
     assert_eq!(plain.len(), through.len());

@@ -10,7 +10,7 @@ use common::ensure_assets;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use demod_voice_core::dsp::pitch::{cents, median_f0, track};
+use demod_voice_core::analysis::pitch::{cents, median_f0, track};
 
 fn recording(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices").join(name)
@@ -52,7 +52,7 @@ fn ok(out: &Output) -> String {
 }
 
 fn read(path: &Path) -> (Vec<f32>, u32) {
-    demod_voice_core::audio::read_wav_mono(path).unwrap()
+    demod_voice_core::wav::read_wav_mono(path).unwrap()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::Command;
 fn real_assets() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     common::ensure_assets();
     let dirs = demod_voice_core::assets::Dirs::from_env();
-    let runtime = demod_voice_core::runtime::find_versioned_library(&dirs.runtime_dir()).unwrap();
+    let runtime = demod_voice_core::onnx::find_versioned_library(&dirs.runtime_dir()).unwrap();
     let espeak =
         demod_voice_core::assets::find_espeak(&dirs, |k| std::env::var_os(k).map(PathBuf::from)).unwrap().unwrap();
     let model = demod_voice_core::assets::resolve_voice("en_US-joe-medium", &dirs.voices_dir()).unwrap();
@@ -51,7 +51,7 @@ fn the_wrappers_variables_are_enough_to_speak_without_setup() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("installing"), "no setup ran");
     assert!(!home.path().join(".local/share/demod-voice/runtime").exists());
-    let (samples, rate) = demod_voice_core::audio::read_wav_mono(&wav).unwrap();
+    let (samples, rate) = demod_voice_core::wav::read_wav_mono(&wav).unwrap();
     assert_eq!(rate, 22050);
     assert!(samples.len() > 22050);
     // health agrees: runtime and espeak-ng found through the environment.

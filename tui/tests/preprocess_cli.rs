@@ -81,7 +81,7 @@ fn build_dataset(root: &Path) -> PathBuf {
         ok(&bin(None).args(["speak", text, "-q", "-o"]).arg(wavs.join(format!("{id}.wav"))).output().unwrap());
         metadata.push_str(&format!("{id}|{text}\n"));
     }
-    let (speech, rate) = demod_voice_core::audio::read_wav_mono(&wavs.join("clip01.wav")).unwrap();
+    let (speech, rate) = demod_voice_core::wav::read_wav_mono(&wavs.join("clip01.wav")).unwrap();
     // One second of silence before the speech: trimming must remove it.
     let mut padded = vec![0.0f32; rate as usize];
     padded.extend_from_slice(&speech);
@@ -89,7 +89,7 @@ fn build_dataset(root: &Path) -> PathBuf {
     metadata.push_str("padded|The river ran quietly past the mill.\n");
     write_wav(&wavs.join("stereo.wav"), &speech, rate, 2, 16);
     metadata.push_str("stereo|The river ran quietly past the mill.\n");
-    let resampled = demod_voice_core::audio::resample(&speech, rate, 44_100).unwrap();
+    let resampled = demod_voice_core::wav::resample(&speech, rate, 44_100).unwrap();
     write_wav(&wavs.join("cd.wav"), &resampled, 44_100, 1, 16);
     metadata.push_str("cd|The river ran quietly past the mill.\n");
     write_wav(&wavs.join("eight.wav"), &speech, rate, 1, 8);
@@ -123,7 +123,7 @@ fn a_mixed_dataset_becomes_a_piper_training_set() {
     let valid = ["clip01", "clip02", "clip03", "padded", "stereo", "cd", "eight"];
     assert_eq!(report["utterances"], valid.len(), "{report}");
     for id in valid {
-        let (samples, rate) = demod_voice_core::audio::read_wav_mono(&output.join(format!("wavs/{id}.wav"))).unwrap();
+        let (samples, rate) = demod_voice_core::wav::read_wav_mono(&output.join(format!("wavs/{id}.wav"))).unwrap();
         assert_eq!(rate, 22_050, "{id}");
         let spec = hound::WavReader::open(output.join(format!("wavs/{id}.wav"))).unwrap().spec();
         assert_eq!((spec.channels, spec.bits_per_sample), (1, 16), "{id}");
@@ -131,8 +131,8 @@ fn a_mixed_dataset_becomes_a_piper_training_set() {
         assert!((db + 20.0).abs() <= 0.5, "{id}: loudness {db:.2} dBFS, wanted -20 within 0.5 dB");
     }
     // The leading second of silence is gone (at most the 50 ms pad remains).
-    let (padded, _) = demod_voice_core::audio::read_wav_mono(&output.join("wavs/padded.wav")).unwrap();
-    let (plain, _) = demod_voice_core::audio::read_wav_mono(&output.join("wavs/clip01.wav")).unwrap();
+    let (padded, _) = demod_voice_core::wav::read_wav_mono(&output.join("wavs/padded.wav")).unwrap();
+    let (plain, _) = demod_voice_core::wav::read_wav_mono(&output.join("wavs/clip01.wav")).unwrap();
     assert!((padded.len() as i64 - plain.len() as i64).abs() < 2205, "{} vs {}", padded.len(), plain.len());
     let reasons: std::collections::HashMap<String, String> = report["skipped"]
         .as_array()
@@ -207,16 +207,16 @@ fn preprocessing_config_keys_change_the_result() {
         |report: &serde_json::Value, id: &str| report["skipped"].as_array().unwrap().iter().any(|s| s["id"] == id);
     // sample_rate
     let (out, _) = run("rate", "preprocessing:\n  sample_rate: 16000\n");
-    assert_eq!(demod_voice_core::audio::read_wav_mono(&out.join("wavs/clip02.wav")).unwrap().1, 16_000);
+    assert_eq!(demod_voice_core::wav::read_wav_mono(&out.join("wavs/clip02.wav")).unwrap().1, 16_000);
     // normalize_db
     let (out, _) = run("quiet", "preprocessing:\n  normalize_db: -30\n");
-    let (samples, rate) = demod_voice_core::audio::read_wav_mono(&out.join("wavs/clip02.wav")).unwrap();
+    let (samples, rate) = demod_voice_core::wav::read_wav_mono(&out.join("wavs/clip02.wav")).unwrap();
     let db = speech_db(&samples, rate, -50.0);
     assert!((db + 30.0).abs() <= 0.5, "{db}");
     // trim_silence
     let (out, _) = run("untrimmed", "preprocessing:\n  trim_silence: false\n");
-    let (padded, _) = demod_voice_core::audio::read_wav_mono(&out.join("wavs/padded.wav")).unwrap();
-    let (plain, _) = demod_voice_core::audio::read_wav_mono(&out.join("wavs/clip01.wav")).unwrap();
+    let (padded, _) = demod_voice_core::wav::read_wav_mono(&out.join("wavs/padded.wav")).unwrap();
+    let (plain, _) = demod_voice_core::wav::read_wav_mono(&out.join("wavs/clip01.wav")).unwrap();
     assert!(padded.len() >= plain.len() + 20_000, "the leading second stays");
     // silence_threshold_db: at -20 dBFS the -25 dBFS tones count as silence.
     let (_, report) = run("deaf", "preprocessing:\n  silence_threshold_db: -20\n  max_duration: 30\n");

@@ -35,11 +35,11 @@ impl Sound {
                 // The microphone: a real recording, as 16-bit stereo at 48 kHz.
                 let reference =
                     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
-                let (samples, rate) = demod_voice_core::audio::read_wav_mono(&reference).unwrap();
-                let samples = demod_voice_core::audio::resample(&samples, rate, 48_000).unwrap();
+                let (samples, rate) = demod_voice_core::wav::read_wav_mono(&reference).unwrap();
+                let samples = demod_voice_core::wav::resample(&samples, rate, 48_000).unwrap();
                 let mut mic = Vec::with_capacity(samples.len() * 4);
                 for s in samples {
-                    let v = demod_voice_core::audio::to_i16(s).to_le_bytes();
+                    let v = demod_voice_core::wav::to_i16(s).to_le_bytes();
                     mic.extend_from_slice(&v);
                     mic.extend_from_slice(&v);
                 }

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::Converter;
-use crate::dsp::envelope::{self, EnvelopeAnalyzer};
-use crate::dsp::pitch::{PitchEstimate, Yin};
+use crate::analysis::envelope::{self, EnvelopeAnalyzer};
+use crate::analysis::pitch::{PitchEstimate, Yin};
 
 /// The rate the dsp converter runs at: ample for speech, half the work of 48 kHz.
 pub const MODEL_RATE: u32 = 24_000;
@@ -42,7 +42,7 @@ const UNVOICED_PERIOD_S: f32 = 0.005;
 const PRE_PULSE: f32 = 0.15;
 /// Bounds of the effective ratios.
 pub const PITCH_RATIO_RANGE: (f32, f32) = (0.25, 4.0);
-pub const FORMANT_RATIO_RANGE: (f32, f32) = (0.5, 2.0);
+pub const FORMANT_RATIO_RANGE: (f32, f32) = (crate::limits::FORMANT_RATIO.min, crate::limits::FORMANT_RATIO.max);
 /// Smoothing time constant of ratio changes, seconds.
 const SMOOTHING_S: f32 = 0.1;
 
@@ -76,21 +76,20 @@ impl Default for DspParams {
 
 impl DspParams {
     pub fn set_pitch_semitones(&self, semitones: f32) {
-        self.pitch_semitones.store(semitones.clamp(-24.0, 24.0).to_bits(), Ordering::Relaxed);
+        self.pitch_semitones.store(crate::limits::PITCH_SEMITONES.clamp(semitones).to_bits(), Ordering::Relaxed);
     }
     pub fn pitch_semitones(&self) -> f32 {
         f32::from_bits(self.pitch_semitones.load(Ordering::Relaxed))
     }
     pub fn set_formant_ratio(&self, ratio: f32) {
-        let (lo, hi) = FORMANT_RATIO_RANGE;
-        self.formant_ratio.store(ratio.clamp(lo, hi).to_bits(), Ordering::Relaxed);
+        self.formant_ratio.store(crate::limits::FORMANT_RATIO.clamp(ratio).to_bits(), Ordering::Relaxed);
     }
     pub fn formant_ratio(&self) -> f32 {
         f32::from_bits(self.formant_ratio.load(Ordering::Relaxed))
     }
     /// How much of the profile match to apply, 0..1.
     pub fn set_profile_amount(&self, amount: f32) {
-        self.profile_amount.store(amount.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+        self.profile_amount.store(crate::limits::PROFILE_AMOUNT.clamp(amount).to_bits(), Ordering::Relaxed);
     }
     pub fn profile_amount(&self) -> f32 {
         f32::from_bits(self.profile_amount.load(Ordering::Relaxed))

@@ -63,5 +63,125 @@ impl Converter for Passthrough {
     fn reset(&mut self) {}
 }
 
-/// Engines a user can pick by name.
-pub const ENGINE_NAMES: &[&str] = &["passthrough", "dsp"];
+/// The converter engines a user can pick. Everything that offers a choice of engine (the command line's value
+/// parser, presets, batch manifests, the app's picker, the plugin's enum parameter) derives it from this type, so
+/// adding an engine means adding a variant here and its arms below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Pitch and formant matching with no model (the embedded default).
+    #[default]
+    Dsp,
+    /// Output = input delayed by the latency (for hearing and checking the latency alone).
+    Passthrough,
+}
+
+impl Engine {
+    /// Every engine, in the order pickers show them (the default first; declaration order).
+    pub const ALL: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough];
+    /// Their short names, in the same order (static, for the plugin's enum parameter ids).
+    pub const NAMES: &'static [&'static str] = &["dsp", "passthrough"];
+    /// Their display names, in the same order.
+    pub const LABELS: &'static [&'static str] = &["DSP", "Passthrough"];
+
+    /// The short name used on the command line, in presets, manifests and saved state.
+    pub fn name(self) -> &'static str {
+        Engine::NAMES[self.index()]
+    }
+
+    /// The name shown in pickers and the plugin's parameter list.
+    pub fn label(self) -> &'static str {
+        Engine::LABELS[self.index()]
+    }
+
+    /// One line on what the engine does.
+    pub fn description(self) -> &'static str {
+        match self {
+            Engine::Dsp => "pitch and formant matching, no model",
+            Engine::Passthrough => "the input delayed by the latency (to hear the latency alone)",
+        }
+    }
+
+    /// The engine called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Engine> {
+        Engine::ALL.iter().copied().find(|engine| engine.name() == name)
+    }
+
+    /// Every engine's name, in picker order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Engine::NAMES.iter().copied()
+    }
+
+    /// Where this engine stands in [`Engine::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The engine at `index` in [`Engine::ALL`] (the default when out of range).
+    pub fn from_index(index: usize) -> Engine {
+        Engine::ALL.get(index).copied().unwrap_or_default()
+    }
+
+    /// The converter for this engine; `dsp` reads its settings from `params` (shared with whoever edits them).
+    pub fn build(self, params: std::sync::Arc<dsp::DspParams>) -> Box<dyn Converter> {
+        match self {
+            Engine::Dsp => Box::new(dsp::DspConverter::new(params)),
+            Engine::Passthrough => Box::new(Passthrough::default()),
+        }
+    }
+
+    /// The total latency of this engine on the real-time engine built for `config`, in host samples: the number
+    /// the plugin reports to the host and the app shows (computed by building the engine, never guessed).
+    pub fn latency_samples(self, config: &crate::realtime::RtConfig) -> crate::Result<usize> {
+        let (audio, _worker) = crate::realtime::RtEngine::build(config, self.build(Default::default()))?;
+        Ok(audio.latency())
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    /// An unknown name is refused with the list of known ones.
+    fn from_str(name: &str) -> Result<Engine, String> {
+        Engine::from_name(name).ok_or_else(|| {
+            format!("`{name}` is not an engine; expected one of {}", Engine::names().collect::<Vec<_>>().join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_cover_every_engine() {
+        assert_eq!(Engine::ALL.len(), Engine::NAMES.len());
+        assert_eq!(Engine::ALL.len(), Engine::LABELS.len());
+        assert_eq!(Engine::ALL[0], Engine::default());
+    }
+
+    #[test]
+    fn every_engine_round_trips_through_its_name_and_builds_a_converter_of_that_name() {
+        for &engine in Engine::ALL {
+            assert_eq!(engine.name().parse::<Engine>(), Ok(engine));
+            assert_eq!(engine.build(Default::default()).name(), engine.name());
+            assert_eq!(Engine::ALL[engine.index()], engine);
+            assert_eq!(Engine::from_index(engine.index()), engine);
+        }
+        assert!("rvc".parse::<Engine>().unwrap_err().contains("dsp, passthrough"));
+    }
+
+    #[test]
+    fn the_dsp_engine_needs_more_latency_than_passthrough() {
+        let config = crate::realtime::RtConfig::from_section(&Default::default(), 48_000, 128, 1);
+        let dsp = Engine::Dsp.latency_samples(&config).unwrap_or(0);
+        let passthrough = Engine::Passthrough.latency_samples(&config).unwrap_or(usize::MAX);
+        assert!(dsp > passthrough, "dsp {dsp} vs passthrough {passthrough}");
+    }
+}

@@ -16,7 +16,7 @@ use super::phonemes::{phonemes_to_ids, phonemize, text_chunks, Sentence};
 const CHUNK_BYTES: usize = 4096;
 use crate::error::{Error, Result};
 use crate::espeak::Espeak;
-use crate::runtime::{LoadedSession, Runtime, SessionOptions};
+use crate::onnx::{LoadedSession, Runtime, SessionOptions};
 
 /// Per-utterance settings. `None` scales fall back to the voice config's `inference` values.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,19 +51,21 @@ impl Default for SynthesisOptions {
 impl SynthesisOptions {
     /// Reject values that would make the model or the output meaningless.
     pub fn validate(&self) -> Result<()> {
-        let check = |key: &str, value: Option<f32>, low: f32, high: f32| -> Result<()> {
+        let check = |key: &str, value: Option<f32>, limit: crate::limits::Limit| -> Result<()> {
             match value {
-                Some(v) if !(v.is_finite() && (low..=high).contains(&v)) => {
-                    Err(Error::Setting { key: key.into(), problem: format!("{v} is outside {low}..{high}") })
-                }
+                Some(v) if !limit.contains(v) => Err(Error::Setting {
+                    key: key.into(),
+                    problem: format!("{v} is outside {}..{}", limit.min, limit.max),
+                }),
                 _ => Ok(()),
             }
         };
-        check("length-scale", self.length_scale, 0.05, 20.0)?;
-        check("noise-scale", self.noise_scale, 0.0, 5.0)?;
-        check("noise-w", self.noise_w, 0.0, 5.0)?;
-        check("sentence-silence", Some(self.sentence_silence), 0.0, 60.0)?;
-        check("volume", Some(self.volume), 0.0, 10.0)?;
+        use crate::limits::*;
+        check("length-scale", self.length_scale, LENGTH_SCALE)?;
+        check("noise-scale", self.noise_scale, NOISE_SCALE)?;
+        check("noise-w", self.noise_w, NOISE_W)?;
+        check("sentence-silence", Some(self.sentence_silence), SENTENCE_SILENCE)?;
+        check("volume", Some(self.volume), VOLUME)?;
         Ok(())
     }
 }

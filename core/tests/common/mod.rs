@@ -9,7 +9,7 @@ use std::sync::Once;
 
 use demod_voice_core::assets::{self, Dirs};
 use demod_voice_core::espeak::Espeak;
-use demod_voice_core::runtime::{Runtime, RuntimeSearch};
+use demod_voice_core::onnx::{Runtime, RuntimeSearch};
 
 const HOW: &str = "run `cargo run --release -- setup` (or `.ci/run`) first";
 

@@ -7,7 +7,7 @@
 //! screen's [`BatchView`], is itself a widget). [`run_loop`] is generic over the ratatui `Backend`, so tests drive
 //! the whole thing on a `TestBackend` (and compare every screen with the snapshot files in `snapshots/`).
 //!
-//! Sound goes through [`crate::audio`]: the output device is checked when the app starts (its absence is shown, and
+//! Sound goes through [`crate::devices`]: the output device is checked when the app starts (its absence is shown, and
 //! saving to WAV still works) and opened while something plays; Speak runs on a job thread that queues each sentence
 //! as soon as it is synthesized; Live runs the core real-time engine between two device streams.
 
@@ -24,7 +24,13 @@ use ratatui::backend::Backend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::Terminal;
 
-use crate::cli::{GlobalArgs, ScaleArgs, SpeakArgs, VoiceArgs};
+use demod_voice_core::batch::{self, Event as BatchEvent, Manifest, RunOptions, SpeechWorker};
+use demod_voice_core::convert::Engine;
+use demod_voice_core::limits;
+use demod_voice_core::pipeline::{Speech, VoiceCache};
+use demod_voice_core::wav::WavEncoding;
+
+use crate::cli::{GlobalArgs, ScaleArgs};
 use crate::context::Context;
 
 /// The screens, in tab order.
@@ -164,9 +170,9 @@ pub struct LiveInfo {
     pub output: String,
     pub rate: u32,
     pub latency_seconds: f64,
-    pub state: Arc<crate::audio::LiveState>,
-    pub stats: Arc<demod_voice_core::rt::Stats>,
-    pub controls: Arc<demod_voice_core::rt::Controls>,
+    pub state: Arc<crate::devices::LiveState>,
+    pub stats: Arc<demod_voice_core::realtime::Stats>,
+    pub controls: Arc<demod_voice_core::realtime::Controls>,
 }
 
 /// The Live screen's state.
@@ -181,8 +187,8 @@ pub struct LiveView {
     /// Presets with a converter: name and settings. Index 0 of the picker is "(none)".
     pub presets: Vec<(String, demod_voice_core::presets::ConverterSettings)>,
     pub preset: usize,
-    /// The converter: an index into [`demod_voice_core::convert::ENGINE_NAMES`].
-    pub engine: usize,
+    /// The converter engine.
+    pub engine: Engine,
     /// 0 is "(none)", then the app's profiles.
     pub profile: usize,
     pub pitch: f32,
@@ -207,7 +213,7 @@ impl Default for LiveView {
             output: 0,
             presets: Vec::new(),
             preset: 0,
-            engine: engine_index("dsp"),
+            engine: Engine::default(),
             profile: 0,
             pitch: 0.0,
             formant: 1.0,
@@ -223,7 +229,7 @@ impl Default for LiveView {
 }
 
 /// One installed voice as the app shows it: the row `voices list` prints.
-pub type VoiceInfo = crate::speak::VoiceRow;
+pub type VoiceInfo = demod_voice_core::library::VoiceRow;
 
 /// One voice profile (for conversion) as the app shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,7 +356,7 @@ pub struct Utterance {
 pub struct OutputInfo {
     pub device: String,
     pub rate: u32,
-    pub state: Arc<crate::audio::PlaybackState>,
+    pub state: Arc<crate::devices::PlaybackState>,
 }
 
 /// The utterance being spoken (or replayed).
@@ -451,8 +457,7 @@ pub enum Job {
     StartLive {
         input: Option<String>,
         output: Option<String>,
-        /// One of [`demod_voice_core::convert::ENGINE_NAMES`].
-        engine: &'static str,
+        engine: Engine,
         params: Arc<demod_voice_core::convert::dsp::DspParams>,
         mix: f32,
     },
@@ -855,7 +860,7 @@ impl App {
         Some(Job::StartLive {
             input: pick(&self.live.inputs, self.live.input),
             output: pick(&self.live.outputs, self.live.output),
-            engine: demod_voice_core::convert::ENGINE_NAMES.get(self.live.engine).copied().unwrap_or("dsp"),
+            engine: self.live.engine,
             params: self.live.params.clone(),
             mix: self.live.mix,
         })
@@ -937,8 +942,8 @@ impl App {
 
     fn adjust_live(&mut self, direction: i32) {
         let cycle = |index: usize, len: usize| (index as i64 + direction as i64).rem_euclid(len.max(1) as i64) as usize;
-        let step = |value: f32, by: f32, low: f32, high: f32| {
-            (((value + by * direction as f32) * 100.0).round() / 100.0).clamp(low, high)
+        let step = |value: f32, by: f32, limit: limits::Limit| {
+            limit.clamp(((value + by * direction as f32) * 100.0).round() / 100.0)
         };
         let live = &mut self.live;
         match LiveControl::ALL[live.control] {
@@ -947,7 +952,7 @@ impl App {
                 return;
             }
             LiveControl::Engine => {
-                live.engine = cycle(live.engine, demod_voice_core::convert::ENGINE_NAMES.len());
+                live.engine = Engine::from_index(cycle(live.engine.index(), Engine::ALL.len()));
             }
             LiveControl::Input => live.input = cycle(live.input, live.inputs.len()),
             LiveControl::Output => live.output = cycle(live.output, live.outputs.len()),
@@ -957,7 +962,7 @@ impl App {
                     live.pitch = settings.pitch_semitones;
                     live.formant = settings.formant_ratio;
                     live.mix = settings.mix;
-                    live.engine = engine_index(&settings.engine);
+                    live.engine = settings.engine;
                     live.params.set_profile_amount(settings.profile_amount);
                     live.profile = settings
                         .profile
@@ -967,9 +972,9 @@ impl App {
                 }
             }
             LiveControl::Profile => live.profile = cycle(live.profile, self.profiles.len() + 1),
-            LiveControl::Pitch => live.pitch = step(live.pitch, 0.5, -24.0, 24.0),
-            LiveControl::Formant => live.formant = step(live.formant, 0.02, 0.5, 2.0),
-            LiveControl::Mix => live.mix = step(live.mix, 0.05, 0.0, 1.0),
+            LiveControl::Pitch => live.pitch = step(live.pitch, 0.5, limits::PITCH_SEMITONES),
+            LiveControl::Formant => live.formant = step(live.formant, 0.02, limits::FORMANT_RATIO),
+            LiveControl::Mix => live.mix = step(live.mix, 0.05, limits::MIX),
         }
         self.apply_live_settings();
     }
@@ -1438,7 +1443,7 @@ fn quiet_context(global: &GlobalArgs) -> Result<Context> {
     Context::new(GlobalArgs { quiet: true, verbose: 0, ..global.clone() })
 }
 
-/// Run a synthesis job with the same pipeline as `demod-voice speak`; the WAV's length in seconds.
+/// Save: the speech pipeline into a WAV file, exactly as `demod-voice speak -o` does; the WAV's length in seconds.
 fn synthesize(
     global: &GlobalArgs,
     text: String,
@@ -1447,28 +1452,23 @@ fn synthesize(
     scales: ScaleArgs,
 ) -> Result<f32> {
     let mut ctx = quiet_context(global)?;
-    let args = SpeakArgs {
-        text: Some(text),
-        input: None,
-        voice: VoiceArgs { voice },
-        output: Some(path.to_path_buf()),
-        output_raw: false,
-        scales,
-    };
-    crate::speak::speak(&mut ctx, args)?;
-    let reader = hound::WavReader::open(path).with_context(|| format!("reading back {}", path.display()))?;
-    Ok(reader.duration() as f32 / reader.spec().sample_rate as f32)
+    ctx.apply_speech_flags(&scales)?;
+    ctx.set_voice(voice.as_deref(), "the voice picker");
+    let voice = ctx.settings.load_voice(None)?;
+    let speech = Speech::new(&voice, &ctx.settings)?;
+    let spoken = speech.to_file(&text, path, WavEncoding::from(ctx.settings.config.output.format))?;
+    Ok(spoken.seconds() as f32)
 }
 
 /// Analyse a reference recording into a profile, as `voices add-profile` does; the profiles afterwards.
 fn add_profile(global: &GlobalArgs, name: &str, reference: PathBuf) -> Result<Vec<ProfileInfo>> {
     let ctx = quiet_context(global)?;
-    crate::convert_cmd::add_profile(&ctx, name, &[reference], false)?;
+    demod_voice_core::library::add_profile(&ctx.settings.profiles_dir(), name, &[reference], false)?;
     Ok(profile_infos(&ctx))
 }
 
 fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
-    crate::speak::profile_rows(ctx)
+    demod_voice_core::library::profiles(&ctx.settings.profiles_dir())
         .into_iter()
         .map(|row| ProfileInfo {
             name: row.name,
@@ -1525,14 +1525,14 @@ pub fn batch_frame_times(jobs: usize, width: u16, height: u16, frames: usize) ->
 /// the default output device, with the voice preloaded as the app does at start.
 pub fn speak_first_audio_times(ctx: &Context, text: &str, runs: usize) -> Result<(String, Vec<f64>)> {
     let mut app = app_from_context(ctx)?;
-    let playback = crate::audio::Playback::open(None).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+    let playback = crate::devices::Playback::open(None).map_err(|problem| anyhow::anyhow!("{problem}"))?;
     let device = format!("{} ({} Hz)", playback.device, playback.rate);
     let state = playback.state.clone();
     app.output = Ok(OutputInfo { device: playback.device.clone(), rate: playback.rate, state: state.clone() });
     let shared = Shared::default();
     *lock(&shared.playback) = Some(playback);
     let voice = app.voices.first().map(|v| v.name.clone());
-    drop(cached_voice(&shared, &quiet_context(&ctx.global)?, &voice)?);
+    drop(kept_voice(&shared, &quiet_context(&ctx.global)?, voice.as_deref())?);
     app.text = text.to_string();
     let (sender, receiver) = mpsc::channel();
     let mut times = Vec::with_capacity(runs);
@@ -1571,8 +1571,8 @@ pub fn speak_first_audio_times(ctx: &Context, text: &str, runs: usize) -> Result
 
 /// Gather what the screens show from the installed voices, presets and health checks.
 pub fn app_from_context(ctx: &Context) -> Result<App> {
-    let voices = crate::speak::voice_rows(ctx);
-    let presets = demod_voice_core::presets::all(&ctx.dirs.config.join("presets"))
+    let voices = demod_voice_core::library::voices(&ctx.settings.dirs.voices_dir());
+    let presets = demod_voice_core::presets::all(&ctx.settings.dirs.config.join("presets"))
         .into_iter()
         .filter_map(|entry| entry.ok().map(|found| found.preset.name))
         .collect();
@@ -1581,7 +1581,7 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
     let mut app = App::new(voices, presets, checks, out_dir);
     app.audio = ctx.settings.config.audio.clone();
     app.profiles = profile_infos(ctx);
-    app.live.presets = demod_voice_core::presets::all(&ctx.dirs.config.join("presets"))
+    app.live.presets = demod_voice_core::presets::all(&ctx.settings.dirs.config.join("presets"))
         .into_iter()
         .filter_map(|entry| entry.ok().and_then(|found| found.preset.converter.map(|c| (found.preset.name, c))))
         .collect();
@@ -1592,7 +1592,7 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
 pub fn run(ctx: &Context) -> Result<()> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        return Err(crate::speak::usage(
+        return Err(crate::error::usage(
             "the terminal app needs a terminal; use the subcommands (`demod-voice --help`) in scripts",
         ));
     }
@@ -1610,10 +1610,10 @@ pub fn run(ctx: &Context) -> Result<()> {
     }));
     // Sound libraries print to stderr (ALSA does, when a device is missing), which would tear the screen: while
     // the app is up, stderr goes to a log file.
-    let log = ctx.dirs.cache.join("app-stderr.log");
+    let log = ctx.settings.dirs.cache.join("app-stderr.log");
     let _stderr = StderrRedirect::to(&log);
     let shared = Shared::default();
-    match crate::audio::Playback::open(ctx.settings.config.audio.output_device.as_deref()) {
+    match crate::devices::Playback::open(ctx.settings.config.audio.output_device.as_deref()) {
         Ok(playback) => {
             app.output =
                 Ok(OutputInfo { device: playback.device.clone(), rate: playback.rate, state: playback.state.clone() });
@@ -1632,7 +1632,7 @@ pub fn run(ctx: &Context) -> Result<()> {
         let _ = std::thread::Builder::new().name(JOB_THREAD.into()).spawn(move || {
             let _ = guarded(|| {
                 let ctx = quiet_context(&global)?;
-                cached_voice(&shared, &ctx, &voice).map(drop)
+                kept_voice(&shared, &ctx, voice.as_deref()).map(drop)
             });
         });
     }
@@ -1679,7 +1679,7 @@ pub fn run(ctx: &Context) -> Result<()> {
                         let forward = |event| {
                             let _ = events.lock().unwrap_or_else(|p| p.into_inner()).send(AppEvent::Batch(event));
                         };
-                        crate::batch_cmd::run_for_app(&mut ctx, &manifest, cancel, loaded, &forward)
+                        run_batch(&mut ctx, &manifest, cancel, loaded, &forward)
                     })
                 })
                 .map(|_| ());
@@ -1696,7 +1696,7 @@ pub fn run(ctx: &Context) -> Result<()> {
             Job::OpenOutput { device } => {
                 let mut playback = lock(&shared.playback);
                 *playback = None;
-                let outcome = crate::audio::Playback::open(device.as_deref()).map(|opened| {
+                let outcome = crate::devices::Playback::open(device.as_deref()).map(|opened| {
                     let info =
                         OutputInfo { device: opened.device.clone(), rate: opened.rate, state: opened.state.clone() };
                     *playback = Some(opened);
@@ -1706,8 +1706,8 @@ pub fn run(ctx: &Context) -> Result<()> {
                 let _ = sender.send(AppEvent::OutputOpened(outcome));
             }
             Job::ListDevices => {
-                let inputs = device_list(crate::audio::device_names(true));
-                let outputs = device_list(crate::audio::device_names(false));
+                let inputs = device_list(crate::devices::device_names(true));
+                let outputs = device_list(crate::devices::device_names(false));
                 let _ = sender.send(AppEvent::Devices { inputs, outputs });
             }
         };
@@ -1722,19 +1722,10 @@ pub fn run(ctx: &Context) -> Result<()> {
     result
 }
 
-/// Where `name` stands in [`demod_voice_core::convert::ENGINE_NAMES`] (an unknown one: the dsp engine's place).
-fn engine_index(name: &str) -> usize {
-    let names = demod_voice_core::convert::ENGINE_NAMES;
-    names.iter().position(|n| *n == name).or_else(|| names.iter().position(|n| *n == "dsp")).unwrap_or(0)
-}
-
 /// A device picker's entries: "(default)" first, then the devices by name.
 fn device_list(names: Vec<String>) -> Vec<String> {
     std::iter::once("(default)".to_string()).chain(names).collect()
 }
-
-/// A loaded voice and the name it was asked for by (None: the default).
-type KeptVoice = (Option<String>, demod_voice_core::piper::PiperVoice);
 
 /// Below this peak (-90 dBFS) a meter shows silence.
 pub const METER_FLOOR: f32 = 3e-5;
@@ -1747,29 +1738,22 @@ const HISTORY_AUDIO: usize = 10;
 /// What job threads share: the output device and the voice kept loaded between Speaks.
 #[derive(Clone, Default)]
 struct Shared {
-    playback: Arc<Mutex<Option<crate::audio::Playback>>>,
+    playback: Arc<Mutex<Option<crate::devices::Playback>>>,
     /// The running live conversion (its streams and worker).
-    live: Arc<Mutex<Option<crate::audio::Live>>>,
-    /// The voice asked for (None: the default) and the loaded model.
-    voice: Arc<Mutex<Option<KeptVoice>>>,
+    live: Arc<Mutex<Option<crate::devices::Live>>>,
+    /// Loaded voices, shared with `bench` and batch runs through core's cache.
+    voices: Arc<VoiceCache>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The loaded voice `name`, loading it (and dropping the previous one) when it is not the one kept.
-fn cached_voice<'a>(
-    shared: &'a Shared,
-    ctx: &Context,
-    name: &Option<String>,
-) -> Result<std::sync::MutexGuard<'a, Option<KeptVoice>>> {
-    let mut cache = lock(&shared.voice);
-    if cache.as_ref().map(|(kept, _)| kept) != Some(name) {
-        *cache = None;
-        *cache = Some((name.clone(), ctx.load_voice(name.as_deref())?));
-    }
-    Ok(cache)
+/// The voice `name` (None: the configured one), loaded once and kept; the app keeps one voice loaded at a time.
+fn kept_voice(shared: &Shared, ctx: &Context, name: Option<&str>) -> Result<Arc<demod_voice_core::piper::PiperVoice>> {
+    let spec = name.unwrap_or(&ctx.settings.config.tts.voice);
+    shared.voices.keep_only(spec);
+    Ok(shared.voices.get(spec, |spec| ctx.settings.load_voice(Some(spec)))?)
 }
 
 /// Resample `samples` to the output rate, tell the app, and queue them for the device (waiting while the queue
@@ -1785,7 +1769,7 @@ fn queue_for_output(
     let mut playback = lock(&shared.playback);
     let Some(playback) = playback.as_mut() else { anyhow::bail!("the audio output is closed") };
     let samples =
-        if rate == playback.rate { samples } else { demod_voice_core::audio::resample(&samples, rate, playback.rate)? };
+        if rate == playback.rate { samples } else { demod_voice_core::wav::resample(&samples, rate, playback.rate)? };
     // The app learns of the samples before the device can play them, so its progress never runs ahead.
     let _ = sender.send(AppEvent::Queued { id, samples: samples.clone() });
     playback.queue(&samples, stop).map_err(|problem| anyhow::anyhow!("{problem}"))?;
@@ -1806,46 +1790,64 @@ fn speak_job(
     stop: &AtomicBool,
 ) -> Result<()> {
     let mut ctx = quiet_context(global)?;
-    let converter = crate::speak::apply_preset_and_flags(&mut ctx, scales)?;
-    let converter = converter.map(|c| crate::speak::SentenceConverter::new(&ctx, c)).transpose()?;
-    let cache = cached_voice(shared, &ctx, &voice)?;
-    let Some((_, voice)) = cache.as_ref() else { anyhow::bail!("the voice did not stay loaded") };
-    let options = crate::speak::synthesis_options(&ctx, voice)?;
-    let rate = voice.sample_rate();
+    ctx.apply_speech_flags(scales)?;
+    let voice = kept_voice(shared, &ctx, voice.as_deref())?;
+    let mut speech = Speech::new(&voice, &ctx.settings)?;
+    // Straight to the device's rate: one resampling step, not two.
+    if let Some(rate) = lock(&shared.playback).as_ref().map(|playback| playback.rate) {
+        speech.output_rate_hz = rate;
+    }
+    let rate = speech.output_rate_hz;
     let mut mine = None;
-    let spoken = crate::speak::speak_sentences(voice, text, &options, converter.as_ref(), |samples| {
+    let spoken = speech.run(text, |samples| {
         if !stop.load(Ordering::Relaxed) {
-            mine = Some(queue_for_output(shared, sender, id, samples, rate, stop)?);
+            mine = Some(queue_for_output(shared, sender, id, samples.to_vec(), rate, stop)?);
         }
         if stop.load(Ordering::Relaxed) {
             anyhow::bail!("stopped");
         }
         Ok(())
     });
-    drop(cache);
     if let Some(mine) = mine {
-        crate::audio::close_when_played(&shared.playback, stop, mine);
+        crate::devices::close_when_played(&shared.playback, stop, mine);
     }
     match spoken {
         _ if stop.load(Ordering::Relaxed) => Ok(()),
         Err(error) => Err(error),
-        Ok(0) => {
-            Err(crate::speak::usage("the text has nothing to speak (only punctuation, symbols or unknown characters)"))
-        }
         Ok(_) => Ok(()),
     }
+}
+
+/// A batch run from the Batch screen: every job of `manifest` with the configured defaults, one worker, progress through
+/// `events`, stopping early when `cancel` is set. `loaded` hears the valid jobs and the invalid rows first.
+fn run_batch(
+    ctx: &mut Context,
+    manifest_path: &std::path::Path,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    loaded: impl FnOnce(&[batch::Job], &[batch::RowError]),
+    events: &(dyn Fn(BatchEvent) + Sync),
+) -> Result<batch::Summary> {
+    let manifest = Manifest::load(manifest_path).map_err(|e| crate::error::usage(e.to_string()))?;
+    loaded(&manifest.jobs, &manifest.errors);
+    ctx.check()?;
+    let options =
+        RunOptions { cancel: Some(cancel), ..RunOptions::sequential(batch::journal_path(manifest_path, None, None)) };
+    let worker = SpeechWorker::new(&ctx.settings);
+    let mut summary = batch::run(&manifest.jobs, &options, &|job, deadline| worker.run(job, deadline), events)?;
+    summary.invalid = manifest.errors.len();
+    Ok(summary)
 }
 
 /// Follow the progress log of a batch that another process runs, until the run ends, its process is gone, or
 /// `stop` is set. `path` is the manifest (whose log sits beside it), or the log itself (`.events.jsonl`, for runs
 /// with `--state` or `--shard`; its rows then appear as the run reaches them).
 fn watch_batch(path: &std::path::Path, stop: &AtomicBool, sender: &Sender<AppEvent>) -> Result<()> {
-    use demod_voice_core::batch::{self, LogLine};
+    use demod_voice_core::batch::LogLine;
     let given_log = path.to_string_lossy().ends_with(".events.jsonl");
     let (rows, invalid): (Vec<(usize, String)>, Vec<String>) = if given_log {
         (Vec::new(), Vec::new())
     } else {
-        let loaded = batch::Manifest::load(path).map_err(|e| crate::speak::usage(e.to_string()))?;
+        let loaded = batch::Manifest::load(path).map_err(|e| crate::error::usage(e.to_string()))?;
         (
             loaded.jobs.iter().map(|j| (j.row, j.output_as_written.clone())).collect(),
             loaded.errors.iter().map(ToString::to_string).collect(),
@@ -1922,7 +1924,7 @@ fn start_live(
     shared: &Shared,
     input: Option<String>,
     output: Option<String>,
-    engine: &str,
+    engine: Engine,
     params: Arc<demod_voice_core::convert::dsp::DspParams>,
     mix: f32,
 ) -> Result<LiveInfo> {
@@ -1932,17 +1934,14 @@ fn start_live(
     }
     let mut live = lock(&shared.live);
     *live = None;
-    let setup = crate::audio::LiveSetup {
+    let setup = crate::devices::LiveSetup {
         input,
         output,
-        converter: match engine {
-            "passthrough" => Box::new(demod_voice_core::convert::Passthrough::default()),
-            _ => Box::new(demod_voice_core::convert::dsp::DspConverter::new(params)),
-        },
+        converter: engine.build(params),
         realtime: ctx.settings.config.realtime.clone(),
         mix,
     };
-    let started = crate::audio::Live::start(setup).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+    let started = crate::devices::Live::start(setup).map_err(|problem| anyhow::anyhow!("{problem}"))?;
     let info = LiveInfo {
         input: started.input.clone(),
         output: started.output.clone(),
@@ -1963,10 +1962,10 @@ fn play_job(shared: &Shared, sender: &Sender<AppEvent>, id: u64, source: PlaySou
             let rate = lock(&shared.playback).as_ref().map_or(0, |p| p.rate);
             (samples.as_ref().clone(), rate)
         }
-        PlaySource::File(path) => demod_voice_core::audio::read_wav_mono(&path)?,
+        PlaySource::File(path) => demod_voice_core::wav::read_wav_mono(&path)?,
     };
     let mine = queue_for_output(shared, sender, id, samples, rate, stop)?;
-    crate::audio::close_when_played(&shared.playback, stop, mine);
+    crate::devices::close_when_played(&shared.playback, stop, mine);
     Ok(())
 }
 

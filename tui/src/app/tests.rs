@@ -489,9 +489,9 @@ fn a_job_error_or_panic_becomes_one_line_for_the_app() {
 }
 
 /// An app with a (pretend) output device at 48 kHz; the test plays the device's part through its counters.
-fn app_with_output() -> (App, Arc<crate::audio::PlaybackState>) {
+fn app_with_output() -> (App, Arc<crate::devices::PlaybackState>) {
     let mut app = app();
-    let state = Arc::new(crate::audio::PlaybackState::default());
+    let state = Arc::new(crate::devices::PlaybackState::default());
     app.output = Ok(OutputInfo { device: "Test Speakers".into(), rate: 48_000, state: state.clone() });
     (app, state)
 }
@@ -616,9 +616,9 @@ fn live_info() -> LiveInfo {
         output: "Test Speakers".into(),
         rate: 48_000,
         latency_seconds: 0.058,
-        state: Arc::new(crate::audio::LiveState::default()),
-        stats: Arc::new(demod_voice_core::rt::Stats::default()),
-        controls: Arc::new(demod_voice_core::rt::Controls::default()),
+        state: Arc::new(crate::devices::LiveState::default()),
+        stats: Arc::new(demod_voice_core::realtime::Stats::default()),
+        controls: Arc::new(demod_voice_core::realtime::Controls::default()),
     }
 }
 
@@ -654,7 +654,10 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
     let Some(Job::StartLive { input, output, engine, params, mix }) = press(&mut app, key(KeyCode::Char(' '))) else {
         panic!("Space starts live conversion")
     };
-    assert_eq!((input.as_deref(), output, engine, mix), (Some("Test Mic"), None, "dsp", 1.0));
+    assert_eq!(
+        (input.as_deref(), output, engine, mix),
+        (Some("Test Mic"), None, demod_voice_core::convert::Engine::Dsp, 1.0)
+    );
     assert!(Arc::ptr_eq(&params, &app.live.params));
     assert!(press(&mut app, key(KeyCode::Char(' '))).is_none(), "a second start waits for the first");
     app.live_started(Err("no audio input device".into()));
@@ -694,7 +697,7 @@ fn live_preset_sets_the_controls_it_names() {
     app.live.presets = vec![(
         "deep".into(),
         demod_voice_core::presets::ConverterSettings {
-            engine: "dsp".into(),
+            engine: demod_voice_core::convert::Engine::Dsp,
             pitch_semitones: -4.0,
             formant_ratio: 0.9,
             profile: None,
@@ -707,12 +710,12 @@ fn live_preset_sets_the_controls_it_names() {
     app.live.control = 2;
     press(&mut app, key(KeyCode::Right));
     assert_eq!((app.live.pitch, app.live.formant, app.live.mix), (-4.0, 0.9, 0.8));
-    assert_eq!(demod_voice_core::convert::ENGINE_NAMES[app.live.engine], "dsp");
+    assert_eq!(app.live.engine.name(), "dsp");
     // The engine can be switched while stopped: passthrough (to hear the devices' own latency).
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Left));
     let Some(Job::StartLive { engine, .. }) = press(&mut app, key(KeyCode::Char(' '))) else { panic!("start") };
-    assert_eq!(engine, "passthrough");
+    assert_eq!(engine.name(), "passthrough");
     assert_eq!(app.live.params.pitch_semitones(), -4.0);
     assert!(shows(&screen(&app), "deep"));
 }
@@ -844,7 +847,7 @@ fn a_multi_speaker_voice_offers_its_speakers_by_name_and_they_reach_the_job() {
         app.output = Ok(OutputInfo {
             device: "x".into(),
             rate: 48_000,
-            state: Arc::new(crate::audio::PlaybackState::default()),
+            state: Arc::new(crate::devices::PlaybackState::default()),
         });
         press(&mut app, ctrl('p'))
     }) else {
@@ -1051,7 +1054,7 @@ fn the_output_device_picker_reopens_speak_on_the_chosen_device() {
     app.output_opened(Err("no audio output device named `HDMI` (found: default)".into()));
     assert!(app.status.starts_with("no audio output (no audio output device named `HDMI`"), "{}", app.status);
     assert!(press(&mut app, ctrl('p')).is_none(), "no output: Speak says so");
-    let state = Arc::new(crate::audio::PlaybackState::default());
+    let state = Arc::new(crate::devices::PlaybackState::default());
     app.output_opened(Ok(OutputInfo { device: "HDMI".into(), rate: 44_100, state }));
     assert_eq!(app.status, "Speak plays through HDMI (44100 Hz)");
     // A later listing keeps the pick by name.

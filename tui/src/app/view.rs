@@ -233,9 +233,7 @@ fn live(app: &App, area: Rect, buf: &mut Buffer) {
                 .checked_sub(1)
                 .and_then(|i| live.presets.get(i))
                 .map_or("(none)".into(), |(name, _)| name.clone()),
-            LiveControl::Engine => {
-                demod_voice_core::convert::ENGINE_NAMES.get(live.engine).copied().unwrap_or("?").to_string()
-            }
+            LiveControl::Engine => live.engine.name().to_string(),
             LiveControl::Profile => live
                 .profile
                 .checked_sub(1)

@@ -48,7 +48,7 @@ pub fn private_data(dir: &std::path::Path) -> PrivateData {
     .unwrap();
     PrivateData {
         config,
-        ort_lib: demod_voice_core::runtime::find_versioned_library(&real.runtime_dir()).unwrap(),
+        ort_lib: demod_voice_core::onnx::find_versioned_library(&real.runtime_dir()).unwrap(),
         espeak_lib: find_espeak_lib(&real),
         espeak_data: real.espeak_dir().join("espeak-ng-data"),
     }

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Result;
+use demod_voice_core::pipeline::Speech;
 use demod_voice_core::piper::SynthesisOptions;
 use serde::Serialize;
 
@@ -14,7 +15,7 @@ use crate::cli::BenchArgs;
 use crate::context::Context;
 
 /// The benchmark paragraph (also in `tests/bench/paragraph.txt`, which the Python side reads).
-pub const PARAGRAPH: &str = include_str!("../../tests/bench/paragraph.txt");
+pub const PARAGRAPH: &str = include_str!("../../../tests/bench/paragraph.txt");
 
 #[derive(Serialize)]
 struct BenchReport {
@@ -40,31 +41,35 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     if args.speak_first_audio {
         return bench_speak_first_audio(ctx, &args);
     }
-    let runtime = ctx.runtime()?;
+    let runtime = ctx.settings.runtime()?;
     // espeak and the model path are resolved before timing so only the model load is measured.
-    let model = ctx.voice_path(args.voice.voice.as_deref())?;
-    let _ = ctx.espeak()?;
-    let options = ctx.session_options();
+    let model = ctx.settings.voice_path(args.voice.voice.as_deref())?;
+    let _ = ctx.settings.espeak()?;
+    let options = ctx.settings.session_options();
     let started = Instant::now();
-    let voice = ctx.load_voice(Some(&model.display().to_string()))?;
+    let voice = ctx.settings.load_voice(Some(&model.display().to_string()))?;
     let load_seconds = started.elapsed().as_secs_f64();
 
-    let synth = SynthesisOptions::default();
+    // The voice's own defaults (no preset, converter or resampling), as piper-tts is measured, through the same
+    // pipeline every command uses.
+    let speech = Speech {
+        voice: &voice,
+        options: SynthesisOptions::default(),
+        converter: None,
+        output_rate_hz: voice.sample_rate(),
+    };
     // One warm-up pass so every run sees a warmed session (as the Python side does).
-    voice.synthesize(PARAGRAPH, &synth, |_| Ok::<(), anyhow::Error>(()))?;
+    speech.run(PARAGRAPH, |_| Ok::<(), anyhow::Error>(()))?;
     let mut best: Option<(f64, f64, f64)> = None;
     for _ in 0..args.runs.max(1) {
         let started = Instant::now();
         let mut first_audio = None;
-        let mut samples = 0usize;
-        voice.synthesize(PARAGRAPH, &synth, |audio| {
+        let spoken = speech.run(PARAGRAPH, |_| {
             first_audio.get_or_insert_with(|| started.elapsed().as_secs_f64());
-            samples += audio.samples.len();
             Ok::<(), anyhow::Error>(())
         })?;
         let total = started.elapsed().as_secs_f64();
-        let audio_seconds = samples as f64 / f64::from(voice.sample_rate());
-        let run = (total, audio_seconds, first_audio.unwrap_or(total));
+        let run = (total, spoken.seconds(), first_audio.unwrap_or(total));
         if best.is_none_or(|b| run.0 < b.0) {
             best = Some(run);
         }
@@ -73,7 +78,7 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     let report = BenchReport {
         voice: voice.name.clone(),
         provider: voice.provider(),
-        threads: options.intra_threads.unwrap_or_else(demod_voice_core::runtime::physical_cores),
+        threads: options.intra_threads.unwrap_or_else(demod_voice_core::onnx::physical_cores),
         onnxruntime: runtime.version.clone(),
         load_seconds,
         audio_seconds,
@@ -124,7 +129,7 @@ struct RealtimeReport {
 
 /// A synthetic voice gliding between 110 and 160 Hz, so runs are repeatable.
 fn synthetic_voice(rate: u32, seconds: f32) -> Vec<f32> {
-    demod_voice_core::dsp::synthetic::voice_with(
+    demod_voice_core::analysis::synthetic::voice_with(
         |t| 135.0 + 25.0 * (t * 1.3).sin(),
         &[700.0, 1200.0, 2500.0, 3500.0],
         rate,
@@ -135,7 +140,7 @@ fn synthetic_voice(rate: u32, seconds: f32) -> Vec<f32> {
 fn bench_realtime(ctx: &Context, args: &BenchArgs) -> Result<()> {
     use demod_voice_core::convert::dsp::{DspConverter, DspParams};
     use demod_voice_core::convert::Passthrough;
-    use demod_voice_core::rt::{RtConfig, RtEngine};
+    use demod_voice_core::realtime::{RtConfig, RtEngine};
     const RATE: u32 = 48_000;
     const BLOCK: usize = 128;
     let section = &ctx.settings.config.realtime;

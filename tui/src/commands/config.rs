@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::{ConfigCommand, PresetsCommand};
 use crate::context::Context;
-use crate::speak::usage;
+use crate::error::usage;
 
 #[derive(Serialize)]
 struct ShownKey {
@@ -38,7 +38,7 @@ pub fn config(ctx: &Context, command: ConfigCommand) -> Result<()> {
                     None => writeln!(
                         out,
                         "# no config file ({} does not exist); built-in defaults",
-                        ctx.default_config_path.display()
+                        ctx.settings.default_config_path.display()
                     )?,
                 }
                 let width = entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
@@ -48,7 +48,7 @@ pub fn config(ctx: &Context, command: ConfigCommand) -> Result<()> {
             }
         }
         ConfigCommand::Init { path, force } => {
-            let path = path.unwrap_or_else(|| ctx.default_config_path.clone());
+            let path = path.unwrap_or_else(|| ctx.settings.default_config_path.clone());
             if path.exists() && !force {
                 return Err(usage(format!("{} already exists; pass --force to replace it", path.display())));
             }
@@ -81,7 +81,7 @@ struct PresetRow {
 }
 
 pub fn presets(ctx: &Context, command: PresetsCommand) -> Result<()> {
-    let user_dir = ctx.dirs.config.join("presets");
+    let user_dir = ctx.settings.dirs.config.join("presets");
     let mut out = std::io::stdout().lock();
     match command {
         PresetsCommand::List { json } => {

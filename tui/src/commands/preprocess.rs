@@ -4,29 +4,26 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use demod_voice_core::preprocess::{self, Layout, Options};
+use demod_voice_core::settings::Setting;
 
 use crate::cli::PreprocessArgs;
 use crate::context::Context;
 
 pub fn preprocess(ctx: &mut Context, args: PreprocessArgs) -> Result<()> {
-    let mut settings = ctx.settings.config.preprocessing.clone();
     if let Some(rate) = args.sample_rate {
-        settings.sample_rate = rate;
-        ctx.settings.set_source("preprocessing.sample_rate", "--sample-rate");
+        ctx.settings.set(Setting::PreprocessingSampleRate(rate), "--sample-rate");
     }
-    let mut config = ctx.settings.config.clone();
-    config.preprocessing = settings.clone();
-    demod_voice_core::config::validate(&config)
-        .map_err(|invalid| crate::speak::usage(format!("`{}` {}", invalid.key, invalid.message)))?;
+    ctx.check()?;
+    let settings = ctx.settings.config.preprocessing.clone();
     // Check the input (and where the output goes) before loading anything or writing anything.
     preprocess::check_folders(&args.input_dir, &args.output_dir)?;
     let layout = args.multi_speaker.then_some(Layout::MultiSpeaker);
     preprocess::read_metadata(&args.input_dir.join("metadata.csv"), layout)?;
     // The phoneme id map of the default voice (Piper's standard espeak map) and espeak-ng itself.
-    let model = ctx.voice_path(Some(demod_voice_core::assets::DEFAULT_VOICE))?;
+    let model = ctx.settings.voice_path(Some(demod_voice_core::assets::DEFAULT_VOICE))?;
     let voice =
         demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
-    let espeak = ctx.espeak()?;
+    let espeak = ctx.settings.espeak()?;
     let threads = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let options = Options { language: args.language, settings, threads, layout };
     let quiet = ctx.global.quiet;

@@ -14,7 +14,7 @@ use cpal::{FromSample, SizedSample};
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
-use demod_voice_core::rt::{AudioSide, Stats};
+use demod_voice_core::realtime::{AudioSide, Stats};
 
 /// The loudest sample since the last read; written by a device callback, read (and reset) by the UI.
 #[derive(Debug, Default)]
@@ -502,11 +502,11 @@ pub struct Live {
     pub block: usize,
     pub state: Arc<LiveState>,
     pub stats: Arc<Stats>,
-    pub controls: Arc<demod_voice_core::rt::Controls>,
+    pub controls: Arc<demod_voice_core::realtime::Controls>,
     pub latency_samples: usize,
     _input_stream: cpal::Stream,
     _output_stream: cpal::Stream,
-    _worker: demod_voice_core::rt::WorkerThread,
+    _worker: demod_voice_core::realtime::WorkerThread,
 }
 
 impl std::fmt::Debug for Live {
@@ -557,10 +557,11 @@ impl Live {
                 .and_then(|probe| probe.buffer_size().ok()),
             |other| format!("output device `{out_name}` wants {other} samples, which are not supported")
         );
-        let block = granted.map_or(asked, |frames| asked.max(frames as usize)).min(demod_voice_core::rt::MAX_BLOCK);
-        let rt = demod_voice_core::rt::RtConfig::from_section(&setup.realtime, rate, block, 1);
-        let (engine, worker) =
-            demod_voice_core::rt::RtEngine::build(&rt, setup.converter).map_err(|e| format!("live engine: {e}"))?;
+        let block =
+            granted.map_or(asked, |frames| asked.max(frames as usize)).min(demod_voice_core::realtime::MAX_BLOCK);
+        let rt = demod_voice_core::realtime::RtConfig::from_section(&setup.realtime, rate, block, 1);
+        let (engine, worker) = demod_voice_core::realtime::RtEngine::build(&rt, setup.converter)
+            .map_err(|e| format!("live engine: {e}"))?;
         let latency_samples = engine.latency();
         let stats = engine.stats();
         let controls = engine.controls();
@@ -643,7 +644,7 @@ fn pick_block(range: &cpal::SupportedBufferSize) -> (cpal::BufferSize, usize) {
 mod tests {
     use super::*;
     use demod_voice_core::convert::Passthrough;
-    use demod_voice_core::rt::{RtConfig, RtEngine};
+    use demod_voice_core::realtime::{RtConfig, RtEngine};
 
     #[test]
     fn playback_spreads_queued_speech_to_every_channel_then_plays_silence() {

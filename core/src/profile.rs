@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dsp::envelope::{absolute_scale, EnvelopeAnalyzer};
-use crate::dsp::pitch::{PitchEstimate, Yin, F0_MAX, F0_MIN};
+use crate::analysis::envelope::{absolute_scale, EnvelopeAnalyzer};
+use crate::analysis::pitch::{PitchEstimate, Yin, F0_MAX, F0_MIN};
 use crate::error::{Error, Result};
 
 /// Profiles need at least this much voiced speech, seconds.
@@ -74,9 +74,9 @@ impl VoiceProfile {
             let reader = hound::WavReader::new(std::io::Cursor::new(&bytes))
                 .map_err(|e| profile_error(path, format!("not a readable WAV file ({e}); convert it to WAV first")))?;
             let spec = reader.spec();
-            let (samples, rate) = crate::audio::read_wav_mono(path)?;
+            let (samples, rate) = crate::wav::read_wav_mono(path)?;
             let seconds = samples.len() as f32 / rate as f32;
-            let audio = crate::audio::resample(&samples, rate, ANALYSIS_RATE)?;
+            let audio = crate::wav::resample(&samples, rate, ANALYSIS_RATE)?;
             let frame_len = yin.frame_len().max(envelope.frame_len());
             let mut end = frame_len;
             let mut frame_idx = 0usize;
@@ -244,7 +244,7 @@ mod tests {
     }
 
     fn vowel(f0: f32, rate: u32, seconds: f32) -> Vec<f32> {
-        crate::dsp::envelope::tests::synthetic_vowel(f0, &[700.0, 1200.0, 2500.0, 3500.0], rate, seconds)
+        crate::analysis::envelope::tests::synthetic_vowel(f0, &[700.0, 1200.0, 2500.0, 3500.0], rate, seconds)
     }
 
     #[test]
@@ -253,7 +253,7 @@ mod tests {
         let wav = dir.path().join("ref.wav");
         write_wav(&wav, &vowel(180.0, 44_100, 4.0), 44_100, 2);
         let profile = VoiceProfile::from_recordings("alice", &[wav]).unwrap();
-        assert!((crate::dsp::pitch::cents(profile.median_f0_hz, 180.0)).abs() < 10.0, "{profile:?}");
+        assert!((crate::analysis::pitch::cents(profile.median_f0_hz, 180.0)).abs() < 10.0, "{profile:?}");
         assert!(profile.voiced_ratio > 0.9 && profile.voiced_seconds > 3.0);
         assert_eq!(profile.sources[0].sha256.len(), 64);
         let saved = profile.save(&dir.path().join("profiles")).unwrap();

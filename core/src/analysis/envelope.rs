@@ -291,7 +291,7 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn synthetic_vowel(f0: f32, formants: &[f32], rate: u32, seconds: f32) -> Vec<f32> {
-        crate::dsp::synthetic::voice(f0, formants, rate, seconds)
+        crate::analysis::synthetic::voice(f0, formants, rate, seconds)
     }
 
     fn envelope_of(signal: &[f32], rate: u32) -> Vec<f32> {

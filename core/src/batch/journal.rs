@@ -1,0 +1,226 @@
+//! Sharding, the journal of finished outputs, and the progress log another process can follow.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Job;
+
+/// FNV-1a: stable across runs, machines and Rust versions (the shard of a row must never change).
+pub fn stable_hash(text: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in text.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// `K/N`: this process runs the jobs whose identity hashes to K (0-based) of N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not K/N"))?;
+        let index: u64 = k.trim().parse().map_err(|_| format!("`{k}` is not a number"))?;
+        let count: u64 = n.trim().parse().map_err(|_| format!("`{n}` is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: K must be 0..N-1 and N at least 1"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    pub fn contains(&self, job: &Job) -> bool {
+        stable_hash(&job.output_as_written) % self.count == self.index
+    }
+}
+
+/// One journal line: a finished job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub output: String,
+    pub sha256: String,
+    pub audio_seconds: f64,
+    pub row: usize,
+}
+
+/// Where the journal for `manifest` lives: beside it, or in `state_dir`.
+pub fn journal_path(manifest: &Path, state_dir: Option<&Path>, shard: Option<Shard>) -> PathBuf {
+    let name = manifest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest".into());
+    let name = match shard {
+        Some(s) => format!("{name}.shard-{}-of-{}.journal.jsonl", s.index, s.count),
+        None => format!("{name}.journal.jsonl"),
+    };
+    match state_dir {
+        Some(dir) => dir.join(name),
+        None => manifest.parent().unwrap_or(Path::new(".")).join(format!(".{name}")),
+    }
+}
+
+/// Finished jobs from a journal (a torn last line from a crash is ignored).
+pub fn read_journal(path: &Path) -> Vec<JournalEntry> {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        .unwrap_or_default()
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a runner reports as it goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started { row: usize, output: String },
+    Finished { row: usize, output: String, audio_seconds: f64, seconds: f64 },
+    Skipped { row: usize, output: String, reason: String },
+    Failed { row: usize, output: String, error: String },
+}
+
+/// Where a run's progress log lives: beside its journal (`.NAME.events.jsonl` for `.NAME.journal.jsonl`).
+///
+/// Every run rewrites it: a `run` line (process id, job count, start time), then one line per [`Event`] as it
+/// happens, then an `end` line. Another process (the terminal app's Batch screen, `tail -f`) can watch a run
+/// through it.
+pub fn events_path(journal: &Path) -> PathBuf {
+    let name = journal.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = name.strip_suffix(".journal.jsonl").unwrap_or(&name);
+    journal.with_file_name(format!("{base}.events.jsonl"))
+}
+
+/// One line of a progress log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogLine {
+    /// A run started: its process, how many jobs it has, when (seconds since the Unix epoch).
+    Run {
+        pid: u32,
+        jobs: usize,
+        started_unix: f64,
+    },
+    Job(Event),
+    /// The run ended.
+    End {
+        done: usize,
+        skipped: usize,
+        failed: usize,
+        wall_seconds: f64,
+    },
+}
+
+impl LogLine {
+    fn to_json(&self) -> String {
+        let value = match self {
+            LogLine::Run { pid, jobs, started_unix } => {
+                serde_json::json!({"event": "run", "pid": pid, "jobs": jobs, "started_unix": started_unix})
+            }
+            LogLine::Job(event) => serde_json::to_value(event).unwrap_or_default(),
+            LogLine::End { done, skipped, failed, wall_seconds } => serde_json::json!({
+                "event": "end", "done": done, "skipped": skipped, "failed": failed, "wall_seconds": wall_seconds
+            }),
+        };
+        value.to_string()
+    }
+
+    /// One line back; None for a line that is not one (torn, or from a newer version).
+    pub fn parse(line: &str) -> Option<LogLine> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        let number = |key: &str| value.get(key).and_then(serde_json::Value::as_f64);
+        let count = |key: &str| number(key).map(|n| n as usize);
+        match value.get("event")?.as_str()? {
+            "run" => Some(LogLine::Run {
+                pid: count("pid")? as u32,
+                jobs: count("jobs")?,
+                started_unix: number("started_unix")?,
+            }),
+            "end" => Some(LogLine::End {
+                done: count("done")?,
+                skipped: count("skipped")?,
+                failed: count("failed")?,
+                wall_seconds: number("wall_seconds")?,
+            }),
+            _ => serde_json::from_value(value).ok().map(LogLine::Job),
+        }
+    }
+}
+
+/// The writing end of a progress log. Writing is best effort: a run never fails because its log could not be
+/// written.
+pub(super) struct EventLog(Option<Mutex<std::fs::File>>);
+
+impl EventLog {
+    pub(super) fn create(path: &Path, jobs: usize) -> EventLog {
+        let file = std::fs::File::create(path).ok().map(Mutex::new);
+        if file.is_none() {
+            tracing::warn!("cannot write the progress log {}; the run goes on without it", path.display());
+        }
+        let log = EventLog(file);
+        let started_unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        log.write(&LogLine::Run { pid: std::process::id(), jobs, started_unix });
+        log
+    }
+
+    pub(super) fn write(&self, line: &LogLine) {
+        if let Some(file) = &self.0 {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(file, "{}", line.to_json());
+        }
+    }
+}
+
+/// The reading end of a progress log: each [`EventLogReader::poll`] returns the lines added since the last one.
+/// A log that shrank was rewritten by a new run: reading starts over.
+#[derive(Debug)]
+pub struct EventLogReader {
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+}
+
+impl EventLogReader {
+    pub fn new(path: PathBuf) -> EventLogReader {
+        EventLogReader { path, offset: 0, partial: String::new() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// New complete lines (an unfinished last line waits for the next poll). Ok(None) while the log does not exist.
+    pub fn poll(&mut self) -> std::io::Result<Option<Vec<LogLine>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len < self.offset {
+            self.offset = 0;
+            self.partial.clear();
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut added = Vec::new();
+        file.read_to_end(&mut added)?;
+        self.offset += added.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&added));
+        let mut lines = Vec::new();
+        while let Some(end) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=end).collect();
+            lines.extend(LogLine::parse(line.trim_end()));
+        }
+        Ok(Some(lines))
+    }
+}

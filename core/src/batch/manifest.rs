@@ -1,0 +1,330 @@
+//! Manifests: the old tool's CSV, JSON lines, YAML and plain text, every row validated up front.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Job, RowError};
+use crate::error::{Error, Result};
+
+/// Raw fields of a row before checking (all formats end up here).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRow {
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default, alias = "output_file")]
+    output: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    speaker: Option<serde_json::Value>,
+    #[serde(default)]
+    speaker_id: Option<serde_json::Value>,
+    #[serde(default)]
+    voice: Option<String>,
+    #[serde(default)]
+    preset: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    engine: Option<String>,
+    #[serde(default)]
+    length_scale: Option<f32>,
+    #[serde(default)]
+    noise_scale: Option<f32>,
+    #[serde(default)]
+    noise_w: Option<f32>,
+}
+
+/// Columns a CSV manifest may have.
+const CSV_COLUMNS: &[&str] = &[
+    "reference",
+    "text",
+    "output",
+    "language",
+    "speaker",
+    "voice",
+    "preset",
+    "profile",
+    "engine",
+    "length_scale",
+    "noise_scale",
+    "noise_w",
+];
+
+/// A loaded manifest: valid jobs and the rows that are not.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub jobs: Vec<Job>,
+    pub errors: Vec<RowError>,
+}
+
+fn manifest_error(path: &Path, problem: impl Into<String>) -> Error {
+    Error::Dataset { path: path.to_path_buf(), line: None, problem: problem.into() }
+}
+
+impl Manifest {
+    /// Read and validate every row. File-level problems (unreadable, wrong header) are errors; row problems are
+    /// collected in `errors`.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let raw: Vec<(usize, std::result::Result<RawRow, RowError>)> = match ext.as_str() {
+            "csv" => parse_csv(path, &bytes)?,
+            "jsonl" | "ndjson" => parse_jsonl(&bytes),
+            "yaml" | "yml" => parse_yaml(path, &bytes)?,
+            "txt" | "text" => parse_text(path, &bytes),
+            other => {
+                return Err(manifest_error(
+                    path,
+                    format!("unknown manifest type `.{other}`: use .csv, .jsonl, .yaml or .txt"),
+                ))
+            }
+        };
+        let mut manifest = Manifest { path: path.to_path_buf(), ..Default::default() };
+        for (row, parsed) in raw {
+            match parsed.and_then(|r| validate_row(row, r, &base)) {
+                Ok(job) => manifest.jobs.push(job),
+                Err(e) => manifest.errors.push(e),
+            }
+        }
+        // Two jobs writing one file would race and overwrite: both are invalid.
+        let mut by_output: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        for job in &manifest.jobs {
+            by_output.entry(job.output.clone()).or_default().push(job.row);
+        }
+        let duplicated: HashSet<usize> = by_output.values().filter(|rows| rows.len() > 1).flatten().copied().collect();
+        if !duplicated.is_empty() {
+            for job in manifest.jobs.iter().filter(|j| duplicated.contains(&j.row)) {
+                let others: Vec<String> =
+                    by_output[&job.output].iter().filter(|r| **r != job.row).map(|r| r.to_string()).collect();
+                manifest.errors.push(RowError {
+                    row: job.row,
+                    column: Some("output".into()),
+                    problem: format!("{} is also written by row {}", job.output.display(), others.join(", ")),
+                });
+            }
+            manifest.jobs.retain(|j| !duplicated.contains(&j.row));
+        }
+        manifest.errors.sort_by_key(|e| e.row);
+        Ok(manifest)
+    }
+}
+
+fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Result<RawRow, RowError>)>> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let header = reader.byte_headers().map_err(|e| manifest_error(path, format!("unreadable header: {e}")))?.clone();
+    let columns: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_lowercase()).collect();
+    for required in ["text", "output"] {
+        if !columns.iter().any(|c| c == required) {
+            return Err(manifest_error(
+                path,
+                format!("the header has no `{required}` column (the old tool's header is reference,text,output,language,speaker)"),
+            ));
+        }
+    }
+    if let Some(unknown) = columns.iter().find(|c| !CSV_COLUMNS.contains(&c.as_str())) {
+        return Err(manifest_error(path, format!("unknown column `{unknown}` (known: {})", CSV_COLUMNS.join(", "))));
+    }
+    let mut rows = Vec::new();
+    for (idx, record) in reader.byte_records().enumerate() {
+        let row = idx + 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                rows.push((row, Err(RowError { row, column: None, problem: format!("unreadable: {e}") })));
+                continue;
+            }
+        };
+        let mut raw = RawRow::default();
+        let mut problem = None;
+        for (column, value) in columns.iter().zip(record.iter()) {
+            let Ok(value) = std::str::from_utf8(value) else {
+                problem = Some(RowError { row, column: Some(column.clone()), problem: "is not UTF-8".into() });
+                break;
+            };
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let number = |v: &str| v.parse::<f32>().ok();
+            match column.as_str() {
+                "reference" => raw.reference = Some(value.into()),
+                "text" => raw.text = Some(value.into()),
+                "output" => raw.output = Some(value.into()),
+                "language" => raw.language = Some(value.into()),
+                "speaker" => raw.speaker = Some(serde_json::Value::String(value.into())),
+                "voice" => raw.voice = Some(value.into()),
+                "preset" => raw.preset = Some(value.into()),
+                "profile" => raw.profile = Some(value.into()),
+                "engine" => raw.engine = Some(value.into()),
+                scale => {
+                    let Some(v) = number(value) else {
+                        problem = Some(RowError {
+                            row,
+                            column: Some(scale.into()),
+                            problem: format!("`{value}` is not a number"),
+                        });
+                        break;
+                    };
+                    match scale {
+                        "length_scale" => raw.length_scale = Some(v),
+                        "noise_scale" => raw.noise_scale = Some(v),
+                        _ => raw.noise_w = Some(v),
+                    }
+                }
+            }
+        }
+        if record.len() > columns.len() {
+            problem.get_or_insert(RowError {
+                row,
+                column: None,
+                problem: format!("has {} fields, the header {}", record.len(), columns.len()),
+            });
+        }
+        rows.push((row, problem.map_or(Ok(raw), Err)));
+    }
+    Ok(rows)
+}
+
+/// The non-blank lines of a line-based manifest with their 1-based numbers (BOM and CR line ends removed).
+fn nonblank_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(idx, line)| (idx + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+fn parse_jsonl(bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError>)> {
+    let mut rows = Vec::new();
+    for (row, line) in nonblank_lines(bytes) {
+        let parsed = std::str::from_utf8(line)
+            .map_err(|_| RowError { row, column: None, problem: "is not UTF-8".into() })
+            .and_then(|text| {
+                serde_json::from_str::<RawRow>(text).map_err(|e| RowError {
+                    row,
+                    column: None,
+                    problem: format!("invalid JSON: {e}"),
+                })
+            });
+        rows.push((row, parsed));
+    }
+    rows
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YamlManifest {
+    #[serde(default)]
+    defaults: serde_json::Map<String, serde_json::Value>,
+    jobs: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn parse_yaml(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Result<RawRow, RowError>)>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| manifest_error(path, format!("is not UTF-8 (offset {})", e.valid_up_to())))?;
+    let manifest: YamlManifest = serde_saphyr::from_str(text)
+        .map_err(|e| manifest_error(path, e.to_string().lines().next().unwrap_or("invalid YAML").to_string()))?;
+    Ok(manifest
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(idx, job)| {
+            let row = idx + 1;
+            let mut merged = manifest.defaults.clone();
+            merged.extend(job);
+            let parsed = serde_json::from_value::<RawRow>(serde_json::Value::Object(merged)).map_err(|e| RowError {
+                row,
+                column: None,
+                problem: e.to_string(),
+            });
+            (row, parsed)
+        })
+        .collect())
+}
+
+/// Plain text: one job per non-empty line, outputs numbered beside the manifest (`NAME-0001.wav`).
+fn parse_text(path: &Path, bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError>)> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "line".into());
+    let mut rows = Vec::new();
+    for (row, line) in nonblank_lines(bytes) {
+        let parsed = std::str::from_utf8(line)
+            .map_err(|_| RowError { row, column: None, problem: "is not UTF-8".into() })
+            .map(|text| RawRow {
+                text: Some(text.trim().to_string()),
+                output: Some(format!("{stem}-{row:04}.wav")),
+                ..Default::default()
+            });
+        rows.push((row, parsed));
+    }
+    rows
+}
+
+fn validate_row(row: usize, raw: RawRow, base: &Path) -> std::result::Result<Job, RowError> {
+    let err = |column: &str, problem: String| RowError { row, column: Some(column.into()), problem };
+    let text = raw.text.filter(|t| !t.trim().is_empty()).ok_or_else(|| err("text", "is empty".into()))?;
+    let output_as_written =
+        raw.output.filter(|o| !o.trim().is_empty()).ok_or_else(|| err("output", "is empty".into()))?;
+    if !output_as_written.to_ascii_lowercase().ends_with(".wav") {
+        return Err(err("output", format!("`{output_as_written}` must end in .wav")));
+    }
+    let resolve = |p: &str| {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let reference = raw.reference.map(|r| resolve(&r));
+    if let Some(reference) = &reference {
+        if !reference.is_file() {
+            return Err(err("reference", format!("{} does not exist", reference.display())));
+        }
+    }
+    let engine = match &raw.engine {
+        Some(name) => Some(name.parse::<crate::convert::Engine>().map_err(|problem| err("engine", problem))?),
+        None => None,
+    };
+    let speaker = match (raw.speaker, raw.speaker_id) {
+        (Some(serde_json::Value::String(s)), _) => Some(s),
+        (Some(other), _) | (None, Some(other)) => Some(other.to_string().trim_matches('"').to_string()),
+        (None, None) => None,
+    };
+    for (column, value, lo, hi) in [
+        ("length_scale", raw.length_scale, 0.05, 20.0),
+        ("noise_scale", raw.noise_scale, 0.0, 5.0),
+        ("noise_w", raw.noise_w, 0.0, 5.0),
+    ] {
+        if let Some(v) = value {
+            if !(lo..=hi).contains(&v) {
+                return Err(err(column, format!("{v} is outside {lo}..{hi}")));
+            }
+        }
+    }
+    Ok(Job {
+        row,
+        text,
+        output: resolve(&output_as_written),
+        output_as_written,
+        reference,
+        voice: raw.voice,
+        speaker,
+        language: raw.language,
+        preset: raw.preset,
+        profile: raw.profile,
+        engine,
+        length_scale: raw.length_scale,
+        noise_scale: raw.noise_scale,
+        noise_w: raw.noise_w,
+    })
+}

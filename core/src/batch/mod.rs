@@ -1,0 +1,399 @@
+//! Batch synthesis: manifests (the old tool's CSV, JSON lines, YAML, plain text), validation of every row up
+//! front, a parallel runner sharing one loaded voice per voice, atomic outputs, a journal for resuming after a
+//! crash, and deterministic sharding for cluster job arrays.
+//!
+//! - [`manifest`]: reading and validating manifests.
+//! - [`journal`]: sharding, the journal, the progress log.
+//! - [`worker`]: the speech work of one job (voice and profile caches, the pipeline, the output file).
+//! - here: the job type and the runner.
+
+mod journal;
+mod manifest;
+mod worker;
+
+pub use journal::*;
+pub use manifest::*;
+pub use worker::{speaks, voice_for_language, SpeechWorker};
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// One job: a row of the manifest, validated, paths resolved against the manifest's folder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// 1-based row number (CSV: data rows after the header; JSONL/text: lines; YAML: entries).
+    pub row: usize,
+    pub text: String,
+    pub output: PathBuf,
+    /// As written in the manifest (the job's identity for sharding and the journal).
+    pub output_as_written: String,
+    /// A reference recording: this is a clone job (speech, then conversion toward its profile).
+    pub reference: Option<PathBuf>,
+    pub voice: Option<String>,
+    pub speaker: Option<String>,
+    pub language: Option<String>,
+    pub preset: Option<String>,
+    /// A voice profile (by name) to convert toward.
+    pub profile: Option<String>,
+    /// Converter engine for the conversion.
+    pub engine: Option<crate::convert::Engine>,
+    pub length_scale: Option<f32>,
+    pub noise_scale: Option<f32>,
+    pub noise_w: Option<f32>,
+}
+
+/// A problem with one row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowError {
+    pub row: usize,
+    /// The column (or key) at fault, when there is one.
+    pub column: Option<String>,
+    pub problem: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(column) => write!(f, "row {}, column `{column}`: {}", self.row, self.problem),
+            None => write!(f, "row {}: {}", self.row, self.problem),
+        }
+    }
+}
+
+/// Runner settings.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub fail_fast: bool,
+    pub timeout: Option<Duration>,
+    pub force: bool,
+    pub overwrite: bool,
+    pub journal: PathBuf,
+    /// Set to stop: jobs not yet started are left alone (running ones finish).
+    pub cancel: Option<std::sync::Arc<AtomicBool>>,
+}
+
+impl RunOptions {
+    /// One worker, no timeout, nothing forced or overwritten, no fail-fast, no cancel flag.
+    pub fn sequential(journal: PathBuf) -> RunOptions {
+        RunOptions { jobs: 1, fail_fast: false, timeout: None, force: false, overwrite: false, journal, cancel: None }
+    }
+}
+
+/// End-of-run numbers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub done: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub invalid: usize,
+    pub failures: Vec<RowError>,
+    pub audio_seconds: f64,
+    pub wall_seconds: f64,
+    pub real_time_factor: f64,
+}
+
+/// Does one job: writes `job.output` (atomically) and returns the audio seconds. `deadline` is when the job's
+/// timeout expires; the worker checks it between sentences.
+pub type JobFn<'a> = dyn Fn(&Job, Option<Instant>) -> Result<f64> + Sync + 'a;
+
+/// Run `jobs` with `options.jobs` workers. Jobs already in the journal (with the same output checksum) are
+/// skipped unless `force`; existing outputs the journal does not know are left alone unless `overwrite`.
+pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
+    let started = Instant::now();
+    let journal_entries = if options.force { Vec::new() } else { read_journal(&options.journal) };
+    let finished: HashMap<&str, &JournalEntry> = journal_entries.iter().map(|e| (e.output.as_str(), e)).collect();
+    if let Some(parent) = options.journal.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
+    }
+    let journal = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&options.journal)
+            .map_err(|source| Error::Write { path: options.journal.clone(), source })?,
+    );
+    let log = EventLog::create(&events_path(&options.journal), jobs.len());
+    let events = |event: Event| {
+        log.write(&LogLine::Job(event.clone()));
+        events(event);
+    };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let summary = Mutex::new(Summary { total: jobs.len(), ..Default::default() });
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1) {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) || options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    break;
+                }
+                let idx = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(idx) else { break };
+                let output = job.output_as_written.clone();
+                let known = finished
+                    .get(output.as_str())
+                    .filter(|entry| sha256_file(&job.output).map(|sum| sum == entry.sha256).unwrap_or(false));
+                if known.is_some() {
+                    summary.lock().unwrap_or_else(|p| p.into_inner()).skipped += 1;
+                    events(Event::Skipped { row: job.row, output, reason: "already done (journal)".into() });
+                    continue;
+                }
+                if job.output.exists() && !options.overwrite && !finished.contains_key(output.as_str()) {
+                    summary.lock().unwrap_or_else(|p| p.into_inner()).skipped += 1;
+                    events(Event::Skipped {
+                        row: job.row,
+                        output,
+                        reason: "exists and the journal does not know it (use --overwrite)".into(),
+                    });
+                    continue;
+                }
+                events(Event::Started { row: job.row, output: output.clone() });
+                let job_started = Instant::now();
+                let deadline = options.timeout.map(|t| job_started + t);
+                match work(job, deadline) {
+                    Ok(audio_seconds) => {
+                        let entry = JournalEntry {
+                            output: output.clone(),
+                            sha256: sha256_file(&job.output).unwrap_or_default(),
+                            audio_seconds,
+                            row: job.row,
+                        };
+                        {
+                            let mut file = journal.lock().unwrap_or_else(|p| p.into_inner());
+                            let line = serde_json::to_string(&entry).unwrap_or_default();
+                            let _ = writeln!(file, "{line}").and_then(|()| file.sync_data());
+                        }
+                        let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
+                        s.done += 1;
+                        s.audio_seconds += audio_seconds;
+                        drop(s);
+                        events(Event::Finished {
+                            row: job.row,
+                            output,
+                            audio_seconds,
+                            seconds: job_started.elapsed().as_secs_f64(),
+                        });
+                    }
+                    Err(e) => {
+                        let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
+                        s.failed += 1;
+                        s.failures.push(RowError { row: job.row, column: None, problem: e.to_string() });
+                        drop(s);
+                        events(Event::Failed { row: job.row, output, error: e.to_string() });
+                        if options.fail_fast {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut summary = summary.into_inner().unwrap_or_else(|p| p.into_inner());
+    summary.failures.sort_by_key(|f| f.row);
+    summary.wall_seconds = started.elapsed().as_secs_f64();
+    summary.real_time_factor =
+        if summary.audio_seconds > 0.0 { summary.wall_seconds / summary.audio_seconds } else { 0.0 };
+    log.write(&LogLine::End {
+        done: summary.done,
+        skipped: summary.skipped,
+        failed: summary.failed,
+        wall_seconds: summary.wall_seconds,
+    });
+    Ok(summary)
+}
+
+/// Merge shard journals into one report: every output once, with its checksum and where it came from.
+pub fn merge_journals(paths: &[PathBuf]) -> (BTreeMap<String, JournalEntry>, Vec<String>) {
+    let mut merged = BTreeMap::new();
+    let mut duplicates = Vec::new();
+    for path in paths {
+        for entry in read_journal(path) {
+            if merged.insert(entry.output.clone(), entry.clone()).is_some() {
+                duplicates.push(entry.output);
+            }
+        }
+    }
+    (merged, duplicates)
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str, content: &[u8]) -> (tempfile::TempDir, Result<Manifest>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let manifest = Manifest::load(&path);
+        (dir, manifest)
+    }
+
+    #[test]
+    fn the_old_tools_csv_reads_with_its_speaker_column() {
+        let (dir, m) = load(
+            "jobs.csv",
+            b"\xef\xbb\xbfreference,text,output,language,speaker\r\n,\"Hello, world\",out/a.wav,en,3\r\n,\"Two\nlines\",b.wav,,\r\n",
+        );
+        let m = m.unwrap();
+        assert!(m.errors.is_empty(), "{:?}", m.errors);
+        assert_eq!(m.jobs[0].text, "Hello, world");
+        assert_eq!(m.jobs[0].speaker.as_deref(), Some("3"));
+        assert_eq!(m.jobs[0].output, dir.path().join("out/a.wav"));
+        assert_eq!(m.jobs[1].text, "Two\nlines");
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_number() {
+        let (_dir, m) = load(
+            "jobs.csv",
+            b"text,output,reference\nfine,a.wav,\n,b.wav,\nno output,,\nbad \xff bytes,c.wav,\nref,d.wav,missing.wav\ndup,a.wav,\n",
+        );
+        let m = m.unwrap();
+        let rows: Vec<(usize, Option<&str>)> = m.errors.iter().map(|e| (e.row, e.column.as_deref())).collect();
+        assert_eq!(
+            rows,
+            vec![
+                (1, Some("output")),
+                (2, Some("text")),
+                (3, Some("output")),
+                (4, Some("text")),
+                (5, Some("reference")),
+                (6, Some("output"))
+            ]
+        );
+        assert!(m.jobs.is_empty(), "both rows writing a.wav are invalid");
+    }
+
+    #[test]
+    fn a_csv_without_required_columns_is_refused() {
+        let (_dir, m) = load("jobs.csv", b"words,file\nhello,a.wav\n");
+        assert!(m.unwrap_err().to_string().contains("`text` column"));
+    }
+
+    #[test]
+    fn jsonl_yaml_and_text_manifests() {
+        let (_dir, m) = load(
+            "jobs.jsonl",
+            b"{\"text\": \"Hi.\", \"output_file\": \"a.wav\", \"speaker_id\": 2}\n\n{\"text\": \"\"}\n",
+        );
+        let m = m.unwrap();
+        assert_eq!(m.jobs[0].speaker.as_deref(), Some("2"));
+        assert_eq!(m.errors[0].row, 3);
+        let (_dir, m) = load("jobs.yaml", b"defaults:\n  length_scale: 1.2\njobs:\n  - text: One.\n    output: one.wav\n  - text: Two.\n    output: two.wav\n    length_scale: 0.9\n");
+        let m = m.unwrap();
+        assert_eq!((m.jobs[0].length_scale, m.jobs[1].length_scale), (Some(1.2), Some(0.9)));
+        let (_dir, m) = load("chapter.txt", b"First line.\n\nSecond line.\n");
+        let m = m.unwrap();
+        let outputs: Vec<&str> = m.jobs.iter().map(|j| j.output_as_written.as_str()).collect();
+        assert_eq!(outputs, ["chapter-0001.wav", "chapter-0003.wav"]);
+    }
+
+    #[test]
+    fn shards_cover_every_job_exactly_once() {
+        let jobs: Vec<Job> = (0..200)
+            .map(|i| Job {
+                row: i + 1,
+                text: "x".into(),
+                output: PathBuf::from(format!("{i}.wav")),
+                output_as_written: format!("{i}.wav"),
+                reference: None,
+                voice: None,
+                speaker: None,
+                language: None,
+                preset: None,
+                profile: None,
+                engine: None,
+                length_scale: None,
+                noise_scale: None,
+                noise_w: None,
+            })
+            .collect();
+        let mut seen = vec![0; 200];
+        for k in 0..4 {
+            let shard: Shard = format!("{k}/4").parse().unwrap();
+            for job in jobs.iter().filter(|j| shard.contains(j)) {
+                seen[job.row - 1] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n == 1));
+        assert!("4/4".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+        // The published FNV-1a 64 test vector: shard assignment must never change between versions.
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn a_run_writes_a_progress_log_that_another_reader_follows() {
+        let (dir, m) = load("lines.txt", b"one\ntwo\nthree\n");
+        let m = m.unwrap();
+        let journal = journal_path(&dir.path().join("lines.txt"), None, None);
+        let log = events_path(&journal);
+        assert_eq!(log.file_name().unwrap(), ".lines.txt.events.jsonl");
+        let options = RunOptions::sequential(journal);
+        let work = |job: &Job, _: Option<Instant>| {
+            if job.row == 2 {
+                return Err(Error::Setting { key: "voice".into(), problem: "not installed".into() });
+            }
+            std::fs::write(&job.output, b"x").unwrap();
+            Ok(1.5)
+        };
+        let mut reader = EventLogReader::new(log.clone());
+        run(&m.jobs, &options, &work, &|_| {}).unwrap();
+        let lines = reader.poll().unwrap().unwrap();
+        assert!(matches!(lines[0], LogLine::Run { jobs: 3, pid, .. } if pid == std::process::id()), "{lines:?}");
+        assert!(matches!(&lines[1], LogLine::Job(Event::Started { row: 1, .. })));
+        assert!(
+            matches!(&lines[2], LogLine::Job(Event::Finished { row: 1, audio_seconds, .. }) if *audio_seconds == 1.5)
+        );
+        assert!(
+            matches!(&lines[4], LogLine::Job(Event::Failed { row: 2, error, .. }) if error.contains("not installed"))
+        );
+        assert!(matches!(lines.last(), Some(LogLine::End { done: 2, skipped: 0, failed: 1, .. })), "{lines:?}");
+        assert_eq!(reader.poll().unwrap().unwrap(), Vec::new(), "nothing new");
+        // A half-written line waits; a rewritten (shorter) log starts over.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        write!(file, "{{\"event\":\"started\",\"row\":9,").unwrap();
+        assert_eq!(reader.poll().unwrap().unwrap(), Vec::new());
+        writeln!(file, "\"output\":\"x.wav\"}}").unwrap();
+        assert_eq!(
+            reader.poll().unwrap().unwrap(),
+            vec![LogLine::Job(Event::Started { row: 9, output: "x.wav".into() })]
+        );
+        std::fs::write(&log, "{\"event\":\"run\",\"pid\":1,\"jobs\":1,\"started_unix\":0}\n").unwrap();
+        assert_eq!(reader.poll().unwrap().unwrap(), vec![LogLine::Run { pid: 1, jobs: 1, started_unix: 0.0 }]);
+        assert!(EventLogReader::new(dir.path().join("absent")).poll().unwrap().is_none());
+    }
+
+    #[test]
+    fn cancelling_leaves_the_jobs_not_yet_started() {
+        let (dir, m) = load("lines.txt", b"one\ntwo\nthree\nfour\n");
+        let m = m.unwrap();
+        let cancel = std::sync::Arc::new(AtomicBool::new(false));
+        let options =
+            RunOptions { cancel: Some(cancel.clone()), ..RunOptions::sequential(dir.path().join("journal.jsonl")) };
+        let ran = AtomicUsize::new(0);
+        let work = |job: &Job, _: Option<Instant>| {
+            ran.fetch_add(1, Ordering::Relaxed);
+            std::fs::write(&job.output, b"x").unwrap();
+            Ok(1.0)
+        };
+        // The user cancels while the second job runs.
+        let events = |event: Event| {
+            if let Event::Started { row: 2, .. } = event {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let summary = run(&m.jobs, &options, &work, &events).unwrap();
+        assert_eq!(ran.load(Ordering::Relaxed), 2, "the running job finishes, no new one starts");
+        assert_eq!((summary.done, summary.total), (2, 4));
+    }
+}

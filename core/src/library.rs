@@ -1,0 +1,154 @@
+//! What the data folder holds, as the front-ends list it: installed Piper voices with their details and the
+//! voice profiles of the library with their measurements (each with why it is unusable, when it is).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::assets;
+use crate::error::{Error, Result};
+use crate::profile::VoiceProfile;
+
+/// One installed voice as `voices list` and the app show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VoiceRow {
+    /// The name `--voice` takes.
+    pub name: String,
+    /// Language code (`en_US`), `?` when the config is unreadable.
+    pub language: String,
+    /// Piper's quality (`x_low`, `low`, `medium`, `high`), `-` when not given.
+    pub quality: String,
+    /// The voice's sample rate, Hz.
+    pub sample_rate: u32,
+    /// How many speakers it has.
+    pub speakers: u32,
+    /// Speaker names in id order (the ids themselves when the voice names none); empty for one speaker.
+    pub speaker_names: Vec<String>,
+    /// The `.onnx` file.
+    pub model: PathBuf,
+    /// Why it cannot be used, if it cannot.
+    pub problem: Option<String>,
+}
+
+/// A multi-speaker voice's speakers by id: their names where the voice gives them, else the ids.
+fn speaker_names(config: &crate::piper::VoiceConfig) -> Vec<String> {
+    if config.num_speakers <= 1 {
+        return Vec::new();
+    }
+    (0..i64::from(config.num_speakers))
+        .map(|id| {
+            config
+                .speaker_id_map
+                .iter()
+                .find(|(_, &mapped)| mapped == id)
+                .map_or_else(|| id.to_string(), |(name, _)| name.clone())
+        })
+        .collect()
+}
+
+/// The installed Piper voices in `voices_dir`, each with its details or why it cannot be used.
+pub fn voices(voices_dir: &Path) -> Vec<VoiceRow> {
+    assets::installed_voices(voices_dir)
+        .into_iter()
+        .map(|voice| {
+            let config_path = crate::piper::VoiceConfig::path_for_model(&voice.model);
+            match crate::piper::VoiceConfig::load(&config_path) {
+                Ok(config) => VoiceRow {
+                    name: voice.name,
+                    language: config.language_code(),
+                    quality: config.audio.quality.clone().unwrap_or_else(|| "-".into()),
+                    sample_rate: config.audio.sample_rate,
+                    speakers: config.num_speakers,
+                    speaker_names: speaker_names(&config),
+                    model: voice.model,
+                    problem: None,
+                },
+                Err(e) => VoiceRow {
+                    name: voice.name,
+                    language: "?".into(),
+                    quality: "?".into(),
+                    sample_rate: 0,
+                    speakers: 0,
+                    speaker_names: Vec::new(),
+                    model: voice.model,
+                    problem: Some(e.to_string()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// One conversion profile of the library, with its measurements or why it cannot be used (`voices list` and the
+/// app's Voices screen both show these).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileRow {
+    /// The name `--to` and presets take.
+    pub name: String,
+    /// The reference's median F0, Hz.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median_f0_hz: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The reference's vocal-tract length relative to an average voice.
+    pub formant_scale: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Seconds of voiced speech it was measured on.
+    pub voiced_seconds: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why it cannot be used, if it cannot.
+    pub problem: Option<String>,
+    /// The profile file.
+    pub path: PathBuf,
+}
+
+/// The profiles in the library at `profiles_dir`, each measured or with its problem.
+pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
+    crate::profile::list(profiles_dir)
+        .into_iter()
+        .map(|(name, path)| match VoiceProfile::load(&path) {
+            Ok(p) => ProfileRow {
+                name,
+                median_f0_hz: Some(p.median_f0_hz),
+                formant_scale: Some(p.formant_scale),
+                voiced_seconds: Some(p.voiced_seconds),
+                problem: None,
+                path,
+            },
+            Err(e) => ProfileRow {
+                name,
+                median_f0_hz: None,
+                formant_scale: None,
+                voiced_seconds: None,
+                problem: Some(e.to_string()),
+                path,
+            },
+        })
+        .collect()
+}
+
+/// Measure `references` into a profile named `name` and save it in `profiles_dir` (`voices add-profile`, the app's
+/// Voices screen). An existing profile of that name is kept unless `replace`.
+pub fn add_profile(
+    profiles_dir: &Path,
+    name: &str,
+    references: &[PathBuf],
+    replace: bool,
+) -> Result<(VoiceProfile, PathBuf)> {
+    let path = VoiceProfile::path_in(profiles_dir, name);
+    if path.exists() && !replace {
+        return Err(Error::Profile {
+            path,
+            problem: format!("a profile named `{name}` already exists; pass --force to replace it"),
+        });
+    }
+    for reference in references {
+        if !reference.is_file() {
+            return Err(Error::Read {
+                path: reference.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "the reference recording does not exist"),
+            });
+        }
+    }
+    let profile = VoiceProfile::from_recordings(name, references)?;
+    let saved = profile.save(profiles_dir)?;
+    Ok((profile, saved))
+}

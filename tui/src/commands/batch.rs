@@ -1,0 +1,187 @@
+//! `batch MANIFEST` (headless) and `batch report JOURNAL...`.
+//!
+//! Exit codes: 0 every job done (or already done), 1 some job failed or a row was invalid, 2 the manifest is
+//! unusable (unreadable, every row invalid, or an invalid row with `--strict`).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use demod_voice_core::batch::{self, Event, Job, Manifest, RunOptions, SpeechWorker};
+
+use crate::cli::{BatchArgs, BatchCommand};
+use crate::context::Context;
+use crate::error::{usage, SomeFailed};
+
+pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
+    if let Some(BatchCommand::Report { journals, json }) = args.command {
+        return report(&journals, json);
+    }
+    let Some(manifest_path) = args.manifest.clone() else {
+        return Err(usage("give a manifest: demod-voice batch MANIFEST.csv|.jsonl|.yaml|.txt"));
+    };
+    let manifest = Manifest::load(&manifest_path).map_err(|e| usage(e.to_string()))?;
+    for error in &manifest.errors {
+        eprintln!("invalid {}: {error}", manifest_path.display());
+    }
+    if manifest.jobs.is_empty() {
+        return Err(usage(format!(
+            "{} has no valid rows ({} invalid)",
+            manifest_path.display(),
+            manifest.errors.len()
+        )));
+    }
+    if args.strict && !manifest.errors.is_empty() {
+        return Err(usage(format!("{} invalid row(s) and --strict: nothing was run", manifest.errors.len())));
+    }
+    if args.check {
+        println!(
+            "{}: {} valid row(s), {} invalid",
+            manifest_path.display(),
+            manifest.jobs.len(),
+            manifest.errors.len()
+        );
+        return if manifest.errors.is_empty() { Ok(()) } else { Err(SomeFailed("invalid rows".into()).into()) };
+    }
+    ctx.apply_speech_flags(&args.scales)?;
+    let jobs: Vec<Job> = match args.shard {
+        Some(shard) => manifest.jobs.iter().filter(|j| shard.contains(j)).cloned().collect(),
+        None => manifest.jobs.clone(),
+    };
+    let options = RunOptions {
+        jobs: args.jobs.max(1),
+        fail_fast: args.fail_fast,
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        force: args.force,
+        overwrite: args.overwrite,
+        journal: batch::journal_path(&manifest_path, args.state.as_deref(), args.shard),
+        cancel: None,
+    };
+    let total = jobs.len();
+    let progress = Progress::new(total, args.json_events, ctx.global.quiet);
+    let summary = run_jobs(ctx, &jobs, &options, &|event| progress.event(event))?;
+    progress.finish();
+    let mut summary = summary;
+    summary.invalid = manifest.errors.len();
+    summary.failures.extend(manifest.errors.iter().cloned());
+    summary.failures.sort_by_key(|f| f.row);
+    if let Some(path) = &args.report {
+        let text = serde_json::to_string_pretty(&summary)? + "\n";
+        std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+    }
+    eprintln!(
+        "batch: {} done, {} already done or skipped, {} failed, {} invalid; {:.1} s of audio in {:.1} s (real-time factor {:.3})",
+        summary.done, summary.skipped, summary.failed, summary.invalid, summary.audio_seconds, summary.wall_seconds, summary.real_time_factor
+    );
+    for failure in &summary.failures {
+        eprintln!("  {failure}");
+    }
+    if summary.failed > 0 || summary.invalid > 0 {
+        return Err(SomeFailed(format!("{} job(s) failed, {} row(s) invalid", summary.failed, summary.invalid)).into());
+    }
+    Ok(())
+}
+
+/// Core's speech worker (each voice and profile loaded once) runs `jobs`.
+fn run_jobs(
+    ctx: &Context,
+    jobs: &[Job],
+    options: &RunOptions,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<batch::Summary> {
+    let worker = SpeechWorker::new(&ctx.settings);
+    Ok(batch::run(jobs, options, &|job, deadline| worker.run(job, deadline), events)?)
+}
+
+/// Progress on stderr (a bar on a terminal, periodic lines otherwise) and, with --json-events, events on stdout.
+struct Progress {
+    total: usize,
+    json: bool,
+    quiet: bool,
+    terminal: bool,
+    state: Mutex<(usize, Instant, f64)>,
+}
+
+impl Progress {
+    fn new(total: usize, json: bool, quiet: bool) -> Progress {
+        Progress {
+            total,
+            json,
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            state: Mutex::new((0, Instant::now(), 0.0)),
+        }
+    }
+
+    fn event(&self, event: Event) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = serde_json::to_writer(&mut out, &event).map(|()| writeln!(out));
+            let _ = out.flush();
+        }
+        let ended = matches!(event, Event::Finished { .. } | Event::Failed { .. } | Event::Skipped { .. });
+        if let Event::Failed { row, error, .. } = &event {
+            if !self.quiet {
+                eprintln!("row {row} failed: {error}");
+            }
+        }
+        if !ended || self.quiet {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 += 1;
+        if let Event::Finished { audio_seconds, .. } = event {
+            state.2 += audio_seconds;
+        }
+        let (done, started, audio) = *state;
+        let elapsed = started.elapsed().as_secs_f64();
+        let eta = if done > 0 { elapsed / done as f64 * (self.total - done) as f64 } else { 0.0 };
+        if self.terminal {
+            let width = 30;
+            let filled = done * width / self.total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{} jobs, {audio:.1} s audio, ETA {eta:.0} s ",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                self.total
+            );
+        } else if done == self.total || done % 10 == 0 {
+            eprintln!(
+                "batch: {done}/{} jobs, {audio:.1} s of audio, {elapsed:.1} s elapsed, ETA {eta:.0} s",
+                self.total
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal && !self.quiet {
+            eprintln!();
+        }
+    }
+}
+
+fn report(journals: &[PathBuf], json: bool) -> Result<()> {
+    for path in journals {
+        if !path.is_file() {
+            return Err(usage(format!("journal {} does not exist", path.display())));
+        }
+    }
+    let (merged, duplicates) = batch::merge_journals(journals);
+    let audio: f64 = merged.values().map(|e| e.audio_seconds).sum();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "outputs": merged.len(), "audio_seconds": audio, "duplicates": duplicates, "entries": merged }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{} outputs, {audio:.1} s of audio, from {} journal(s)", merged.len(), journals.len())?;
+        for output in &duplicates {
+            writeln!(out, "warning: {output} appears in more than one journal")?;
+        }
+    }
+    Ok(())
+}
