@@ -1,10 +1,17 @@
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
 
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 
+use super::jobs::{guarded, JOB_THREAD};
+use super::screens::batch::watch_batch;
+use super::screens::live::LiveInfo;
+use super::screens::synthesize::PlaySource;
 use super::*;
 use crate::health::Status;
 
