@@ -64,7 +64,7 @@ pub(crate) fn dispatch(job: Job, global: &GlobalArgs, shared: &Shared, sender: &
             let _ = sender.send(AppEvent::SpeakDone { id, outcome });
         }
         Job::Play { id, source, stop } => {
-            let outcome = guarded(|| play_job(shared, &sender, id, source, &stop));
+            let outcome = guarded(|| play_job(shared, sender, id, source, &stop));
             let _ = sender.send(AppEvent::SpeakDone { id, outcome });
         }
         Job::StartLive { input, output, engine, params, mix } => {
