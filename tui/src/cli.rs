@@ -178,7 +178,7 @@ pub struct BatchArgs {
     /// Write the summary as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// No full-screen interface (progress on stderr); the default until the terminal app lands.
+    /// No full-screen interface: progress on stderr (what happens anyway without a terminal or with --json-events).
     #[arg(long)]
     pub headless: bool,
     /// Machine-readable progress events on stdout, one JSON object a line.

@@ -66,14 +66,19 @@ impl Tmux {
     /// The app in `dir`, with a private data folder there (profiles land in it) and the real runtime, espeak-ng
     /// and voices.
     fn start(dir: &Path, name: &str, sound: Sound) -> Tmux {
+        Tmux::start_with(dir, name, sound, "", "")
+    }
+
+    /// The binary with `args` (the app when empty) and `config` (more YAML) in its config file.
+    fn start_with(dir: &Path, name: &str, sound: Sound, config: &str, args: &str) -> Tmux {
         common::ensure_assets();
         let alsa = sound.configure();
         let socket = format!("demod-voice-test-{}-{name}", std::process::id());
         let bin = env!("CARGO_BIN_EXE_demod-voice");
-        let private = common::private_data(dir);
+        let private = common::private_data_with(dir, config);
         let script = format!(
             "cd '{}' && ALSA_CONFIG_PATH='{alsa}' DEMOD_VOICE_ESPEAK_LIB='{}' DEMOD_VOICE_ESPEAK_DATA='{}' '{bin}' \
-             --offline --ort-lib '{}' --config '{}'; echo EXITED=$?; exec sleep 120",
+             --offline --ort-lib '{}' --config '{}' {args}; echo EXITED=$?; exec sleep 120",
             dir.display(),
             private.espeak_lib.display(),
             private.espeak_data.display(),
@@ -285,4 +290,109 @@ fn without_a_terminal_the_app_refuses_with_a_usage_error() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("error: ") && stderr.contains("--help") && stderr.lines().count() == 1, "{stderr}");
     }
+}
+
+/// The binary with the private data folder of `dir` (its config file already written), headless.
+fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    let private = common::private_data_paths(dir);
+    Command::new(env!("CARGO_BIN_EXE_demod-voice"))
+        .current_dir(dir)
+        .env("DEMOD_VOICE_ESPEAK_LIB", &private.espeak_lib)
+        .env("DEMOD_VOICE_ESPEAK_DATA", &private.espeak_data)
+        .args(["--offline", "--ort-lib"])
+        .arg(&private.ort_lib)
+        .arg("--config")
+        .arg(&private.config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &std::process::Output) {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn speak_batch_clone_and_the_apps_save_write_the_same_bytes() {
+    // Zero noise makes the model deterministic, so one pipeline must mean one result.
+    const TEXT: &str = "The same words, spoken four ways.";
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start_with(
+        dir.path(),
+        "same",
+        Sound::Missing(dir.path().join("sound")),
+        "tts:\n  noise_scale: 0\n  noise_w: 0\n",
+        "",
+    );
+    tmux.wait_for("1 Synthesize", 20);
+    tmux.type_text(TEXT);
+    tmux.wait_for("four ways.", 5);
+    tmux.keys(&["C-s"]);
+    tmux.wait_for("saved ", 120);
+    tmux.keys(&["Escape", "q"]);
+    tmux.wait_for("EXITED=0", 10);
+
+    ok(&cli(dir.path(), &["speak", TEXT, "-o", "speak.wav"]));
+    std::fs::write(dir.path().join("jobs.csv"), format!("text,output\n{TEXT:?},batch.wav\n")).unwrap();
+    ok(&cli(dir.path(), &["batch", "jobs.csv", "--headless"]));
+    let model = demod_voice_core::assets::Dirs::from_env().voices_dir().join("en_US-joe-medium.onnx");
+    ok(&cli(dir.path(), &["piper-infer", model.to_str().unwrap(), TEXT, "--output", "piper-infer.wav"]));
+    let take = std::fs::read(dir.path().join("take-001.wav")).unwrap();
+    for other in ["speak.wav", "batch.wav", "piper-infer.wav"] {
+        assert!(take == std::fs::read(dir.path().join(other)).unwrap(), "the app's Save and {other} differ");
+    }
+
+    // Cloning: the old spelling and a batch row with a reference run the same conversion.
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
+    std::fs::copy(&reference, dir.path().join("reader.wav")).unwrap();
+    ok(&cli(dir.path(), &["xtts-zero-shot", "reader.wav", TEXT, "--output", "clone.wav"]));
+    std::fs::write(
+        dir.path().join("clones.csv"),
+        format!("reference,text,output\nreader.wav,{TEXT:?},batch-clone.wav\n"),
+    )
+    .unwrap();
+    ok(&cli(dir.path(), &["batch", "clones.csv", "--headless"]));
+    let clone = std::fs::read(dir.path().join("clone.wav")).unwrap();
+    assert!(clone == std::fs::read(dir.path().join("batch-clone.wav")).unwrap(), "xtts-zero-shot and batch differ");
+    assert!(clone != take, "the clone is converted");
+}
+
+#[test]
+fn batch_on_a_terminal_shows_the_batch_screen_and_writes_what_headless_writes() {
+    let manifest = "text,output\nThe first line.,out/one.wav\nA second line.,out/two.wav\n";
+    let config = "tts:\n  noise_scale: 0\n  noise_w: 0\n";
+    let shown = tempfile::tempdir().unwrap();
+    std::fs::write(shown.path().join("lines.csv"), manifest).unwrap();
+    let tmux = Tmux::start_with(
+        shown.path(),
+        "batchapp",
+        Sound::Missing(shown.path().join("sound")),
+        config,
+        "batch lines.csv",
+    );
+    let screen = tmux.wait_for("q quits", 120);
+    assert!(screen.contains("3 Batch") && screen.contains("2/2 jobs, 0 failed"), "{screen}");
+    assert!(screen.contains("out/one.wav") && screen.contains("done"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXITED=0", 20);
+
+    let headless = tempfile::tempdir().unwrap();
+    std::fs::write(headless.path().join("lines.csv"), manifest).unwrap();
+    common::private_data_with(headless.path(), config);
+    ok(&cli(headless.path(), &["batch", "lines.csv"]));
+    for output in ["out/one.wav", "out/two.wav"] {
+        let a = std::fs::read(shown.path().join(output)).unwrap();
+        assert!(a == std::fs::read(headless.path().join(output)).unwrap(), "{output} differs");
+    }
+    let journal = |dir: &Path| {
+        let mut entries: Vec<(String, String)> =
+            demod_voice_core::batch::read_journal(&dir.join(".lines.csv.journal.jsonl"))
+                .into_iter()
+                .map(|e| (e.output, e.sha256))
+                .collect();
+        entries.sort();
+        entries
+    };
+    assert_eq!(journal(shown.path()), journal(headless.path()));
+    assert_eq!(journal(shown.path()).len(), 2);
 }

@@ -25,7 +25,7 @@ pub use screens::live::{LiveControl, LiveView};
 pub use screens::speech::speak_first_audio_times;
 pub use screens::synthesize::{Control, OutputInfo, Speaking, Utterance};
 pub use screens::voices::{ProfileInfo, VoiceInfo};
-pub use terminal::run;
+pub use terminal::{follow_batch, run, OwnBatch};
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -234,6 +234,12 @@ impl App {
                             .into();
                 }
             }
+            Action::CancelBatch if self.batch.running && self.batch.run_cancel.is_some() => {
+                if let Some(cancel) = &self.batch.run_cancel {
+                    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                self.status = "cancelling: the running job finishes, the rest are left".into();
+            }
             Action::CancelBatch if self.batch.running && self.batch.watching => {
                 self.batch.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
                 self.status = "stopped watching; the run goes on in its own process".into();
@@ -429,6 +435,7 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
     let checks = check_infos(ctx);
     let out_dir = std::env::current_dir().context("finding the current folder for saved takes")?;
     let mut app = App::new(voices, presets, checks, out_dir);
+    app.start_from_settings(&ctx.settings);
     app.audio = ctx.settings.config.audio.clone();
     app.profiles = profile_infos(ctx);
     app.live.presets = demod_voice_core::presets::all(&ctx.settings.dirs.config.join("presets"))
@@ -436,6 +443,31 @@ pub fn app_from_context(ctx: &Context) -> Result<App> {
         .filter_map(|entry| entry.ok().and_then(|found| found.preset.converter.map(|c| (found.preset.name, c))))
         .collect();
     Ok(app)
+}
+
+impl App {
+    /// Start the Synthesize controls where the settings resolver says (config file, then the voice's own
+    /// inference defaults), so Speak and Save with untouched controls sound exactly like `demod-voice speak`.
+    fn start_from_settings(&mut self, settings: &demod_voice_core::settings::Settings) {
+        let tts = &settings.config.tts;
+        if let Some(index) = self.voices.iter().position(|v| v.name == tts.voice) {
+            self.voice = index;
+        }
+        let inference = self.voices.get(self.voice).and_then(|voice| {
+            let config = demod_voice_core::piper::VoiceConfig::path_for_model(&voice.model);
+            demod_voice_core::piper::VoiceConfig::load(&config).ok().map(|config| config.inference)
+        });
+        if let Some(inference) = inference {
+            self.length = inference.length_scale;
+            self.noise = inference.noise_scale;
+            self.noise_w = inference.noise_w;
+        }
+        self.length = tts.length_scale.unwrap_or(self.length);
+        self.noise = tts.noise_scale.unwrap_or(self.noise);
+        self.noise_w = tts.noise_w.unwrap_or(self.noise_w);
+        self.silence = tts.sentence_silence;
+        self.volume = tts.volume;
+    }
 }
 
 /// Below this peak (-90 dBFS) a meter shows silence.

@@ -1,8 +1,10 @@
 //! The real terminal: opening the app on it, restoring it on every way out (panics included), keeping stderr off
 //! the screen, and the thread that turns key presses and ticks into events.
 
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -16,8 +18,29 @@ use super::screens::synthesize::OutputInfo;
 use super::{app_from_context, run_loop};
 use crate::context::Context;
 
+/// A batch this process runs on another thread, for the app to follow from the start (`demod-voice batch` on a
+/// terminal).
+#[derive(Debug, Clone)]
+pub struct OwnBatch {
+    /// The manifest (shown, and what `R` runs again).
+    pub manifest: PathBuf,
+    /// The run's progress log, which the app follows.
+    pub log: PathBuf,
+    /// Stops the run after its running job (`c`, or quitting the app).
+    pub cancel: Arc<AtomicBool>,
+}
+
 /// Open the app on the real terminal; the terminal is restored on every way out, panics included.
 pub fn run(ctx: &Context) -> Result<()> {
+    run_with(ctx, None)
+}
+
+/// Open the app on its Batch screen, following `batch` as it runs.
+pub fn follow_batch(ctx: &Context, batch: OwnBatch) -> Result<()> {
+    run_with(ctx, Some(batch))
+}
+
+fn run_with(ctx: &Context, own_batch: Option<OwnBatch>) -> Result<()> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(crate::error::usage(
@@ -76,6 +99,13 @@ pub fn run(ctx: &Context) -> Result<()> {
         // As std::thread::spawn does, only an exhausted system fails here.
         std::thread::Builder::new().name(JOB_THREAD.into()).spawn(worker).expect("spawning a job thread");
     };
+    if let Some(own) = own_batch {
+        app.screen = super::Screen::Batch;
+        let job = app.start_watch(own.log);
+        app.batch.manifest = Some(own.manifest);
+        app.batch.run_cancel = Some(own.cancel);
+        spawn(job);
+    }
     // Listing devices can take a while (some hosts open each one to ask): the Live screen's pickers fill in when
     // it is done.
     spawn(Job::ListDevices);

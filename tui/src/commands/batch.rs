@@ -1,11 +1,13 @@
-//! `batch MANIFEST` (headless) and `batch report JOURNAL...`.
+//! `batch MANIFEST` and `batch report JOURNAL...`. On a terminal the run shows in the app's Batch screen; with
+//! `--headless`, `--json-events` or without a terminal, progress goes to stderr (and events to stdout).
 //!
 //! Exit codes: 0 every job done (or already done), 1 some job failed or a row was invalid, 2 the manifest is
 //! unusable (unreadable, every row invalid, or an invalid row with `--strict`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -60,10 +62,15 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         cancel: None,
     };
     let total = jobs.len();
-    let progress = Progress::new(total, args.json_events, ctx.global.quiet);
-    let summary = run_jobs(ctx, &jobs, &options, &|event| progress.event(event))?;
-    progress.finish();
-    let mut summary = summary;
+    let on_terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let mut summary = if on_terminal && !args.headless && !args.json_events {
+        run_in_app(ctx, &manifest_path, &jobs, options)?
+    } else {
+        let progress = Progress::new(total, args.json_events, ctx.global.quiet);
+        let summary = run_jobs(ctx, &jobs, &options, &|event| progress.event(event))?;
+        progress.finish();
+        summary
+    };
     summary.invalid = manifest.errors.len();
     summary.failures.extend(manifest.errors.iter().cloned());
     summary.failures.sort_by_key(|f| f.row);
@@ -82,6 +89,33 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         return Err(SomeFailed(format!("{} job(s) failed, {} row(s) invalid", summary.failed, summary.invalid)).into());
     }
     Ok(())
+}
+
+/// On a terminal: the same run on a thread of its own while the app's Batch screen follows it through its progress
+/// log; quitting the app cancels what has not started. The summary afterwards is the headless one.
+fn run_in_app(
+    ctx: &Context,
+    manifest: &std::path::Path,
+    jobs: &[Job],
+    mut options: RunOptions,
+) -> Result<batch::Summary> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    options.cancel = Some(cancel.clone());
+    let log = batch::events_path(&options.journal);
+    // A previous run's log would look finished to the app before this run rewrites it.
+    let _ = std::fs::remove_file(&log);
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| run_jobs(ctx, jobs, &options, &|_| {}));
+        let own = crate::app::OwnBatch { manifest: manifest.to_path_buf(), log, cancel: cancel.clone() };
+        let shown = crate::app::follow_batch(ctx, own);
+        cancel.store(true, Ordering::Relaxed);
+        let summary = match run.join() {
+            Ok(summary) => summary,
+            Err(_) => Err(anyhow::anyhow!("the batch run stopped on an internal error")),
+        };
+        shown?;
+        summary
+    })
 }
 
 /// Core's speech worker (each voice and profile loaded once) runs `jobs`.

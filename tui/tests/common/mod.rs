@@ -34,12 +34,28 @@ pub struct PrivateData {
 }
 
 pub fn private_data(dir: &std::path::Path) -> PrivateData {
+    private_data_with(dir, "")
+}
+
+/// The paths [`private_data`] gives, without writing the config file again.
+pub fn private_data_paths(dir: &std::path::Path) -> PrivateData {
+    let real = demod_voice_core::assets::Dirs::from_env();
+    PrivateData {
+        config: dir.join("config.yaml"),
+        ort_lib: demod_voice_core::onnx::find_versioned_library(&real.runtime_dir()).unwrap(),
+        espeak_lib: find_espeak_lib(&real),
+        espeak_data: real.espeak_dir().join("espeak-ng-data"),
+    }
+}
+
+/// As [`private_data`], with `extra` (more YAML sections) in the config file.
+pub fn private_data_with(dir: &std::path::Path, extra: &str) -> PrivateData {
     let real = demod_voice_core::assets::Dirs::from_env();
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
         format!(
-            "paths:\n  data: {}\n  voices: {}\n  cache: {}\n",
+            "paths:\n  data: {}\n  voices: {}\n  cache: {}\n{extra}",
             dir.join("data").display(),
             real.voices_dir().display(),
             real.cache.display()

@@ -57,6 +57,9 @@ pub struct BatchView {
     /// First table row shown.
     pub scroll: usize,
     pub error: Option<String>,
+    /// The run this process does itself and the Batch screen follows (`demod-voice batch` on a terminal): `c`
+    /// cancels it rather than only stopping the following.
+    pub run_cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl BatchView {
@@ -152,8 +155,9 @@ impl App {
             AppEvent::BatchDone(outcome) => {
                 self.batch.running = false;
                 self.batch.elapsed = self.batch.started.map(|s| s.elapsed().as_secs_f64());
-                let cancelled = self.batch.cancel.load(std::sync::atomic::Ordering::Relaxed);
-                let verb = match (self.batch.watching, cancelled) {
+                let own_run = self.batch.run_cancel.as_ref();
+                let cancelled = own_run.unwrap_or(&self.batch.cancel).load(std::sync::atomic::Ordering::Relaxed);
+                let verb = match (self.batch.watching && own_run.is_none(), cancelled) {
                     (true, true) => "no longer watched",
                     (true, false) => "watched batch finished",
                     (false, true) => "batch cancelled",
@@ -166,7 +170,11 @@ impl App {
                         self.batch.rows.len(),
                         self.batch.failed(),
                         self.batch.invalid.len(),
-                        if self.batch.failed() > 0 { "; R runs it again (done jobs are skipped)" } else { "" }
+                        match (own_run.is_some(), self.batch.failed() > 0) {
+                            (true, _) => "; q quits",
+                            (false, true) => "; R runs it again (done jobs are skipped)",
+                            (false, false) => "",
+                        }
                     ),
                     Err(problem) => {
                         self.batch.error = Some(problem.clone());
