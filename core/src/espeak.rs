@@ -39,11 +39,17 @@ pub struct EspeakPaths {
 /// How a clause ended, as Piper's modified espeak-ng reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Terminator {
+    /// `.`
     Period,
+    /// `?`
     Question,
+    /// `!`
     Exclamation,
+    /// `,`
     Comma,
+    /// `:`
     Colon,
+    /// `;`
     Semicolon,
     /// A paragraph break (a blank line) or the end of the text: ends the sentence, adds no punctuation.
     Break,
@@ -76,6 +82,7 @@ impl Terminator {
 pub struct Clause {
     /// IPA phonemes, words separated by spaces, language-switch marks still present.
     pub phonemes: String,
+    /// The punctuation that ended the clause.
     pub terminator: Terminator,
     /// The source text espeak consumed for this clause.
     pub text: String,

@@ -26,6 +26,8 @@
 //! Rules: core never imports a front-end; only the real-time worker touches ONNX sessions on behalf of the audio
 //! side; the audio side never allocates, locks, logs or waits.
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod assets;
 pub mod batch;

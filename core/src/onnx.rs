@@ -19,6 +19,7 @@ const SYSTEM_NAMES: &[&str] = &["libonnxruntime.so.1", "libonnxruntime.so"];
 /// Where a runtime library was found, and by which rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeCandidate {
+    /// The library file.
     pub path: PathBuf,
     /// `--ort-lib`, `ORT_DYLIB_PATH`, `config`, `data directory` or `system`.
     pub source: &'static str,
@@ -109,8 +110,11 @@ fn system_library_loadable(name: &Path) -> bool {
 /// The loaded runtime: one per process.
 #[derive(Debug)]
 pub struct Runtime {
+    /// The library file.
     pub path: PathBuf,
+    /// Where it was named (`--ort-lib`, `ORT_DYLIB_PATH`, the config file, the data folder, the system).
     pub source: &'static str,
+    /// Its version.
     pub version: String,
     environment: Environment,
 }
@@ -302,12 +306,16 @@ pub enum Provider {
     /// CUDA when the runtime offers it and a device answers, else CPU.
     #[default]
     Auto,
+    /// The CPU.
     Cpu,
+    /// NVIDIA CUDA.
     Cuda,
+    /// NVIDIA TensorRT.
     TensorRt,
 }
 
 impl Provider {
+    /// The provider's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Auto => "auto",
@@ -333,7 +341,9 @@ impl From<crate::config::ProviderName> for Provider {
 /// Session settings.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
+    /// Which provider to ask for.
     pub provider: Provider,
+    /// GPU index for CUDA and TensorRT.
     pub device_id: i32,
     /// Intra-op threads; `None` means the number of physical cores.
     pub intra_threads: Option<usize>,
@@ -342,9 +352,11 @@ pub struct SessionOptions {
 /// A session plus what it really runs on.
 #[derive(Debug)]
 pub struct LoadedSession {
+    /// The ONNX Runtime session.
     pub session: Session,
     /// The provider the session actually uses.
     pub provider: String,
+    /// Intra-op threads it was built with.
     pub intra_threads: usize,
 }
 

@@ -25,9 +25,13 @@ use crate::piper::{phonemes_to_ids, phonemize, VoiceConfig};
 /// One metadata row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
+    /// The 1-based line in `metadata.csv`.
     pub line: usize,
+    /// The clip id (`wavs/ID.wav`).
     pub id: String,
+    /// The speaker, for multi-speaker data.
     pub speaker: Option<String>,
+    /// The transcript.
     pub text: String,
 }
 
@@ -128,38 +132,58 @@ pub fn read_metadata(path: &Path, forced: Option<Layout>) -> Result<(Vec<Row>, L
 pub struct Options {
     /// espeak-ng voice (e.g. `en-us`).
     pub language: String,
+    /// Rates, levels, trimming, durations.
     pub settings: PreprocessingSection,
+    /// Worker threads.
     pub threads: usize,
+    /// The `metadata.csv` layout (`None`: recognised from the file).
     pub layout: Option<Layout>,
 }
 
 /// A processed utterance, one line of dataset.jsonl.
 #[derive(Debug, Clone, Serialize)]
 pub struct Utterance {
+    /// The clip id.
     pub id: String,
+    /// The speaker's name, for multi-speaker data.
     pub speaker: Option<String>,
+    /// The speaker's id.
     pub speaker_id: Option<usize>,
+    /// The transcript.
     pub text: String,
+    /// Its phonemes.
     pub phonemes: String,
+    /// Its phoneme ids.
     pub phoneme_ids: Vec<i64>,
+    /// The processed clip, relative to the output folder.
     pub audio_path: String,
+    /// Seconds.
     pub duration: f32,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// A clip left out, and why.
 pub struct Skipped {
+    /// The clip id.
     pub id: String,
+    /// Its line in `metadata.csv`.
     pub line: usize,
+    /// Why it was left out.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
+/// What a run did (`report.json`).
 pub struct Report {
+    /// Clips written.
     pub utterances: usize,
+    /// Clips left out.
     pub skipped: Vec<Skipped>,
     /// Phonemes espeak produced that the id map lacks, with how often.
     pub missing_phonemes: BTreeMap<String, usize>,
+    /// Seconds of audio written.
     pub audio_seconds: f64,
+    /// Seconds the run took.
     pub wall_seconds: f64,
 }
 

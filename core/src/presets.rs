@@ -31,18 +31,26 @@ pub const FACTORY: &[(&str, &str)] = &[
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A preset: speech, output, converter and real-time settings laid over the config.
 pub struct Preset {
+    /// The layout version (migrated on load when older).
     pub schema_version: u32,
+    /// Its name.
     pub name: String,
     #[serde(default)]
+    /// One line on what it is for.
     pub description: String,
     #[serde(default)]
+    /// Speech settings it sets.
     pub tts: PresetTts,
     #[serde(default)]
+    /// Output settings it sets.
     pub output: PresetOutput,
     #[serde(default)]
+    /// Conversion applied after speech (and live).
     pub converter: Option<ConverterSettings>,
     #[serde(default)]
+    /// Real-time settings it sets.
     pub realtime: PresetRealtime,
 }
 
@@ -50,29 +58,45 @@ pub struct Preset {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PresetTts {
+    /// The voice.
     pub voice: Option<String>,
+    /// The speaker.
     pub speaker: Option<String>,
+    /// Length scale.
     pub length_scale: Option<f32>,
+    /// Noise scale.
     pub noise_scale: Option<f32>,
+    /// Noise-w scale.
     pub noise_w: Option<f32>,
+    /// Silence after each sentence, seconds.
     pub sentence_silence: Option<f32>,
+    /// Volume.
     pub volume: Option<f32>,
+    /// Peak normalisation.
     pub normalize: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// Output settings a preset sets.
 pub struct PresetOutput {
+    /// Output sample rate, Hz.
     pub sample_rate: Option<u32>,
+    /// WAV encoding.
     pub format: Option<OutputFormat>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// Real-time settings a preset sets.
 pub struct PresetRealtime {
+    /// Hop, milliseconds.
     pub hop_ms: Option<f32>,
+    /// Cross-fade, milliseconds.
     pub crossfade_ms: Option<f32>,
+    /// Left context, milliseconds.
     pub context_ms: Option<f32>,
+    /// What plays when the worker is late.
     pub underrun: Option<UnderrunMode>,
 }
 
@@ -167,7 +191,9 @@ impl ConverterSettings {
 /// Where a preset came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresetSource {
+    /// Compiled into the binary.
     Factory,
+    /// A user's file.
     User(PathBuf),
 }
 
@@ -336,7 +362,9 @@ impl Preset {
 /// A preset and where it was found.
 #[derive(Debug, Clone)]
 pub struct FoundPreset {
+    /// The preset.
     pub preset: Preset,
+    /// Where it came from.
     pub source: PresetSource,
 }
 

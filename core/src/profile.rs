@@ -22,23 +22,34 @@ const ANALYSIS_RATE: u32 = 24_000;
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A reference recording a profile was measured from.
 pub struct SourceInfo {
+    /// The recording.
     pub path: PathBuf,
+    /// Its SHA-256, hex.
     pub sha256: String,
+    /// Its sample rate, Hz.
     pub sample_rate: u32,
+    /// Its channels.
     pub channels: u16,
+    /// Its length, seconds.
     pub seconds: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A voice profile: what a reference voice measures as, for conversion toward it.
 pub struct VoiceProfile {
+    /// The layout version.
     pub schema_version: u32,
+    /// Its name in the library.
     pub name: String,
     /// Median F0 of voiced frames, Hz.
     pub median_f0_hz: f32,
     /// Spread of F0 between the 10th and 90th percentile, semitones.
     pub f0_range_semitones: f32,
+    /// 10th percentile of F0, Hz.
     pub f0_p10_hz: f32,
+    /// 90th percentile of F0, Hz.
     pub f0_p90_hz: f32,
     /// Share of analysed (non-silent) frames that were voiced.
     pub voiced_ratio: f32,
@@ -46,6 +57,7 @@ pub struct VoiceProfile {
     pub voiced_seconds: f32,
     /// Absolute formant scale (1.0 = a neutral 17.5 cm vocal tract; higher = shorter tract, brighter voice).
     pub formant_scale: f32,
+    /// The recordings it was measured from.
     pub sources: Vec<SourceInfo>,
 }
 
@@ -152,6 +164,7 @@ impl VoiceProfile {
         Ok(path)
     }
 
+    /// Read a profile file.
     pub fn load(path: &Path) -> Result<VoiceProfile> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let profile: VoiceProfile = serde_saphyr::from_str(&text)

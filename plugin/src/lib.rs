@@ -9,6 +9,8 @@
 //! switching the engine parameter is seamless and never changes the reported latency. Settings (config file,
 //! preset, profile) are resolved by core's [`Settings`], exactly as for the command line.
 
+#![warn(missing_docs)]
+
 mod params;
 
 use std::sync::Arc;
@@ -25,7 +27,9 @@ pub use params::{EngineChoice, VoiceParams};
 /// Mono or stereo.
 const MAX_CHANNELS: usize = 2;
 
+/// The plugin: its parameters and, once activated, one real-time engine per [`Engine`] with its worker thread.
 pub struct DemodVoice {
+    /// The parameters and persisted state (shared with the host and the wrapper).
     params: Arc<VoiceParams>,
     /// Converter settings shared with the dsp worker (pitch, formant, profile match).
     dsp: Arc<DspParams>,

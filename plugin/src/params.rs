@@ -29,6 +29,7 @@ impl Enum for EngineChoice {
     }
 }
 
+/// Everything the host automates or the project stores.
 #[derive(Params)]
 pub struct VoiceParams {
     /// Conversion engine (switching is seamless: all engines share one latency).

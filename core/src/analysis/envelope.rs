@@ -9,7 +9,9 @@
 
 /// The log-frequency grid: `BINS` bins from `LOW_HZ` to `HIGH_HZ`.
 pub const LOW_HZ: f32 = 200.0;
+/// Highest frequency the envelope covers, Hz.
 pub const HIGH_HZ: f32 = 5000.0;
+/// Frequency bins of an envelope (log-spaced up to [`HIGH_HZ`]).
 pub const BINS: usize = 400;
 /// Largest formant shift searched, as a ratio (both ways).
 pub const MAX_SHIFT: f32 = 1.8;
@@ -49,6 +51,7 @@ impl std::fmt::Debug for EnvelopeAnalyzer {
 }
 
 impl EnvelopeAnalyzer {
+    /// An analyser for audio at `sample_rate_hz`.
     pub fn new(sample_rate_hz: u32) -> EnvelopeAnalyzer {
         // Analyse at about 11-16 kHz whatever the input rate, so the poles are spent below 5-8 kHz where
         // formants are, not on the top octaves (or on a resampler's cut-off).
@@ -175,6 +178,7 @@ impl EnvelopeAnalyzer {
         self.frames += 1;
     }
 
+    /// Frames added so far.
     pub fn frames(&self) -> usize {
         self.frames
     }

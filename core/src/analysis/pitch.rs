@@ -3,6 +3,7 @@
 
 /// Lowest and highest pitch searched, Hz. 55 Hz covers very deep voices; 1000 Hz covers sung soprano notes.
 pub const F0_MIN: f32 = 55.0;
+/// Highest pitch tracked, Hz.
 pub const F0_MAX: f32 = 1000.0;
 
 /// A frame's verdict.

@@ -22,7 +22,9 @@ pub fn stable_hash(text: &str) -> u64 {
 /// `K/N`: this process runs the jobs whose identity hashes to K (0-based) of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
+    /// This shard, 0-based.
     pub index: u64,
+    /// How many shards there are.
     pub count: u64,
 }
 
@@ -40,6 +42,7 @@ impl std::str::FromStr for Shard {
 }
 
 impl Shard {
+    /// True when `job` belongs to this shard.
     pub fn contains(&self, job: &Job) -> bool {
         stable_hash(&job.output_as_written) % self.count == self.index
     }
@@ -48,9 +51,13 @@ impl Shard {
 /// One journal line: a finished job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
+    /// The output as written in the manifest.
     pub output: String,
+    /// SHA-256 of the finished file, hex.
     pub sha256: String,
+    /// Seconds of audio in it.
     pub audio_seconds: f64,
+    /// The manifest row.
     pub row: usize,
 }
 
@@ -74,6 +81,7 @@ pub fn read_journal(path: &Path) -> Vec<JournalEntry> {
         .unwrap_or_default()
 }
 
+/// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let bytes = std::fs::read(path)?;
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
@@ -83,10 +91,42 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Started { row: usize, output: String },
-    Finished { row: usize, output: String, audio_seconds: f64, seconds: f64 },
-    Skipped { row: usize, output: String, reason: String },
-    Failed { row: usize, output: String, error: String },
+    /// A job began.
+    Started {
+        /// The manifest row.
+        row: usize,
+        /// The output as written in the manifest.
+        output: String,
+    },
+    /// A job wrote its output.
+    Finished {
+        /// The manifest row.
+        row: usize,
+        /// The output as written in the manifest.
+        output: String,
+        /// Seconds of audio written.
+        audio_seconds: f64,
+        /// Seconds the job took.
+        seconds: f64,
+    },
+    /// A job was left alone (done already, or an output the journal does not know).
+    Skipped {
+        /// The manifest row.
+        row: usize,
+        /// The output as written in the manifest.
+        output: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+    /// A job failed; its output is absent.
+    Failed {
+        /// The manifest row.
+        row: usize,
+        /// The output as written in the manifest.
+        output: String,
+        /// What went wrong.
+        error: String,
+    },
 }
 
 /// Where a run's progress log lives: beside its journal (`.NAME.events.jsonl` for `.NAME.journal.jsonl`).
@@ -105,16 +145,24 @@ pub fn events_path(journal: &Path) -> PathBuf {
 pub enum LogLine {
     /// A run started: its process, how many jobs it has, when (seconds since the Unix epoch).
     Run {
+        /// The running process.
         pid: u32,
+        /// Jobs in the run.
         jobs: usize,
+        /// When it started, seconds since the Unix epoch.
         started_unix: f64,
     },
+    /// Something happened to a job.
     Job(Event),
     /// The run ended.
     End {
+        /// Jobs done.
         done: usize,
+        /// Jobs already done or left alone.
         skipped: usize,
+        /// Jobs that failed.
         failed: usize,
+        /// Seconds the run took.
         wall_seconds: f64,
     },
 }
@@ -190,10 +238,12 @@ pub struct EventLogReader {
 }
 
 impl EventLogReader {
+    /// A reader of the log at `path`, from its start.
     pub fn new(path: PathBuf) -> EventLogReader {
         EventLogReader { path, offset: 0, partial: String::new() }
     }
 
+    /// The log being read.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -59,8 +59,11 @@ const CSV_COLUMNS: &[&str] = &[
 /// A loaded manifest: valid jobs and the rows that are not.
 #[derive(Debug, Clone, Default)]
 pub struct Manifest {
+    /// The manifest file.
     pub path: PathBuf,
+    /// The valid rows, as jobs.
     pub jobs: Vec<Job>,
+    /// The invalid rows, each with its problem.
     pub errors: Vec<RowError>,
 }
 

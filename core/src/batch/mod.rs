@@ -31,31 +31,42 @@ use crate::error::{Error, Result};
 pub struct Job {
     /// 1-based row number (CSV: data rows after the header; JSONL/text: lines; YAML: entries).
     pub row: usize,
+    /// What to say.
     pub text: String,
+    /// Where the WAV goes (resolved against the manifest's folder).
     pub output: PathBuf,
     /// As written in the manifest (the job's identity for sharding and the journal).
     pub output_as_written: String,
     /// A reference recording: this is a clone job (speech, then conversion toward its profile).
     pub reference: Option<PathBuf>,
+    /// A voice (name or path) instead of the configured one.
     pub voice: Option<String>,
+    /// A speaker (id or name) of a multi-speaker voice.
     pub speaker: Option<String>,
+    /// The text's language: picks an installed voice of it when the row names none.
     pub language: Option<String>,
+    /// A preset laid over the run's settings for this row.
     pub preset: Option<String>,
     /// A voice profile (by name) to convert toward.
     pub profile: Option<String>,
     /// Converter engine for the conversion.
     pub engine: Option<crate::convert::Engine>,
+    /// Length scale for this row.
     pub length_scale: Option<f32>,
+    /// Noise scale for this row.
     pub noise_scale: Option<f32>,
+    /// Noise-w scale for this row.
     pub noise_w: Option<f32>,
 }
 
 /// A problem with one row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RowError {
+    /// The 1-based row.
     pub row: usize,
     /// The column (or key) at fault, when there is one.
     pub column: Option<String>,
+    /// What is wrong.
     pub problem: String,
 }
 
@@ -71,11 +82,17 @@ impl std::fmt::Display for RowError {
 /// Runner settings.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Parallel workers.
     pub jobs: usize,
+    /// Stop at the first failure.
     pub fail_fast: bool,
+    /// Give up on a job after this long.
     pub timeout: Option<Duration>,
+    /// Redo every job, ignoring the journal.
     pub force: bool,
+    /// Replace outputs the journal does not know.
     pub overwrite: bool,
+    /// The journal of finished outputs.
     pub journal: PathBuf,
     /// Set to stop: jobs not yet started are left alone (running ones finish).
     pub cancel: Option<std::sync::Arc<AtomicBool>>,
@@ -91,14 +108,23 @@ impl RunOptions {
 /// End-of-run numbers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// Jobs in the run.
     pub total: usize,
+    /// Jobs done now.
     pub done: usize,
+    /// Jobs already done (journal) or left alone.
     pub skipped: usize,
+    /// Jobs that failed.
     pub failed: usize,
+    /// Invalid rows.
     pub invalid: usize,
+    /// Every failed job and invalid row.
     pub failures: Vec<RowError>,
+    /// Seconds of audio written.
     pub audio_seconds: f64,
+    /// Seconds the run took.
     pub wall_seconds: f64,
+    /// Wall seconds per second of audio.
     pub real_time_factor: f64,
 }
 

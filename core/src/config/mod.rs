@@ -26,13 +26,21 @@ pub const DEFAULT_VOICE: &str = "en_US-joe-medium";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Where inference runs.
     pub runtime: RuntimeSection,
+    /// Speech defaults.
     pub tts: TtsSection,
+    /// Output files and streams.
     pub output: OutputSection,
+    /// Live conversion.
     pub realtime: RealtimeSection,
+    /// The terminal app's sound devices.
     pub audio: AudioSection,
+    /// Training-data preparation.
     pub preprocessing: PreprocessingSection,
+    /// Where data lives.
     pub paths: PathsSection,
+    /// Logging.
     pub log: LogSection,
 }
 
@@ -58,14 +66,20 @@ impl Default for RuntimeSection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// An execution provider by name, as the config file and `--provider` spell it.
 pub enum ProviderName {
+    /// CUDA when usable, else CPU.
     Auto,
+    /// The CPU.
     Cpu,
+    /// NVIDIA CUDA.
     Cuda,
+    /// NVIDIA TensorRT (falls back to CUDA, then CPU).
     Tensorrt,
 }
 
 impl ProviderName {
+    /// The name as written in the config file.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderName::Auto => "auto",
@@ -84,8 +98,11 @@ pub struct TtsSection {
     pub voice: String,
     /// Speaker id or name for multi-speaker voices.
     pub speaker: Option<String>,
+    /// Length scale (`None`: the voice's own).
     pub length_scale: Option<f32>,
+    /// Noise scale (`None`: the voice's own).
     pub noise_scale: Option<f32>,
+    /// Noise-w scale (`None`: the voice's own).
     pub noise_w: Option<f32>,
     /// Seconds of silence after each sentence.
     pub sentence_silence: f32,
@@ -127,10 +144,13 @@ impl Default for OutputSection {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How WAV output is encoded.
 pub enum OutputFormat {
     #[serde(rename = "wav")]
+    /// 16-bit PCM.
     Wav,
     #[serde(rename = "wav-f32")]
+    /// 32-bit float.
     WavF32,
 }
 
@@ -156,8 +176,11 @@ impl Default for RealtimeSection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// What the audio side plays when the worker is late.
 pub enum UnderrunMode {
+    /// The dry signal, delayed by the latency.
     Dry,
+    /// Silence.
     Silence,
 }
 
@@ -206,13 +229,17 @@ impl Default for PreprocessingSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PathsSection {
+    /// The data folder (runtime, espeak-ng, voices, profiles).
     pub data: Option<PathBuf>,
+    /// The voice library.
     pub voices: Option<PathBuf>,
+    /// The cache folder (downloaded wheels, logs).
     pub cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// Logging.
 pub struct LogSection {
     /// `error`, `warn`, `info`, `debug` or `trace` (`-v`/`-q` and `RUST_LOG` override it).
     pub level: LogLevel,
@@ -228,15 +255,22 @@ impl Default for LogSection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// How much is logged.
 pub enum LogLevel {
+    /// Errors only.
     Error,
+    /// Warnings and errors.
     Warn,
+    /// Progress too.
     Info,
+    /// Details for debugging.
     Debug,
+    /// Everything.
     Trace,
 }
 
 impl LogLevel {
+    /// The name as written in the config file.
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Error => "error",
@@ -251,6 +285,7 @@ impl LogLevel {
 /// A loaded config: the effective values, where each came from, and warnings to show.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedConfig {
+    /// The effective values.
     pub config: Config,
     /// The file it came from, if any.
     pub path: Option<PathBuf>,
@@ -388,7 +423,9 @@ pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig> {
 /// A value outside what the code accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
+    /// The dotted key.
     pub key: String,
+    /// What is wrong with its value.
     pub message: String,
 }
 

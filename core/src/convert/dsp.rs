@@ -42,6 +42,7 @@ const UNVOICED_PERIOD_S: f32 = 0.005;
 const PRE_PULSE: f32 = 0.15;
 /// Bounds of the effective ratios.
 pub const PITCH_RATIO_RANGE: (f32, f32) = (0.25, 4.0);
+/// The bounds of the effective formant ratio.
 pub const FORMANT_RATIO_RANGE: (f32, f32) = (crate::limits::FORMANT_RATIO.min, crate::limits::FORMANT_RATIO.max);
 /// Smoothing time constant of ratio changes, seconds.
 const SMOOTHING_S: f32 = 0.1;
@@ -49,7 +50,9 @@ const SMOOTHING_S: f32 = 0.1;
 /// A target voice, from a profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Target {
+    /// The target's median F0, Hz.
     pub median_f0: f32,
+    /// The target's formant scale (vocal-tract length relative to an average voice).
     pub formant_scale: f32,
 }
 
@@ -75,15 +78,19 @@ impl Default for DspParams {
 }
 
 impl DspParams {
+    /// Pitch shift in semitones (clamped to [`crate::limits::PITCH_SEMITONES`]).
     pub fn set_pitch_semitones(&self, semitones: f32) {
         self.pitch_semitones.store(crate::limits::PITCH_SEMITONES.clamp(semitones).to_bits(), Ordering::Relaxed);
     }
+    /// The pitch shift, semitones.
     pub fn pitch_semitones(&self) -> f32 {
         f32::from_bits(self.pitch_semitones.load(Ordering::Relaxed))
     }
+    /// Formant ratio (clamped to [`crate::limits::FORMANT_RATIO`]).
     pub fn set_formant_ratio(&self, ratio: f32) {
         self.formant_ratio.store(crate::limits::FORMANT_RATIO.clamp(ratio).to_bits(), Ordering::Relaxed);
     }
+    /// The formant ratio.
     pub fn formant_ratio(&self) -> f32 {
         f32::from_bits(self.formant_ratio.load(Ordering::Relaxed))
     }
@@ -91,12 +98,15 @@ impl DspParams {
     pub fn set_profile_amount(&self, amount: f32) {
         self.profile_amount.store(crate::limits::PROFILE_AMOUNT.clamp(amount).to_bits(), Ordering::Relaxed);
     }
+    /// How much of the profile match applies, 0..1.
     pub fn profile_amount(&self) -> f32 {
         f32::from_bits(self.profile_amount.load(Ordering::Relaxed))
     }
+    /// The voice profile to match, or none.
     pub fn set_target(&self, target: Option<Target>) {
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
     }
+    /// The voice profile being matched, if any.
     pub fn target(&self) -> Option<Target> {
         *self.target.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -160,6 +170,7 @@ impl std::fmt::Debug for DspConverter {
 }
 
 impl DspConverter {
+    /// A converter reading its settings from `params`.
     pub fn new(params: Arc<DspParams>) -> DspConverter {
         let rate = MODEL_RATE;
         let mut converter = DspConverter {

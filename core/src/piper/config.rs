@@ -9,8 +9,11 @@ use crate::error::{Error, Result};
 
 /// Piper's inference defaults, used when a config leaves them out.
 pub const DEFAULT_NOISE_SCALE: f32 = 0.667;
+/// Piper's default length scale.
 pub const DEFAULT_LENGTH_SCALE: f32 = 1.0;
+/// Piper's default noise-w scale.
 pub const DEFAULT_NOISE_W: f32 = 0.8;
+/// Piper's default hop length (samples per model frame).
 pub const DEFAULT_HOP_LENGTH: u32 = 256;
 
 /// How text becomes phonemes for this voice.
@@ -23,12 +26,16 @@ pub enum PhonemeType {
     Text,
     /// Phonemisers Piper has for other scripts; not supported here yet, reported clearly.
     Pinyin,
+    /// Hebrew (text phonemes).
     Hebrew,
+    /// Japanese (text phonemes).
     Japanese,
+    /// Thai (text phonemes).
     Thai,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `audio`: the voice's sample rate and quality.
 pub struct AudioConfig {
     /// Rate of the model's output, Hz.
     pub sample_rate: u32,
@@ -38,18 +45,23 @@ pub struct AudioConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `espeak`: the espeak-ng voice to phonemise with.
 pub struct EspeakConfig {
     /// espeak-ng voice name, e.g. `en-us`.
     pub voice: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `inference`: the voice's default scales.
 pub struct InferenceConfig {
     #[serde(default = "default_noise_scale")]
+    /// Noise scale.
     pub noise_scale: f32,
     #[serde(default = "default_length_scale")]
+    /// Length scale.
     pub length_scale: f32,
     #[serde(default = "default_noise_w")]
+    /// Noise-w scale.
     pub noise_w: f32,
 }
 
@@ -64,32 +76,41 @@ impl Default for InferenceConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `language`: the voice's language.
 pub struct LanguageConfig {
     /// e.g. `en_US`.
     #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]
+    /// Language family (`en`).
     pub family: Option<String>,
     #[serde(default)]
+    /// Region (`US`).
     pub region: Option<String>,
     #[serde(default)]
+    /// The language's own name.
     pub name_native: Option<String>,
     #[serde(default)]
+    /// The language's English name.
     pub name_english: Option<String>,
     #[serde(default)]
+    /// The country's English name.
     pub country_english: Option<String>,
 }
 
 /// The whole `.onnx.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoiceConfig {
+    /// Sample rate and quality.
     pub audio: AudioConfig,
     /// Needed when `phoneme_type` is `espeak`.
     #[serde(default)]
     pub espeak: Option<EspeakConfig>,
     #[serde(default)]
+    /// Default scales.
     pub inference: InferenceConfig,
     #[serde(default = "default_phoneme_type")]
+    /// How text becomes phonemes.
     pub phoneme_type: PhonemeType,
     /// Phoneme -> phonemes replacing it, applied after phonemisation.
     #[serde(default)]
@@ -97,21 +118,28 @@ pub struct VoiceConfig {
     /// Phoneme -> model input ids (usually one).
     pub phoneme_id_map: BTreeMap<String, Vec<i64>>,
     #[serde(default)]
+    /// Size of the phoneme vocabulary.
     pub num_symbols: Option<u32>,
     #[serde(default = "one")]
+    /// Speakers in the model (1 for a single-speaker voice).
     pub num_speakers: u32,
     /// Speaker name -> `sid`.
     #[serde(default)]
     pub speaker_id_map: BTreeMap<String, i64>,
     #[serde(default)]
+    /// The speaker used when none is asked for.
     pub default_speaker_id: Option<i64>,
     #[serde(default)]
+    /// The Piper version that trained it.
     pub piper_version: Option<String>,
     #[serde(default)]
+    /// The voice's language.
     pub language: Option<LanguageConfig>,
     #[serde(default)]
+    /// The data set it was trained on.
     pub dataset: Option<String>,
     #[serde(default)]
+    /// Samples per model frame.
     pub hop_length: Option<u32>,
     /// Runs of phonemes merged into one id-map entry (e.g. `["a", "ɪ"]` -> `aɪ`).
     #[serde(default)]

@@ -12,7 +12,9 @@ use crate::espeak::{Clause, Espeak};
 
 /// Beginning of sentence, padding and end of sentence symbols of Piper's id map.
 pub const BOS: &str = "^";
+/// The padding id's phoneme, after BOS and after every phoneme.
 pub const PAD: &str = "_";
+/// The end-of-sentence phoneme.
 pub const EOS: &str = "$";
 
 /// One sentence ready to synthesise.

@@ -23,8 +23,11 @@ use crate::onnx::{LoadedSession, Runtime, SessionOptions};
 pub struct SynthesisOptions {
     /// `sid` for multi-speaker voices; `None` uses the voice's default speaker.
     pub speaker_id: Option<i64>,
+    /// Length scale (`None`: the voice's).
     pub length_scale: Option<f32>,
+    /// Noise scale (`None`: the voice's).
     pub noise_scale: Option<f32>,
+    /// Noise-w scale (`None`: the voice's).
     pub noise_w: Option<f32>,
     /// Silence after each sentence, seconds.
     pub sentence_silence: f32,
@@ -75,7 +78,9 @@ impl SynthesisOptions {
 pub struct SentenceAudio {
     /// Index of the sentence in the text.
     pub index: usize,
+    /// The sentence.
     pub sentence: Sentence,
+    /// Its phoneme ids as the model saw them.
     pub phoneme_ids: Vec<i64>,
     /// Mono samples in -1..1 at the voice's rate, followed by the sentence silence.
     pub samples: Vec<f32>,
@@ -86,8 +91,11 @@ pub struct SentenceAudio {
 /// A loaded Piper voice.
 #[derive(Debug)]
 pub struct PiperVoice {
+    /// The voice's name (its file name without `.onnx`).
     pub name: String,
+    /// The `.onnx` file.
     pub model_path: PathBuf,
+    /// Its `.onnx.json`.
     pub config: VoiceConfig,
     session: Mutex<LoadedSession>,
     espeak: Option<&'static Espeak>,

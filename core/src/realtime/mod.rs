@@ -45,6 +45,7 @@ const RING_SECONDS: f64 = 4.0;
 /// Engine settings, fixed for the engine's life.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RtConfig {
+    /// The host's sample rate, Hz.
     pub sample_rate_hz: u32,
     /// The largest block `process` will be called with.
     pub max_block: usize,
@@ -56,6 +57,7 @@ pub struct RtConfig {
     pub crossfade_ms: f32,
     /// Left context handed to the converter, milliseconds (costs compute, not latency).
     pub context_ms: f32,
+    /// What plays when the worker is late.
     pub underrun: UnderrunMode,
     /// Offline rendering (a DAW's bounce, a batch tool): the audio side may wait for the worker instead of
     /// falling back, so the result is complete and identical run to run. Never set this for live audio.
@@ -98,8 +100,11 @@ pub struct Latency {
     pub resampler: usize,
     /// Parts of `prime`.
     pub max_block: usize,
+    /// One hop.
     pub hop: usize,
+    /// The converter's lookahead.
     pub lookahead: usize,
+    /// Safety margin for scheduling.
     pub margin: usize,
 }
 
@@ -114,8 +119,11 @@ pub struct Stats {
     pub overruns: AtomicU64,
     /// Hops converted.
     pub hops: AtomicU64,
+    /// Nanoseconds the last hop took.
     pub worker_ns_last: AtomicU64,
+    /// Nanoseconds the slowest hop took.
     pub worker_ns_max: AtomicU64,
+    /// Nanoseconds of all hops.
     pub worker_ns_total: AtomicU64,
     /// The engine's total latency, samples.
     pub latency_samples: AtomicU64,
@@ -126,17 +134,26 @@ pub struct Stats {
 /// A snapshot of [`Stats`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StatsSnapshot {
+    /// Callbacks with a late worker.
     pub underruns: u64,
+    /// Samples replaced by the fallback.
     pub underrun_samples: u64,
+    /// Input samples that did not fit.
     pub overruns: u64,
+    /// Hops converted.
     pub hops: u64,
+    /// The last hop's time.
     pub worker_last: Duration,
+    /// Mean hop time.
     pub worker_mean: Duration,
+    /// Slowest hop time.
     pub worker_max: Duration,
+    /// The engine's total latency, samples.
     pub latency_samples: u64,
 }
 
 impl Stats {
+    /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let hops = self.hops.load(Ordering::Relaxed);
         let total = self.worker_ns_total.load(Ordering::Relaxed);
@@ -167,9 +184,11 @@ impl Default for Controls {
 }
 
 impl Controls {
+    /// Wet/dry mix, 0..1 (clamped).
     pub fn set_mix(&self, mix: f32) {
         self.mix_bits.store(mix.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
     }
+    /// The wet/dry mix.
     pub fn mix(&self) -> f32 {
         f32::from_bits(self.mix_bits.load(Ordering::Relaxed))
     }
@@ -358,10 +377,12 @@ impl AudioSide {
         self.latency
     }
 
+    /// The engine's counters (shared with any thread).
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
     }
 
+    /// The settings the audio side reads each block (shared).
     pub fn controls(&self) -> Arc<Controls> {
         Arc::clone(&self.controls)
     }

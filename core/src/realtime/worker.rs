@@ -80,10 +80,12 @@ impl Drop for WorkerThread {
 }
 
 impl Worker {
+    /// How the latency is made up.
     pub fn latency(&self) -> Latency {
         self.latency
     }
 
+    /// The converter's engine name.
     pub fn converter_name(&self) -> &'static str {
         self.converter.name()
     }
