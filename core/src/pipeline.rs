@@ -25,15 +25,7 @@ impl SynthesisOptions {
             Some(speaker) => Some(voice.speaker_id(speaker)?),
             None => None,
         };
-        let options = SynthesisOptions {
-            speaker_id,
-            length_scale: tts.length_scale,
-            noise_scale: tts.noise_scale,
-            noise_w: tts.noise_w,
-            sentence_silence: tts.sentence_silence,
-            volume: tts.volume,
-            normalize: tts.normalize,
-        };
+        let options = SynthesisOptions { speaker_id, tts: tts.clone() };
         options.validate()?;
         Ok(options)
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use demod_voice_core::analysis::pitch::{cents, median_f0, track};
 use demod_voice_core::config::RealtimeSection;
+use demod_voice_core::config::TtsSection;
 use demod_voice_core::convert::dsp::{DspConverter, DspParams};
 use demod_voice_core::onnx::SessionOptions;
 use demod_voice_core::piper::{PiperVoice, SynthesisOptions};
@@ -20,7 +21,10 @@ fn piper_speech(text: &str) -> (Vec<f32>, u32) {
         PiperVoice::load(runtime, &common::default_voice_model(), Some(common::espeak()), &SessionOptions::default())
             .unwrap();
     let mut speech = Vec::new();
-    let options = SynthesisOptions { noise_scale: Some(0.0), noise_w: Some(0.0), ..Default::default() };
+    let options = SynthesisOptions {
+        tts: TtsSection { noise_scale: Some(0.0), noise_w: Some(0.0), ..Default::default() },
+        ..Default::default()
+    };
     voice
         .synthesize(text, &options, |audio| {
             speech.extend_from_slice(&audio.samples);

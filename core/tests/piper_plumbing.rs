@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use demod_voice_core::config::TtsSection;
 use demod_voice_core::onnx::SessionOptions;
 use demod_voice_core::piper::{PiperVoice, Sentence, SynthesisOptions, VoiceConfig};
 
@@ -44,7 +45,8 @@ fn ids_reach_the_model_in_piper_order() {
 #[test]
 fn length_scale_flag_overrides_the_voice_config() {
     let voice = voice("tiny_piper.onnx", 1, "{}").unwrap();
-    let options = SynthesisOptions { length_scale: Some(2.0), ..Default::default() };
+    let options =
+        SynthesisOptions { tts: TtsSection { length_scale: Some(2.0), ..Default::default() }, ..Default::default() };
     assert_eq!(raw(&voice, "a", &options), vec![2.0, 0.0, 10.0, 0.0, 4.0]);
 }
 
@@ -64,7 +66,10 @@ fn speakers_are_chosen_by_name_or_id() {
 #[test]
 fn sentence_silence_and_normalisation_shape_the_output() {
     let voice = voice("tiny_piper.onnx", 1, "{}").unwrap();
-    let options = SynthesisOptions { sentence_silence: 0.5, volume: 0.5, ..Default::default() };
+    let options = SynthesisOptions {
+        tts: TtsSection { sentence_silence: 0.5, volume: 0.5, ..Default::default() },
+        ..Default::default()
+    };
     let mut chunks = Vec::new();
     voice
         .synthesize("ab", &options, |audio| {

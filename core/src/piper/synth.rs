@@ -14,41 +14,19 @@ use super::phonemes::{phonemes_to_ids, phonemize, text_chunks, Sentence};
 
 /// Long texts are phonemised in pieces of about this size (see [`text_chunks`]).
 const CHUNK_BYTES: usize = 4096;
+use crate::config::TtsSection;
 use crate::error::{Error, Result};
 use crate::espeak::Espeak;
 use crate::onnx::{LoadedSession, Runtime, SessionOptions};
 
-/// Per-utterance settings. `None` scales fall back to the voice config's `inference` values.
-#[derive(Debug, Clone, PartialEq)]
+/// Per-utterance settings: the `tts` settings of the config (the one place the speech knobs are declared; `None`
+/// scales fall back to the voice config's `inference` values) with the speaker resolved to this voice's id.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SynthesisOptions {
     /// `sid` for multi-speaker voices; `None` uses the voice's default speaker.
     pub speaker_id: Option<i64>,
-    /// Length scale (`None`: the voice's).
-    pub length_scale: Option<f32>,
-    /// Noise scale (`None`: the voice's).
-    pub noise_scale: Option<f32>,
-    /// Noise-w scale (`None`: the voice's).
-    pub noise_w: Option<f32>,
-    /// Silence after each sentence, seconds.
-    pub sentence_silence: f32,
-    /// Gain applied after normalisation (1.0 = unchanged).
-    pub volume: f32,
-    /// Scale each sentence so its peak is full scale, as Piper does by default.
-    pub normalize: bool,
-}
-
-impl Default for SynthesisOptions {
-    fn default() -> Self {
-        SynthesisOptions {
-            speaker_id: None,
-            length_scale: None,
-            noise_scale: None,
-            noise_w: None,
-            sentence_silence: 0.0,
-            volume: 1.0,
-            normalize: true,
-        }
-    }
+    /// Scales, sentence silence, volume and normalisation (`voice` and `speaker` are resolved by the caller).
+    pub tts: TtsSection,
 }
 
 impl SynthesisOptions {
@@ -64,11 +42,12 @@ impl SynthesisOptions {
             }
         };
         use crate::limits::*;
-        check("length-scale", self.length_scale, LENGTH_SCALE)?;
-        check("noise-scale", self.noise_scale, NOISE_SCALE)?;
-        check("noise-w", self.noise_w, NOISE_W)?;
-        check("sentence-silence", Some(self.sentence_silence), SENTENCE_SILENCE)?;
-        check("volume", Some(self.volume), VOLUME)?;
+        let tts = &self.tts;
+        check("length-scale", tts.length_scale, LENGTH_SCALE)?;
+        check("noise-scale", tts.noise_scale, NOISE_SCALE)?;
+        check("noise-w", tts.noise_w, NOISE_W)?;
+        check("sentence-silence", Some(tts.sentence_silence), SENTENCE_SILENCE)?;
+        check("volume", Some(tts.volume), VOLUME)?;
         Ok(())
     }
 }
@@ -226,9 +205,9 @@ impl PiperVoice {
     pub fn infer(&self, ids: &[i64], options: &SynthesisOptions) -> Result<Vec<f32>> {
         let inference = &self.config.inference;
         let scales = vec![
-            options.noise_scale.unwrap_or(inference.noise_scale),
-            options.length_scale.unwrap_or(inference.length_scale),
-            options.noise_w.unwrap_or(inference.noise_w),
+            options.tts.noise_scale.unwrap_or(inference.noise_scale),
+            options.tts.length_scale.unwrap_or(inference.length_scale),
+            options.tts.noise_w.unwrap_or(inference.noise_w),
         ];
         let context = |what: &str| format!("{what} ({})", self.model_path.display());
         let input = Tensor::from_array(([1usize, ids.len()], ids.to_vec()))
@@ -275,7 +254,7 @@ impl PiperVoice {
         E: From<Error>,
     {
         options.validate()?;
-        let silence = (options.sentence_silence * self.sample_rate() as f32).round() as usize;
+        let silence = (options.tts.sentence_silence * self.sample_rate() as f32).round() as usize;
         let mut count = 0;
         let mut index = 0;
         let sentences = text_chunks(text, CHUNK_BYTES).into_iter().map(|chunk| self.phonemize(chunk));
@@ -307,8 +286,8 @@ pub fn postprocess(mut samples: Vec<f32>, options: &SynthesisOptions) -> Vec<f32
             *s = 0.0;
         }
     }
-    let mut gain = options.volume;
-    if options.normalize {
+    let mut gain = options.tts.volume;
+    if options.tts.normalize {
         let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
         gain = if peak < 1e-8 { 0.0 } else { gain / peak };
     }
@@ -327,16 +306,25 @@ pub fn voice_name(model: &Path) -> String {
 mod tests {
     use super::*;
 
+    fn options_with(change: impl FnOnce(&mut TtsSection)) -> SynthesisOptions {
+        let mut options = SynthesisOptions::default();
+        change(&mut options.tts);
+        options
+    }
+
     #[test]
     fn normalisation_brings_peak_to_volume() {
-        let options = SynthesisOptions { volume: 0.5, ..Default::default() };
+        let options = options_with(|t| t.volume = 0.5);
         let out = postprocess(vec![0.1, -0.2, f32::NAN], &options);
         assert_eq!(out, vec![0.25, -0.5, 0.0]);
     }
 
     #[test]
     fn without_normalisation_volume_scales_and_clips() {
-        let options = SynthesisOptions { volume: 4.0, normalize: false, ..Default::default() };
+        let options = options_with(|t| {
+            t.volume = 4.0;
+            t.normalize = false;
+        });
         assert_eq!(postprocess(vec![0.1, -0.5], &options), vec![0.4, -1.0]);
     }
 
@@ -348,9 +336,9 @@ mod tests {
 
     #[test]
     fn out_of_range_options_are_rejected_by_name() {
-        let options = SynthesisOptions { length_scale: Some(0.0), ..Default::default() };
+        let options = options_with(|t| t.length_scale = Some(0.0));
         assert!(options.validate().unwrap_err().to_string().contains("length-scale"));
-        let options = SynthesisOptions { volume: f32::INFINITY, ..Default::default() };
+        let options = options_with(|t| t.volume = f32::INFINITY);
         assert!(options.validate().unwrap_err().to_string().contains("volume"));
     }
 }
