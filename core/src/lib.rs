@@ -9,6 +9,7 @@
 //! | [`limits`] | the accepted range of every number a user sets (pitch, formant, mix, scales) |
 //! | [`presets`] | factory and user presets laid over the config; converter settings |
 //! | [`settings`] | the one settings resolver: defaults -> config file -> preset -> flags, with sources |
+//! | [`speaker`] | the speaker encoder (d-vectors) and similarity between voices |
 //! | [`onnx`] | finding and loading ONNX Runtime, execution providers, sessions |
 //! | [`espeak`] | the espeak-ng binding (loaded at run time) |
 //! | [`piper`] | Piper voices: config, phonemes and ids, synthesis |
@@ -18,6 +19,7 @@
 //! | [`wav`] | WAV reading and atomic writing, resampling, streaming headers |
 //! | [`analysis`] | pitch tracking and spectral envelopes (pure signal analysis) |
 //! | [`profile`] | voice profiles measured from reference recordings, stored in the library |
+//! | [`clone`] | cloning: matching pitch, vocal tract and timbre to a reference, fitted against the speaker encoder |
 //! | [`convert`] | the `Converter` trait and its engines (passthrough, dsp) |
 //! | [`realtime`] | the lock-free real-time engine: audio side, worker thread, latency |
 //! | [`batch`] | manifests, validation, the resumable parallel runner, journals and progress logs |
@@ -31,6 +33,7 @@
 pub mod analysis;
 pub mod assets;
 pub mod batch;
+pub mod clone;
 pub mod config;
 pub mod convert;
 pub mod error;
@@ -45,6 +48,7 @@ pub mod presets;
 pub mod profile;
 pub mod realtime;
 pub mod settings;
+pub mod speaker;
 pub mod wav;
 
 pub use error::{Error, Result};

@@ -136,6 +136,9 @@ pub enum Command {
     /// Synthesise every row of a manifest (CSV, JSON lines, YAML or plain text); resumable and shardable.
     Batch(BatchArgs),
 
+    /// How much recordings sound like a reference's speaker (speaker-encoder cosine similarity).
+    Similarity(SimilarityArgs),
+
     /// Turn recordings + transcripts (LJSpeech layout) into a Piper fine-tuning dataset.
     #[command(alias = "piper-preprocess")]
     Preprocess(PreprocessArgs),
@@ -198,6 +201,18 @@ pub enum BatchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarityArgs {
+    /// The reference recording (WAV).
+    pub reference: PathBuf,
+    /// The recordings to score against it (WAV).
+    #[arg(required = true)]
+    pub others: Vec<PathBuf>,
+    /// Print JSON: {"reference", "threshold", "files": [{"file", "similarity", "same_speaker"}]}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

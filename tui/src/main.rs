@@ -16,7 +16,7 @@ use clap::Parser;
 use demod_voice_core::Error as CoreError;
 
 use crate::cli::{Cli, Command};
-use crate::commands::{batch, bench, clone, config, convert, phonemize, preprocess, setup, speak, voices};
+use crate::commands::{batch, bench, clone, config, convert, phonemize, preprocess, setup, similarity, speak, voices};
 use crate::context::Context;
 use crate::error::{exit_code, is_broken_pipe, one_line};
 
@@ -87,6 +87,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Convert(args) => convert::convert(context, args),
         Command::Preprocess(args) => preprocess::preprocess(context, args),
         Command::Batch(args) => batch::batch(context, args),
+        Command::Similarity(args) => similarity::similarity(context, args),
     }
 }
 

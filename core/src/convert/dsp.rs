@@ -63,6 +63,10 @@ pub struct DspParams {
     pitch_semitones: AtomicU32,
     formant_ratio: AtomicU32,
     profile_amount: AtomicU32,
+    /// Scale of the log-F0 excursions around [`DspParams::spread_centre_hz`] (1 = unchanged).
+    f0_spread: AtomicU32,
+    /// The input's median F0 the spread is measured around, Hz (0: no spread change).
+    spread_centre_hz: AtomicU32,
     target: Mutex<Option<Target>>,
 }
 
@@ -72,6 +76,8 @@ impl Default for DspParams {
             pitch_semitones: AtomicU32::new(0.0f32.to_bits()),
             formant_ratio: AtomicU32::new(1.0f32.to_bits()),
             profile_amount: AtomicU32::new(1.0f32.to_bits()),
+            f0_spread: AtomicU32::new(1.0f32.to_bits()),
+            spread_centre_hz: AtomicU32::new(0.0f32.to_bits()),
             target: Mutex::new(None),
         }
     }
@@ -101,6 +107,21 @@ impl DspParams {
     /// How much of the profile match applies, 0..1.
     pub fn profile_amount(&self) -> f32 {
         f32::from_bits(self.profile_amount.load(Ordering::Relaxed))
+    }
+    /// Scale the pitch's excursions around `centre_hz` (the input's median F0) by `spread`: with 1.5, a note a
+    /// semitone above the median lands 1.5 semitones above the shifted median. Offline matching measures both.
+    pub fn set_f0_spread(&self, spread: f32, centre_hz: f32) {
+        let spread = if spread.is_finite() { spread.clamp(0.25, 4.0) } else { 1.0 };
+        let centre = if centre_hz.is_finite() && centre_hz > 0.0 { centre_hz } else { 0.0 };
+        self.f0_spread.store(spread.to_bits(), Ordering::Relaxed);
+        self.spread_centre_hz.store(centre.to_bits(), Ordering::Relaxed);
+    }
+    /// The F0 spread and the centre it applies around (0 Hz: none).
+    pub fn f0_spread(&self) -> (f32, f32) {
+        (
+            f32::from_bits(self.f0_spread.load(Ordering::Relaxed)),
+            f32::from_bits(self.spread_centre_hz.load(Ordering::Relaxed)),
+        )
     }
     /// The voice profile to match, or none.
     pub fn set_target(&self, target: Option<Target>) {
@@ -384,6 +405,13 @@ impl DspConverter {
             };
             let (pitch, formant) =
                 if mark.voiced { (self.pitch_ratio, self.formant_ratio) } else { (1.0, self.formant_ratio) };
+            let (spread, centre) = self.params.f0_spread();
+            let pitch = if mark.voiced && centre > 0.0 && spread != 1.0 && mark.period > 0.0 {
+                let f0 = self.rate / mark.period;
+                (pitch * (f0 / centre).powf(spread - 1.0)).clamp(PITCH_RATIO_RANGE.0, PITCH_RATIO_RANGE.1)
+            } else {
+                pitch
+            };
             let t_in = mark.period;
             let t_out = (t_in / pitch).max(2.0);
             // Output-time geometry (relative to the mark): fade-in centred at -pre, fade-out centred at `end`.

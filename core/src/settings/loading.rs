@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::espeak::Espeak;
 use crate::onnx::{Provider, Runtime, RuntimeSearch, SessionOptions};
 use crate::piper::{PhonemeType, PiperVoice, VoiceConfig};
+use crate::speaker::SpeakerEncoder;
 
 fn env_path(key: &str) -> Option<PathBuf> {
     std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from)
@@ -41,17 +42,23 @@ impl Settings {
 
     /// Run `setup` for the named parts, telling the user why.
     fn auto_setup(&self, runtime: bool, espeak: bool, voice: bool) -> Result<()> {
-        let what: Vec<&str> = [(runtime, "ONNX Runtime"), (espeak, "espeak-ng"), (voice, "the default voice")]
-            .iter()
-            .filter(|(needed, _)| *needed)
-            .map(|(_, name)| *name)
-            .collect();
+        self.auto_setup_parts(runtime, espeak, voice, false)
+    }
+
+    fn auto_setup_parts(&self, runtime: bool, espeak: bool, voice: bool, encoder: bool) -> Result<()> {
+        let parts = [
+            (runtime, "ONNX Runtime"),
+            (espeak, "espeak-ng"),
+            (voice, "the default voice"),
+            (encoder, "the speaker encoder"),
+        ];
+        let what: Vec<&str> = parts.iter().filter(|(needed, _)| *needed).map(|(_, name)| *name).collect();
         eprintln!(
             "demod-voice: first use: installing {} into {} (run `demod-voice setup` to do this ahead of time)",
             what.join(", "),
             self.dirs.data.display()
         );
-        let options = SetupOptions { offline: self.offline, runtime, espeak, voice, ..Default::default() };
+        let options = SetupOptions { offline: self.offline, runtime, espeak, voice, encoder, ..Default::default() };
         let quiet = self.quiet;
         let report = assets::setup(&self.dirs, &options, &mut |line| {
             if !quiet {
@@ -88,6 +95,15 @@ impl Settings {
         };
         tracing::debug!("espeak-ng from {} ({})", found.paths.library.display(), found.source);
         Espeak::get_or_load(&found.paths)
+    }
+
+    /// The speaker encoder, installing it first when it is missing.
+    pub fn speaker_encoder(&self) -> Result<SpeakerEncoder> {
+        let path = self.dirs.encoder_path();
+        if !path.is_file() {
+            self.auto_setup_parts(false, false, false, true)?;
+        }
+        SpeakerEncoder::load(self.runtime()?, &path, &self.session_options())
     }
 
     /// The model path for `spec`, or the configured voice when absent; installs the default voice on first use.

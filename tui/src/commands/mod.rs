@@ -10,5 +10,6 @@ pub mod health;
 pub mod phonemize;
 pub mod preprocess;
 pub mod setup;
+pub mod similarity;
 pub mod speak;
 pub mod voices;

@@ -1,0 +1,409 @@
+//! Cloning: speech from a base voice, moved toward the voice of a reference recording, and measured by the speaker
+//! encoder.
+//!
+//! What identity depends on and what is matched here, offline (the whole clip is analysed first):
+//! - pitch: the clip's median F0 is moved onto the reference's, and its log-F0 excursions are scaled by the ratio
+//!   of the two voices' spreads;
+//! - vocal-tract length: the spectral envelope's frequency axis is scaled (PSOLA grain resampling);
+//! - timbre: a smooth equaliser moves the long-term average spectrum of the voiced frames onto the reference's.
+//!
+//! The formant scale and the equaliser are fitted per reference and base voice by analysis-by-synthesis: a probe
+//! text spoken by the base voice is converted with each candidate scale, equalised, embedded, and the candidate
+//! most similar to the reference wins ([`fit`]). Fits live in the reference's profile ([`CloneProfile`]), cached
+//! by the reference's checksum, so a second clone from the same reference starts at once.
+//!
+//! Content always comes from the source: nothing here replaces frames by the reference's, which keeps the speech
+//! intelligible (tested with a speech recogniser).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use realfft::RealFftPlanner;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::pitch::{track, PitchEstimate};
+use crate::config::RealtimeSection;
+use crate::convert::dsp::{DspConverter, DspParams};
+use crate::error::{Error, Result};
+use crate::profile::VoiceProfile;
+use crate::speaker::{Embedding, SpeakerEncoder};
+
+/// Rate of the spectral analysis, Hz (bands reach 7.5 kHz).
+const ANALYSIS_RATE: u32 = 16_000;
+/// Long-term spectrum bands: log-spaced from [`BAND_LOW_HZ`] to [`BAND_HIGH_HZ`].
+pub const BANDS: usize = 40;
+/// Lowest band centre, Hz.
+const BAND_LOW_HZ: f32 = 80.0;
+/// Highest band centre, Hz.
+const BAND_HIGH_HZ: f32 = 7200.0;
+/// The equaliser never boosts or cuts a band by more than this, dB.
+const MAX_EQ_DB: f32 = 12.0;
+/// Formant scales tried by the fit.
+const FORMANT_CANDIDATES: &[f32] = &[0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
+/// What the base voice says while a fit is measured (Harvard sentences, public domain).
+pub const PROBE_TEXT: &str = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue \
+    background. It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
+
+/// Centre frequency of long-term-spectrum band `idx`, Hz.
+pub fn band_hz(idx: usize) -> f32 {
+    BAND_LOW_HZ * (BAND_HIGH_HZ / BAND_LOW_HZ).powf(idx as f32 / (BANDS - 1) as f32)
+}
+
+/// Pitch statistics of voiced speech.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PitchStats {
+    /// Median F0, Hz.
+    pub median_hz: f32,
+    /// Standard deviation of ln F0 (how much the pitch moves).
+    pub log_std: f32,
+}
+
+/// Pitch statistics of `samples` (at `rate`), from YIN every 5 ms; `None` with under 0.3 s of voicing.
+pub fn pitch_stats(samples: &[f32], rate: u32) -> Option<PitchStats> {
+    let hop = (rate / 200).max(1) as usize;
+    let voiced: Vec<f32> = track(samples, rate, hop).iter().filter_map(|p: &PitchEstimate| p.f0).map(f32::ln).collect();
+    if voiced.len() < 60 {
+        return None;
+    }
+    let mut sorted = voiced.clone();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let mean = voiced.iter().sum::<f32>() / voiced.len() as f32;
+    let var = voiced.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / voiced.len() as f32;
+    Some(PitchStats { median_hz: median.exp(), log_std: var.sqrt().max(1e-3) })
+}
+
+/// The long-term average spectrum of the voiced frames of `samples`, dB per band ([`band_hz`]), and the highest
+/// frequency the recording carries (its Nyquist, a little under). `None` without voiced frames.
+pub fn long_term_spectrum(samples: &[f32], rate: u32) -> Result<Option<(Vec<f32>, f32)>> {
+    let audio = crate::wav::resample(samples, rate, ANALYSIS_RATE)?;
+    const N: usize = 1024;
+    const HOP: usize = 256;
+    if audio.len() < N {
+        return Ok(None);
+    }
+    let window: Vec<f32> =
+        (0..N).map(|n| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * n as f32 / N as f32).cos()).collect();
+    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N);
+    let (mut frame, mut spectrum) = (fft.make_input_vec(), fft.make_output_vec());
+    let mut power = vec![0.0f64; N / 2 + 1];
+    let mut yin = crate::analysis::pitch::Yin::new(ANALYSIS_RATE, 60.0, 1000.0);
+    let yin_len = yin.frame_len();
+    let mut frames = 0usize;
+    let mut end = N;
+    while end <= audio.len() {
+        let chunk = &audio[end - N..end];
+        if yin.estimate(&chunk[N - yin_len.min(N)..]).f0.is_some() {
+            for (f, (x, w)) in frame.iter_mut().zip(chunk.iter().zip(&window)) {
+                *f = x * w;
+            }
+            if fft.process(&mut frame, &mut spectrum).is_ok() {
+                for (p, c) in power.iter_mut().zip(&spectrum) {
+                    *p += f64::from(c.re * c.re + c.im * c.im);
+                }
+                frames += 1;
+            }
+        }
+        end += HOP;
+    }
+    if frames == 0 {
+        return Ok(None);
+    }
+    let bin_hz = ANALYSIS_RATE as f32 / N as f32;
+    let top_hz = (rate.min(ANALYSIS_RATE) as f32 / 2.0) * 0.92;
+    let ratio = (BAND_HIGH_HZ / BAND_LOW_HZ).powf(0.5 / (BANDS - 1) as f32);
+    let bands = (0..BANDS)
+        .map(|b| {
+            let (lo, hi) = (band_hz(b) / ratio, band_hz(b) * ratio);
+            let (first, last) = ((lo / bin_hz).floor() as usize, ((hi / bin_hz).ceil() as usize).min(N / 2));
+            let count = (last.saturating_sub(first)).max(1);
+            let mean = power[first..=last.max(first)].iter().sum::<f64>() / count as f64 / frames as f64;
+            (10.0 * (mean + 1e-12).log10()) as f32
+        })
+        .collect();
+    Ok(Some((bands, top_hz)))
+}
+
+/// The equaliser that moves `from` (a long-term spectrum) onto `to`: their difference with the overall level
+/// removed, smoothed over neighbouring bands, limited to ±12 dB, and flat above `top_hz` (what the reference
+/// recording cannot tell).
+pub fn equaliser(from: &[f32], to: &[f32], top_hz: f32) -> Vec<f32> {
+    let usable: Vec<bool> = (0..BANDS).map(|b| band_hz(b) <= top_hz).collect();
+    let diff: Vec<f32> = (0..BANDS).map(|b| if usable[b] { to[b] - from[b] } else { 0.0 }).collect();
+    let count = usable.iter().filter(|u| **u).count().max(1);
+    let mean = diff.iter().zip(&usable).filter(|(_, u)| **u).map(|(d, _)| d).sum::<f32>() / count as f32;
+    (0..BANDS)
+        .map(|b| {
+            if !usable[b] {
+                return 0.0;
+            }
+            let near: Vec<f32> =
+                (b.saturating_sub(2)..=(b + 2).min(BANDS - 1)).filter(|&n| usable[n]).map(|n| diff[n] - mean).collect();
+            (near.iter().sum::<f32>() / near.len() as f32).clamp(-MAX_EQ_DB, MAX_EQ_DB)
+        })
+        .collect()
+}
+
+/// Apply a band equaliser (dB per [`band_hz`] band) to `samples` at `rate`: a linear-phase FIR designed by frequency
+/// sampling, applied by FFT convolution; the output is aligned with the input and as long. Allocates.
+pub fn apply_equaliser(samples: &[f32], rate: u32, eq_db: &[f32]) -> Vec<f32> {
+    if eq_db.iter().all(|g| g.abs() < 0.01) || samples.is_empty() {
+        return samples.to_vec();
+    }
+    const TAPS: usize = 1023;
+    const N: usize = 4096;
+    let gain_at = |hz: f32| -> f32 {
+        let pos = ((hz.max(BAND_LOW_HZ) / BAND_LOW_HZ).ln() / (BAND_HIGH_HZ / BAND_LOW_HZ).ln()) * (BANDS - 1) as f32;
+        let i = (pos.floor() as usize).min(BANDS - 1);
+        let frac = (pos - i as f32).clamp(0.0, 1.0);
+        let db = if i + 1 < BANDS { eq_db[i] * (1.0 - frac) + eq_db[i + 1] * frac } else { eq_db[BANDS - 1] };
+        10f32.powf(db / 20.0)
+    };
+    let mut planner = RealFftPlanner::<f32>::new();
+    let (forward, inverse) = (planner.plan_fft_forward(N), planner.plan_fft_inverse(N));
+    // The zero-phase response, into a windowed linear-phase kernel of TAPS taps.
+    let mut response = inverse.make_input_vec();
+    for (k, c) in response.iter_mut().enumerate() {
+        *c = realfft::num_complex::Complex::new(gain_at(k as f32 * rate as f32 / N as f32), 0.0);
+    }
+    let mut impulse = inverse.make_output_vec();
+    if inverse.process(&mut response, &mut impulse).is_err() {
+        return samples.to_vec();
+    }
+    let half = TAPS / 2;
+    let mut kernel = vec![0.0f32; N];
+    for (t, slot) in kernel.iter_mut().enumerate().take(TAPS) {
+        let lag = (t as isize - half as isize).rem_euclid(N as isize) as usize;
+        let w = 0.5 - 0.5 * (2.0 * std::f32::consts::PI * t as f32 / (TAPS - 1) as f32).cos();
+        *slot = impulse[lag] / N as f32 * w;
+    }
+    let mut kernel_spectrum = forward.make_output_vec();
+    if forward.process(&mut kernel, &mut kernel_spectrum).is_err() {
+        return samples.to_vec();
+    }
+    // Overlap-add in blocks of N - TAPS + 1.
+    let block = N - TAPS + 1;
+    let mut out = vec![0.0f32; samples.len() + TAPS];
+    let (mut buf, mut spec) = (forward.make_input_vec(), forward.make_output_vec());
+    let mut back = inverse.make_output_vec();
+    for start in (0..samples.len()).step_by(block) {
+        let chunk = &samples[start..(start + block).min(samples.len())];
+        buf.fill(0.0);
+        buf[..chunk.len()].copy_from_slice(chunk);
+        if forward.process(&mut buf, &mut spec).is_err() {
+            return samples.to_vec();
+        }
+        for (s, k) in spec.iter_mut().zip(&kernel_spectrum) {
+            *s *= *k;
+        }
+        if inverse.process(&mut spec, &mut back).is_err() {
+            return samples.to_vec();
+        }
+        for (i, v) in back.iter().enumerate() {
+            if let Some(o) = out.get_mut(start + i) {
+                *o += v / N as f32;
+            }
+        }
+    }
+    out.drain(..half);
+    out.truncate(samples.len());
+    out
+}
+
+/// How one base voice is moved toward one reference: fitted by [`fit`], stored in the reference's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloneFit {
+    /// Vocal-tract (formant) scale applied to the base voice.
+    pub formant_ratio: f32,
+    /// Scale of the pitch excursions (the reference's log-F0 spread over the base voice's).
+    pub f0_spread: f32,
+    /// Equaliser, dB per long-term-spectrum band.
+    pub eq_db: Vec<f32>,
+    /// The probe's similarity to the reference, unconverted.
+    pub similarity_before: f32,
+    /// The probe's similarity to the reference with this fit.
+    pub similarity_after: f32,
+    /// Seconds the fit took.
+    pub fit_seconds: f32,
+}
+
+/// A reference voice as cloning needs it: the measured profile plus its embedding, pitch statistics, long-term
+/// spectrum, and a fit per base voice. Stored as YAML in the cache, named by the reference's checksum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloneProfile {
+    /// Median F0, formant scale and the sources (with their checksums).
+    pub profile: VoiceProfile,
+    /// The reference's speaker embedding.
+    pub embedding: Embedding,
+    /// The reference's pitch statistics.
+    pub pitch: PitchStats,
+    /// The reference's long-term average spectrum, dB per band.
+    pub spectrum_db: Vec<f32>,
+    /// The highest frequency the reference carries, Hz.
+    pub top_hz: f32,
+    /// Fits by base voice name.
+    #[serde(default)]
+    pub fits: BTreeMap<String, CloneFit>,
+}
+
+impl CloneProfile {
+    /// Measure `reference` (profile, embedding, pitch, spectrum); no fit yet.
+    pub fn measure(reference: &Path, encoder: &SpeakerEncoder) -> Result<CloneProfile> {
+        let profile = VoiceProfile::from_recordings("reference", &[reference.to_path_buf()])?;
+        let (samples, rate) = crate::wav::read_wav_mono(reference)?;
+        let embedding = encoder.embed(&samples, rate)?;
+        let unusable = |problem: &str| Error::Profile { path: reference.to_path_buf(), problem: problem.into() };
+        let pitch = pitch_stats(&samples, rate).ok_or_else(|| unusable("too little voiced speech to clone"))?;
+        let (spectrum_db, top_hz) =
+            long_term_spectrum(&samples, rate)?.ok_or_else(|| unusable("no voiced frames to measure"))?;
+        Ok(CloneProfile { profile, embedding, pitch, spectrum_db, top_hz, fits: BTreeMap::new() })
+    }
+
+    /// Where the profile of a reference with checksum `sha256` is cached.
+    pub fn cache_path(cache_dir: &Path, sha256: &str) -> PathBuf {
+        cache_dir.join("clones").join(format!("{sha256}.yaml"))
+    }
+
+    /// The cached profile of `reference`, or a new measurement (cached for next time). Second uses of the same
+    /// recording (by content, wherever it lies) start without measuring.
+    pub fn for_reference(reference: &Path, cache_dir: &Path, encoder: &SpeakerEncoder) -> Result<CloneProfile> {
+        let sha = crate::assets::sha256_hex(reference)?;
+        let path = CloneProfile::cache_path(cache_dir, &sha);
+        if let Some(cached) = std::fs::read_to_string(&path).ok().and_then(|t| serde_saphyr::from_str(&t).ok()) {
+            return Ok(cached);
+        }
+        let measured = CloneProfile::measure(reference, encoder)?;
+        measured.save(&path);
+        Ok(measured)
+    }
+
+    /// Write to `path` (best effort: a cache that cannot be written only costs time next run).
+    pub fn save(&self, path: &Path) {
+        let written = (|| -> std::result::Result<(), String> {
+            let parent = path.parent().ok_or("no folder")?;
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            let text = serde_saphyr::to_string(self).map_err(|e| e.to_string())?;
+            let temp = path.with_extension(format!("yaml.{}.partial", std::process::id()));
+            std::fs::write(&temp, text).map_err(|e| e.to_string())?;
+            std::fs::rename(&temp, path).map_err(|e| e.to_string())
+        })();
+        if let Err(problem) = written {
+            tracing::warn!("cannot cache the clone profile at {}: {problem}", path.display());
+        }
+    }
+
+    /// Convert `samples` (speech of the base voice at `rate`) with `fit`: pitch onto the reference's median with its
+    /// spread, the fitted vocal-tract scale, then the equaliser. Allocates (offline use).
+    pub fn convert(&self, samples: &[f32], rate: u32, fit: &CloneFit, realtime: &RealtimeSection) -> Result<Vec<f32>> {
+        let converted = self.convert_without_eq(samples, rate, fit.formant_ratio, fit.f0_spread, realtime)?;
+        Ok(apply_equaliser(&converted, rate, &fit.eq_db))
+    }
+
+    fn convert_without_eq(
+        &self,
+        samples: &[f32],
+        rate: u32,
+        formant_ratio: f32,
+        f0_spread: f32,
+        realtime: &RealtimeSection,
+    ) -> Result<Vec<f32>> {
+        let Some(source) = pitch_stats(samples, rate) else {
+            // Nothing voiced (a breath, a click): only the vocal tract moves.
+            let params = Arc::new(DspParams::default());
+            params.set_formant_ratio(formant_ratio);
+            return crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime);
+        };
+        let params = Arc::new(DspParams::default());
+        params.set_pitch_semitones(12.0 * (self.pitch.median_hz / source.median_hz).log2());
+        params.set_formant_ratio(formant_ratio);
+        params.set_f0_spread(f0_spread, source.median_hz);
+        crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime)
+    }
+}
+
+/// Fit how `probe` (the base voice saying [`PROBE_TEXT`], at `rate`) moves toward `reference`: each candidate vocal-
+/// tract scale is tried with its own equaliser, and the one the encoder finds most similar wins.
+pub fn fit(
+    reference: &CloneProfile,
+    probe: &[f32],
+    rate: u32,
+    encoder: &SpeakerEncoder,
+    realtime: &RealtimeSection,
+) -> Result<CloneFit> {
+    let started = std::time::Instant::now();
+    let before = encoder.embed(probe, rate)?.cosine(&reference.embedding);
+    let spread = match pitch_stats(probe, rate) {
+        Some(base) => (reference.pitch.log_std / base.log_std).clamp(0.5, 2.0),
+        None => 1.0,
+    };
+    let mut best: Option<CloneFit> = None;
+    for &formant_ratio in FORMANT_CANDIDATES {
+        let converted = reference.convert_without_eq(probe, rate, formant_ratio, spread, realtime)?;
+        let eq_db = match long_term_spectrum(&converted, rate)? {
+            Some((spectrum, _)) => equaliser(&spectrum, &reference.spectrum_db, reference.top_hz),
+            None => vec![0.0; BANDS],
+        };
+        let output = apply_equaliser(&converted, rate, &eq_db);
+        let after = encoder.embed(&output, rate)?.cosine(&reference.embedding);
+        tracing::debug!("clone fit: formant {formant_ratio:.2}: similarity {after:.3}");
+        if best.as_ref().is_none_or(|b| after > b.similarity_after) {
+            best = Some(CloneFit {
+                formant_ratio,
+                f0_spread: spread,
+                eq_db,
+                similarity_before: before,
+                similarity_after: after,
+                fit_seconds: 0.0,
+            });
+        }
+    }
+    let mut best = best.ok_or_else(|| Error::Setting { key: "clone".into(), problem: "no candidate to fit".into() })?;
+    best.fit_seconds = started.elapsed().as_secs_f32();
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(hz: f32, rate: u32, seconds: f32) -> Vec<f32> {
+        (0..(rate as f32 * seconds) as usize)
+            .map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.3)
+            .collect()
+    }
+
+    #[test]
+    fn a_flat_equaliser_changes_nothing_and_a_cut_cuts() {
+        let input = tone(1000.0, 22_050, 1.0);
+        assert_eq!(apply_equaliser(&input, 22_050, &[0.0; BANDS]), input);
+        let cut = apply_equaliser(&input, 22_050, &[-12.0; BANDS]);
+        let rms = |x: &[f32]| (x[2000..20_000].iter().map(|v| v * v).sum::<f32>() / 18_000.0).sqrt();
+        let ratio_db = 20.0 * (rms(&cut) / rms(&input)).log10();
+        assert!((ratio_db + 12.0).abs() < 0.5, "a -12 dB equaliser gave {ratio_db:.2} dB");
+        assert_eq!(cut.len(), input.len());
+        // Linear phase, delay compensated: the waveform lines up.
+        let lag0: f32 = cut[5000..6000].iter().zip(&input[5000..6000]).map(|(a, b)| a * b).sum();
+        let lag1: f32 = cut[5000..6000].iter().zip(&input[5001..6001]).map(|(a, b)| a * b).sum();
+        assert!(lag0 > lag1);
+    }
+
+    #[test]
+    fn the_equaliser_follows_the_shape_not_the_level_and_stays_flat_above_the_reference() {
+        let from = vec![0.0; BANDS];
+        let mut to: Vec<f32> = (0..BANDS).map(|b| if band_hz(b) < 1000.0 { 6.0 } else { 0.0 }).collect();
+        to.iter_mut().for_each(|v| *v += 20.0); // a louder reference: the level is not copied
+        let eq = equaliser(&from, &to, 4000.0);
+        assert!(eq[0] > 2.0 && eq[BANDS / 2] < eq[0]);
+        assert!(eq.iter().all(|g| g.abs() <= MAX_EQ_DB));
+        assert!((0..BANDS).filter(|&b| band_hz(b) > 4000.0).all(|b| eq[b] == 0.0));
+    }
+
+    #[test]
+    fn pitch_statistics_find_the_median_and_a_steady_tone_has_no_spread() {
+        let stats = pitch_stats(&tone(200.0, 16_000, 1.0), 16_000).unwrap();
+        assert!((stats.median_hz - 200.0).abs() < 2.0, "{stats:?}");
+        assert!(stats.log_std < 0.02, "{stats:?}");
+        assert!(pitch_stats(&vec![0.0; 16_000], 16_000).is_none());
+    }
+}

@@ -1,0 +1,53 @@
+//! The speaker encoder against the wheel's own code: embeddings of committed clips made by
+//! `tests/encoder/generate.py` (librosa front-end, the same ONNX model) must be matched by the Rust front-end.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use demod_voice_core::onnx::SessionOptions;
+use demod_voice_core::speaker::{Embedding, SpeakerEncoder, SAME_SPEAKER_THRESHOLD};
+
+fn encoder() -> SpeakerEncoder {
+    let dirs = common::dirs();
+    SpeakerEncoder::load(common::runtime(), &dirs.encoder_path(), &SessionOptions::default()).unwrap()
+}
+
+fn clip(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices").join(name)
+}
+
+#[test]
+fn rust_embeddings_equal_the_reference_implementations() {
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/encoder/reference.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let encoder = encoder();
+    let clips = reference["clips"].as_object().unwrap();
+    assert_eq!(clips.len(), 3);
+    let mut scores = Vec::new();
+    for (name, values) in clips {
+        let expected = Embedding::new(values.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect());
+        let actual = encoder.embed_file(&clip(name)).unwrap();
+        scores.push((name.clone(), actual.cosine(&expected)));
+    }
+    assert!(scores.iter().all(|(_, c)| *c >= 0.999), "cosine with the reference embeddings: {scores:?}");
+}
+
+#[test]
+fn one_speaker_scores_above_the_threshold_and_two_below() {
+    let encoder = encoder();
+    let (samples, rate) = demod_voice_core::wav::read_wav_mono(&clip("librivox_male_two_cities.wav")).unwrap();
+    let half = samples.len() / 2;
+    let first = encoder.embed(&samples[..half], rate).unwrap();
+    let second = encoder.embed(&samples[half..], rate).unwrap();
+    let other = encoder.embed_file(&clip("arctic_slt_female.wav")).unwrap();
+    let same = first.cosine(&second);
+    let different = first.cosine(&other);
+    assert!(same > SAME_SPEAKER_THRESHOLD, "two halves of one recording: {same:.3}");
+    assert!(different < SAME_SPEAKER_THRESHOLD, "two speakers: {different:.3}");
+}
