@@ -26,7 +26,9 @@ use crate::analysis::pitch::{track, PitchEstimate};
 use crate::config::RealtimeSection;
 use crate::convert::dsp::{DspConverter, DspParams};
 use crate::error::{Error, Result};
+use crate::piper::{PiperVoice, SynthesisOptions};
 use crate::profile::VoiceProfile;
+use crate::settings::Settings;
 use crate::speaker::{Embedding, SpeakerEncoder};
 
 /// Rate of the spectral analysis, Hz (bands reach 7.5 kHz).
@@ -40,10 +42,13 @@ const BAND_HIGH_HZ: f32 = 7200.0;
 /// The equaliser never boosts or cuts a band by more than this, dB.
 const MAX_EQ_DB: f32 = 12.0;
 /// Formant scales tried by the fit.
-const FORMANT_CANDIDATES: &[f32] = &[0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
+const FORMANT_CANDIDATES: &[f32] = &[0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
 /// What the base voice says while a fit is measured (Harvard sentences, public domain).
 pub const PROBE_TEXT: &str = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue \
     background. It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
+
+/// The cloning method's version: part of the cache's file names.
+pub const METHOD_VERSION: u32 = 1;
 
 /// Centre frequency of long-term-spectrum band `idx`, Hz.
 pub fn band_hz(idx: usize) -> f32 {
@@ -260,9 +265,10 @@ impl CloneProfile {
         Ok(CloneProfile { profile, embedding, pitch, spectrum_db, top_hz, fits: BTreeMap::new() })
     }
 
-    /// Where the profile of a reference with checksum `sha256` is cached.
+    /// Where the profile of a reference with checksum `sha256` is cached (by method version too, so an improved
+    /// method never reuses an old fit).
     pub fn cache_path(cache_dir: &Path, sha256: &str) -> PathBuf {
-        cache_dir.join("clones").join(format!("{sha256}.yaml"))
+        cache_dir.join("clones").join(format!("{sha256}.v{METHOD_VERSION}.yaml"))
     }
 
     /// The cached profile of `reference`, or a new measurement (cached for next time). Second uses of the same
@@ -319,6 +325,52 @@ impl CloneProfile {
         params.set_formant_ratio(formant_ratio);
         params.set_f0_spread(f0_spread, source.median_hz);
         crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime)
+    }
+}
+
+/// A reference's profile with the fit for one base voice: what the pipeline's converter needs to clone.
+#[derive(Debug, Clone)]
+pub struct CloneMatch {
+    /// The reference.
+    pub profile: CloneProfile,
+    /// How the base voice moves toward it.
+    pub fit: CloneFit,
+    /// True when the fit came from the cache (no time spent fitting now).
+    pub cached: bool,
+}
+
+/// Everything cloning toward `reference` with `voice` needs: the reference's cached (or new) profile and the fit for
+/// this voice (made now, by speaking [`PROBE_TEXT`] with the settings' speech options, when the cache has none).
+pub fn prepare(
+    reference: &Path,
+    voice: &PiperVoice,
+    settings: &Settings,
+    encoder: &SpeakerEncoder,
+) -> Result<CloneMatch> {
+    let cache = &settings.dirs.cache;
+    let mut profile = CloneProfile::for_reference(reference, cache, encoder)?;
+    let key = voice_key(voice, settings);
+    if let Some(fit) = profile.fits.get(&key) {
+        return Ok(CloneMatch { fit: fit.clone(), profile, cached: true });
+    }
+    let options = SynthesisOptions::from_tts(&settings.config.tts, voice)?;
+    let mut probe = Vec::new();
+    voice.synthesize(PROBE_TEXT, &options, |audio| -> Result<()> {
+        probe.extend_from_slice(&audio.samples);
+        Ok(())
+    })?;
+    let fitted = fit(&profile, &probe, voice.sample_rate(), encoder, &settings.config.realtime)?;
+    profile.fits.insert(key, fitted.clone());
+    let sha = crate::assets::sha256_hex(reference)?;
+    profile.save(&CloneProfile::cache_path(cache, &sha));
+    Ok(CloneMatch { profile, fit: fitted, cached: false })
+}
+
+/// What a fit is stored under: the voice, and the speaker of a multi-speaker voice.
+fn voice_key(voice: &PiperVoice, settings: &Settings) -> String {
+    match &settings.config.tts.speaker {
+        Some(speaker) => format!("{}#{speaker}", voice.name),
+        None => voice.name.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::clone::CloneMatch;
 use crate::config::{RealtimeSection, TtsSection};
 use crate::convert::dsp::Target;
 use crate::error::{Error, Result};
@@ -41,6 +42,8 @@ pub struct SentenceConverter {
     pub target: Option<Target>,
     /// Hop, cross-fade and context of the real-time engine.
     pub realtime: RealtimeSection,
+    /// Cloning toward a reference recording, which replaces the settings' conversion when present.
+    pub clone: Option<Arc<CloneMatch>>,
 }
 
 impl SentenceConverter {
@@ -49,12 +52,30 @@ impl SentenceConverter {
     pub fn from_settings(settings: &Settings) -> Result<Option<SentenceConverter>> {
         let Some(converter) = settings.converter.clone() else { return Ok(None) };
         let target = settings.converter_profile()?.map(|profile| profile.target());
-        Ok(Some(SentenceConverter { settings: converter, target, realtime: settings.config.realtime.clone() }))
+        Ok(Some(SentenceConverter {
+            settings: converter,
+            target,
+            realtime: settings.config.realtime.clone(),
+            clone: None,
+        }))
     }
 
     /// Convert one sentence's samples at `sample_rate_hz`. Allocates (offline use).
     pub fn apply(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
-        self.settings.convert_clip(samples, sample_rate_hz, self.target, &self.realtime)
+        match &self.clone {
+            Some(clone) => clone.profile.convert(samples, sample_rate_hz, &clone.fit, &self.realtime),
+            None => self.settings.convert_clip(samples, sample_rate_hz, self.target, &self.realtime),
+        }
+    }
+
+    /// Cloning toward `clone` (whatever the settings' converter says).
+    pub fn cloning(clone: Arc<CloneMatch>, realtime: &RealtimeSection) -> SentenceConverter {
+        SentenceConverter {
+            settings: ConverterSettings::default(),
+            target: Some(clone.profile.profile.target()),
+            realtime: realtime.clone(),
+            clone: Some(clone),
+        }
     }
 }
 
@@ -112,7 +133,21 @@ impl<'v> Speech<'v> {
     pub fn run<E>(
         &self,
         text: &str,
+        each: impl FnMut(&[f32]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Spoken, E>
+    where
+        E: From<Error>,
+    {
+        self.run_tapped(text, each, |_| {})
+    }
+
+    /// [`Speech::run`], also handing each sentence's unconverted audio (at the voice's rate) to `source` first
+    /// (`clone` measures how far the conversion moved the voice).
+    pub fn run_tapped<E>(
+        &self,
+        text: &str,
         mut each: impl FnMut(&[f32]) -> std::result::Result<(), E>,
+        mut source: impl FnMut(&[f32]),
     ) -> std::result::Result<Spoken, E>
     where
         E: From<Error>,
@@ -131,6 +166,7 @@ impl<'v> Speech<'v> {
                 audio.infer_seconds,
                 audio.sentence.text
             );
+            source(&audio.samples);
             let samples = match &self.converter {
                 Some(converter) => converter.apply(&audio.samples, voice_rate)?,
                 None => audio.samples,

@@ -95,8 +95,11 @@ pub enum Command {
     #[command(name = "piper-infer")]
     PiperInfer(PiperInferArgs),
 
-    /// The old tool's zero-shot cloning: speak TEXT in the voice of the REFERENCE recording (speech, then
-    /// conversion toward a profile measured from the reference).
+    /// Speak TEXT in the voice of the REFERENCE recording: the base voice's speech with pitch, vocal tract and
+    /// timbre moved toward the reference (fitted against a speaker encoder; cached per reference).
+    Clone(CloneArgs),
+
+    /// The old tool's spelling of `clone`: `xtts-zero-shot REF TEXT --output FILE [--language L]`.
     #[command(name = "xtts-zero-shot")]
     XttsZeroShot(ZeroShotArgs),
 
@@ -392,6 +395,27 @@ pub struct PiperInferArgs {
     /// Preset name or path.
     #[arg(long)]
     pub preset: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// Reference recording of the target voice (WAV, at least 3 s of voiced speech).
+    pub reference: PathBuf,
+    /// Text to speak.
+    pub text: String,
+    /// Output WAV.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Language of the text (a warning when the voice speaks another).
+    #[arg(short, long)]
+    pub language: Option<String>,
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+    /// Print a JSON report: similarity before and after, F0, the fit and the times.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub scales: ScaleArgs,
 }
 
 #[derive(Debug, Args)]

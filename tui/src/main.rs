@@ -76,6 +76,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Tui => app::run(context),
         Command::Speak(args) => speak::speak(context, args),
         Command::PiperInfer(args) => speak::piper_infer(context, args),
+        Command::Clone(args) => clone::clone(context, args),
         Command::XttsZeroShot(args) => clone::zero_shot(context, args),
         Command::Phonemize(args) => phonemize::phonemize(context, args),
         Command::Voices { command } => voices::voices(context, command),

@@ -10,9 +10,10 @@ use std::time::Instant;
 use super::Job;
 use crate::assets;
 use crate::error::{Error, Result};
-use crate::pipeline::{Speech, VoiceCache};
+use crate::clone::CloneMatch;
+use crate::pipeline::{SentenceConverter, Speech, VoiceCache};
+use crate::speaker::SpeakerEncoder;
 use crate::piper::{PiperVoice, VoiceConfig};
-use crate::profile::VoiceProfile;
 use crate::settings::{Setting, Settings};
 use crate::wav::{AtomicWav, WavEncoding};
 
@@ -21,7 +22,10 @@ use crate::wav::{AtomicWav, WavEncoding};
 pub struct SpeechWorker<'a> {
     settings: &'a Settings,
     voices: VoiceCache,
-    profiles: Mutex<HashMap<PathBuf, Arc<VoiceProfile>>>,
+    /// Clone matches by reference recording and voice (each fitted once per run, or read from the cache).
+    clones: Mutex<HashMap<(PathBuf, String), Arc<CloneMatch>>>,
+    /// The speaker encoder, loaded by the first clone row.
+    encoder: Mutex<Option<Arc<SpeakerEncoder>>>,
     /// Languages already warned about (a warning once per run, not once per row).
     warned_languages: Mutex<HashSet<String>>,
 }
@@ -68,7 +72,8 @@ impl<'a> SpeechWorker<'a> {
         SpeechWorker {
             settings,
             voices: VoiceCache::default(),
-            profiles: Mutex::new(HashMap::new()),
+            clones: Mutex::new(HashMap::new()),
+            encoder: Mutex::new(None),
             warned_languages: Mutex::new(HashSet::new()),
         }
     }
@@ -77,14 +82,24 @@ impl<'a> SpeechWorker<'a> {
         self.voices.get(spec, |spec| self.settings.load_voice(Some(spec)))
     }
 
-    fn reference_profile(&self, reference: &Path) -> Result<Arc<VoiceProfile>> {
-        let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(profile) = profiles.get(reference) {
-            return Ok(Arc::clone(profile));
+    /// The clone match of `reference` for `voice`, as `clone` makes it (held while fitting, so concurrent rows with
+    /// the same reference wait for the one fit).
+    fn clone_match(&self, reference: &Path, voice: &PiperVoice, settings: &Settings) -> Result<Arc<CloneMatch>> {
+        let mut clones = self.clones.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (reference.to_path_buf(), voice.name.clone());
+        if let Some(found) = clones.get(&key) {
+            return Ok(Arc::clone(found));
         }
-        let profile = Arc::new(VoiceProfile::from_recordings("reference", &[reference.to_path_buf()])?);
-        profiles.insert(reference.to_path_buf(), Arc::clone(&profile));
-        Ok(profile)
+        let encoder = {
+            let mut slot = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some(encoder) => Arc::clone(encoder),
+                None => Arc::clone(slot.insert(Arc::new(settings.speaker_encoder()?))),
+            }
+        };
+        let found = Arc::new(crate::clone::prepare(reference, voice, settings, &encoder)?);
+        clones.insert(key, Arc::clone(&found));
+        Ok(found)
     }
 
     /// The settings of one row: the run's, then the row's preset, then the row's own columns.
@@ -151,8 +166,10 @@ impl<'a> SpeechWorker<'a> {
         let settings = self.job_settings(job)?;
         let voice = self.job_voice(job, &settings)?;
         let mut speech = Speech::new(&voice, &settings)?;
-        if let (Some(reference), Some(converter)) = (&job.reference, speech.converter.as_mut()) {
-            converter.target = Some(self.reference_profile(reference)?.target());
+        if let Some(reference) = &job.reference {
+            // A clone row runs exactly what `clone` runs.
+            let clone = self.clone_match(reference, &voice, &settings)?;
+            speech.converter = Some(SentenceConverter::cloning(clone, &settings.config.realtime));
         }
         if let Some(parent) = job.output.parent() {
             std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;

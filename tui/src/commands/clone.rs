@@ -1,39 +1,137 @@
-//! `xtts-zero-shot REF TEXT --output --language` (the old tool's spelling of cloning): speech from the configured
-//! (or given) voice through the pipeline, converted toward a profile measured from the reference recording.
+//! `clone REFERENCE TEXT -o OUT.wav` (and the old tool's `xtts-zero-shot REF TEXT --output --language`): speech from
+//! the configured (or given) voice through the pipeline, cloned toward the reference recording's voice
+//! (`core::clone`), with the speaker encoder's similarity to the reference before and after.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
-use demod_voice_core::convert::Engine;
-use demod_voice_core::profile::VoiceProfile;
-use demod_voice_core::settings::Setting;
+use demod_voice_core::pipeline::{SentenceConverter, Sink, Speech};
+use demod_voice_core::wav::{AtomicWav, WavEncoding};
+use serde::Serialize;
 
-use crate::cli::{ScaleArgs, ZeroShotArgs};
-use crate::commands::speak::{check_writable, speak_to};
+use crate::cli::{CloneArgs, ScaleArgs, ZeroShotArgs};
+use crate::commands::speak::check_writable;
 use crate::context::Context;
 use crate::error::usage;
 
-pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
-    if args.text.trim().is_empty() {
-        return Err(usage("the text is empty: nothing to speak"));
-    }
-    if !args.reference.is_file() {
-        return Err(usage(format!("reference recording {} does not exist", args.reference.display())));
-    }
-    check_writable(&args.output)?;
-    let profile = VoiceProfile::from_recordings("reference", std::slice::from_ref(&args.reference))?;
-    ctx.apply_speech_flags(&ScaleArgs::default())?;
-    ctx.set_voice(args.voice.voice.as_deref(), "--voice");
-    if ctx.settings.converter.is_none() {
-        ctx.settings.set(Setting::Engine(Engine::Dsp), "xtts-zero-shot");
-    }
-    let voice_path = ctx.settings.voice_path(None)?;
-    let config =
-        demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&voice_path))?;
-    let language = config.language_code();
-    if !demod_voice_core::batch::speaks(&language, &args.language) {
-        tracing::warn!(
-            "--language {} differs from the voice's language {language}; the voice's is used",
-            args.language
+/// What `clone --json` prints.
+#[derive(Debug, Serialize)]
+struct CloneReport {
+    reference: String,
+    voice: String,
+    output: String,
+    similarity_before: f32,
+    similarity_after: f32,
+    reference_median_f0_hz: f32,
+    output_median_f0_hz: Option<f32>,
+    formant_ratio: f32,
+    f0_spread: f32,
+    fit_seconds: f32,
+    fit_cached: bool,
+    synthesis_seconds: f64,
+    audio_seconds: f64,
+}
+
+pub fn clone(ctx: &mut Context, args: CloneArgs) -> Result<()> {
+    let report = run(
+        ctx,
+        &args.reference,
+        &args.text,
+        &args.output,
+        args.voice.voice.as_deref(),
+        &args.scales,
+        args.language.as_deref(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !ctx.global.quiet {
+        eprintln!(
+            "wrote {} ({:.2} s of audio); similarity to reference: {:.2} -> {:.2}",
+            report.output, report.audio_seconds, report.similarity_before, report.similarity_after
         );
     }
-    speak_to(ctx, &args.text, Some(&args.output), false, Some(profile.target()))
+    Ok(())
+}
+
+/// The old tool's spelling: the same as `clone`, its one-line summary on stderr.
+pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
+    let report = run(
+        ctx,
+        &args.reference,
+        &args.text,
+        &args.output,
+        args.voice.voice.as_deref(),
+        &ScaleArgs::default(),
+        Some(&args.language),
+    )?;
+    if !ctx.global.quiet {
+        eprintln!(
+            "wrote {} ({:.2} s of audio); similarity to reference: {:.2} -> {:.2}",
+            report.output, report.audio_seconds, report.similarity_before, report.similarity_after
+        );
+    }
+    Ok(())
+}
+
+fn run(
+    ctx: &mut Context,
+    reference: &Path,
+    text: &str,
+    output: &Path,
+    voice: Option<&str>,
+    scales: &ScaleArgs,
+    language: Option<&str>,
+) -> Result<CloneReport> {
+    if text.trim().is_empty() {
+        return Err(usage("the text is empty: nothing to speak"));
+    }
+    if !reference.is_file() {
+        return Err(usage(format!("reference recording {} does not exist", reference.display())));
+    }
+    check_writable(output)?;
+    ctx.apply_speech_flags(scales)?;
+    ctx.set_voice(voice, "--voice");
+    let settings = &ctx.settings;
+    let voice = settings.load_voice(None)?;
+    if let Some(language) = language {
+        let spoken = voice.config.language_code();
+        if !demod_voice_core::batch::speaks(&spoken, language) {
+            tracing::warn!("--language {language} differs from the voice's language {spoken}; the voice's is used");
+        }
+    }
+    let encoder = settings.speaker_encoder()?;
+    let clone = Arc::new(demod_voice_core::clone::prepare(reference, &voice, settings, &encoder)?);
+    let mut speech = Speech::new(&voice, settings)?;
+    speech.converter = Some(SentenceConverter::cloning(clone.clone(), &settings.config.realtime));
+    let rate = speech.output_rate_hz;
+    let mut wav = AtomicWav::create_with(output, rate, WavEncoding::from(settings.config.output.format))?;
+    let (mut source, mut converted) = (Vec::new(), Vec::new());
+    let started = std::time::Instant::now();
+    let spoken = speech.run_tapped(
+        text,
+        |samples| {
+            converted.extend_from_slice(samples);
+            wav.write(samples)
+        },
+        |samples| source.extend_from_slice(samples),
+    )?;
+    let synthesis_seconds = started.elapsed().as_secs_f64();
+    let path = Sink::File(wav).finish()?.unwrap_or_else(|| output.to_path_buf());
+    let target = &clone.profile.embedding;
+    Ok(CloneReport {
+        reference: reference.display().to_string(),
+        voice: voice.name.clone(),
+        output: path.display().to_string(),
+        similarity_before: encoder.embed(&source, voice.sample_rate())?.cosine(target),
+        similarity_after: encoder.embed(&converted, rate)?.cosine(target),
+        reference_median_f0_hz: clone.profile.pitch.median_hz,
+        output_median_f0_hz: demod_voice_core::clone::pitch_stats(&converted, rate).map(|p| p.median_hz),
+        formant_ratio: clone.fit.formant_ratio,
+        f0_spread: clone.fit.f0_spread,
+        fit_seconds: if clone.cached { 0.0 } else { clone.fit.fit_seconds },
+        fit_cached: clone.cached,
+        synthesis_seconds,
+        audio_seconds: spoken.seconds(),
+    })
 }
