@@ -40,15 +40,15 @@ const BAND_LOW_HZ: f32 = 80.0;
 /// Highest band centre, Hz.
 const BAND_HIGH_HZ: f32 = 7200.0;
 /// The equaliser never boosts or cuts a band by more than this, dB.
-const MAX_EQ_DB: f32 = 12.0;
+const MAX_EQ_DB: f32 = 6.0;
 /// Formant scales tried by the fit.
-const FORMANT_CANDIDATES: &[f32] = &[0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
+const FORMANT_CANDIDATES: &[f32] = &[0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
 /// What the base voice says while a fit is measured (Harvard sentences, public domain).
 pub const PROBE_TEXT: &str = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue \
     background. It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
 
 /// The cloning method's version: part of the cache's file names.
-pub const METHOD_VERSION: u32 = 1;
+pub const METHOD_VERSION: u32 = 5;
 
 /// Centre frequency of long-term-spectrum band `idx`, Hz.
 pub fn band_hz(idx: usize) -> f32 {
@@ -64,19 +64,42 @@ pub struct PitchStats {
     pub log_std: f32,
 }
 
-/// Pitch statistics of `samples` (at `rate`), from YIN every 5 ms; `None` with under 0.3 s of voicing.
+/// Pitch statistics of `samples` (at `rate`), from YIN every 5 ms, octave errors folded: frames more than half an
+/// octave from the median are moved by octaves toward it before the spread is measured (a doubled or halved period
+/// is a tracking error, not intonation). `None` with under 0.3 s of voicing.
 pub fn pitch_stats(samples: &[f32], rate: u32) -> Option<PitchStats> {
     let hop = (rate / 200).max(1) as usize;
-    let voiced: Vec<f32> = track(samples, rate, hop).iter().filter_map(|p: &PitchEstimate| p.f0).map(f32::ln).collect();
+    let voiced: Vec<f32> = track(samples, rate, hop)
+        .iter()
+        .filter_map(|p: &PitchEstimate| p.f0)
+        .filter(|f| f.is_finite() && (20.0..4000.0).contains(f))
+        .collect();
     if voiced.len() < 60 {
         return None;
     }
     let mut sorted = voiced.clone();
     sorted.sort_by(f32::total_cmp);
     let median = sorted[sorted.len() / 2];
-    let mean = voiced.iter().sum::<f32>() / voiced.len() as f32;
-    let var = voiced.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / voiced.len() as f32;
-    Some(PitchStats { median_hz: median.exp(), log_std: var.sqrt().max(1e-3) })
+    let folded: Vec<f32> = voiced
+        .iter()
+        .map(|&f| {
+            let mut f = f;
+            // Finite and positive (filtered above), so each loop ends.
+            while f > median * std::f32::consts::SQRT_2 * 1.06 {
+                f /= 2.0;
+            }
+            while f < median / (std::f32::consts::SQRT_2 * 1.06) {
+                f *= 2.0;
+            }
+            f.ln()
+        })
+        .collect();
+    let mut sorted = folded.clone();
+    sorted.sort_by(f32::total_cmp);
+    let centre = sorted[sorted.len() / 2];
+    let mean = folded.iter().sum::<f32>() / folded.len() as f32;
+    let var = folded.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / folded.len() as f32;
+    Some(PitchStats { median_hz: centre.exp(), log_std: var.sqrt().max(1e-3) })
 }
 
 /// The long-term average spectrum of the voiced frames of `samples`, dB per band ([`band_hz`]), and the highest
@@ -320,11 +343,15 @@ impl CloneProfile {
             params.set_formant_ratio(formant_ratio);
             return crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime);
         };
-        let params = Arc::new(DspParams::default());
-        params.set_pitch_semitones(12.0 * (self.pitch.median_hz / source.median_hz).log2());
-        params.set_formant_ratio(formant_ratio);
-        params.set_f0_spread(f0_spread, source.median_hz);
-        crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime)
+        let shift = 12.0 * (self.pitch.median_hz / source.median_hz).log2();
+        let run = |semitones: f32| -> Result<Vec<f32>> {
+            let params = Arc::new(DspParams::default());
+            params.set_pitch_semitones(semitones);
+            params.set_formant_ratio(formant_ratio);
+            params.set_f0_spread(f0_spread, source.median_hz);
+            crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime)
+        };
+        run(shift)
     }
 }
 
@@ -386,11 +413,15 @@ pub fn fit(
     let started = std::time::Instant::now();
     let before = encoder.embed(probe, rate)?.cosine(&reference.embedding);
     let spread = match pitch_stats(probe, rate) {
-        Some(base) => (reference.pitch.log_std / base.log_std).clamp(0.5, 2.0),
+        Some(base) => (reference.pitch.log_std / base.log_std).clamp(0.7, 1.3),
         None => 1.0,
     };
+    // The vocal tract moves the way the pitch does (a higher voice has a shorter tract): scales against that
+    // direction can please the encoder while muffling the words, so they are not tried.
+    let pitch_up = pitch_stats(probe, rate).is_none_or(|base| reference.pitch.median_hz >= base.median_hz);
+    let candidates = FORMANT_CANDIDATES.iter().copied().filter(|&r| if pitch_up { r >= 1.0 } else { r <= 1.0 });
     let mut best: Option<CloneFit> = None;
-    for &formant_ratio in FORMANT_CANDIDATES {
+    for formant_ratio in candidates {
         let converted = reference.convert_without_eq(probe, rate, formant_ratio, spread, realtime)?;
         let eq_db = match long_term_spectrum(&converted, rate)? {
             Some((spectrum, _)) => equaliser(&spectrum, &reference.spectrum_db, reference.top_hz),

@@ -17,6 +17,9 @@ pub struct PitchEstimate {
     pub rms: f32,
 }
 
+/// How much shallower than the deepest dip an earlier dip may be and still be taken as the period.
+const OCTAVE_MARGIN: f32 = 0.1;
+
 /// A reusable YIN estimator for one sample rate (allocates once).
 #[derive(Debug, Clone)]
 pub struct Yin {
@@ -104,8 +107,17 @@ impl Yin {
             }
             tau += 1;
         }
+        // No dip under the threshold: the first local minimum nearly as deep as the deepest. Taking the deepest
+        // itself goes an octave low on voices whose cycles alternate (a doubled period matches a little better).
         let tau = chosen.unwrap_or_else(|| {
-            (self.tau_min..tau_max).min_by(|&a, &b| self.diff[a].total_cmp(&self.diff[b])).unwrap_or(self.tau_min)
+            let deepest =
+                (self.tau_min..tau_max).min_by(|&a, &b| self.diff[a].total_cmp(&self.diff[b])).unwrap_or(self.tau_min);
+            let limit = self.diff[deepest] + OCTAVE_MARGIN;
+            (self.tau_min.max(1)..deepest)
+                .find(|&t| {
+                    self.diff[t] <= limit && self.diff[t] <= self.diff[t - 1] && self.diff[t] <= self.diff[t + 1]
+                })
+                .unwrap_or(deepest)
         });
         let aperiodicity = self.diff[tau];
         if aperiodicity > self.voicing_limit {

@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use super::Job;
 use crate::assets;
-use crate::error::{Error, Result};
 use crate::clone::CloneMatch;
+use crate::error::{Error, Result};
 use crate::pipeline::{SentenceConverter, Speech, VoiceCache};
-use crate::speaker::SpeakerEncoder;
 use crate::piper::{PiperVoice, VoiceConfig};
 use crate::settings::{Setting, Settings};
+use crate::speaker::SpeakerEncoder;
 use crate::wav::{AtomicWav, WavEncoding};
 
 /// Does one job at a time (shareable between runner threads).
