@@ -137,7 +137,7 @@ impl Plugin for DemodVoice {
         config.offline = buffer_config.process_mode == ProcessMode::Offline;
         // Every engine reports the longest engine's latency, so a switch never moves the track.
         for &engine in Engine::ALL {
-            match engine.latency_samples(&config) {
+            match config.latency_of(engine) {
                 Ok(latency) => config.min_latency = config.min_latency.max(latency),
                 Err(e) => {
                     nice_error!("DeMoD Voice: cannot start the {engine} engine: {e}");

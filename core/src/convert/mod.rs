@@ -129,13 +129,6 @@ impl Engine {
             Engine::Passthrough => Box::new(Passthrough::default()),
         }
     }
-
-    /// The total latency of this engine on the real-time engine built for `config`, in host samples: the number
-    /// the plugin reports to the host and the app shows (computed by building the engine, never guessed).
-    pub fn latency_samples(self, config: &crate::realtime::RtConfig) -> crate::Result<usize> {
-        let (audio, _worker) = crate::realtime::RtEngine::build(config, self.build(Default::default()))?;
-        Ok(audio.latency())
-    }
 }
 
 impl std::fmt::Display for Engine {
@@ -175,13 +168,5 @@ mod tests {
             assert_eq!(Engine::from_index(engine.index()), engine);
         }
         assert!("rvc".parse::<Engine>().unwrap_err().contains("dsp, passthrough"));
-    }
-
-    #[test]
-    fn the_dsp_engine_needs_more_latency_than_passthrough() {
-        let config = crate::realtime::RtConfig::from_section(&Default::default(), 48_000, 128, 1);
-        let dsp = Engine::Dsp.latency_samples(&config).unwrap_or(0);
-        let passthrough = Engine::Passthrough.latency_samples(&config).unwrap_or(usize::MAX);
-        assert!(dsp > passthrough, "dsp {dsp} vs passthrough {passthrough}");
     }
 }

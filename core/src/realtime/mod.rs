@@ -194,6 +194,15 @@ impl Controls {
     }
 }
 
+impl RtConfig {
+    /// The total latency of `engine` on an engine built for this config, in host samples: the number the plugin
+    /// reports to the host and the app shows (computed by building the engine, never guessed).
+    pub fn latency_of(&self, engine: crate::convert::Engine) -> Result<usize> {
+        let (audio, _worker) = RtEngine::build(self, engine.build(Default::default()))?;
+        Ok(audio.latency())
+    }
+}
+
 /// Builder for an engine: the audio side and the worker, joined by rings created here as pairs.
 pub struct RtEngine;
 
@@ -506,4 +515,17 @@ pub fn convert_offline(
     }
     output.drain(..latency);
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dsp_engine_needs_more_latency_than_passthrough() {
+        let config = RtConfig::from_section(&Default::default(), 48_000, 128, 1);
+        let dsp = config.latency_of(crate::convert::Engine::Dsp).unwrap_or(0);
+        let passthrough = config.latency_of(crate::convert::Engine::Passthrough).unwrap_or(usize::MAX);
+        assert!(dsp > passthrough, "dsp {dsp} vs passthrough {passthrough}");
+    }
 }
