@@ -112,8 +112,28 @@ fn clone_moves_the_voice_toward_each_reference_and_keeps_the_words() {
     std::fs::write(dir.path().join("sentences.csv"), manifest).unwrap();
     // Zero noise: the base rows and the clone rows start from the same speech, so the recogniser compares the
     // conversion alone.
-    let out = run(dir.path(), &["batch", "sentences.csv", "--headless", "-q", "--noise-scale", "0", "--noise-w", "0"]);
+    let out = run(
+        dir.path(),
+        &[
+            "batch",
+            "sentences.csv",
+            "--headless",
+            "-q",
+            "--noise-scale",
+            "0",
+            "--noise-w",
+            "0",
+            "--report",
+            "report.json",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The run's report has each clone row's similarity to its reference (and none for the base rows).
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let similarity = report["similarity"].as_object().unwrap();
+    assert_eq!(similarity.len(), SENTENCES.len() * REFERENCES.len());
+    assert!(similarity.values().all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())), "{similarity:?}");
     let files = |prefix: &str| -> Vec<PathBuf> {
         (0..SENTENCES.len()).map(|i| dir.path().join(format!("{prefix}-{i}.wav"))).collect()
     };

@@ -126,6 +126,9 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Wall seconds per second of audio.
     pub real_time_factor: f64,
+    /// Clone rows done now: their speaker-encoder similarity to their reference, by row.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub similarity: BTreeMap<usize, f32>,
 }
 
 /// Does one job: writes `job.output` (atomically) and returns the audio seconds. `deadline` is when the job's

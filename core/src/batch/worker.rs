@@ -26,6 +26,8 @@ pub struct SpeechWorker<'a> {
     clones: Mutex<HashMap<(PathBuf, String), Arc<CloneMatch>>>,
     /// The speaker encoder, loaded by the first clone row.
     encoder: Mutex<Option<Arc<SpeakerEncoder>>>,
+    /// Each finished clone row's similarity to its reference, by row.
+    similarities: Mutex<std::collections::BTreeMap<usize, f32>>,
     /// Languages already warned about (a warning once per run, not once per row).
     warned_languages: Mutex<HashSet<String>>,
 }
@@ -74,12 +76,26 @@ impl<'a> SpeechWorker<'a> {
             voices: VoiceCache::default(),
             clones: Mutex::new(HashMap::new()),
             encoder: Mutex::new(None),
+            similarities: Mutex::new(std::collections::BTreeMap::new()),
             warned_languages: Mutex::new(HashSet::new()),
         }
     }
 
     fn voice(&self, spec: &str) -> Result<Arc<PiperVoice>> {
         self.voices.get(spec, |spec| self.settings.load_voice(Some(spec)))
+    }
+
+    fn encoder(&self, settings: &Settings) -> Result<Arc<SpeakerEncoder>> {
+        let mut slot = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some(encoder) => Ok(Arc::clone(encoder)),
+            None => Ok(Arc::clone(slot.insert(Arc::new(settings.speaker_encoder()?)))),
+        }
+    }
+
+    /// Each finished clone row's speaker-encoder similarity to its reference, by row (for the run's report).
+    pub fn similarities(&self) -> std::collections::BTreeMap<usize, f32> {
+        self.similarities.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The clone match of `reference` for `voice`, as `clone` makes it (held while fitting, so concurrent rows with
@@ -90,13 +106,7 @@ impl<'a> SpeechWorker<'a> {
         if let Some(found) = clones.get(&key) {
             return Ok(Arc::clone(found));
         }
-        let encoder = {
-            let mut slot = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
-            match slot.as_ref() {
-                Some(encoder) => Arc::clone(encoder),
-                None => Arc::clone(slot.insert(Arc::new(settings.speaker_encoder()?))),
-            }
-        };
+        let encoder = self.encoder(settings)?;
         let found = Arc::new(crate::clone::prepare(reference, voice, settings, &encoder)?);
         clones.insert(key, Arc::clone(&found));
         Ok(found)
@@ -166,11 +176,14 @@ impl<'a> SpeechWorker<'a> {
         let settings = self.job_settings(job)?;
         let voice = self.job_voice(job, &settings)?;
         let mut speech = Speech::new(&voice, &settings)?;
+        let mut clone_target = None;
         if let Some(reference) = &job.reference {
             // A clone row runs exactly what `clone` runs.
             let clone = self.clone_match(reference, &voice, &settings)?;
+            clone_target = Some(clone.profile.embedding.clone());
             speech.converter = Some(SentenceConverter::cloning(clone, &settings.config.realtime));
         }
+        let mut written = Vec::new();
         if let Some(parent) = job.output.parent() {
             std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
             remove_stale_partials(parent, &job.output);
@@ -181,9 +194,16 @@ impl<'a> SpeechWorker<'a> {
             if deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(Error::Setting { key: "timeout".into(), problem: "the job ran past its timeout".into() });
             }
+            if clone_target.is_some() {
+                written.extend_from_slice(samples);
+            }
             wav.write(samples)
         })?;
         wav.finish()?;
+        if let Some(target) = clone_target {
+            let similarity = self.encoder(&settings)?.embed(&written, spoken.sample_rate_hz)?.cosine(&target);
+            self.similarities.lock().unwrap_or_else(|p| p.into_inner()).insert(job.row, similarity);
+        }
         Ok(spoken.seconds())
     }
 }

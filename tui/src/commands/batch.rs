@@ -82,6 +82,15 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         "batch: {} done, {} already done or skipped, {} failed, {} invalid; {:.1} s of audio in {:.1} s (real-time factor {:.3})",
         summary.done, summary.skipped, summary.failed, summary.invalid, summary.audio_seconds, summary.wall_seconds, summary.real_time_factor
     );
+    if !summary.similarity.is_empty() {
+        let values: Vec<f32> = summary.similarity.values().copied().collect();
+        let mean = values.iter().sum::<f32>() / values.len() as f32;
+        let low = values.iter().copied().fold(f32::INFINITY, f32::min);
+        eprintln!(
+            "batch: {} clone row(s): similarity to their references {mean:.2} on average (lowest {low:.2}; per row in --report)",
+            values.len()
+        );
+    }
     for failure in &summary.failures {
         eprintln!("  {failure}");
     }
@@ -126,7 +135,9 @@ fn run_jobs(
     events: &(dyn Fn(Event) + Sync),
 ) -> Result<batch::Summary> {
     let worker = SpeechWorker::new(&ctx.settings);
-    Ok(batch::run(jobs, options, &|job, deadline| worker.run(job, deadline), events)?)
+    let mut summary = batch::run(jobs, options, &|job, deadline| worker.run(job, deadline), events)?;
+    summary.similarity = worker.similarities();
+    Ok(summary)
 }
 
 /// Progress on stderr (a bar on a terminal, periodic lines otherwise) and, with --json-events, events on stdout.

@@ -29,6 +29,8 @@ struct CloneReport {
     f0_spread: f32,
     fit_seconds: f32,
     fit_cached: bool,
+    /// Measuring the reference and fitting (or reading both from the cache), seconds.
+    profile_seconds: f64,
     synthesis_seconds: f64,
     audio_seconds: f64,
 }
@@ -101,7 +103,9 @@ fn run(
         }
     }
     let encoder = settings.speaker_encoder()?;
+    let preparing = std::time::Instant::now();
     let clone = Arc::new(demod_voice_core::clone::prepare(reference, &voice, settings, &encoder)?);
+    let profile_seconds = preparing.elapsed().as_secs_f64();
     let mut speech = Speech::new(&voice, settings)?;
     speech.converter = Some(SentenceConverter::cloning(clone.clone(), &settings.config.realtime));
     let rate = speech.output_rate_hz;
@@ -131,6 +135,7 @@ fn run(
         f0_spread: clone.fit.f0_spread,
         fit_seconds: if clone.cached { 0.0 } else { clone.fit.fit_seconds },
         fit_cached: clone.cached,
+        profile_seconds,
         synthesis_seconds,
         audio_seconds: spoken.seconds(),
     })
