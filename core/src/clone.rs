@@ -48,7 +48,7 @@ pub const PROBE_TEXT: &str = "The birch canoe slid on the smooth planks. Glue th
     background. It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
 
 /// The cloning method's version: part of the cache's file names.
-pub const METHOD_VERSION: u32 = 5;
+pub const METHOD_VERSION: u32 = 7;
 
 /// Centre frequency of long-term-spectrum band `idx`, Hz.
 pub fn band_hz(idx: usize) -> f32 {
@@ -154,7 +154,7 @@ pub fn long_term_spectrum(samples: &[f32], rate: u32) -> Result<Option<(Vec<f32>
 }
 
 /// The equaliser that moves `from` (a long-term spectrum) onto `to`: their difference with the overall level
-/// removed, smoothed over neighbouring bands, limited to ±12 dB, and flat above `top_hz` (what the reference
+/// removed, smoothed over neighbouring bands, limited to ±6 dB, and flat above `top_hz` (what the reference
 /// recording cannot tell).
 pub fn equaliser(from: &[f32], to: &[f32], top_hz: f32) -> Vec<f32> {
     let usable: Vec<bool> = (0..BANDS).map(|b| band_hz(b) <= top_hz).collect();
