@@ -126,12 +126,15 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
 }
 
 /// Measure `references` into a profile named `name` and save it in `profiles_dir` (`voices add-profile`, the app's
-/// Voices screen). An existing profile of that name is kept unless `replace`.
+/// Voices screen). When `encoder` gives one (it is asked only once the recordings measured well), the profile also
+/// stores the recordings' speaker embedding (the mean of each recording's). An existing profile of that name is kept
+/// unless `replace`.
 pub fn add_profile(
     profiles_dir: &Path,
     name: &str,
     references: &[PathBuf],
     replace: bool,
+    encoder: impl FnOnce() -> Option<crate::speaker::SpeakerEncoder>,
 ) -> Result<(VoiceProfile, PathBuf)> {
     let path = VoiceProfile::path_in(profiles_dir, name);
     if path.exists() && !replace {
@@ -148,7 +151,16 @@ pub fn add_profile(
             });
         }
     }
-    let profile = VoiceProfile::from_recordings(name, references)?;
+    let mut profile = VoiceProfile::from_recordings(name, references)?;
+    if let Some(encoder) = encoder() {
+        let mut sum = vec![0.0f32; crate::speaker::EMBEDDING_DIM];
+        for reference in references {
+            for (s, v) in sum.iter_mut().zip(encoder.embed_file(reference)?.values()) {
+                *s += v;
+            }
+        }
+        profile.embedding = Some(crate::speaker::Embedding::new(sum));
+    }
     let saved = profile.save(profiles_dir)?;
     Ok((profile, saved))
 }

@@ -59,6 +59,9 @@ pub struct VoiceProfile {
     pub formant_scale: f32,
     /// The recordings it was measured from.
     pub sources: Vec<SourceInfo>,
+    /// The speaker embedding of the recordings (unit length), when it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<crate::speaker::Embedding>,
 }
 
 fn profile_error(path: &Path, problem: impl Into<String>) -> Error {
@@ -145,6 +148,7 @@ impl VoiceProfile {
             voiced_seconds,
             formant_scale,
             sources,
+            embedding: None,
         })
     }
 

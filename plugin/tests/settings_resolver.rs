@@ -47,8 +47,14 @@ fn a_user_preset_with_a_profile_converts_the_same_in_convert_and_in_the_plugin()
 
     // A profile in the library and a user preset that matches it, with real-time settings of its own.
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
-    demod_voice_core::library::add_profile(&settings.profiles_dir(), "reader", std::slice::from_ref(&reference), false)
-        .unwrap();
+    demod_voice_core::library::add_profile(
+        &settings.profiles_dir(),
+        "reader",
+        std::slice::from_ref(&reference),
+        false,
+        || None,
+    )
+    .unwrap();
     std::fs::create_dir_all(settings.presets_dir()).unwrap();
     std::fs::write(
         settings.presets_dir().join("match-reader.yaml"),

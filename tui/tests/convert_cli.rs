@@ -70,6 +70,11 @@ fn a_profile_from_a_real_recording_is_listed_and_shown() {
         shown.lines().find(|l| l.starts_with("median F0")).unwrap().split_whitespace().nth(2).unwrap().parse().unwrap();
     // The recording's speaker has a median F0 near 117 Hz.
     assert!(cents(median, 117.0).abs() < 100.0, "{shown}");
+    // The profile keeps the recording's speaker embedding, and show says how far cloning moves the default voice.
+    assert!(shown.contains("embedding      256 values:"), "{shown}");
+    let similarity = shown.lines().find(|l| l.starts_with("similarity")).unwrap_or_default();
+    let scores: Vec<f32> = similarity.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(scores.len() == 2 && scores[1] > scores[0], "{shown}");
     let out = env.run(&["voices", "list"]);
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("reader"));

@@ -69,7 +69,14 @@ pub fn add_profile(ctx: &Context, name: &str, references: &[PathBuf], force: boo
             return Err(usage(format!("reference recording {} does not exist", reference.display())));
         }
     }
-    let (profile, saved) = library::add_profile(&dir, name, references, true)?;
+    // The embedding is a bonus: a profile is still made where the encoder cannot be had (offline, say).
+    let encoder = || {
+        ctx.settings
+            .speaker_encoder()
+            .map_err(|e| tracing::warn!("the profile is made without a speaker embedding: {e}"))
+            .ok()
+    };
+    let (profile, saved) = library::add_profile(&dir, name, references, true, encoder)?;
     if !ctx.global.quiet {
         eprintln!(
             "wrote {}: median F0 {:.1} Hz (range {:.1} semitones), formant scale {:.3}, {:.1} s voiced",
@@ -110,6 +117,28 @@ pub fn show(ctx: &Context, name: &str) -> Result<()> {
                     source.seconds,
                     &source.sha256[..16]
                 )?;
+            }
+            match &profile.embedding {
+                Some(embedding) => {
+                    let head: Vec<String> = embedding.values().iter().take(6).map(|v| format!("{v:+.3}")).collect();
+                    writeln!(out, "embedding      {} values: {} ...", embedding.values().len(), head.join(" "))?;
+                }
+                None => writeln!(out, "embedding      not measured (add the profile again to measure it)")?,
+            }
+            // How far cloning moves the configured voice toward this profile's recording (fitted once, cached).
+            match profile.sources.first().filter(|s| s.path.is_file()) {
+                Some(source) => {
+                    out.flush()?;
+                    let voice = ctx.settings.load_voice(None)?;
+                    let encoder = ctx.settings.speaker_encoder()?;
+                    let fitted = demod_voice_core::clone::prepare(&source.path, &voice, &ctx.settings, &encoder)?;
+                    writeln!(
+                        out,
+                        "similarity     {:.2} -> {:.2} ({} before -> after cloning toward it)",
+                        fitted.fit.similarity_before, fitted.fit.similarity_after, voice.name
+                    )?;
+                }
+                None => writeln!(out, "similarity     unknown: the source recording is no longer where it was")?,
             }
             Ok(())
         }

@@ -157,7 +157,9 @@ pub(crate) fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
 /// Analyse a reference recording into a profile, as `voices add-profile` does; the profiles afterwards.
 pub(crate) fn add_profile(global: &GlobalArgs, name: &str, reference: PathBuf) -> Result<Vec<ProfileInfo>> {
     let ctx = quiet_context(global)?;
-    demod_voice_core::library::add_profile(&ctx.settings.profiles_dir(), name, &[reference], false)?;
+    demod_voice_core::library::add_profile(&ctx.settings.profiles_dir(), name, &[reference], false, || {
+        ctx.settings.speaker_encoder().ok()
+    })?;
     Ok(profile_infos(&ctx))
 }
 
