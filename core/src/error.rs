@@ -213,6 +213,15 @@ pub enum Error {
         source: hound::Error,
     },
 
+    /// A WAV file declares a format no recording has (an absurd rate, too many channels, odd sample sizes).
+    #[error("WAV {} {problem}; convert it (e.g. `sox in.wav -r 48000 out.wav`) first", path.display())]
+    WavFormat {
+        /// The file concerned.
+        path: PathBuf,
+        /// What it declares and what is read.
+        problem: String,
+    },
+
     /// Installing assets failed.
     #[error("setup: {message}")]
     Setup {

@@ -193,10 +193,38 @@ pub fn write_s16le(out: &mut impl Write, samples: &[f32]) -> std::io::Result<()>
     out.write_all(&bytes)
 }
 
+/// Sample rates a WAV file may declare, Hz.
+pub const WAV_RATES: std::ops::RangeInclusive<u32> = 8_000..=384_000;
+/// Channels a WAV file may have.
+pub const WAV_CHANNELS: std::ops::RangeInclusive<u16> = 1..=8;
+
+/// Refuse what no real recording declares (a header claiming 4 GHz would otherwise make the resampler allocate
+/// gigabytes): 8-384 kHz, 1-8 channels, 8/16/24/32-bit integer or 32-bit float samples.
+fn check_spec(path: &Path, spec: hound::WavSpec) -> Result<()> {
+    let problem = if !WAV_RATES.contains(&spec.sample_rate) {
+        Some(format!("declares {} Hz; WAV files of 8000-384000 Hz are read", spec.sample_rate))
+    } else if !WAV_CHANNELS.contains(&spec.channels) {
+        Some(format!("declares {} channels; 1-8 are read", spec.channels))
+    } else {
+        match (spec.sample_format, spec.bits_per_sample) {
+            (hound::SampleFormat::Int, 8 | 16 | 24 | 32) | (hound::SampleFormat::Float, 32) => None,
+            (format, bits) => Some(format!(
+                "has {bits}-bit {} samples; 8/16/24/32-bit integer or 32-bit float are read",
+                if format == hound::SampleFormat::Float { "float" } else { "integer" }
+            )),
+        }
+    };
+    match problem {
+        Some(problem) => Err(Error::WavFormat { path: path.to_path_buf(), problem }),
+        None => Ok(()),
+    }
+}
+
 /// Read a WAV file as mono f32 (channels averaged) and its sample rate.
 pub fn read_wav_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
     let reader = hound::WavReader::open(path).map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?;
     let spec = reader.spec();
+    check_spec(path, spec)?;
     let channels = usize::from(spec.channels.max(1));
     let samples: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader
@@ -219,6 +247,30 @@ pub fn read_wav_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_declaring_an_absurd_rate_is_refused_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wav");
+        // A valid 44-byte header: 8-bit mono at 4294967291 Hz, byte rate equal to it, no data.
+        let rate = 4_294_967_291u32;
+        let mut header = Vec::new();
+        header.extend_from_slice(b"RIFF");
+        header.extend_from_slice(&36u32.to_le_bytes());
+        header.extend_from_slice(b"WAVEfmt ");
+        header.extend_from_slice(&16u32.to_le_bytes());
+        header.extend_from_slice(&1u16.to_le_bytes());
+        header.extend_from_slice(&1u16.to_le_bytes());
+        header.extend_from_slice(&rate.to_le_bytes());
+        header.extend_from_slice(&rate.to_le_bytes());
+        header.extend_from_slice(&1u16.to_le_bytes());
+        header.extend_from_slice(&8u16.to_le_bytes());
+        header.extend_from_slice(b"data");
+        header.extend_from_slice(&0u32.to_le_bytes());
+        std::fs::write(&path, header).unwrap();
+        let err = read_wav_mono(&path).unwrap_err().to_string();
+        assert!(err.contains("x.wav") && err.contains("4294967291 Hz") && err.contains("8000-384000"), "{err}");
+    }
 
     #[test]
     fn atomic_wav_appears_only_when_finished() {

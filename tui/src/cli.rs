@@ -15,6 +15,25 @@ fn within(limit: Limit) -> impl Fn(&str) -> Result<f32, String> + Clone + Send +
     }
 }
 
+/// A value parser for a duration in seconds: finite, above 0, at most a week (NaN, infinities, zero, negative and
+/// absurd values are usage errors, never a panic in `Duration`).
+fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if value.is_finite() && value > 0.0 && value <= 604_800.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text} is outside 0..604800 seconds"))
+    }
+}
+
+/// A value parser for a worker count: 1-256 (more threads than that only waste memory on any machine).
+fn workers(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{text} is not a worker count of 1-256")),
+    }
+}
+
 /// A value parser for an engine name (the list comes from [`Engine`]).
 fn engine(text: &str) -> Result<Engine, String> {
     text.parse()
@@ -154,8 +173,8 @@ pub struct BatchArgs {
     pub command: Option<BatchCommand>,
     /// The manifest: .csv (reference,text,output[,language,speaker,...]), .jsonl, .yaml (defaults + jobs) or .txt.
     pub manifest: Option<PathBuf>,
-    /// Parallel workers (they share one loaded voice per voice).
-    #[arg(long, default_value_t = 1)]
+    /// Parallel workers, 1-256 (they share one loaded voice per voice).
+    #[arg(long, default_value_t = 1, value_parser = workers)]
     pub jobs: usize,
     /// Only validate the manifest and report every invalid row.
     #[arg(long)]
@@ -175,8 +194,8 @@ pub struct BatchArgs {
     /// Stop at the first failure.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Give up on a job after this many seconds.
-    #[arg(long, value_name = "SECS")]
+    /// Give up on a job after this many seconds (above 0, at most a week).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub timeout: Option<f64>,
     /// Run only shard K of N (0-based), e.g. from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.
     #[arg(long, value_name = "K/N")]

@@ -73,7 +73,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             | CoreError::PresetNotFound { .. }
             | CoreError::Profile { .. }
             | CoreError::ProfileNotFound { .. }
-            | CoreError::Dataset { .. },
+            | CoreError::Dataset { .. }
+            | CoreError::WavFormat { .. },
         ) => 2,
         _ => 1,
     }

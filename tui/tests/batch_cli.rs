@@ -237,3 +237,23 @@ fn yaml_manifests_with_defaults_and_an_engine_column() {
     // A per-row scale beats the defaults.
     assert!(slow.len() as f32 > plain.len() as f32 * 1.3);
 }
+
+#[test]
+fn impossible_timeouts_and_worker_counts_are_usage_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.csv"), "text,output\nHello.,a.wav\n").unwrap();
+    for (flag, value) in [
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--timeout", "0"),
+        ("--timeout", "1e18"),
+        ("--jobs", "0"),
+        ("--jobs", "4000000000"),
+    ] {
+        let out = bin().current_dir(dir.path()).args(["batch", "m.csv", "--headless", flag, value]).output().unwrap();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {text}");
+        assert!(text.contains(flag) && text.lines().next().is_some_and(|l| l.starts_with("error:")), "{text}");
+        assert!(!dir.path().join("a.wav").exists());
+    }
+}

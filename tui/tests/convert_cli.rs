@@ -103,12 +103,21 @@ fn bad_references_make_no_profile() {
     std::fs::write(&corrupt, b"RIFF\x10\x00\x00\x00WAVEfmt garbage").unwrap();
     let text = env.path("notes.txt");
     std::fs::write(&text, "not audio").unwrap();
+    // A valid 44-byte header declaring 8-bit mono at 4294967291 Hz (once a multi-GB allocation and an abort).
+    let absurd = env.path("absurd.wav");
+    let rate = 4_294_967_291u32.to_le_bytes();
+    let mut header = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00".to_vec();
+    header.extend_from_slice(&rate);
+    header.extend_from_slice(&rate);
+    header.extend_from_slice(b"\x01\x00\x08\x00data\x00\x00\x00\x00");
+    std::fs::write(&absurd, header).unwrap();
     // The ARCTIC clip is real speech but only 3.1 s long, 1.7 s of it voiced.
     for (path, needle) in [
         (silent, "voiced speech"),
         (recording("arctic_slt_female.wav"), "voiced speech"),
         (corrupt, "WAV"),
         (text, "WAV"),
+        (absurd, "4294967291 Hz"),
         (env.path("missing.wav"), "does not exist"),
     ] {
         let out = env.run(&["voices", "add-profile", "bad", path.to_str().unwrap()]);
