@@ -74,28 +74,28 @@ impl Embedding {
     }
 }
 
-/// Slaney's mel scale (librosa's default, `htk=False`).
+/// Slaney's mel scale (librosa's default, `htk=False`): linear below 1 kHz (200/3 Hz per mel), logarithmic above.
+const MEL_F_SP: f64 = 200.0 / 3.0;
+const MEL_MIN_LOG_HZ: f64 = 1000.0;
+const MEL_MIN_LOG_MEL: f64 = MEL_MIN_LOG_HZ / MEL_F_SP;
+
+fn mel_logstep() -> f64 {
+    6.4f64.ln() / 27.0
+}
+
 fn hz_to_mel(hz: f64) -> f64 {
-    const F_SP: f64 = 200.0 / 3.0;
-    const MIN_LOG_HZ: f64 = 1000.0;
-    let min_log_mel = MIN_LOG_HZ / F_SP;
-    let logstep = 6.4f64.ln() / 27.0;
-    if hz >= MIN_LOG_HZ {
-        min_log_mel + (hz / MIN_LOG_HZ).ln() / logstep
+    if hz >= MEL_MIN_LOG_HZ {
+        MEL_MIN_LOG_MEL + (hz / MEL_MIN_LOG_HZ).ln() / mel_logstep()
     } else {
-        hz / F_SP
+        hz / MEL_F_SP
     }
 }
 
 fn mel_to_hz(mel: f64) -> f64 {
-    const F_SP: f64 = 200.0 / 3.0;
-    const MIN_LOG_HZ: f64 = 1000.0;
-    let min_log_mel = MIN_LOG_HZ / F_SP;
-    let logstep = 6.4f64.ln() / 27.0;
-    if mel >= min_log_mel {
-        MIN_LOG_HZ * (logstep * (mel - min_log_mel)).exp()
+    if mel >= MEL_MIN_LOG_MEL {
+        MEL_MIN_LOG_HZ * (mel_logstep() * (mel - MEL_MIN_LOG_MEL)).exp()
     } else {
-        F_SP * mel
+        MEL_F_SP * mel
     }
 }
 

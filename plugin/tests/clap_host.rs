@@ -8,20 +8,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use demod_voice_core::analysis::pitch::{cents, median_f0, track};
+use support::clap_bundle;
 use support::host::load;
-
-fn clap_bundle(dir: &Path) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().unwrap().join("libdemod_voice_plugin.so");
-    assert!(lib.is_file(), "{} is missing: cargo builds it with the tests", lib.display());
-    // On Linux a CLAP bundle is the shared library renamed.
-    let bundle = dir.join("DeMoD Voice.clap");
-    std::fs::copy(lib, &bundle).unwrap();
-    bundle
-}
 
 fn noise(frames: usize, seed: u64) -> [Vec<f32>; 2] {
     let mut state = seed;

@@ -10,20 +10,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use demod_voice_core::pipeline::SentenceConverter;
 use demod_voice_core::settings::Settings;
+use support::clap_bundle;
 use support::host::load;
-
-fn clap_bundle(dir: &Path) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().unwrap().join("libdemod_voice_plugin.so");
-    assert!(lib.is_file(), "{} is missing: cargo builds it with the tests", lib.display());
-    let bundle = dir.join("DeMoD Voice.clap");
-    std::fs::copy(lib, &bundle).unwrap();
-    bundle
-}
 
 /// nice-plug's CLAP state is an 8-byte length and JSON whose persisted fields are JSON strings; set one.
 fn with_persisted(state: &[u8], field: &str, value: &str) -> Vec<u8> {

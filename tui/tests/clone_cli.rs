@@ -42,56 +42,16 @@ fn run(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_demod-voice")).current_dir(dir).args(args).output().unwrap()
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn edit_distance(a: &[String], b: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, wa) in a.iter().enumerate() {
-        let mut row = vec![i + 1; b.len() + 1];
-        for (j, wb) in b.iter().enumerate() {
-            row[j + 1] = (prev[j] + usize::from(wa != wb)).min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        prev = row;
-    }
-    prev[b.len()]
-}
-
-/// The recogniser's virtual environment (shared with the intelligibility test, outside the clone).
-fn recogniser() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    let venv = base.join("demod-voice/test-asr-venv");
-    let python = venv.join("bin/python");
-    let ready = python.is_file()
-        && Command::new(&python).args(["-c", "import pocketsphinx"]).output().is_ok_and(|o| o.status.success());
-    if !ready {
-        assert!(Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap().success());
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "--disable-pip-version-check", "pocketsphinx==5.1.1"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "installing pocketsphinx failed");
-    }
-    python
-}
-
 /// Word error rate of the recogniser over `files`, which say [`SENTENCES`] in order.
 fn word_error_rate(files: &[PathBuf]) -> f64 {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/intelligibility/transcribe.py");
-    let out = Command::new(recogniser()).arg(script).args(files).output().unwrap();
+    let out = Command::new(common::asr::recogniser()).arg(script).args(files).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (mut errors, mut total) = (0, 0);
     for (line, sentence) in String::from_utf8(out.stdout).unwrap().lines().zip(SENTENCES) {
         let heard = serde_json::from_str::<serde_json::Value>(line).unwrap()["text"].as_str().unwrap().to_string();
-        errors += edit_distance(&words(sentence), &words(&heard));
-        total += words(sentence).len();
+        errors += common::asr::edit_distance(&common::asr::words(sentence), &common::asr::words(&heard));
+        total += common::asr::words(sentence).len();
     }
     errors as f64 / total as f64
 }

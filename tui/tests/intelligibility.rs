@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 const SENTENCES: &[&str] = &[
@@ -20,46 +22,6 @@ const SENTENCES: &[&str] = &[
 /// Word error rate threshold. PocketSphinx makes about one error in ten words on this voice (measured: 10%), so this
 /// bounds gross failures (mumbling, wrong phonemes, silence), not fine quality.
 const MAX_WER: f64 = 0.25;
-
-fn venv() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    let venv = base.join("demod-voice/test-asr-venv");
-    let python = venv.join("bin/python");
-    let ready = python.is_file()
-        && Command::new(&python).args(["-c", "import pocketsphinx"]).output().is_ok_and(|o| o.status.success());
-    if !ready {
-        let status = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
-        assert!(status.success(), "python3 -m venv failed");
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "--disable-pip-version-check", "pocketsphinx==5.1.1"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "installing pocketsphinx failed");
-    }
-    python
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn edit_distance(a: &[String], b: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, wa) in a.iter().enumerate() {
-        let mut row = vec![i + 1; b.len() + 1];
-        for (j, wb) in b.iter().enumerate() {
-            row[j + 1] = (prev[j] + usize::from(wa != wb)).min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        prev = row;
-    }
-    prev[b.len()]
-}
 
 #[test]
 fn an_independent_recogniser_understands_the_default_voice() {
@@ -76,15 +38,15 @@ fn an_independent_recogniser_understands_the_default_voice() {
         paths.push(path);
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/intelligibility/transcribe.py");
-    let out = Command::new(venv()).arg(script).args(&paths).output().unwrap();
+    let out = Command::new(common::asr::recogniser()).arg(script).args(&paths).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut errors = 0;
     let mut total = 0;
     let mut report = String::new();
     for (line, sentence) in String::from_utf8(out.stdout).unwrap().lines().zip(SENTENCES) {
         let heard = serde_json::from_str::<serde_json::Value>(line).unwrap()["text"].as_str().unwrap().to_string();
-        let expected = words(sentence);
-        errors += edit_distance(&expected, &words(&heard));
+        let expected = common::asr::words(sentence);
+        errors += common::asr::edit_distance(&expected, &common::asr::words(&heard));
         total += expected.len();
         report.push_str(&format!("\n  said:  {sentence}\n  heard: {heard}"));
     }

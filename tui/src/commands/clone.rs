@@ -35,6 +35,16 @@ struct CloneReport {
     audio_seconds: f64,
 }
 
+impl CloneReport {
+    /// The one line `clone` and `xtts-zero-shot` print.
+    fn summary(&self) -> String {
+        format!(
+            "wrote {} ({:.2} s of audio); similarity to reference: {:.2} -> {:.2}",
+            self.output, self.audio_seconds, self.similarity_before, self.similarity_after
+        )
+    }
+}
+
 pub fn clone(ctx: &mut Context, args: CloneArgs) -> Result<()> {
     let report = run(
         ctx,
@@ -48,10 +58,7 @@ pub fn clone(ctx: &mut Context, args: CloneArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ctx.global.quiet {
-        eprintln!(
-            "wrote {} ({:.2} s of audio); similarity to reference: {:.2} -> {:.2}",
-            report.output, report.audio_seconds, report.similarity_before, report.similarity_after
-        );
+        eprintln!("{}", report.summary());
     }
     Ok(())
 }
@@ -68,10 +75,7 @@ pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
         Some(&args.language),
     )?;
     if !ctx.global.quiet {
-        eprintln!(
-            "wrote {} ({:.2} s of audio); similarity to reference: {:.2} -> {:.2}",
-            report.output, report.audio_seconds, report.similarity_before, report.similarity_after
-        );
+        eprintln!("{}", report.summary());
     }
     Ok(())
 }

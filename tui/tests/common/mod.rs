@@ -1,6 +1,8 @@
 //! Shared by the binary's end-to-end tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod asr;
+
 /// Install the real runtime, espeak-ng and default voice once per test binary when they are missing, exactly as
 /// `demod-voice setup` does. Tests then run the binary `--offline`, so nothing downloads behind their back, and
 /// they fail (never skip) when the assets cannot be had.
