@@ -294,17 +294,21 @@ impl CloneProfile {
         cache_dir.join("clones").join(format!("{sha256}.v{METHOD_VERSION}.yaml"))
     }
 
-    /// The cached profile of `reference`, or a new measurement (cached for next time). Second uses of the same
-    /// recording (by content, wherever it lies) start without measuring.
-    pub fn for_reference(reference: &Path, cache_dir: &Path, encoder: &SpeakerEncoder) -> Result<CloneProfile> {
+    /// The cached profile of `reference`, or a new measurement (cached for next time), and where it is cached.
+    /// Second uses of the same recording (by content, wherever it lies) start without measuring.
+    pub fn for_reference(
+        reference: &Path,
+        cache_dir: &Path,
+        encoder: &SpeakerEncoder,
+    ) -> Result<(CloneProfile, PathBuf)> {
         let sha = crate::assets::sha256_hex(reference)?;
         let path = CloneProfile::cache_path(cache_dir, &sha);
         if let Some(cached) = std::fs::read_to_string(&path).ok().and_then(|t| serde_saphyr::from_str(&t).ok()) {
-            return Ok(cached);
+            return Ok((cached, path));
         }
         let measured = CloneProfile::measure(reference, encoder)?;
         measured.save(&path);
-        Ok(measured)
+        Ok((measured, path))
     }
 
     /// Write to `path` (best effort: a cache that cannot be written only costs time next run).
@@ -337,21 +341,14 @@ impl CloneProfile {
         f0_spread: f32,
         realtime: &RealtimeSection,
     ) -> Result<Vec<f32>> {
-        let Some(source) = pitch_stats(samples, rate) else {
-            // Nothing voiced (a breath, a click): only the vocal tract moves.
-            let params = Arc::new(DspParams::default());
-            params.set_formant_ratio(formant_ratio);
-            return crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime);
-        };
-        let shift = 12.0 * (self.pitch.median_hz / source.median_hz).log2();
-        let run = |semitones: f32| -> Result<Vec<f32>> {
-            let params = Arc::new(DspParams::default());
-            params.set_pitch_semitones(semitones);
-            params.set_formant_ratio(formant_ratio);
+        let params = Arc::new(DspParams::default());
+        params.set_formant_ratio(formant_ratio);
+        // Nothing voiced (a breath, a click): only the vocal tract moves.
+        if let Some(source) = pitch_stats(samples, rate) {
+            params.set_pitch_semitones(12.0 * (self.pitch.median_hz / source.median_hz).log2());
             params.set_f0_spread(f0_spread, source.median_hz);
-            crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime)
-        };
-        run(shift)
+        }
+        crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime)
     }
 }
 
@@ -375,7 +372,7 @@ pub fn prepare(
     encoder: &SpeakerEncoder,
 ) -> Result<CloneMatch> {
     let cache = &settings.dirs.cache;
-    let mut profile = CloneProfile::for_reference(reference, cache, encoder)?;
+    let (mut profile, cached_at) = CloneProfile::for_reference(reference, cache, encoder)?;
     let key = voice_key(voice, settings);
     if let Some(fit) = profile.fits.get(&key) {
         return Ok(CloneMatch { fit: fit.clone(), profile, cached: true });
@@ -388,8 +385,7 @@ pub fn prepare(
     })?;
     let fitted = fit(&profile, &probe, voice.sample_rate(), encoder, &settings.config.realtime)?;
     profile.fits.insert(key, fitted.clone());
-    let sha = crate::assets::sha256_hex(reference)?;
-    profile.save(&CloneProfile::cache_path(cache, &sha));
+    profile.save(&cached_at);
     Ok(CloneMatch { profile, fit: fitted, cached: false })
 }
 
@@ -412,13 +408,14 @@ pub fn fit(
 ) -> Result<CloneFit> {
     let started = std::time::Instant::now();
     let before = encoder.embed(probe, rate)?.cosine(&reference.embedding);
-    let spread = match pitch_stats(probe, rate) {
+    let base = pitch_stats(probe, rate);
+    let spread = match base {
         Some(base) => (reference.pitch.log_std / base.log_std).clamp(0.7, 1.3),
         None => 1.0,
     };
     // The vocal tract moves the way the pitch does (a higher voice has a shorter tract): scales against that
     // direction can please the encoder while muffling the words, so they are not tried.
-    let pitch_up = pitch_stats(probe, rate).is_none_or(|base| reference.pitch.median_hz >= base.median_hz);
+    let pitch_up = base.is_none_or(|base| reference.pitch.median_hz >= base.median_hz);
     let candidates = FORMANT_CANDIDATES.iter().copied().filter(|&r| if pitch_up { r >= 1.0 } else { r <= 1.0 });
     let mut best: Option<CloneFit> = None;
     for formant_ratio in candidates {

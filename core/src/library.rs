@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::assets;
 use crate::error::{Error, Result};
+use crate::piper::VoiceConfig;
 use crate::profile::VoiceProfile;
 
 /// One installed voice as `voices list` and the app show it.
@@ -125,6 +126,42 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
         .collect()
 }
 
+/// `en-US`, `en_us` and `EN` all become comparable (the form languages are compared in): lower case, `_` as the separator.
+pub fn normalise_language(code: &str) -> String {
+    code.trim().to_lowercase().replace('-', "_")
+}
+
+/// True when a voice of language `voice` (e.g. `en_US`) speaks `wanted` (e.g. `en`, `en-us`).
+pub fn speaks(voice: &str, wanted: &str) -> bool {
+    let (voice, wanted) = (normalise_language(voice), normalise_language(wanted));
+    !wanted.is_empty() && (voice == wanted || voice.starts_with(&format!("{wanted}_")))
+}
+
+/// Piper's qualities, best first.
+fn quality_rank(quality: Option<&str>) -> usize {
+    match quality {
+        Some("high") => 0,
+        Some("medium") => 1,
+        Some("low") => 2,
+        Some("x_low") => 3,
+        _ => 4,
+    }
+}
+
+/// The installed voice in `voices_dir` that speaks `language`, best quality first (then by name).
+pub fn voice_for_language(voices_dir: &Path, language: &str) -> Option<String> {
+    let mut candidates: Vec<(usize, String)> = assets::installed_voices(voices_dir)
+        .into_iter()
+        .filter_map(|voice| {
+            let config = VoiceConfig::load(&VoiceConfig::path_for_model(&voice.model)).ok()?;
+            speaks(&config.language_code(), language)
+                .then(|| (quality_rank(config.audio.quality.as_deref()), voice.name))
+        })
+        .collect();
+    candidates.sort();
+    candidates.into_iter().next().map(|(_, name)| name)
+}
+
 /// Measure `references` into a profile named `name` and save it in `profiles_dir` (`voices add-profile`, the app's
 /// Voices screen). When `encoder` gives one (it is asked only once the recordings measured well), the profile also
 /// stores the recordings' speaker embedding (the mean of each recording's). An existing profile of that name is kept
@@ -145,9 +182,9 @@ pub fn add_profile(
     }
     for reference in references {
         if !reference.is_file() {
-            return Err(Error::Read {
+            return Err(Error::Profile {
                 path: reference.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "the reference recording does not exist"),
+                problem: "the reference recording does not exist".into(),
             });
         }
     }
@@ -163,4 +200,38 @@ pub fn add_profile(
     }
     let saved = profile.save(profiles_dir)?;
     Ok((profile, saved))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_codes_match_by_prefix_whatever_the_spelling() {
+        assert!(speaks("en_US", "en"));
+        assert!(speaks("en_US", "en-us"));
+        assert!(speaks("en_US", "EN_us"));
+        assert!(!speaks("en_US", "en-gb"));
+        assert!(!speaks("de_DE", "en"));
+        assert!(!speaks("en_US", ""));
+    }
+
+    #[test]
+    fn the_best_quality_voice_of_a_language_is_picked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |language: &str, quality: &str| {
+            format!(
+                r#"{{"audio":{{"sample_rate":22050,"quality":"{quality}"}},"espeak":{{"voice":"{language}"}},"language":{{"code":"{language}"}},"num_speakers":1,"phoneme_id_map":{{"_":[0],"^":[1],"$":[2]}}}}"#
+            )
+        };
+        for (name, language, quality) in
+            [("de_DE-a-low", "de_DE", "low"), ("de_DE-b-high", "de_DE", "high"), ("fr_FR-c-medium", "fr_FR", "medium")]
+        {
+            std::fs::write(dir.path().join(format!("{name}.onnx")), b"not a model").unwrap();
+            std::fs::write(dir.path().join(format!("{name}.onnx.json")), config(language, quality)).unwrap();
+        }
+        assert_eq!(voice_for_language(dir.path(), "de").as_deref(), Some("de_DE-b-high"));
+        assert_eq!(voice_for_language(dir.path(), "fr-fr").as_deref(), Some("fr_FR-c-medium"));
+        assert_eq!(voice_for_language(dir.path(), "es"), None);
+    }
 }

@@ -72,7 +72,7 @@ impl SentenceConverter {
     pub fn cloning(clone: Arc<CloneMatch>, realtime: &RealtimeSection) -> SentenceConverter {
         SentenceConverter {
             settings: ConverterSettings::default(),
-            target: Some(clone.profile.profile.target()),
+            target: None,
             realtime: realtime.clone(),
             clone: Some(clone),
         }

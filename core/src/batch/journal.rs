@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::Job;
 
@@ -79,12 +78,6 @@ pub fn read_journal(path: &Path) -> Vec<JournalEntry> {
     std::fs::read_to_string(path)
         .map(|text| text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
         .unwrap_or_default()
-}
-
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// What a runner reports as it goes.

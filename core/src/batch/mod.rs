@@ -13,7 +13,7 @@ mod worker;
 
 pub use journal::*;
 pub use manifest::*;
-pub use worker::{speaks, voice_for_language, SpeechWorker};
+pub use worker::{run_speech, SpeechWorker};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -168,9 +168,9 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
                 let idx = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(idx) else { break };
                 let output = job.output_as_written.clone();
-                let known = finished
-                    .get(output.as_str())
-                    .filter(|entry| sha256_file(&job.output).map(|sum| sum == entry.sha256).unwrap_or(false));
+                let known = finished.get(output.as_str()).filter(|entry| {
+                    crate::assets::sha256_hex(&job.output).map(|sum| sum == entry.sha256).unwrap_or(false)
+                });
                 if known.is_some() {
                     summary.lock().unwrap_or_else(|p| p.into_inner()).skipped += 1;
                     events(Event::Skipped { row: job.row, output, reason: "already done (journal)".into() });
@@ -192,7 +192,7 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
                     Ok(audio_seconds) => {
                         let entry = JournalEntry {
                             output: output.clone(),
-                            sha256: sha256_file(&job.output).unwrap_or_default(),
+                            sha256: crate::assets::sha256_hex(&job.output).unwrap_or_default(),
                             audio_seconds,
                             row: job.row,
                         };

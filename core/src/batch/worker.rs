@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::Job;
-use crate::assets;
 use crate::clone::CloneMatch;
 use crate::error::{Error, Result};
+use crate::library::{normalise_language, speaks, voice_for_language};
 use crate::pipeline::{SentenceConverter, Speech, VoiceCache};
-use crate::piper::{PiperVoice, VoiceConfig};
+use crate::piper::PiperVoice;
 use crate::settings::{Setting, Settings};
 use crate::speaker::SpeakerEncoder;
 use crate::wav::{AtomicWav, WavEncoding};
@@ -30,42 +30,6 @@ pub struct SpeechWorker<'a> {
     similarities: Mutex<std::collections::BTreeMap<usize, f32>>,
     /// Languages already warned about (a warning once per run, not once per row).
     warned_languages: Mutex<HashSet<String>>,
-}
-
-/// `en-US`, `en_us` and `EN` all become comparable: lower case, `_` as the separator.
-fn normalise_language(code: &str) -> String {
-    code.trim().to_lowercase().replace('-', "_")
-}
-
-/// True when a voice of language `voice` (e.g. `en_US`) speaks `wanted` (e.g. `en`, `en-us`).
-pub fn speaks(voice: &str, wanted: &str) -> bool {
-    let (voice, wanted) = (normalise_language(voice), normalise_language(wanted));
-    !wanted.is_empty() && (voice == wanted || voice.starts_with(&format!("{wanted}_")))
-}
-
-/// Piper's qualities, best first.
-fn quality_rank(quality: Option<&str>) -> usize {
-    match quality {
-        Some("high") => 0,
-        Some("medium") => 1,
-        Some("low") => 2,
-        Some("x_low") => 3,
-        _ => 4,
-    }
-}
-
-/// The installed voice in `voices_dir` that speaks `language`, best quality first (then by name).
-pub fn voice_for_language(voices_dir: &Path, language: &str) -> Option<String> {
-    let mut candidates: Vec<(usize, String)> = assets::installed_voices(voices_dir)
-        .into_iter()
-        .filter_map(|voice| {
-            let config = VoiceConfig::load(&VoiceConfig::path_for_model(&voice.model)).ok()?;
-            speaks(&config.language_code(), language)
-                .then(|| (quality_rank(config.audio.quality.as_deref()), voice.name))
-        })
-        .collect();
-    candidates.sort();
-    candidates.into_iter().next().map(|(_, name)| name)
 }
 
 impl<'a> SpeechWorker<'a> {
@@ -208,6 +172,21 @@ impl<'a> SpeechWorker<'a> {
     }
 }
 
+/// Run `jobs` as speech with `settings` (the step `demod-voice batch` and the app's Batch screen share): one
+/// [`SpeechWorker`] for all the runner's threads, so each voice, reference and fit is loaded once; the summary
+/// carries the clone rows' similarities.
+pub fn run_speech(
+    jobs: &[Job],
+    options: &super::RunOptions,
+    settings: &Settings,
+    events: &(dyn Fn(super::Event) + Sync),
+) -> Result<super::Summary> {
+    let worker = SpeechWorker::new(settings);
+    let mut summary = super::run(jobs, options, &|job, deadline| worker.run(job, deadline), events)?;
+    summary.similarity = worker.similarities();
+    Ok(summary)
+}
+
 /// A run killed mid-write leaves its temporary file (`.NAME.PID.partial`); the next attempt clears it.
 fn remove_stale_partials(dir: &Path, output: &Path) {
     let Some(name) = output.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
@@ -218,39 +197,5 @@ fn remove_stale_partials(dir: &Path, output: &Path) {
         if file.starts_with(&prefix) && file.ends_with(".partial") {
             let _ = std::fs::remove_file(entry.path());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn language_codes_match_by_prefix_whatever_the_spelling() {
-        assert!(speaks("en_US", "en"));
-        assert!(speaks("en_US", "en-us"));
-        assert!(speaks("en_US", "EN_us"));
-        assert!(!speaks("en_US", "en-gb"));
-        assert!(!speaks("de_DE", "en"));
-        assert!(!speaks("en_US", ""));
-    }
-
-    #[test]
-    fn the_best_quality_voice_of_a_language_is_picked() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = |language: &str, quality: &str| {
-            format!(
-                r#"{{"audio":{{"sample_rate":22050,"quality":"{quality}"}},"espeak":{{"voice":"{language}"}},"language":{{"code":"{language}"}},"num_speakers":1,"phoneme_id_map":{{"_":[0],"^":[1],"$":[2]}}}}"#
-            )
-        };
-        for (name, language, quality) in
-            [("de_DE-a-low", "de_DE", "low"), ("de_DE-b-high", "de_DE", "high"), ("fr_FR-c-medium", "fr_FR", "medium")]
-        {
-            std::fs::write(dir.path().join(format!("{name}.onnx")), b"not a model").unwrap();
-            std::fs::write(dir.path().join(format!("{name}.onnx.json")), config(language, quality)).unwrap();
-        }
-        assert_eq!(voice_for_language(dir.path(), "de").as_deref(), Some("de_DE-b-high"));
-        assert_eq!(voice_for_language(dir.path(), "fr-fr").as_deref(), Some("fr_FR-c-medium"));
-        assert_eq!(voice_for_language(dir.path(), "es"), None);
     }
 }

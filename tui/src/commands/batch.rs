@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use demod_voice_core::batch::{self, Event, Job, Manifest, RunOptions, SpeechWorker};
+use demod_voice_core::batch::{self, Event, Job, Manifest, RunOptions};
 
 use crate::cli::{BatchArgs, BatchCommand};
 use crate::context::Context;
@@ -67,7 +67,7 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         run_in_app(ctx, &manifest_path, &jobs, options)?
     } else {
         let progress = Progress::new(total, args.json_events, ctx.global.quiet);
-        let summary = run_jobs(ctx, &jobs, &options, &|event| progress.event(event))?;
+        let summary = batch::run_speech(&jobs, &options, &ctx.settings, &|event| progress.event(event))?;
         progress.finish();
         summary
     };
@@ -114,7 +114,7 @@ fn run_in_app(
     // A previous run's log would look finished to the app before this run rewrites it.
     let _ = std::fs::remove_file(&log);
     std::thread::scope(|scope| {
-        let run = scope.spawn(|| run_jobs(ctx, jobs, &options, &|_| {}));
+        let run = scope.spawn(|| Ok(batch::run_speech(jobs, &options, &ctx.settings, &|_| {})?));
         let own = crate::app::OwnBatch { manifest: manifest.to_path_buf(), log, cancel: cancel.clone() };
         let shown = crate::app::follow_batch(ctx, own);
         cancel.store(true, Ordering::Relaxed);
@@ -125,19 +125,6 @@ fn run_in_app(
         shown?;
         summary
     })
-}
-
-/// Core's speech worker (each voice and profile loaded once) runs `jobs`.
-fn run_jobs(
-    ctx: &Context,
-    jobs: &[Job],
-    options: &RunOptions,
-    events: &(dyn Fn(Event) + Sync),
-) -> Result<batch::Summary> {
-    let worker = SpeechWorker::new(&ctx.settings);
-    let mut summary = batch::run(jobs, options, &|job, deadline| worker.run(job, deadline), events)?;
-    summary.similarity = worker.similarities();
-    Ok(summary)
 }
 
 /// Progress on stderr (a bar on a terminal, periodic lines otherwise) and, with --json-events, events on stdout.

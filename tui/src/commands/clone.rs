@@ -2,11 +2,10 @@
 //! the configured (or given) voice through the pipeline, cloned toward the reference recording's voice
 //! (`core::clone`), with the speaker encoder's similarity to the reference before and after.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use demod_voice_core::pipeline::{SentenceConverter, Sink, Speech};
+use demod_voice_core::pipeline::{SentenceConverter, Speech};
 use demod_voice_core::wav::{AtomicWav, WavEncoding};
 use serde::Serialize;
 
@@ -46,15 +45,7 @@ impl CloneReport {
 }
 
 pub fn clone(ctx: &mut Context, args: CloneArgs) -> Result<()> {
-    let report = run(
-        ctx,
-        &args.reference,
-        &args.text,
-        &args.output,
-        args.voice.voice.as_deref(),
-        &args.scales,
-        args.language.as_deref(),
-    )?;
+    let report = run(ctx, &args)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ctx.global.quiet {
@@ -63,32 +54,22 @@ pub fn clone(ctx: &mut Context, args: CloneArgs) -> Result<()> {
     Ok(())
 }
 
-/// The old tool's spelling: the same as `clone`, its one-line summary on stderr.
+/// The old tool's spelling: `clone` with its `--output` and `--language`, the same one-line summary.
 pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
-    let report = run(
-        ctx,
-        &args.reference,
-        &args.text,
-        &args.output,
-        args.voice.voice.as_deref(),
-        &ScaleArgs::default(),
-        Some(&args.language),
-    )?;
-    if !ctx.global.quiet {
-        eprintln!("{}", report.summary());
-    }
-    Ok(())
+    let args = CloneArgs {
+        reference: args.reference,
+        text: args.text,
+        output: args.output,
+        language: Some(args.language),
+        voice: args.voice,
+        json: false,
+        scales: ScaleArgs::default(),
+    };
+    clone(ctx, args)
 }
 
-fn run(
-    ctx: &mut Context,
-    reference: &Path,
-    text: &str,
-    output: &Path,
-    voice: Option<&str>,
-    scales: &ScaleArgs,
-    language: Option<&str>,
-) -> Result<CloneReport> {
+fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
+    let (reference, text, output) = (args.reference.as_path(), args.text.as_str(), args.output.as_path());
     if text.trim().is_empty() {
         return Err(usage("the text is empty: nothing to speak"));
     }
@@ -96,13 +77,13 @@ fn run(
         return Err(usage(format!("reference recording {} does not exist", reference.display())));
     }
     check_writable(output)?;
-    ctx.apply_speech_flags(scales)?;
-    ctx.set_voice(voice, "--voice");
+    ctx.apply_speech_flags(&args.scales)?;
+    ctx.set_voice(args.voice.voice.as_deref(), "--voice");
     let settings = &ctx.settings;
     let voice = settings.load_voice(None)?;
-    if let Some(language) = language {
+    if let Some(language) = args.language.as_deref() {
         let spoken = voice.config.language_code();
-        if !demod_voice_core::batch::speaks(&spoken, language) {
+        if !demod_voice_core::library::speaks(&spoken, language) {
             tracing::warn!("--language {language} differs from the voice's language {spoken}; the voice's is used");
         }
     }
@@ -125,7 +106,7 @@ fn run(
         |samples| source.extend_from_slice(samples),
     )?;
     let synthesis_seconds = started.elapsed().as_secs_f64();
-    let path = Sink::File(wav).finish()?.unwrap_or_else(|| output.to_path_buf());
+    let path = wav.finish()?;
     let target = &clone.profile.embedding;
     Ok(CloneReport {
         reference: reference.display().to_string(),

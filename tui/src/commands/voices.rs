@@ -9,7 +9,6 @@ use demod_voice_core::profile::VoiceProfile;
 
 use crate::cli::VoicesCommand;
 use crate::context::Context;
-use crate::error::usage;
 
 pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
     let json = match command {
@@ -57,18 +56,6 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
 
 pub fn add_profile(ctx: &Context, name: &str, references: &[PathBuf], force: bool) -> Result<()> {
     let dir = ctx.settings.profiles_dir();
-    let path = VoiceProfile::path_in(&dir, name);
-    if path.exists() && !force {
-        return Err(usage(format!(
-            "a profile named `{name}` already exists ({}); pass --force to replace it",
-            path.display()
-        )));
-    }
-    for reference in references {
-        if !reference.is_file() {
-            return Err(usage(format!("reference recording {} does not exist", reference.display())));
-        }
-    }
     // The embedding is a bonus: a profile is still made where the encoder cannot be had (offline, say).
     let encoder = || {
         ctx.settings
@@ -76,7 +63,7 @@ pub fn add_profile(ctx: &Context, name: &str, references: &[PathBuf], force: boo
             .map_err(|e| tracing::warn!("the profile is made without a speaker embedding: {e}"))
             .ok()
     };
-    let (profile, saved) = library::add_profile(&dir, name, references, true, encoder)?;
+    let (profile, saved) = library::add_profile(&dir, name, references, force, encoder)?;
     if !ctx.global.quiet {
         eprintln!(
             "wrote {}: median F0 {:.1} Hz (range {:.1} semitones), formant scale {:.3}, {:.1} s voiced",

@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Row, Table, Widget, Wra
 use crate::app::messages::{AppEvent, Job};
 use crate::app::{App, Screen};
 use crate::context::Context;
-use demod_voice_core::batch::{self, Event as BatchEvent, Manifest, RunOptions, SpeechWorker};
+use demod_voice_core::batch::{self, Event as BatchEvent, Manifest, RunOptions};
 use ratatui::Terminal;
 
 /// Where one batch job stands.
@@ -300,8 +300,7 @@ pub(crate) fn run_batch(
     ctx.check()?;
     let options =
         RunOptions { cancel: Some(cancel), ..RunOptions::sequential(batch::journal_path(manifest_path, None, None)) };
-    let worker = SpeechWorker::new(&ctx.settings);
-    let mut summary = batch::run(&manifest.jobs, &options, &|job, deadline| worker.run(job, deadline), events)?;
+    let mut summary = batch::run_speech(&manifest.jobs, &options, &ctx.settings, events)?;
     summary.invalid = manifest.errors.len();
     Ok(summary)
 }
