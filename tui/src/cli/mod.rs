@@ -4,40 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use demod_voice_core::convert::Engine;
-use demod_voice_core::limits::{self, Limit};
-use demod_voice_core::settings::Setting;
+use demod_voice_core::limits;
 
-/// A value parser for a number inside `limit` (NaN, infinities and out-of-range values are usage errors).
-fn within(limit: Limit) -> impl Fn(&str) -> Result<f32, String> + Clone + Send + Sync + 'static {
-    move |text: &str| {
-        let value: f32 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
-        limit.check(value).map_err(|problem| format!("{text} {problem}"))
-    }
-}
+mod parsers;
+mod settings;
 
-/// A value parser for a duration in seconds: finite, above 0, at most a week (NaN, infinities, zero, negative and
-/// absurd values are usage errors, never a panic in `Duration`).
-fn seconds(text: &str) -> Result<f64, String> {
-    let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if value.is_finite() && value > 0.0 && value <= 604_800.0 {
-        Ok(value)
-    } else {
-        Err(format!("{text} is outside 0..604800 seconds"))
-    }
-}
-
-/// A value parser for a worker count: 1-256 (more threads than that only waste memory on any machine).
-fn workers(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=256).contains(&n) => Ok(n),
-        _ => Err(format!("{text} is not a worker count of 1-256")),
-    }
-}
-
-/// A value parser for an engine name (the list comes from [`Engine`]).
-fn engine(text: &str) -> Result<Engine, String> {
-    text.parse()
-}
+use parsers::{engine, seconds, within, workers};
 
 /// Local neural text-to-speech with Piper voices.
 #[derive(Debug, Parser)]
@@ -522,98 +494,4 @@ pub struct BenchArgs {
     /// Timed repetitions of the paragraph (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-}
-
-impl ScaleArgs {
-    /// The flags given, as settings with the flag that set each (the preset is applied separately, first).
-    pub fn settings(&self) -> Vec<(Setting, &'static str)> {
-        let mut out = Vec::new();
-        if let Some(v) = &self.speaker {
-            out.push((Setting::Speaker(v.clone()), "--speaker"));
-        }
-        if let Some(v) = self.length_scale {
-            out.push((Setting::LengthScale(v), "--length-scale"));
-        }
-        if let Some(v) = self.noise_scale {
-            out.push((Setting::NoiseScale(v), "--noise-scale"));
-        }
-        if let Some(v) = self.noise_w {
-            out.push((Setting::NoiseW(v), "--noise-w"));
-        }
-        if let Some(v) = self.sentence_silence {
-            out.push((Setting::SentenceSilence(v), "--sentence-silence"));
-        }
-        if let Some(v) = self.volume {
-            out.push((Setting::Volume(v), "--volume"));
-        }
-        if self.no_normalize {
-            out.push((Setting::Normalize(false), "--no-normalize"));
-        }
-        if let Some(v) = self.sample_rate {
-            out.push((Setting::SampleRate(v), "--sample-rate"));
-        }
-        out
-    }
-}
-
-impl ConvertArgs {
-    /// The converter flags given, as settings with the flag that set each.
-    pub fn settings(&self) -> Vec<(Setting, &'static str)> {
-        let mut out = Vec::new();
-        if let Some(v) = self.engine {
-            out.push((Setting::Engine(v), "--engine"));
-        }
-        if let Some(v) = self.pitch {
-            out.push((Setting::PitchSemitones(v), "--pitch"));
-        }
-        if let Some(v) = self.formant {
-            out.push((Setting::FormantRatio(v), "--formant"));
-        }
-        if let Some(v) = self.amount {
-            out.push((Setting::ProfileAmount(v), "--amount"));
-        }
-        if let Some(v) = self.mix {
-            out.push((Setting::Mix(v), "--mix"));
-        }
-        if let Some(v) = &self.to {
-            out.push((Setting::Profile(v.clone()), "--to"));
-        }
-        out
-    }
-}
-
-impl GlobalArgs {
-    /// The global flags that are settings, with the flag that set each.
-    pub fn settings(&self) -> Vec<(Setting, &'static str)> {
-        use demod_voice_core::config::ProviderName;
-        let mut out = Vec::new();
-        let provider = if self.gpu {
-            Some((ProviderName::Cuda, "--gpu"))
-        } else if self.cpu {
-            Some((ProviderName::Cpu, "--cpu"))
-        } else {
-            self.provider.map(|p| {
-                let name = match p {
-                    ProviderArg::Auto => ProviderName::Auto,
-                    ProviderArg::Cpu => ProviderName::Cpu,
-                    ProviderArg::Cuda => ProviderName::Cuda,
-                    ProviderArg::Tensorrt => ProviderName::Tensorrt,
-                };
-                (name, "--provider")
-            })
-        };
-        if let Some((name, flag)) = provider {
-            out.push((Setting::Provider(name), flag));
-        }
-        if let Some(id) = self.device_id {
-            out.push((Setting::DeviceId(id), "--device-id"));
-        }
-        if let Some(threads) = self.threads {
-            out.push((Setting::IntraThreads(threads), "--threads"));
-        }
-        if let Some(lib) = &self.ort_lib {
-            out.push((Setting::RuntimeLibrary(lib.clone()), "--ort-lib"));
-        }
-        out
-    }
 }
