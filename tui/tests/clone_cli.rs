@@ -209,4 +209,9 @@ fn similarity_tells_one_speaker_from_two() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("verdict: 1 of 1"));
     let missing = run(dir.path(), &["similarity", "first.wav", "nope.wav"]);
     assert_eq!(missing.status.code(), Some(2));
+    // An empty recording is refused rather than scored.
+    demod_voice_core::wav::AtomicWav::create(&dir.path().join("empty.wav"), 16_000).unwrap().finish().unwrap();
+    let empty = run(dir.path(), &["similarity", "first.wav", "empty.wav"]);
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("half a second"));
 }

@@ -26,10 +26,22 @@ pub fn similarity(ctx: &Context, args: SimilarityArgs) -> Result<()> {
         }
     }
     let encoder = ctx.settings.speaker_encoder()?;
-    let reference = encoder.embed_file(&args.reference)?;
+    // A score of silence or a click says nothing about a speaker: half a second is the least that is scored.
+    let embed = |path: &std::path::Path| -> Result<demod_voice_core::speaker::Embedding> {
+        let (samples, rate) = demod_voice_core::wav::read_wav_mono(path)?;
+        let seconds = samples.len() as f64 / f64::from(rate);
+        if seconds < 0.5 {
+            return Err(usage(format!(
+                "{} has {seconds:.2} s of audio; give at least half a second of speech",
+                path.display()
+            )));
+        }
+        Ok(encoder.embed(&samples, rate)?)
+    };
+    let reference = embed(&args.reference)?;
     let mut scored = Vec::with_capacity(args.others.len());
     for other in &args.others {
-        let embedding = encoder.embed_file(other)?;
+        let embedding = embed(other)?;
         let similarity = embedding.cosine(&reference);
         scored.push(Scored { file: other.clone(), similarity, same_speaker: similarity >= SAME_SPEAKER_THRESHOLD });
     }
