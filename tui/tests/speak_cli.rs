@@ -153,6 +153,35 @@ fn phonemize_json_has_one_entry_per_sentence() {
     assert_eq!(ids.last(), Some(&2), "EOS last");
 }
 
+/// Hardening: a paragraph joined only by commas used to become one model call of unbounded size (it failed
+/// inside ONNX Runtime); now sentences end at clause boundaries under the phoneme cap.
+#[test]
+fn a_comma_paragraph_is_split_at_clauses_under_the_phoneme_cap() {
+    let text = vec!["the quick brown fox jumps over the lazy dog"; 150].join(", ");
+    let out = run(bin().args(["phonemize", "--json", &text]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sentences = json["sentences"].as_array().unwrap();
+    assert!(sentences.len() >= 10, "{} sentences", sentences.len());
+    for sentence in sentences {
+        let phonemes = sentence["phonemes"].as_str().unwrap();
+        assert!(phonemes.chars().count() <= demod_voice_core::piper::MAX_SENTENCE_PHONEMES, "{phonemes}");
+        assert!(sentence["text"].as_str().unwrap().starts_with("the quick"), "{sentence}");
+    }
+}
+
+/// Hardening: a single 20,000-letter word used to abort on an allocation.
+#[test]
+fn a_twenty_thousand_letter_word_is_spoken_in_bounded_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("word.wav");
+    let out = run(bin().args(["speak", &"a".repeat(20_000), "-o"]).arg(&out_path));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, frames, rms) = wav_info(&out_path);
+    assert!(frames > 22050 * 10 && rms > 0.01, "{frames} frames, rms {rms}");
+    assert_eq!(files_in(dir.path()), ["word.wav"]);
+}
+
 #[test]
 fn voices_list_shows_the_default_voice() {
     let out = run(bin().args(["voices", "list"]));

@@ -5,5 +5,5 @@ pub mod phonemes;
 pub mod synth;
 
 pub use config::{PhonemeType, VoiceConfig};
-pub use phonemes::{phonemes_to_ids, phonemize, Sentence};
+pub use phonemes::{phonemes_to_ids, phonemize, Sentence, MAX_SENTENCE_PHONEMES};
 pub use synth::{PiperVoice, SynthesisOptions};

@@ -17,6 +17,11 @@ pub const PAD: &str = "_";
 /// The end-of-sentence phoneme.
 pub const EOS: &str = "$";
 
+/// The most phonemes one model call gets. A longer sentence (a paragraph joined by commas, a 20,000-letter
+/// word, a text-phoneme voice given a book) is split at the best boundary below the cap, so a call's memory is
+/// bounded by the cap, not by the input. Piper's own sentences are far shorter, so ordinary text is unaffected.
+pub const MAX_SENTENCE_PHONEMES: usize = 400;
+
 /// One sentence ready to synthesise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sentence {
@@ -65,7 +70,38 @@ pub fn phonemize(config: &VoiceConfig, espeak: Option<&Espeak>, text: &str) -> R
         }
     }
     sentences.retain(|s| !s.phonemes.is_empty());
-    Ok(sentences)
+    Ok(sentences.into_iter().flat_map(|s| split_overlong(s, MAX_SENTENCE_PHONEMES)).collect())
+}
+
+/// Cut a sentence of more than `cap` phonemes into pieces of at most `cap`: after the last clause mark (`,` `;`
+/// `:`, then `.` `?` `!`) in the second half of the window, else at the last space there, else at the cap. Every
+/// piece keeps the sentence's text (the source cannot be cut at the same places reliably).
+pub fn split_overlong(sentence: Sentence, cap: usize) -> Vec<Sentence> {
+    let cap = cap.max(2);
+    if sentence.phonemes.len() <= cap {
+        return vec![sentence];
+    }
+    let mut pieces = Vec::new();
+    let mut rest: &[String] = &sentence.phonemes;
+    while rest.len() > cap {
+        let window = &rest[..cap];
+        let after_last = |marks: &[&str]| {
+            window.iter().rposition(|p| marks.contains(&p.as_str())).map(|i| i + 1).filter(|&cut| cut > cap / 2)
+        };
+        let cut = after_last(&[",", ";", ":"])
+            .or_else(|| after_last(&[".", "?", "!"]))
+            .or_else(|| after_last(&[" "]))
+            .unwrap_or(cap);
+        pieces.push(Sentence { text: sentence.text.clone(), phonemes: window[..cut].to_vec() });
+        rest = &rest[cut..];
+        while rest.first().is_some_and(|p| p == " ") {
+            rest = &rest[1..];
+        }
+    }
+    if !rest.is_empty() {
+        pieces.push(Sentence { text: sentence.text.clone(), phonemes: rest.to_vec() });
+    }
+    pieces
 }
 
 fn phonemize_espeak(espeak: &Espeak, voice: &str, text: &str) -> Result<Vec<Sentence>> {
@@ -164,7 +200,12 @@ pub fn sentences_from_clauses(clauses: &[Clause]) -> Vec<Sentence> {
         if matches!(terminator.as_str(), "," | ":" | ";") {
             phonemes.push(' ');
         }
-        current.phonemes.extend(phonemes.nfd().map(String::from));
+        let clause_phonemes: Vec<String> = phonemes.nfd().map(String::from).collect();
+        // A sentence that would pass the cap ends at this clause boundary instead (text and phonemes cut together).
+        if !current.phonemes.is_empty() && current.phonemes.len() + clause_phonemes.len() > MAX_SENTENCE_PHONEMES {
+            sentences.push(finish(std::mem::take(&mut current)));
+        }
+        current.phonemes.extend(clause_phonemes);
         current.text.push_str(&clause.text);
         if terminator.ends_sentence() {
             sentences.push(finish(std::mem::take(&mut current)));
@@ -464,5 +505,34 @@ mod tests {
     fn phoneme_map_replaces_one_with_many() {
         let map: BTreeMap<String, Vec<String>> = [("r".to_string(), strings(&["ɹ", "ː"]))].into_iter().collect();
         assert_eq!(apply_phoneme_map(strings(&["a", "r"]), &map), strings(&["a", "ɹ", "ː"]));
+    }
+
+    #[test]
+    fn a_comma_paragraph_ends_sentences_at_clause_boundaries_under_the_cap() {
+        let clauses: Vec<Clause> =
+            (0..300).map(|i| clause("wˈʌn tˈuː θɹˈiː", Terminator::Comma, &format!("one two three {i},"))).collect();
+        let sentences = sentences_from_clauses(&clauses);
+        assert!(sentences.len() > 10, "{}", sentences.len());
+        assert!(sentences.iter().all(|s| s.phonemes.len() <= MAX_SENTENCE_PHONEMES));
+        // Every piece ends after a comma, and the text is cut with it: nothing lost, nothing repeated.
+        assert!(sentences[..sentences.len() - 1].iter().all(|s| s.phonemes.concat().trim_end().ends_with(',')));
+        let phonemes: usize = sentences.iter().map(|s| s.phonemes.len()).sum();
+        let expected: usize = sentences_from_clauses(&clauses[..1])[0].phonemes.len() * 300;
+        assert_eq!(phonemes, expected);
+        assert!(sentences[1].text.starts_with("one two three"), "{}", sentences[1].text);
+    }
+
+    #[test]
+    fn an_overlong_piece_is_cut_at_a_clause_mark_then_a_space_then_the_cap() {
+        let sentence = |s: &str| Sentence { text: "t".into(), phonemes: s.chars().map(String::from).collect() };
+        let pieces = split_overlong(sentence("aaaa, bbbb cc"), 8);
+        assert_eq!(pieces.iter().map(Sentence::phoneme_string).collect::<Vec<_>>(), ["aaaa,", "bbbb cc"]);
+        let pieces = split_overlong(sentence("aaaaa bbbbbbbb"), 8);
+        assert_eq!(pieces.iter().map(Sentence::phoneme_string).collect::<Vec<_>>(), ["aaaaa ", "bbbbbbbb"]);
+        let word = "x".repeat(20_000);
+        let pieces = split_overlong(sentence(&word), MAX_SENTENCE_PHONEMES);
+        assert_eq!(pieces.len(), 50);
+        assert!(pieces.iter().all(|p| p.phonemes.len() == MAX_SENTENCE_PHONEMES && p.text == "t"));
+        assert_eq!(split_overlong(sentence("short"), 8).len(), 1);
     }
 }
