@@ -279,7 +279,7 @@ impl CloneProfile {
     /// Measure `reference` (profile, embedding, pitch, spectrum); no fit yet.
     pub fn measure(reference: &Path, encoder: &SpeakerEncoder) -> Result<CloneProfile> {
         let profile = VoiceProfile::from_recordings("reference", &[reference.to_path_buf()])?;
-        let (samples, rate) = crate::wav::read_wav_mono(reference)?;
+        let (samples, rate) = crate::wav::read_reference(reference)?;
         let embedding = encoder.embed(&samples, rate)?;
         let unusable = |problem: &str| Error::Profile { path: reference.to_path_buf(), problem: problem.into() };
         let pitch = pitch_stats(&samples, rate).ok_or_else(|| unusable("too little voiced speech to clone"))?;
@@ -317,9 +317,7 @@ impl CloneProfile {
             let parent = path.parent().ok_or("no folder")?;
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
             let text = serde_saphyr::to_string(self).map_err(|e| e.to_string())?;
-            let temp = path.with_extension(format!("yaml.{}.partial", std::process::id()));
-            std::fs::write(&temp, text).map_err(|e| e.to_string())?;
-            std::fs::rename(&temp, path).map_err(|e| e.to_string())
+            crate::durable::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
         })();
         if let Err(problem) = written {
             tracing::warn!("cannot cache the clone profile at {}: {problem}", path.display());

@@ -289,6 +289,17 @@ pub enum Error {
         problem: String,
     },
 
+    /// Another process is running the same batch (it holds the lock beside the journal).
+    #[error("batch {} is already running (pid {pid}, lock {}); wait for it, or stop it first", journal.display(), lock.display())]
+    BatchLocked {
+        /// The journal both runs would write.
+        journal: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// The process holding it, as it wrote there (`unknown` if unreadable).
+        pid: String,
+    },
+
     /// A setting has a value outside what it accepts.
     #[error("invalid setting `{key}`: {problem}")]
     Setting {

@@ -36,6 +36,7 @@ pub mod batch;
 pub mod clone;
 pub mod config;
 pub mod convert;
+pub mod durable;
 pub mod error;
 pub mod espeak;
 pub mod library;

@@ -384,10 +384,7 @@ pub fn run(
     config["layout"] = if layout == Layout::MultiSpeaker { "multi-speaker" } else { "ljspeech" }.into();
     report.wall_seconds = started.elapsed().as_secs_f64();
     let write = |name: &str, text: String| -> Result<()> {
-        let path = output_dir.join(name);
-        let temp = output_dir.join(format!(".{name}.partial"));
-        std::fs::write(&temp, text).map_err(|source| Error::Write { path: temp.clone(), source })?;
-        std::fs::rename(&temp, &path).map_err(|source| Error::Write { path, source })
+        crate::durable::write_atomic(&output_dir.join(name), text.as_bytes())
     };
     write("metadata.csv", metadata_out)?;
     write("dataset.jsonl", jsonl)?;

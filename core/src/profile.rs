@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::analysis::envelope::{absolute_scale, EnvelopeAnalyzer};
 use crate::analysis::pitch::{PitchEstimate, Yin, F0_MAX, F0_MIN};
@@ -85,11 +84,22 @@ impl VoiceProfile {
         let mut sources = Vec::new();
         let step = (ANALYSIS_RATE / 200) as usize; // 5 ms
         for path in paths {
-            let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.clone(), source })?;
-            let reader = hound::WavReader::new(std::io::Cursor::new(&bytes))
-                .map_err(|e| profile_error(path, format!("not a readable WAV file ({e}); convert it to WAV first")))?;
-            let spec = reader.spec();
-            let (samples, rate) = crate::wav::read_wav_mono(path)?;
+            let audio = crate::wav::read_wav_mono_capped(path, Some(crate::wav::REFERENCE_MAX_SECONDS)).map_err(
+                |e| match e {
+                    Error::WavRead { source, .. } => {
+                        profile_error(path, format!("not a readable WAV file ({source}); convert it to WAV first"))
+                    }
+                    other => other,
+                },
+            )?;
+            if audio.truncated {
+                tracing::warn!(
+                    "{}: only its first {} minutes are measured",
+                    path.display(),
+                    crate::wav::REFERENCE_MAX_SECONDS / 60.0
+                );
+            }
+            let (samples, rate, channels) = (audio.samples, audio.rate, audio.channels);
             let seconds = samples.len() as f32 / rate as f32;
             let audio = crate::wav::resample(&samples, rate, ANALYSIS_RATE)?;
             let frame_len = yin.frame_len().max(envelope.frame_len());
@@ -110,12 +120,11 @@ impl VoiceProfile {
                 frame_idx += 1;
                 end += step;
             }
-            let digest = Sha256::digest(&bytes);
             sources.push(SourceInfo {
                 path: path.canonicalize().unwrap_or_else(|_| path.clone()),
-                sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-                sample_rate: spec.sample_rate,
-                channels: spec.channels,
+                sha256: crate::assets::sha256_hex(path)?,
+                sample_rate: rate,
+                channels,
                 seconds,
             });
         }
@@ -162,9 +171,7 @@ impl VoiceProfile {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
         let path = Self::path_in(dir, &self.name);
         let text = serde_saphyr::to_string(self).map_err(|e| profile_error(&path, e.to_string()))?;
-        let temp = dir.join(format!(".{}.yaml.partial", self.name));
-        std::fs::write(&temp, text).map_err(|source| Error::Write { path: temp.clone(), source })?;
-        std::fs::rename(&temp, &path).map_err(|source| Error::Write { path: path.clone(), source })?;
+        crate::durable::write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
 

@@ -296,9 +296,9 @@ impl SpeakerEncoder {
         Ok(Embedding::new(mean.into_iter().map(|v| v as f32).collect()))
     }
 
-    /// The embedding of a WAV file.
+    /// The embedding of a WAV file (of its first [`crate::wav::REFERENCE_MAX_SECONDS`]).
     pub fn embed_file(&self, path: &Path) -> Result<Embedding> {
-        let (samples, rate) = crate::wav::read_wav_mono(path)?;
+        let (samples, rate) = crate::wav::read_reference(path)?;
         self.embed(&samples, rate)
     }
 }

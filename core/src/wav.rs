@@ -29,14 +29,20 @@ impl From<crate::config::OutputFormat> for WavEncoding {
     }
 }
 
-/// A WAV file that appears at its path only when complete: samples go to a temporary file in the same folder,
-/// which [`AtomicWav::finish`] renames into place. Dropped without `finish`, the temporary file is removed.
+/// The most sample data a WAV file can describe: its sizes are 32-bit, and the RIFF size counts the 36 header
+/// bytes after it.
+pub const MAX_WAV_DATA_BYTES: u64 = u32::MAX as u64 - 36;
+
+/// A WAV file that appears at its path only when complete: samples go to a temporary file in the same folder
+/// (see [`crate::durable`]), which [`AtomicWav::finish`] syncs and renames into place. Dropped without `finish`, or
+/// when `finish` fails (a full disk), the temporary file is removed.
 pub struct AtomicWav {
     writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
     temp_path: PathBuf,
     path: PathBuf,
     frames: u64,
     encoding: WavEncoding,
+    done: bool,
 }
 
 impl std::fmt::Debug for AtomicWav {
@@ -53,35 +59,48 @@ impl AtomicWav {
 
     /// Start a mono WAV with the given sample encoding.
     pub fn create_with(path: &Path, sample_rate_hz: u32, encoding: WavEncoding) -> Result<AtomicWav> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         if path.is_dir() {
             return Err(Error::Write {
                 path: path.to_path_buf(),
                 source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder; give a file name"),
             });
         }
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out.wav".into());
-        let temp_path = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
+        let (file, temp_path) = crate::durable::create_temp_beside(path)
+            .map_err(|source| Error::Write { path: path.to_path_buf(), source })?;
         let (bits_per_sample, sample_format) = match encoding {
             WavEncoding::Pcm16 => (16, hound::SampleFormat::Int),
             WavEncoding::Float32 => (32, hound::SampleFormat::Float),
         };
         let spec = hound::WavSpec { channels: 1, sample_rate: sample_rate_hz, bits_per_sample, sample_format };
-        let writer = hound::WavWriter::create(&temp_path, spec).map_err(|source| match source {
-            hound::Error::IoError(io) => Error::Write { path: path.to_path_buf(), source: io },
-            other => Error::Wav { path: path.to_path_buf(), source: other },
+        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(|source| {
+            crate::durable::discard(&temp_path);
+            match source {
+                hound::Error::IoError(io) => Error::Write { path: path.to_path_buf(), source: io },
+                other => Error::Wav { path: path.to_path_buf(), source: other },
+            }
         })?;
-        Ok(AtomicWav { writer: Some(writer), temp_path, path: path.to_path_buf(), frames: 0, encoding })
+        Ok(AtomicWav { writer: Some(writer), temp_path, path: path.to_path_buf(), frames: 0, encoding, done: false })
     }
 
-    /// Append float samples (-1..1).
+    /// Append float samples (-1..1). Past the 4 GiB a WAV header can describe, this fails (instead of writing a
+    /// header whose sizes wrapped around).
     pub fn write(&mut self, samples: &[f32]) -> Result<()> {
         let Some(writer) = self.writer.as_mut() else {
             return Ok(());
         };
+        let bytes_per_sample = match self.encoding {
+            WavEncoding::Pcm16 => 2,
+            WavEncoding::Float32 => 4,
+        };
+        if (self.frames + samples.len() as u64) * bytes_per_sample > MAX_WAV_DATA_BYTES {
+            return Err(Error::Write {
+                path: self.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::FileTooLarge,
+                    "a WAV file holds at most 4 GiB of samples; split the text, or stream raw PCM with `--raw -o -`",
+                ),
+            });
+        }
         let wav_error = |source| Error::Wav { path: self.path.clone(), source };
         match self.encoding {
             WavEncoding::Pcm16 => {
@@ -106,12 +125,19 @@ impl AtomicWav {
         self.frames
     }
 
-    /// Complete the header, sync, and rename into place.
+    /// Complete the header, sync to disk, and rename into place. On failure nothing is left behind.
     pub fn finish(mut self) -> Result<PathBuf> {
+        self.done = true;
         if let Some(writer) = self.writer.take() {
-            writer.finalize().map_err(|source| Error::Wav { path: self.path.clone(), source })?;
+            if let Err(source) = writer.finalize() {
+                crate::durable::discard(&self.temp_path);
+                return Err(match source {
+                    hound::Error::IoError(io) => Error::Write { path: self.path.clone(), source: io },
+                    other => Error::Wav { path: self.path.clone(), source: other },
+                });
+            }
         }
-        std::fs::rename(&self.temp_path, &self.path)
+        crate::durable::commit(&self.temp_path, &self.path)
             .map_err(|source| Error::Write { path: self.path.clone(), source })?;
         Ok(self.path.clone())
     }
@@ -119,8 +145,9 @@ impl AtomicWav {
 
 impl Drop for AtomicWav {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.temp_path);
+        if !self.done {
+            drop(self.writer.take());
+            crate::durable::discard(&self.temp_path);
         }
     }
 }
@@ -134,7 +161,10 @@ pub fn streaming_wav_header(sample_rate_hz: u32, encoding: WavEncoding) -> [u8; 
     };
     let byte_rate = sample_rate_hz * u32::from(bytes_per_sample);
     h[0..4].copy_from_slice(b"RIFF");
-    h[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    // The largest whole number of samples a header can declare: readers that check the data size against the
+    // block alignment (hound, and this program's own reader) accept it; the stream simply ends sooner.
+    let data_bytes = (MAX_WAV_DATA_BYTES as u32) / u32::from(bytes_per_sample) * u32::from(bytes_per_sample);
+    h[4..8].copy_from_slice(&(data_bytes + 36).to_le_bytes());
     h[8..12].copy_from_slice(b"WAVE");
     h[12..16].copy_from_slice(b"fmt ");
     h[16..20].copy_from_slice(&16u32.to_le_bytes());
@@ -145,7 +175,7 @@ pub fn streaming_wav_header(sample_rate_hz: u32, encoding: WavEncoding) -> [u8; 
     h[32..34].copy_from_slice(&bytes_per_sample.to_le_bytes()); // block align
     h[34..36].copy_from_slice(&(bytes_per_sample * 8).to_le_bytes());
     h[36..40].copy_from_slice(b"data");
-    h[40..44].copy_from_slice(&(u32::MAX - 36).to_le_bytes());
+    h[40..44].copy_from_slice(&data_bytes.to_le_bytes());
     h
 }
 
@@ -220,28 +250,103 @@ fn check_spec(path: &Path, spec: hound::WavSpec) -> Result<()> {
     }
 }
 
+/// A WAV file read as mono.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonoAudio {
+    /// Samples in -1..1, channels averaged.
+    pub samples: Vec<f32>,
+    /// Sample rate, Hz.
+    pub rate: u32,
+    /// Channels in the file.
+    pub channels: u16,
+    /// True when the file is longer than the limit it was read with (only the start was read).
+    pub truncated: bool,
+}
+
+/// Reference recordings are analysed from at most this much of their start: ten minutes describe a voice as well
+/// as ten hours, and a ten-hour file would otherwise be read whole (gigabytes of samples).
+pub const REFERENCE_MAX_SECONDS: f64 = 600.0;
+
 /// Read a WAV file as mono f32 (channels averaged) and its sample rate.
 pub fn read_wav_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
-    let reader = hound::WavReader::open(path).map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?;
+    read_wav_mono_capped(path, None).map(|audio| (audio.samples, audio.rate))
+}
+
+/// Read at most `max_seconds` from the start of a WAV file as mono, streaming (the file is never held whole).
+/// A header streamed by `speak -o -` declares the largest size there is; its data simply ends early, and that is
+/// not an error. Any other file that ends before its declared data is refused as truncated.
+pub fn read_wav_mono_capped(path: &Path, max_seconds: Option<f64>) -> Result<MonoAudio> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let reader = hound::WavReader::new(std::io::BufReader::new(file))
+        .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?;
     let spec = reader.spec();
     check_spec(path, spec)?;
     let channels = usize::from(spec.channels.max(1));
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader
-            .into_samples::<f32>()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?,
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1i64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|source| Error::WavRead { path: path.to_path_buf(), source })?
+    let bytes_per_sample = u64::from(spec.bits_per_sample.div_ceil(8));
+    let declared_frames = u64::from(reader.len()) / channels as u64;
+    let streamed = u64::from(reader.len()) * bytes_per_sample >= MAX_WAV_DATA_BYTES - 64;
+    let limit_frames = max_seconds.map(|s| (s.max(0.0) * f64::from(spec.sample_rate)) as u64);
+    let frames_to_read = limit_frames.map_or(declared_frames, |l| l.min(declared_frames));
+    // Reserve for what is surely there (a streamed header's size is a guess), growing as samples come.
+    let mut samples = Vec::with_capacity(if streamed { 0 } else { frames_to_read.min(1 << 24) as usize });
+    let mut frame = 0.0f32;
+    let mut in_frame = 0usize;
+    let mut push = |value: f32| {
+        frame += value;
+        in_frame += 1;
+        if in_frame == channels {
+            samples.push(frame / channels as f32);
+            frame = 0.0;
+            in_frame = 0;
         }
     };
-    let mono = samples.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
-    Ok((mono, spec.sample_rate))
+    let wanted = (frames_to_read as usize).saturating_mul(channels);
+    // hound reports the end of a short file as an `Other` I/O error ("Failed to read enough bytes.").
+    let ended_early = |e: &hound::Error| {
+        streamed
+            && matches!(e, hound::Error::IoError(io)
+                if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other))
+    };
+    let read_error = |source| Error::WavRead { path: path.to_path_buf(), source };
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            for sample in reader.into_samples::<f32>().take(wanted) {
+                match sample {
+                    Ok(v) => push(v),
+                    Err(e) if ended_early(&e) => break,
+                    Err(e) => return Err(read_error(e)),
+                }
+            }
+        }
+        hound::SampleFormat::Int => {
+            // check_spec allows 8-32 bits only, so the shift cannot overflow.
+            let scale = 1.0 / (1i64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
+            for sample in reader.into_samples::<i32>().take(wanted) {
+                match sample {
+                    Ok(v) => push(v as f32 * scale),
+                    Err(e) if ended_early(&e) => break,
+                    Err(e) => return Err(read_error(e)),
+                }
+            }
+        }
+    }
+    let truncated = limit_frames.is_some_and(|l| declared_frames > l && samples.len() as u64 >= l);
+    Ok(MonoAudio { samples, rate: spec.sample_rate, channels: spec.channels, truncated })
+}
+
+/// Read a reference recording: at most [`REFERENCE_MAX_SECONDS`] from its start, with a warning when there was
+/// more.
+pub fn read_reference(path: &Path) -> Result<(Vec<f32>, u32)> {
+    let audio = read_wav_mono_capped(path, Some(REFERENCE_MAX_SECONDS))?;
+    if audio.truncated {
+        tracing::warn!(
+            "{}: longer than {} minutes; only its first {} minutes are used",
+            path.display(),
+            REFERENCE_MAX_SECONDS / 60.0,
+            REFERENCE_MAX_SECONDS / 60.0
+        );
+    }
+    Ok((audio.samples, audio.rate))
 }
 
 #[cfg(test)]
@@ -337,5 +442,101 @@ mod tests {
         assert_eq!(&bytes[0..4], b"RIFF");
         assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 22050);
         assert_eq!(i16::from_le_bytes([bytes[44], bytes[45]]), to_i16(0.25));
+    }
+
+    fn header(bits: u16, format_tag: u16, data_bytes: u32) -> Vec<u8> {
+        let block = bits.div_ceil(8);
+        let mut h = Vec::new();
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+        h.extend_from_slice(b"WAVEfmt ");
+        h.extend_from_slice(&16u32.to_le_bytes());
+        h.extend_from_slice(&format_tag.to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&16000u32.to_le_bytes());
+        h.extend_from_slice(&(16000 * u32::from(block)).to_le_bytes());
+        h.extend_from_slice(&block.to_le_bytes());
+        h.extend_from_slice(&bits.to_le_bytes());
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&data_bytes.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn a_header_declaring_more_than_64_bits_is_refused_not_shifted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.wav");
+        let mut bytes = header(72, 1, 18);
+        bytes.extend_from_slice(&[0u8; 18]);
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_wav_mono(&path).unwrap_err().to_string();
+        assert!(err.contains("wide.wav"), "{err}");
+    }
+
+    #[test]
+    fn a_streamed_header_declares_whole_samples_and_reads_back_to_its_end() {
+        for encoding in [WavEncoding::Pcm16, WavEncoding::Float32] {
+            let h = streaming_wav_header(16000, encoding);
+            let data = u32::from_le_bytes(h[40..44].try_into().unwrap());
+            let block = u32::from_le_bytes([h[32], h[33], 0, 0]);
+            assert_eq!(data % block, 0, "{encoding:?}");
+            assert_eq!(u32::from_le_bytes(h[4..8].try_into().unwrap()), data + 36);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("stream.wav");
+            let mut bytes = h.to_vec();
+            write_samples(&mut bytes, &[0.25; 1000], encoding).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            let (samples, rate) = read_wav_mono(&path).unwrap();
+            assert_eq!((samples.len(), rate), (1000, 16000));
+        }
+    }
+
+    #[test]
+    fn a_truncated_ordinary_file_is_still_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.wav");
+        let mut bytes = header(16, 1, 2000);
+        bytes.extend_from_slice(&[0u8; 1000]);
+        std::fs::write(&path, bytes).unwrap();
+        assert!(read_wav_mono(&path).is_err());
+    }
+
+    #[test]
+    fn reading_with_a_limit_reads_only_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.wav");
+        let mut wav = AtomicWav::create(&path, 8000).unwrap();
+        wav.write(&vec![0.1; 8000 * 3]).unwrap();
+        wav.finish().unwrap();
+        let audio = read_wav_mono_capped(&path, Some(1.0)).unwrap();
+        assert!(audio.truncated);
+        assert_eq!(audio.samples.len(), 8000);
+        assert!(!read_wav_mono_capped(&path, Some(5.0)).unwrap().truncated);
+    }
+
+    #[test]
+    fn a_wav_past_four_gib_is_refused_instead_of_wrapping_its_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.wav");
+        let mut wav = AtomicWav::create(&path, 22050).unwrap();
+        wav.frames = MAX_WAV_DATA_BYTES / 2 - 10;
+        let err = wav.write(&[0.0; 100]).unwrap_err().to_string();
+        assert!(err.contains("huge.wav") && err.contains("4 GiB"), "{err}");
+        drop(wav);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+    }
+
+    #[test]
+    fn a_failure_when_finishing_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.wav");
+        let mut wav = AtomicWav::create(&path, 22050).unwrap();
+        wav.write(&[0.1; 100]).unwrap();
+        // The rename cannot replace a folder that appeared meanwhile (as a full disk makes finishing fail).
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"x").unwrap();
+        assert!(wav.finish().is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from("out.wav")], "only the folder remains");
     }
 }

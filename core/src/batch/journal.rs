@@ -75,9 +75,9 @@ pub fn journal_path(manifest: &Path, state_dir: Option<&Path>, shard: Option<Sha
 
 /// Finished jobs from a journal (a torn last line from a crash is ignored).
 pub fn read_journal(path: &Path) -> Vec<JournalEntry> {
-    std::fs::read_to_string(path)
-        .map(|text| text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
-        .unwrap_or_default()
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else { return Vec::new() };
+    std::io::BufReader::new(file).lines().map_while(|l| l.ok()).filter_map(|l| serde_json::from_str(&l).ok()).collect()
 }
 
 /// What a runner reports as it goes.
@@ -202,7 +202,8 @@ pub(super) struct EventLog(Option<Mutex<std::fs::File>>);
 
 impl EventLog {
     pub(super) fn create(path: &Path, jobs: usize) -> EventLog {
-        let file = std::fs::File::create(path).ok().map(Mutex::new);
+        // Recreated, never written through a symlink planted in its place.
+        let file = crate::durable::create_fresh(path).ok().map(Mutex::new);
         if file.is_none() {
             tracing::warn!("cannot write the progress log {}; the run goes on without it", path.display());
         }
@@ -216,7 +217,7 @@ impl EventLog {
     pub(super) fn write(&self, line: &LogLine) {
         if let Some(file) = &self.0 {
             let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(file, "{}", line.to_json());
+            let _ = file.write_all(format!("{}\n", line.to_json()).as_bytes());
         }
     }
 }
@@ -265,5 +266,127 @@ impl EventLogReader {
             lines.extend(LogLine::parse(line.trim_end()));
         }
         Ok(Some(lines))
+    }
+}
+
+/// An exclusive lock on a batch (its journal): a second run on the same manifest (or state dir and shard) is
+/// refused while the first holds it. Released when dropped (or when the process dies: it is an `flock`).
+#[derive(Debug)]
+pub struct BatchLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl BatchLock {
+    /// Take the lock beside `journal` (`JOURNAL.lock`), or say who holds it.
+    pub fn acquire(journal: &Path) -> crate::error::Result<BatchLock> {
+        use std::io::{Read, Seek};
+        use std::os::fd::AsRawFd;
+        let path = journal.with_extension("lock");
+        let write_error = |source| crate::error::Error::Write { path: path.clone(), source };
+        let mut file = crate::durable::open_read_write(&path).map_err(write_error)?;
+        // SAFETY: flock on a descriptor this function owns; no memory is passed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(write_error(error));
+            }
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let pid = holder.trim().to_string();
+            return Err(crate::error::Error::BatchLocked {
+                journal: journal.to_path_buf(),
+                lock: path,
+                pid: if pid.is_empty() { "unknown".into() } else { pid },
+            });
+        }
+        file.set_len(0).and_then(|()| file.rewind()).map_err(write_error)?;
+        writeln!(file, "{}", std::process::id()).map_err(write_error)?;
+        Ok(BatchLock { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The journal's writing end. Each entry is one `write_all` of a whole line (a crash cannot interleave half of
+/// one with the next), synced every [`JournalWriter::SYNC_EVERY`] entries and when dropped.
+pub(super) struct JournalWriter {
+    file: std::fs::File,
+    unsynced: usize,
+}
+
+impl JournalWriter {
+    /// Entries written between syncs.
+    pub(super) const SYNC_EVERY: usize = 16;
+
+    /// Open `path` for appending (never through a symlink), first cutting off a torn last line a crash left, so
+    /// the next entry starts on a line of its own.
+    pub(super) fn open(path: &Path) -> crate::error::Result<JournalWriter> {
+        let write_error = |source| crate::error::Error::Write { path: path.to_path_buf(), source };
+        repair_torn_tail(path).map_err(write_error)?;
+        let file = crate::durable::open_append(path).map_err(write_error)?;
+        Ok(JournalWriter { file, unsynced: 0 })
+    }
+
+    /// Append one entry (best effort: a journal that cannot be written costs a redo, never the output).
+    pub(super) fn append(&mut self, entry: &JournalEntry) {
+        let mut line = serde_json::to_string(entry).unwrap_or_default();
+        line.push('\n');
+        if self.file.write_all(line.as_bytes()).is_err() {
+            return;
+        }
+        self.unsynced += 1;
+        if self.unsynced >= Self::SYNC_EVERY {
+            let _ = self.file.sync_data();
+            self.unsynced = 0;
+        }
+    }
+}
+
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        if self.unsynced > 0 {
+            let _ = self.file.sync_data();
+        }
+    }
+}
+
+/// Cut a journal back to its last complete line.
+fn repair_torn_tail(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = match std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    // Look back in pieces for the last newline.
+    let mut end = len;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let start = end.saturating_sub(buf.len() as u64);
+        let piece = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(piece)?;
+        if let Some(pos) = piece.iter().rposition(|&b| b == b'\n') {
+            let keep = start + pos as u64 + 1;
+            if keep < len {
+                tracing::warn!("{}: dropped a torn last line a crash left", path.display());
+                file.set_len(keep)?;
+            }
+            return Ok(());
+        }
+        if start == 0 {
+            tracing::warn!("{}: dropped a torn line a crash left", path.display());
+            return file.set_len(0);
+        }
+        end = start;
     }
 }

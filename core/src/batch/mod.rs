@@ -16,7 +16,6 @@ pub use manifest::*;
 pub use worker::{run_speech, SpeechWorker};
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -139,18 +138,15 @@ pub type JobFn<'a> = dyn Fn(&Job, Option<Instant>) -> Result<f64> + Sync + 'a;
 /// skipped unless `force`; existing outputs the journal does not know are left alone unless `overwrite`.
 pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     let started = Instant::now();
-    let journal_entries = if options.force { Vec::new() } else { read_journal(&options.journal) };
-    let finished: HashMap<&str, &JournalEntry> = journal_entries.iter().map(|e| (e.output.as_str(), e)).collect();
     if let Some(parent) = options.journal.parent() {
         std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
     }
-    let journal = Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&options.journal)
-            .map_err(|source| Error::Write { path: options.journal.clone(), source })?,
-    );
+    // One run per journal at a time; everything below (the stale-file sweep included) runs under the lock.
+    let _lock = BatchLock::acquire(&options.journal)?;
+    let journal = Mutex::new(JournalWriter::open(&options.journal)?);
+    let journal_entries = if options.force { Vec::new() } else { read_journal(&options.journal) };
+    let finished: HashMap<&str, &JournalEntry> = journal_entries.iter().map(|e| (e.output.as_str(), e)).collect();
+    remove_stale_partials(jobs);
     let log = EventLog::create(&events_path(&options.journal), jobs.len());
     let events = |event: Event| {
         log.write(&LogLine::Job(event.clone()));
@@ -159,9 +155,10 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let summary = Mutex::new(Summary { total: jobs.len(), ..Default::default() });
+    let spawn_error = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..options.jobs.max(1) {
-            scope.spawn(|| loop {
+        for worker in 0..options.jobs.max(1) {
+            let spawned = std::thread::Builder::new().name(format!("batch-{worker}")).spawn_scoped(scope, || loop {
                 if stop.load(Ordering::Relaxed) || options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                     break;
                 }
@@ -196,11 +193,7 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
                             audio_seconds,
                             row: job.row,
                         };
-                        {
-                            let mut file = journal.lock().unwrap_or_else(|p| p.into_inner());
-                            let line = serde_json::to_string(&entry).unwrap_or_default();
-                            let _ = writeln!(file, "{line}").and_then(|()| file.sync_data());
-                        }
+                        journal.lock().unwrap_or_else(|p| p.into_inner()).append(&entry);
                         let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
                         s.done += 1;
                         s.audio_seconds += audio_seconds;
@@ -224,8 +217,20 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
                     }
                 }
             });
+            if let Err(error) = spawned {
+                // The system is out of threads: run with those there are, or fail cleanly with none.
+                if worker == 0 {
+                    *spawn_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                } else {
+                    tracing::warn!("could start only {worker} of {} workers ({error})", options.jobs);
+                }
+                break;
+            }
         }
     });
+    if let Some(source) = spawn_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(Error::Write { path: options.journal.clone(), source });
+    }
     let mut summary = summary.into_inner().unwrap_or_else(|p| p.into_inner());
     summary.failures.sort_by_key(|f| f.row);
     summary.wall_seconds = started.elapsed().as_secs_f64();
@@ -238,6 +243,32 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
         wall_seconds: summary.wall_seconds,
     });
     Ok(summary)
+}
+
+/// A run killed mid-write leaves temporary files (`.NAME.RANDOM.partial`) beside its outputs; the next run on the
+/// manifest clears those of its own outputs, once per folder (called under the batch lock, so they are no other
+/// live run's).
+fn remove_stale_partials(jobs: &[Job]) {
+    let mut by_folder: HashMap<PathBuf, std::collections::HashSet<String>> = HashMap::new();
+    for job in jobs {
+        if let Some(name) = job.output.file_name() {
+            by_folder
+                .entry(crate::durable::folder_of(&job.output))
+                .or_default()
+                .insert(name.to_string_lossy().into_owned());
+        }
+    }
+    for (folder, names) in by_folder {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(middle) = file.strip_prefix('.').and_then(|f| f.strip_suffix(".partial")) else { continue };
+            // `.NAME.RANDOM.partial`: NAME is everything before the last dot.
+            if middle.rsplit_once('.').is_some_and(|(name, _)| names.contains(name)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 /// Merge shard journals into one report: every output once, with its checksum and where it came from.
@@ -258,6 +289,7 @@ pub fn merge_journals(paths: &[PathBuf]) -> (BTreeMap<String, JournalEntry>, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn load(name: &str, content: &[u8]) -> (tempfile::TempDir, Result<Manifest>) {
         let dir = tempfile::tempdir().unwrap();
@@ -424,5 +456,72 @@ mod tests {
         let summary = run(&m.jobs, &options, &work, &events).unwrap();
         assert_eq!(ran.load(Ordering::Relaxed), 2, "the running job finishes, no new one starts");
         assert_eq!((summary.done, summary.total), (2, 4));
+    }
+
+    fn write_x(job: &Job, _: Option<Instant>) -> Result<f64> {
+        std::fs::write(&job.output, b"x").unwrap();
+        Ok(1.0)
+    }
+
+    #[test]
+    fn a_second_run_on_the_same_manifest_is_refused_with_the_first_ones_pid() {
+        let (dir, m) = load("lines.txt", b"one\ntwo\n");
+        let m = m.unwrap();
+        let journal = journal_path(&dir.path().join("lines.txt"), None, None);
+        let _held = BatchLock::acquire(&journal).unwrap();
+        let err = run(&m.jobs, &RunOptions::sequential(journal.clone()), &write_x, &|_| {}).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::BatchLocked { .. }), "{text}");
+        assert!(text.contains("already running") && text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(!m.jobs[0].output.exists(), "the refused run did nothing");
+        drop(_held);
+        assert_eq!(run(&m.jobs, &RunOptions::sequential(journal), &write_x, &|_| {}).unwrap().done, 2);
+    }
+
+    #[test]
+    fn a_torn_journal_line_is_repaired_and_does_not_swallow_the_next_entry() {
+        let (dir, m) = load("lines.txt", b"one\ntwo\nthree\n");
+        let m = m.unwrap();
+        let journal = journal_path(&dir.path().join("lines.txt"), None, None);
+        let options = RunOptions::sequential(journal.clone());
+        run(&m.jobs[..1], &options, &write_x, &|_| {}).unwrap();
+        // A crash in the middle of the second entry's line.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+        file.write_all(br#"{"output":"two.wav","sha2"#).unwrap();
+        drop(file);
+        run(&m.jobs, &options, &write_x, &|_| {}).unwrap();
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert!(text.lines().all(|l| serde_json::from_str::<JournalEntry>(l).is_ok()), "{text}");
+        assert_eq!(read_journal(&journal).len(), 3, "{text}");
+    }
+
+    #[test]
+    fn journal_and_progress_log_are_never_written_through_a_planted_symlink() {
+        let (dir, m) = load("lines.txt", b"one\n");
+        let m = m.unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let journal = journal_path(&dir.path().join("lines.txt"), None, None);
+        std::os::unix::fs::symlink(&victim, events_path(&journal)).unwrap();
+        run(&m.jobs, &RunOptions::sequential(journal.clone()), &write_x, &|_| {}).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        std::fs::remove_file(&journal).unwrap();
+        std::os::unix::fs::symlink(&victim, &journal).unwrap();
+        assert!(run(&m.jobs, &RunOptions::sequential(journal), &write_x, &|_| {}).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_killed_runs_temporary_files_are_swept_once_and_others_are_kept() {
+        let (dir, m) = load("lines.txt", b"one\n");
+        let m = m.unwrap();
+        let stale =
+            dir.path().join(format!(".{}.Ab12Cd34.partial", m.jobs[0].output.file_name().unwrap().to_string_lossy()));
+        let unrelated = dir.path().join(".other.wav.Ab12Cd34.partial");
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&unrelated, b"half").unwrap();
+        let journal = journal_path(&dir.path().join("lines.txt"), None, None);
+        run(&m.jobs, &RunOptions::sequential(journal), &write_x, &|_| {}).unwrap();
+        assert!(!stale.exists() && unrelated.exists());
     }
 }

@@ -150,7 +150,6 @@ impl<'a> SpeechWorker<'a> {
         let mut written = Vec::new();
         if let Some(parent) = job.output.parent() {
             std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
-            remove_stale_partials(parent, &job.output);
         }
         let encoding = WavEncoding::from(settings.config.output.format);
         let mut wav = AtomicWav::create_with(&job.output, speech.output_rate_hz, encoding)?;
@@ -185,17 +184,4 @@ pub fn run_speech(
     let mut summary = super::run(jobs, options, &|job, deadline| worker.run(job, deadline), events)?;
     summary.similarity = worker.similarities();
     Ok(summary)
-}
-
-/// A run killed mid-write leaves its temporary file (`.NAME.PID.partial`); the next attempt clears it.
-fn remove_stale_partials(dir: &Path, output: &Path) {
-    let Some(name) = output.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
-    let prefix = format!(".{name}.");
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if file.starts_with(&prefix) && file.ends_with(".partial") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }

@@ -55,9 +55,7 @@ pub fn config(ctx: &Context, command: ConfigCommand) -> Result<()> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
             }
-            let temp = path.with_extension("yaml.partial");
-            std::fs::write(&temp, config::DEFAULT_FILE).with_context(|| format!("cannot write {}", temp.display()))?;
-            std::fs::rename(&temp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+            demod_voice_core::durable::write_atomic(&path, config::DEFAULT_FILE.as_bytes())?;
             writeln!(out, "wrote {}", path.display())?;
         }
         ConfigCommand::Check { path } => {
