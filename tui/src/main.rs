@@ -9,6 +9,7 @@ mod context;
 mod devices;
 mod error;
 mod health;
+mod interrupt;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,7 @@ use crate::context::Context;
 use crate::error::{exit_code, is_broken_pipe, one_line};
 
 fn main() -> ExitCode {
+    interrupt::install();
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         // `demod-voice` alone: the app on a terminal, the usage elsewhere.

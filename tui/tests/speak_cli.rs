@@ -182,6 +182,51 @@ fn a_twenty_thousand_letter_word_is_spoken_in_bounded_pieces() {
     assert_eq!(files_in(dir.path()), ["word.wav"]);
 }
 
+/// Hardening: Ctrl-C (or `kill`) in the middle of `speak` used to leave the `.partial` file behind.
+#[test]
+fn an_interrupted_speak_leaves_no_partial_file_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("long.txt");
+    std::fs::write(&text, "This sentence keeps the voice busy for a good while longer. ".repeat(300)).unwrap();
+    let mut child = bin()
+        .args(["speak", "-i"])
+        .arg(&text)
+        .arg("-o")
+        .arg(dir.path().join("out.wav"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until synthesis is writing its temporary file.
+    let started = std::time::Instant::now();
+    while !files_in(dir.path()).iter().any(|f| f.ends_with(".partial")) {
+        assert!(started.elapsed().as_secs() < 60, "no temporary file appeared: {:?}", files_in(dir.path()));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert_eq!(files_in(dir.path()), ["long.txt"]);
+}
+
+/// Hardening: `speak -o -` declared a data size that was not a whole number of samples, so `convert` and
+/// `voices add-profile` refused the program's own output.
+#[test]
+fn a_wav_streamed_to_stdout_is_read_back_by_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let streamed = dir.path().join("streamed.wav");
+    let out = run(bin()
+        .args(["speak", "Hello there. This file was streamed to standard output and saved by the shell.", "-o", "-"])
+        .stdout(std::fs::File::create(&streamed).unwrap()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let converted = dir.path().join("converted.wav");
+    let out = run(bin().arg("convert").arg(&streamed).arg("-o").arg(&converted).args(["--pitch", "2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, frames, rms) = wav_info(&converted);
+    assert!(frames > 22050 * 2 && rms > 0.01, "{frames} {rms}");
+}
+
 #[test]
 fn voices_list_shows_the_default_voice() {
     let out = run(bin().args(["voices", "list"]));

@@ -25,6 +25,7 @@ pub use screens::live::{LiveControl, LiveView};
 pub use screens::speech::speak_first_audio_times;
 pub use screens::synthesize::{Control, OutputInfo, Speaking, Utterance};
 pub use screens::voices::{ProfileInfo, VoiceInfo};
+pub(crate) use terminal::restore_after_signal;
 pub use terminal::{follow_batch, run, OwnBatch};
 
 use std::path::PathBuf;

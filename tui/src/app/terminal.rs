@@ -53,10 +53,17 @@ fn run_with(ctx: &Context, own_batch: Option<OwnBatch>) -> Result<()> {
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // A job's panic is caught and shown in the app (see `guarded`); any other ends the app, terminal restored.
-        if std::thread::current().name() != Some(JOB_THREAD) {
+        let thread = std::thread::current();
+        if thread.name() != Some(JOB_THREAD) {
             restore_terminal();
             restore_stderr();
             previous_hook(info);
+            // A helper thread (input, sound, devices) that dies leaves an app that cannot work on a terminal that
+            // is no longer the app's: end the process rather than keep running blind. The main thread's panic
+            // ends it anyway.
+            if thread.name() != Some("main") {
+                std::process::exit(101);
+            }
         }
     }));
     // Sound libraries print to stderr (ALSA does, when a device is missing), which would tear the screen: while
@@ -88,6 +95,7 @@ fn run_with(ctx: &Context, own_batch: Option<OwnBatch>) -> Result<()> {
         });
     }
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    crate::interrupt::APP_ACTIVE.store(true, std::sync::atomic::Ordering::SeqCst);
     let (sender, receiver) = mpsc::channel();
     spawn_input_thread(sender.clone());
 
@@ -110,6 +118,7 @@ fn run_with(ctx: &Context, own_batch: Option<OwnBatch>) -> Result<()> {
     // it is done.
     spawn(Job::ListDevices);
     let result = run_loop(&mut terminal, &mut app, &receiver, &mut spawn);
+    crate::interrupt::APP_ACTIVE.store(false, std::sync::atomic::Ordering::SeqCst);
     restore_terminal();
     result
 }
@@ -153,6 +162,12 @@ impl Drop for StderrRedirect {
     fn drop(&mut self) {
         restore_stderr();
     }
+}
+
+/// The terminal and stderr back as they were (a signal is ending the process).
+pub(crate) fn restore_after_signal() {
+    restore_terminal();
+    restore_stderr();
 }
 
 pub(crate) fn restore_terminal() {
