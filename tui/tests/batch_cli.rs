@@ -257,3 +257,59 @@ fn impossible_timeouts_and_worker_counts_are_usage_errors_not_crashes() {
         assert!(!dir.path().join("a.wav").exists());
     }
 }
+
+/// Hardening: manifest paths (output, reference, voice files) resolve inside the manifest's folder; a row that
+/// points elsewhere is an invalid row and the others run. `--allow-outside-paths` lifts it, `--output-dir` moves
+/// the outputs.
+#[test]
+fn rows_pointing_outside_the_manifest_folder_are_refused_unless_allowed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("work");
+    std::fs::create_dir(&dir).unwrap();
+    let outside = root.path().join("elsewhere.wav");
+    let manifest = format!(
+        "text,output,profile\n\
+         Fine.,sub/../fine.wav,\n\
+         Up.,../escape.wav,\n\
+         Absolute.,{},\n\
+         Named.,named.wav,../../etc/x\n",
+        outside.display()
+    );
+    std::fs::write(dir.join("m.csv"), manifest).unwrap();
+    let out = bin().current_dir(&dir).args(["batch", "m.csv", "--check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("row 2, column `output`") && text.contains("--allow-outside-paths"), "{text}");
+    assert!(text.contains("row 3, column `output`"), "{text}");
+    assert!(text.contains("row 4, column `profile`") && text.contains("is a path"), "{text}");
+    assert!(!text.contains("row 1"), "{text}");
+    let out = bin().current_dir(&dir).args(["batch", "m.csv", "--check", "--allow-outside-paths"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The valid row runs; the refused ones create nothing outside.
+    let out = bin().current_dir(&dir).args(["batch", "m.csv", "--headless", "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(dir.join("fine.wav").is_file());
+    assert!(!root.path().join("escape.wav").exists() && !outside.exists());
+
+    // --output-dir: outputs resolve (and are contained) there.
+    std::fs::write(dir.join("o.csv"), "text,output\nMoved.,moved.wav\n").unwrap();
+    let out = bin().current_dir(&dir).args(["batch", "o.csv", "--headless", "-q", "--output-dir", "out"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join("out/moved.wav").is_file() && !dir.join("moved.wav").exists());
+}
+
+/// Hardening: two runs on one manifest are locked; the second says who holds it.
+#[test]
+fn a_second_run_on_a_running_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.txt"), "One sentence.\n").unwrap();
+    let journal = demod_voice_core::batch::journal_path(&dir.path().join("m.txt"), None, None);
+    let held = demod_voice_core::batch::BatchLock::acquire(&journal).unwrap();
+    let out = bin().current_dir(dir.path()).args(["batch", "m.txt", "--headless", "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("already running") && text.contains(&format!("pid {}", std::process::id())), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    drop(held);
+}

@@ -79,6 +79,8 @@ fn clone_moves_the_voice_toward_each_reference_and_keeps_the_words() {
             "sentences.csv",
             "--headless",
             "-q",
+            // The references live in the shared data folder, outside the manifest's.
+            "--allow-outside-paths",
             "--noise-scale",
             "0",
             "--noise-w",

@@ -67,6 +67,45 @@ pub struct Manifest {
     pub errors: Vec<RowError>,
 }
 
+/// Where a manifest's paths may point. By default every path a row gives (output, reference, a voice file)
+/// resolves inside the manifest's folder (outputs inside `output_dir` when given): a shared or downloaded manifest
+/// cannot write, or delete temporary files, anywhere else. Presets and profiles are named, not given as paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathPolicy {
+    /// Outputs resolve against this folder instead of the manifest's.
+    pub output_dir: Option<PathBuf>,
+    /// Allow absolute paths, `..` and path-like preset/profile names (`--allow-outside-paths`).
+    pub allow_outside: bool,
+}
+
+/// `path` (as a row wrote it) resolved against `base`, or why it may not be used. Lexical: `..` may go down and
+/// back up inside `base`, never above it.
+fn resolve_inside(base: &Path, written: &str, allow_outside: bool) -> std::result::Result<PathBuf, String> {
+    use std::path::Component;
+    let path = Path::new(written);
+    if allow_outside {
+        return Ok(if path.is_absolute() { path.to_path_buf() } else { base.join(path) });
+    }
+    let outside = || {
+        format!("`{written}` points outside {}; use a path inside it, or pass --allow-outside-paths", base.display())
+    };
+    let mut inside = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => inside.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                inside.pop().ok_or_else(outside)?;
+            }
+            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+        }
+    }
+    if inside.is_empty() {
+        return Err(format!("`{written}` names no file"));
+    }
+    Ok(inside.iter().fold(base.to_path_buf(), |acc, part| acc.join(part)))
+}
+
 fn manifest_error(path: &Path, problem: impl Into<String>) -> Error {
     Error::Dataset { path: path.to_path_buf(), line: None, problem: problem.into() }
 }
@@ -75,6 +114,11 @@ impl Manifest {
     /// Read and validate every row. File-level problems (unreadable, wrong header) are errors; row problems are
     /// collected in `errors`.
     pub fn load(path: &Path) -> Result<Manifest> {
+        Self::load_with(path, &PathPolicy::default())
+    }
+
+    /// [`Manifest::load`] with where the rows' paths may point.
+    pub fn load_with(path: &Path, policy: &PathPolicy) -> Result<Manifest> {
         let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
@@ -92,7 +136,7 @@ impl Manifest {
         };
         let mut manifest = Manifest { path: path.to_path_buf(), ..Default::default() };
         for (row, parsed) in raw {
-            match parsed.and_then(|r| validate_row(row, r, &base)) {
+            match parsed.and_then(|r| validate_row(row, r, &base, policy)) {
                 Ok(job) => manifest.jobs.push(job),
                 Err(e) => manifest.errors.push(e),
             }
@@ -272,7 +316,7 @@ fn parse_text(path: &Path, bytes: &[u8]) -> Vec<(usize, std::result::Result<RawR
     rows
 }
 
-fn validate_row(row: usize, raw: RawRow, base: &Path) -> std::result::Result<Job, RowError> {
+fn validate_row(row: usize, raw: RawRow, base: &Path, policy: &PathPolicy) -> std::result::Result<Job, RowError> {
     let err = |column: &str, problem: String| RowError { row, column: Some(column.into()), problem };
     let text = raw.text.filter(|t| !t.trim().is_empty()).ok_or_else(|| err("text", "is empty".into()))?;
     let output_as_written =
@@ -280,18 +324,36 @@ fn validate_row(row: usize, raw: RawRow, base: &Path) -> std::result::Result<Job
     if !output_as_written.to_ascii_lowercase().ends_with(".wav") {
         return Err(err("output", format!("`{output_as_written}` must end in .wav")));
     }
-    let resolve = |p: &str| {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
+    let output_base = policy.output_dir.as_deref().unwrap_or(base);
+    let output = resolve_inside(output_base, &output_as_written, policy.allow_outside).map_err(|p| err("output", p))?;
+    let reference = match raw.reference {
+        Some(r) => Some(resolve_inside(base, &r, policy.allow_outside).map_err(|p| err("reference", p))?),
+        None => None,
     };
-    let reference = raw.reference.map(|r| resolve(&r));
     if let Some(reference) = &reference {
         if !reference.is_file() {
             return Err(err("reference", format!("{} does not exist", reference.display())));
+        }
+    }
+    // A voice is a name, or a path to an .onnx file (which then resolves like the other paths).
+    let voice = match raw.voice {
+        Some(v) if v.contains('/') || v.to_ascii_lowercase().ends_with(".onnx") => Some(
+            resolve_inside(base, &v, policy.allow_outside)
+                .map_err(|p| err("voice", p))?
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        other => other,
+    };
+    for (column, value) in [("preset", &raw.preset), ("profile", &raw.profile)] {
+        if let Some(name) = value {
+            let path_like = name.contains(['/', '\\']) || name.starts_with('.');
+            if path_like && !policy.allow_outside {
+                return Err(err(
+                    column,
+                    format!("`{name}` is a path; a row names an installed {column}, or pass --allow-outside-paths"),
+                ));
+            }
         }
     }
     let engine = match &raw.engine {
@@ -317,10 +379,10 @@ fn validate_row(row: usize, raw: RawRow, base: &Path) -> std::result::Result<Job
     Ok(Job {
         row,
         text,
-        output: resolve(&output_as_written),
+        output,
         output_as_written,
         reference,
-        voice: raw.voice,
+        voice,
         speaker,
         language: raw.language,
         preset: raw.preset,

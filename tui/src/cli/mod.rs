@@ -157,6 +157,13 @@ pub struct BatchArgs {
     /// Folder for the journal (default: beside the manifest).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Outputs resolve inside this folder instead of the manifest's.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Let rows give absolute paths, `..` above the manifest's folder, and preset or profile paths (by default a
+    /// row that does is refused as invalid and the others run).
+    #[arg(long)]
+    pub allow_outside_paths: bool,
     /// Redo every job, ignoring the journal.
     #[arg(long)]
     pub force: bool,

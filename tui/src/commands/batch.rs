@@ -24,7 +24,8 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
     let Some(manifest_path) = args.manifest.clone() else {
         return Err(usage("give a manifest: demod-voice batch MANIFEST.csv|.jsonl|.yaml|.txt"));
     };
-    let manifest = Manifest::load(&manifest_path).map_err(|e| usage(e.to_string()))?;
+    let policy = batch::PathPolicy { output_dir: args.output_dir.clone(), allow_outside: args.allow_outside_paths };
+    let manifest = Manifest::load_with(&manifest_path, &policy).map_err(|e| usage(e.to_string()))?;
     for error in &manifest.errors {
         eprintln!("invalid {}: {error}", manifest_path.display());
     }
