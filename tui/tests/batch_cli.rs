@@ -294,7 +294,8 @@ fn rows_pointing_outside_the_manifest_folder_are_refused_unless_allowed() {
 
     // --output-dir: outputs resolve (and are contained) there.
     std::fs::write(dir.join("o.csv"), "text,output\nMoved.,moved.wav\n").unwrap();
-    let out = bin().current_dir(&dir).args(["batch", "o.csv", "--headless", "-q", "--output-dir", "out"]).output().unwrap();
+    let out =
+        bin().current_dir(&dir).args(["batch", "o.csv", "--headless", "-q", "--output-dir", "out"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join("out/moved.wav").is_file() && !dir.join("moved.wav").exists());
 }

@@ -119,44 +119,57 @@ impl Manifest {
 
     /// [`Manifest::load`] with where the rows' paths may point.
     pub fn load_with(path: &Path, policy: &PathPolicy) -> Result<Manifest> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let raw: Vec<(usize, std::result::Result<RawRow, RowError>)> = match ext.as_str() {
-            "csv" => parse_csv(path, &bytes)?,
-            "jsonl" | "ndjson" => parse_jsonl(&bytes),
-            "yaml" | "yml" => parse_yaml(path, &bytes)?,
-            "txt" | "text" => parse_text(path, &bytes),
-            other => {
-                return Err(manifest_error(
-                    path,
-                    format!("unknown manifest type `.{other}`: use .csv, .jsonl, .yaml or .txt"),
-                ))
-            }
-        };
+        if !matches!(ext.as_str(), "csv" | "jsonl" | "ndjson" | "yaml" | "yml" | "txt" | "text") {
+            return Err(manifest_error(
+                path,
+                format!("unknown manifest type `.{ext}`: use .csv, .jsonl, .yaml or .txt"),
+            ));
+        }
+        let file = std::fs::File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        // Rows are read and validated one at a time: the file is never held whole (YAML excepted: a document).
+        let mut input = std::io::BufReader::with_capacity(1 << 16, file);
+        skip_bom(&mut input).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let mut manifest = Manifest { path: path.to_path_buf(), ..Default::default() };
-        for (row, parsed) in raw {
-            match parsed.and_then(|r| validate_row(row, r, &base, policy)) {
-                Ok(job) => manifest.jobs.push(job),
-                Err(e) => manifest.errors.push(e),
-            }
+        let mut accept = |row: usize, parsed: std::result::Result<RawRow, RowError>| match parsed
+            .and_then(|r| validate_row(row, r, &base, policy))
+        {
+            Ok(job) => manifest.jobs.push(job),
+            Err(e) => manifest.errors.push(e),
+        };
+        match ext.as_str() {
+            "csv" => parse_csv(path, input, &mut accept)?,
+            "jsonl" | "ndjson" => parse_jsonl(path, input, &mut accept)?,
+            "yaml" | "yml" => parse_yaml(path, input, &mut accept)?,
+            _ => parse_text(path, input, &mut accept)?,
         }
-        // Two jobs writing one file would race and overwrite: both are invalid.
-        let mut by_output: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        // Two jobs writing one file would race and overwrite: both are invalid. (Rows are looked up by reference:
+        // a manifest of millions of rows is not copied again here.)
+        let mut first_row: HashMap<&Path, usize> = HashMap::with_capacity(manifest.jobs.len());
+        let mut clashes: HashMap<&Path, Vec<usize>> = HashMap::new();
         for job in &manifest.jobs {
-            by_output.entry(job.output.clone()).or_default().push(job.row);
-        }
-        let duplicated: HashSet<usize> = by_output.values().filter(|rows| rows.len() > 1).flatten().copied().collect();
-        if !duplicated.is_empty() {
-            for job in manifest.jobs.iter().filter(|j| duplicated.contains(&j.row)) {
-                let others: Vec<String> =
-                    by_output[&job.output].iter().filter(|r| **r != job.row).map(|r| r.to_string()).collect();
-                manifest.errors.push(RowError {
-                    row: job.row,
-                    column: Some("output".into()),
-                    problem: format!("{} is also written by row {}", job.output.display(), others.join(", ")),
-                });
+            if let Some(first) = first_row.get(job.output.as_path()) {
+                clashes.entry(job.output.as_path()).or_insert_with(|| vec![*first]).push(job.row);
+            } else {
+                first_row.insert(&job.output, job.row);
             }
+        }
+        drop(first_row);
+        let duplicated: HashSet<usize> = clashes.values().flatten().copied().collect();
+        let mut clash_errors = Vec::new();
+        for job in manifest.jobs.iter().filter(|j| duplicated.contains(&j.row)) {
+            let others: Vec<String> =
+                clashes[job.output.as_path()].iter().filter(|r| **r != job.row).map(|r| r.to_string()).collect();
+            clash_errors.push(RowError {
+                row: job.row,
+                column: Some("output".into()),
+                problem: format!("{} is also written by row {}", job.output.display(), others.join(", ")),
+            });
+        }
+        drop(clashes);
+        if !duplicated.is_empty() {
+            manifest.errors.extend(clash_errors);
             manifest.jobs.retain(|j| !duplicated.contains(&j.row));
         }
         manifest.errors.sort_by_key(|e| e.row);
@@ -164,9 +177,19 @@ impl Manifest {
     }
 }
 
-fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Result<RawRow, RowError>)>> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+/// What each parser hands on: a row number and the row or what is wrong with it.
+type Accept<'a> = dyn FnMut(usize, std::result::Result<RawRow, RowError>) + 'a;
+
+/// A UTF-8 byte-order mark at the start is not part of the first row.
+fn skip_bom(input: &mut impl std::io::BufRead) -> std::io::Result<()> {
+    if input.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
+        input.consume(3);
+    }
+    Ok(())
+}
+
+fn parse_csv(path: &Path, input: impl std::io::Read, accept: &mut Accept<'_>) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let header = reader.byte_headers().map_err(|e| manifest_error(path, format!("unreadable header: {e}")))?.clone();
     let columns: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_lowercase()).collect();
     for required in ["text", "output"] {
@@ -180,13 +203,13 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Resul
     if let Some(unknown) = columns.iter().find(|c| !CSV_COLUMNS.contains(&c.as_str())) {
         return Err(manifest_error(path, format!("unknown column `{unknown}` (known: {})", CSV_COLUMNS.join(", "))));
     }
-    let mut rows = Vec::new();
     for (idx, record) in reader.byte_records().enumerate() {
         let row = idx + 1;
         let record = match record {
             Ok(r) => r,
+            Err(e) if e.is_io_error() => return Err(manifest_error(path, format!("cannot read row {row}: {e}"))),
             Err(e) => {
-                rows.push((row, Err(RowError { row, column: None, problem: format!("unreadable: {e}") })));
+                accept(row, Err(RowError { row, column: None, problem: format!("unreadable: {e}") }));
                 continue;
             }
         };
@@ -236,24 +259,25 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Resul
                 problem: format!("has {} fields, the header {}", record.len(), columns.len()),
             });
         }
-        rows.push((row, problem.map_or(Ok(raw), Err)));
+        accept(row, problem.map_or(Ok(raw), Err));
     }
-    Ok(rows)
+    Ok(())
 }
 
-/// The non-blank lines of a line-based manifest with their 1-based numbers (BOM and CR line ends removed).
-fn nonblank_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    bytes
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .map(|(idx, line)| (idx + 1, line.strip_suffix(b"\r").unwrap_or(line)))
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+/// Each non-blank line of a line-based manifest with its 1-based number (CR line ends removed), read one at a time.
+fn nonblank_lines(path: &Path, input: impl std::io::BufRead, mut each: impl FnMut(usize, &[u8])) -> Result<()> {
+    for (idx, line) in input.split(b'\n').enumerate() {
+        let line = line.map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            each(idx + 1, line);
+        }
+    }
+    Ok(())
 }
 
-fn parse_jsonl(bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError>)> {
-    let mut rows = Vec::new();
-    for (row, line) in nonblank_lines(bytes) {
+fn parse_jsonl(path: &Path, input: impl std::io::BufRead, accept: &mut Accept<'_>) -> Result<()> {
+    nonblank_lines(path, input, |row, line| {
         let parsed = std::str::from_utf8(line)
             .map_err(|_| RowError { row, column: None, problem: "is not UTF-8".into() })
             .and_then(|text| {
@@ -263,9 +287,8 @@ fn parse_jsonl(bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError
                     problem: format!("invalid JSON: {e}"),
                 })
             });
-        rows.push((row, parsed));
-    }
-    rows
+        accept(row, parsed);
+    })
 }
 
 #[derive(Deserialize)]
@@ -276,34 +299,47 @@ struct YamlManifest {
     jobs: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
-fn parse_yaml(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, std::result::Result<RawRow, RowError>)>> {
-    let text = std::str::from_utf8(bytes)
+/// A YAML manifest is one document, read whole: past this size, use CSV or JSON lines (read row by row).
+const MAX_YAML_BYTES: u64 = 64 << 20;
+
+fn parse_yaml(path: &Path, input: impl std::io::Read, accept: &mut Accept<'_>) -> Result<()> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_YAML_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    if bytes.len() as u64 > MAX_YAML_BYTES {
+        return Err(manifest_error(
+            path,
+            format!(
+                "a YAML manifest is read whole and this one is over {} MiB; use .csv or .jsonl",
+                MAX_YAML_BYTES >> 20
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(&bytes)
         .map_err(|e| manifest_error(path, format!("is not UTF-8 (offset {})", e.valid_up_to())))?;
     let manifest: YamlManifest = serde_saphyr::from_str(text)
         .map_err(|e| manifest_error(path, e.to_string().lines().next().unwrap_or("invalid YAML").to_string()))?;
-    Ok(manifest
-        .jobs
-        .into_iter()
-        .enumerate()
-        .map(|(idx, job)| {
-            let row = idx + 1;
-            let mut merged = manifest.defaults.clone();
-            merged.extend(job);
-            let parsed = serde_json::from_value::<RawRow>(serde_json::Value::Object(merged)).map_err(|e| RowError {
-                row,
-                column: None,
-                problem: e.to_string(),
-            });
-            (row, parsed)
-        })
-        .collect())
+    for (idx, job) in manifest.jobs.into_iter().enumerate() {
+        let row = idx + 1;
+        let mut merged = manifest.defaults.clone();
+        merged.extend(job);
+        let parsed = serde_json::from_value::<RawRow>(serde_json::Value::Object(merged)).map_err(|e| RowError {
+            row,
+            column: None,
+            problem: e.to_string(),
+        });
+        accept(row, parsed);
+    }
+    Ok(())
 }
 
 /// Plain text: one job per non-empty line, outputs numbered beside the manifest (`NAME-0001.wav`).
-fn parse_text(path: &Path, bytes: &[u8]) -> Vec<(usize, std::result::Result<RawRow, RowError>)> {
+fn parse_text(path: &Path, input: impl std::io::BufRead, accept: &mut Accept<'_>) -> Result<()> {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "line".into());
-    let mut rows = Vec::new();
-    for (row, line) in nonblank_lines(bytes) {
+    nonblank_lines(path, input, |row, line| {
         let parsed = std::str::from_utf8(line)
             .map_err(|_| RowError { row, column: None, problem: "is not UTF-8".into() })
             .map(|text| RawRow {
@@ -311,9 +347,8 @@ fn parse_text(path: &Path, bytes: &[u8]) -> Vec<(usize, std::result::Result<RawR
                 output: Some(format!("{stem}-{row:04}.wav")),
                 ..Default::default()
             });
-        rows.push((row, parsed));
-    }
-    rows
+        accept(row, parsed);
+    })
 }
 
 fn validate_row(row: usize, raw: RawRow, base: &Path, policy: &PathPolicy) -> std::result::Result<Job, RowError> {
@@ -338,10 +373,7 @@ fn validate_row(row: usize, raw: RawRow, base: &Path, policy: &PathPolicy) -> st
     // A voice is a name, or a path to an .onnx file (which then resolves like the other paths).
     let voice = match raw.voice {
         Some(v) if v.contains('/') || v.to_ascii_lowercase().ends_with(".onnx") => Some(
-            resolve_inside(base, &v, policy.allow_outside)
-                .map_err(|p| err("voice", p))?
-                .to_string_lossy()
-                .into_owned(),
+            resolve_inside(base, &v, policy.allow_outside).map_err(|p| err("voice", p))?.to_string_lossy().into_owned(),
         ),
         other => other,
     };

@@ -25,7 +25,7 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
         return Err(usage("give a manifest: demod-voice batch MANIFEST.csv|.jsonl|.yaml|.txt"));
     };
     let policy = batch::PathPolicy { output_dir: args.output_dir.clone(), allow_outside: args.allow_outside_paths };
-    let manifest = Manifest::load_with(&manifest_path, &policy).map_err(|e| usage(e.to_string()))?;
+    let mut manifest = Manifest::load_with(&manifest_path, &policy).map_err(|e| usage(e.to_string()))?;
     for error in &manifest.errors {
         eprintln!("invalid {}: {error}", manifest_path.display());
     }
@@ -50,8 +50,8 @@ pub fn batch(ctx: &mut Context, args: BatchArgs) -> Result<()> {
     }
     ctx.apply_speech_flags(&args.scales)?;
     let jobs: Vec<Job> = match args.shard {
-        Some(shard) => manifest.jobs.iter().filter(|j| shard.contains(j)).cloned().collect(),
-        None => manifest.jobs.clone(),
+        Some(shard) => std::mem::take(&mut manifest.jobs).into_iter().filter(|j| shard.contains(j)).collect(),
+        None => std::mem::take(&mut manifest.jobs),
     };
     let options = RunOptions {
         jobs: args.jobs.max(1),
