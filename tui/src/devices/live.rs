@@ -249,10 +249,30 @@ impl Live {
 /// The buffer size to ask a device for, and the largest block the engine must then take.
 pub(crate) fn pick_block(range: &cpal::SupportedBufferSize) -> (cpal::BufferSize, usize) {
     match *range {
+        // Some drivers report min > max (or 0): `clamp` would panic on that, and a fixed size from a nonsense
+        // range would be refused; let the driver choose, and size the engine for the worst case.
+        cpal::SupportedBufferSize::Range { min, max } if min == 0 || min > max => {
+            (cpal::BufferSize::Default, LIVE_BLOCK_UNKNOWN)
+        }
         cpal::SupportedBufferSize::Range { min, max } => {
             let block = LIVE_BLOCK.clamp(min, max);
             (cpal::BufferSize::Fixed(block), block as usize)
         }
         cpal::SupportedBufferSize::Unknown => (cpal::BufferSize::Default, LIVE_BLOCK_UNKNOWN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_reporting_min_above_max_gets_the_default_size_not_a_panic() {
+        let (size, block) = pick_block(&cpal::SupportedBufferSize::Range { min: 4096, max: 64 });
+        assert_eq!((size, block), (cpal::BufferSize::Default, LIVE_BLOCK_UNKNOWN));
+        let (size, _) = pick_block(&cpal::SupportedBufferSize::Range { min: 0, max: 0 });
+        assert_eq!(size, cpal::BufferSize::Default);
+        let (size, block) = pick_block(&cpal::SupportedBufferSize::Range { min: 32, max: 8192 });
+        assert_eq!((size, block), (cpal::BufferSize::Fixed(LIVE_BLOCK), LIVE_BLOCK as usize));
     }
 }
