@@ -334,3 +334,83 @@ fn mix_changes_glide_instead_of_jumping() {
     let largest = output[24_000..].windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max);
     assert!(largest < 1e-3, "step {largest} at the mix change");
 }
+
+/// A converter that doubles its input and panics on its 10th hop.
+struct PanicsOnTenth {
+    calls: usize,
+}
+
+impl Converter for PanicsOnTenth {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+    fn sample_rate(&self) -> Option<u32> {
+        None
+    }
+    fn prepare(&mut self, _rate: u32, _max_hop: usize, _max_block: usize) {}
+    fn latency(&self) -> usize {
+        0
+    }
+    fn process(&mut self, input: &[f32], _s: usize, _l: usize, output: &mut [f32]) {
+        self.calls += 1;
+        if self.calls == 10 {
+            panic!("injected failure on hop 10");
+        }
+        for (o, i) in output.iter_mut().zip(input) {
+            *o = 2.0 * i;
+        }
+    }
+    fn reset(&mut self) {}
+}
+
+/// Hardening: a converter that panics used to kill the worker thread silently: live audio stayed dry with no word
+/// of why, and offline rendering waited 2 s for every block (a DAW bounce took hours).
+#[test]
+fn a_panicking_converter_is_reported_dead_and_nothing_waits_for_it() {
+    let rate = 48_000;
+    let block = 256;
+    let mut cfg = config(rate, block, 1);
+    cfg.offline = true;
+    let (mut audio, worker) = RtEngine::build(&cfg, Box::new(PanicsOnTenth { calls: 0 })).unwrap();
+    let stats = audio.stats();
+    let thread = worker.spawn().unwrap();
+    let mut rng = Rng(11);
+    let frames = rate as usize * 2;
+    let input: Vec<f32> = (0..frames).map(|_| rng.uniform() * 0.25).collect();
+    let mut output = vec![0.0f32; frames];
+    let started = std::time::Instant::now();
+    for pos in (0..frames).step_by(block) {
+        let n = block.min(frames - pos);
+        audio.process(&[&input[pos..pos + n]], &mut [&mut output[pos..pos + n]]);
+    }
+    // 375 blocks: waiting 2 s for each would take over 12 minutes; once the death is seen, none waits at all.
+    assert!(started.elapsed() < Duration::from_secs(60), "offline rendering waited for a dead worker");
+    let snapshot = stats.snapshot();
+    assert!(snapshot.worker_dead, "{snapshot:?}");
+    let reason = stats.worker_death().unwrap();
+    assert!(reason.contains("panicking") && reason.contains("hop 10"), "{reason}");
+    // After the death the output is the dry fallback: the input delayed by exactly the latency.
+    let latency = audio.latency();
+    let tail = frames - rate as usize / 2;
+    for m in tail..frames {
+        assert!((output[m] - input[m - latency]).abs() < 1e-6, "sample {m} is not the aligned dry signal");
+    }
+    // Before it, the converter's (doubled) signal was heard.
+    let doubled = (latency..latency + 2000).filter(|&m| (output[m] - 2.0 * input[m - latency]).abs() < 1e-6).count();
+    assert!(doubled > 1000, "{doubled}");
+    assert!(thread.stop().is_some(), "the thread ended cleanly, worker returned");
+}
+
+#[test]
+fn offline_conversion_with_a_panicking_converter_is_an_error_not_a_hang() {
+    let samples = vec![0.1f32; 48_000];
+    let err = demod_voice_core::realtime::convert_offline(
+        &samples,
+        48_000,
+        Box::new(PanicsOnTenth { calls: 0 }),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("converter failed") && err.contains("hop 10"), "{err}");
+}

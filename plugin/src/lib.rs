@@ -37,6 +37,8 @@ pub struct DemodVoice {
     engines: Vec<AudioSide>,
     controls: Vec<Arc<Controls>>,
     workers: Vec<WorkerThread>,
+    /// Watches the workers for a death (a converter that panicked) and puts it in the status; off the audio thread.
+    watchdog: Option<Watchdog>,
     /// Copies of the input, so the in-place buffer can be both read and written (sized in `activate`).
     scratch: Vec<Vec<f32>>,
     /// Where the inactive engine's output goes (it keeps running so a switch is seamless).
@@ -52,6 +54,7 @@ impl Default for DemodVoice {
             engines: Vec::new(),
             controls: Vec::new(),
             workers: Vec::new(),
+            watchdog: None,
             scratch: Vec::new(),
             discard: Vec::new(),
             latency: 0,
@@ -171,6 +174,8 @@ impl Plugin for DemodVoice {
         self.scratch = vec![vec![0.0; max_block]; channels];
         self.discard = vec![vec![0.0; max_block]; channels];
         self.push_parameters();
+        let stats = Engine::ALL.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
+        self.watchdog = Watchdog::spawn(stats, Arc::clone(&self.params));
         nice_log!(
             "DeMoD Voice: {} Hz, blocks up to {max_block}, {channels} channel(s), latency {} samples, {:?}",
             config.sample_rate_hz,
@@ -241,9 +246,57 @@ impl Plugin for DemodVoice {
 
     fn deactivate(&mut self) {
         // Dropping the thread handles stops and joins the workers.
+        self.watchdog = None;
         self.workers.clear();
         self.engines.clear();
         self.controls.clear();
+    }
+}
+
+/// A thread that looks at the engines' stats a few times a second; when a worker has died it logs once and writes
+/// the reason into the persisted status (the audio side has already fallen back per `underrun`, without waiting).
+struct Watchdog {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn spawn(
+        stats: Vec<(Engine, Arc<demod_voice_core::realtime::Stats>)>,
+        params: Arc<VoiceParams>,
+    ) -> Option<Watchdog> {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("demod-voice-watchdog".into())
+            .spawn(move || {
+                let mut reported = vec![false; stats.len()];
+                while !stopped.load(Ordering::Relaxed) {
+                    for ((engine, stats), reported) in stats.iter().zip(reported.iter_mut()) {
+                        if let (false, Some(reason)) = (*reported, stats.worker_death()) {
+                            *reported = true;
+                            let line = format!("the {engine} engine stopped ({reason}); reload the plugin");
+                            nice_error!("DeMoD Voice: {line}");
+                            if let Ok(mut status) = params.status.write() {
+                                *status = if status.is_empty() { line } else { format!("{status}; {line}") };
+                            }
+                        }
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            })
+            .ok()?;
+        Some(Watchdog { stop, handle: Some(handle) })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 

@@ -188,7 +188,7 @@ fn an_interrupted_speak_leaves_no_partial_file_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("long.txt");
     std::fs::write(&text, "This sentence keeps the voice busy for a good while longer. ".repeat(300)).unwrap();
-    let mut child = bin()
+    let child = bin()
         .args(["speak", "-i"])
         .arg(&text)
         .arg("-o")

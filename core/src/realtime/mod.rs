@@ -29,7 +29,7 @@ use rubato::{Fft, FixedSync, Resampler};
 
 mod worker;
 
-pub use worker::{Worker, WorkerThread};
+pub use worker::{Worker, WorkerThread, RT_WORKER_THREAD};
 
 use crate::config::UnderrunMode;
 use crate::convert::Converter;
@@ -129,6 +129,10 @@ pub struct Stats {
     pub latency_samples: AtomicU64,
     /// The hop length in host samples (to turn worker time into a fraction of real time).
     pub hop_samples: AtomicU64,
+    /// Set when the converter panicked: the worker has stopped, and the audio side falls back for good.
+    pub worker_dead: AtomicBool,
+    /// What the panic said (for the app, the plugin's status and `convert`; never read by the audio side).
+    pub worker_death: std::sync::Mutex<Option<String>>,
 }
 
 /// A snapshot of [`Stats`].
@@ -150,9 +154,26 @@ pub struct StatsSnapshot {
     pub worker_max: Duration,
     /// The engine's total latency, samples.
     pub latency_samples: u64,
+    /// The worker died (its converter panicked); output is the fallback from then on.
+    pub worker_dead: bool,
 }
 
 impl Stats {
+    /// Why the worker died, when it did.
+    pub fn worker_death(&self) -> Option<String> {
+        if !self.worker_dead.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = self.worker_death.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(reason.unwrap_or_else(|| "the converter panicked".into()))
+    }
+
+    /// Mark the worker dead with the reason (the worker does this when its converter panics).
+    pub fn mark_dead(&self, reason: String) {
+        *self.worker_death.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.worker_dead.store(true, Ordering::Release);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let hops = self.hops.load(Ordering::Relaxed);
@@ -166,6 +187,7 @@ impl Stats {
             worker_mean: Duration::from_nanos(total.checked_div(hops).unwrap_or(0)),
             worker_max: Duration::from_nanos(self.worker_ns_max.load(Ordering::Relaxed)),
             latency_samples: self.latency_samples.load(Ordering::Relaxed),
+            worker_dead: self.worker_dead.load(Ordering::Relaxed),
         }
     }
 }
@@ -441,9 +463,13 @@ impl AudioSide {
             self.owed -= dropped;
         }
         if self.offline {
-            // Offline only: give the worker time to catch up (bounded, so a dead worker cannot hang the host).
+            // Offline only: give the worker time to catch up (bounded, so a stuck worker cannot hang the host; a
+            // dead one is not waited for at all).
             let deadline = std::time::Instant::now() + Duration::from_secs(2);
-            while self.out_cons.occupied_len() < n && std::time::Instant::now() < deadline {
+            while self.out_cons.occupied_len() < n
+                && !self.stats.worker_dead.load(Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_micros(100));
             }
         }
@@ -510,7 +536,10 @@ pub fn convert_offline(
     while pos < total {
         let n = BLOCK.min(total - pos);
         audio.process(&[&input[pos..pos + n]], &mut [&mut output[pos..pos + n]]);
-        while worker.step() {}
+        while worker.step_guarded() {}
+        if let Some(reason) = audio.stats().worker_death() {
+            return Err(Error::Setting { key: "realtime".into(), problem: format!("the converter failed: {reason}") });
+        }
         pos += n;
     }
     output.drain(..latency);

@@ -13,6 +13,9 @@ use rubato::{Fft, Resampler};
 use super::{Latency, Stats};
 use crate::convert::Converter;
 
+/// The worker thread's name (a panic there is caught and reported in the stats; panic hooks may leave it alone).
+pub const RT_WORKER_THREAD: &str = "demod-voice-rt-worker";
+
 /// The worker half: converts hops as input arrives. Run it on its own thread with [`Worker::spawn`], or drive it
 /// step by step with [`Worker::step`] (offline conversion and tests).
 pub struct Worker {
@@ -96,9 +99,9 @@ impl Worker {
         let stop = Arc::clone(&self.stop);
         let hop_secs = self.hop_model as f64 / self.model_rate_hint();
         let poll = Duration::from_secs_f64((hop_secs / 8.0).clamp(0.0002, 0.002));
-        let handle = std::thread::Builder::new().name("demod-voice-rt-worker".into()).spawn(move || {
-            while !self.stop.load(Ordering::Relaxed) {
-                if !self.step() {
+        let handle = std::thread::Builder::new().name(RT_WORKER_THREAD.into()).spawn(move || {
+            while !self.stop.load(Ordering::Relaxed) && !self.stats.worker_dead.load(Ordering::Relaxed) {
+                if !self.step_guarded() {
                     std::thread::sleep(poll);
                 }
             }
@@ -115,6 +118,26 @@ impl Worker {
     /// Whether a hop's worth of work is waiting (tests use this to let the worker catch up).
     pub fn has_work(&self) -> bool {
         self.in_cons.occupied_len() >= self.pull_chunk
+    }
+
+    /// [`Worker::step`], with a panic inside the converter caught: the worker is then marked dead in the stats
+    /// (the audio side stops waiting and falls back) and does nothing more. Returns false once dead.
+    pub fn step_guarded(&mut self) -> bool {
+        if self.stats.worker_dead.load(Ordering::Relaxed) {
+            return false;
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step())) {
+            Ok(worked) => worked,
+            Err(payload) => {
+                let reason = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                self.stats.mark_dead(format!("the {} converter panicked: {reason}", self.converter.name()));
+                false
+            }
+        }
     }
 
     /// Do whatever work is available now; returns false when there was nothing to do.

@@ -54,7 +54,8 @@ fn run_with(ctx: &Context, own_batch: Option<OwnBatch>) -> Result<()> {
     std::panic::set_hook(Box::new(move |info| {
         // A job's panic is caught and shown in the app (see `guarded`); any other ends the app, terminal restored.
         let thread = std::thread::current();
-        if thread.name() != Some(JOB_THREAD) {
+        // Panics the app catches and shows itself: a job's, and the real-time worker's (reported in its stats).
+        if !matches!(thread.name(), Some(JOB_THREAD) | Some(demod_voice_core::realtime::RT_WORKER_THREAD)) {
             restore_terminal();
             restore_stderr();
             previous_hook(info);

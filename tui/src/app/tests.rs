@@ -964,6 +964,22 @@ fn snapshot_live_screens() {
     assert_snapshot("live_running", &app);
 }
 
+/// Hardening: a dead real-time worker used to leave the Live screen looking healthy while only the fallback played.
+#[test]
+fn the_live_screen_says_when_the_converter_died() {
+    let mut app = keys_mode(app(), Screen::Live);
+    let _ = app.update(Action::ToggleLive);
+    let info = live_info();
+    let stats = info.stats.clone();
+    app.live_started(Ok(info));
+    app.update(Action::Tick);
+    assert!(!shows(&screen(&app), "converter stopped"));
+    stats.mark_dead("the dsp converter panicked: boom".into());
+    app.update(Action::Tick);
+    let lines = screen(&app);
+    assert!(shows(&lines, "converter stopped") && shows(&lines, "panicked: boom"), "{lines:#?}");
+}
+
 #[test]
 fn snapshot_batch_screens() {
     assert_snapshot("batch_empty", &keys_mode(app(), Screen::Batch));

@@ -307,7 +307,7 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     meter("out", live.out_level, output_meter, buf);
     let stats = running.stats.snapshot();
     let load = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    let lines = vec![
+    let mut lines = vec![
         Line::from(format!("{} -> {} at {} Hz", running.input, running.output, running.rate)),
         Line::from(format!(
             "latency {:.0} ms (engine {:.0} ms)",
@@ -333,6 +333,15 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
             Style::new().fg(Color::DarkGray),
         ),
     ];
+    if let Some(reason) = running.stats.worker_death() {
+        lines.insert(
+            1,
+            Line::styled(
+                format!("converter stopped: {reason}; you hear the fallback. Stop and start again."),
+                Style::new().fg(Color::Red),
+            ),
+        );
+    }
     Paragraph::new(lines).wrap(Wrap { trim: true }).render(details, buf);
 }
 
