@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -104,9 +104,22 @@ fn run_with(ctx: &Context, own_batch: Option<OwnBatch>) -> Result<()> {
         let sender: Sender<AppEvent> = sender.clone();
         let global = global.clone();
         let shared = shared.clone();
-        let worker = move || dispatch(job, &global, &shared, &sender);
-        // As std::thread::spawn does, only an exhausted system fails here.
-        std::thread::Builder::new().name(JOB_THREAD.into()).spawn(worker).expect("spawning a job thread");
+        // The job waits in a slot the thread takes it from: if no thread can be started (an exhausted system),
+        // it runs here instead. The screen pauses while it does, but the job finishes and reports as usual.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let taken = Arc::clone(&slot);
+        let take = move || taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (thread_global, thread_shared, thread_sender) = (global.clone(), shared.clone(), sender.clone());
+        let spawned = std::thread::Builder::new().name(JOB_THREAD.into()).spawn(move || {
+            if let Some(job) = take() {
+                dispatch(job, &thread_global, &thread_shared, &thread_sender);
+            }
+        });
+        if spawned.is_err() {
+            if let Some(job) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                dispatch(job, &global, &shared, &sender);
+            }
+        }
     };
     if let Some(own) = own_batch {
         app.screen = super::Screen::Batch;
