@@ -119,17 +119,19 @@ impl Manifest {
 
     /// [`Manifest::load`] with where the rows' paths may point.
     pub fn load_with(path: &Path, policy: &PathPolicy) -> Result<Manifest> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        Self::from_reader(path, std::io::BufReader::with_capacity(1 << 16, file), policy)
+    }
+
+    /// Read and validate rows from `input` as if it were the file `path` (whose extension gives the format and
+    /// whose folder the paths resolve against). Rows are read and validated one at a time: the input is never held
+    /// whole (YAML excepted: it is one document).
+    pub fn from_reader(path: &Path, mut input: impl std::io::BufRead, policy: &PathPolicy) -> Result<Manifest> {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         if !matches!(ext.as_str(), "csv" | "jsonl" | "ndjson" | "yaml" | "yml" | "txt" | "text") {
-            return Err(manifest_error(
-                path,
-                format!("unknown manifest type `.{ext}`: use .csv, .jsonl, .yaml or .txt"),
-            ));
+            return Err(manifest_error(path, format!("unknown manifest type `.{ext}`: use .csv, .jsonl, .yaml or .txt")));
         }
-        let file = std::fs::File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-        // Rows are read and validated one at a time: the file is never held whole (YAML excepted: a document).
-        let mut input = std::io::BufReader::with_capacity(1 << 16, file);
         skip_bom(&mut input).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let mut manifest = Manifest { path: path.to_path_buf(), ..Default::default() };
         let mut accept = |row: usize, parsed: std::result::Result<RawRow, RowError>| match parsed
