@@ -130,7 +130,10 @@ impl Manifest {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         if !matches!(ext.as_str(), "csv" | "jsonl" | "ndjson" | "yaml" | "yml" | "txt" | "text") {
-            return Err(manifest_error(path, format!("unknown manifest type `.{ext}`: use .csv, .jsonl, .yaml or .txt")));
+            return Err(manifest_error(
+                path,
+                format!("unknown manifest type `.{ext}`: use .csv, .jsonl, .yaml or .txt"),
+            ));
         }
         skip_bom(&mut input).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let mut manifest = Manifest { path: path.to_path_buf(), ..Default::default() };

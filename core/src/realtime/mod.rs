@@ -27,6 +27,7 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 use rubato::{Fft, FixedSync, Resampler};
 
+pub mod soak;
 mod worker;
 
 pub use worker::{Worker, WorkerThread, RT_WORKER_THREAD};
@@ -416,6 +417,11 @@ impl AudioSide {
     /// The settings the audio side reads each block (shared).
     pub fn controls(&self) -> Arc<Controls> {
         Arc::clone(&self.controls)
+    }
+
+    /// Input samples the worker has not taken yet (lock-free; a harness or meter may read it).
+    pub fn input_backlog(&self) -> usize {
+        self.in_prod.occupied_len()
     }
 
     /// Process one block: `input` and `output` hold one slice per channel (1 or 2), all of the same length,

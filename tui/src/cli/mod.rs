@@ -493,6 +493,13 @@ pub struct BenchArgs {
     /// one sentence on the default voice (needs an output device).
     #[arg(long, conflicts_with_all = ["realtime", "app_frame"])]
     pub speak_first_audio: bool,
+    /// Soak the real-time engine instead: random blocks of 1-4096 samples through every engine with automation,
+    /// engine switches and stalling workers; fails on non-finite output or any drift from the latency.
+    #[arg(long, conflicts_with_all = ["realtime", "app_frame", "speak_first_audio"])]
+    pub soak: bool,
+    /// Audio-side calls for --soak.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub blocks: u64,
     #[command(flatten)]
     pub voice: VoiceArgs,
     /// Print JSON.

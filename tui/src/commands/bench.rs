@@ -41,6 +41,9 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     if args.speak_first_audio {
         return bench_speak_first_audio(ctx, &args);
     }
+    if args.soak {
+        return bench_soak(&args);
+    }
     let runtime = ctx.settings.runtime()?;
     // espeak and the model path are resolved before timing so only the model load is measured.
     let model = ctx.settings.voice_path(args.voice.voice.as_deref())?;
@@ -261,6 +264,46 @@ fn bench_speak_first_audio(ctx: &Context, args: &BenchArgs) -> Result<()> {
             "Speak to first audio on {device}: median {median_ms:.0} ms, worst {worst_ms:.0} ms ({} runs, \"{FIRST_AUDIO_SENTENCE}\")",
             times.len()
         );
+    }
+    Ok(())
+}
+
+/// `bench --soak`: the engine's soak (see `demod_voice_core::realtime::soak`) at full length.
+fn bench_soak(args: &BenchArgs) -> Result<()> {
+    use demod_voice_core::realtime::soak::{soak, SoakOptions};
+    let options = SoakOptions { blocks: args.blocks, ..Default::default() };
+    eprintln!("soaking the real-time engine: {} blocks of 1-{} samples ...", options.blocks, options.max_block);
+    let report = soak(&options, &mut |audio| audio())?;
+    let hours = report.samples as f64 / f64::from(options.sample_rate_hz) / 3600.0;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "blocks": report.blocks, "samples": report.samples, "audio_hours": hours,
+                "switches": report.switches, "automation": report.automation, "stalls": report.stalls,
+                "underruns": report.underruns, "overruns": report.overruns, "non_finite": report.non_finite,
+                "max_alignment_error": report.max_alignment_error, "peak": report.peak,
+                "latency_samples": report.latency, "wall_seconds": report.seconds,
+            })
+        );
+    } else {
+        println!(
+            "soak: {} blocks, {:.2} h of audio per engine in {:.0} s; {} switches, {} parameter moves, {} worker stalls",
+            report.blocks, hours, report.seconds, report.switches, report.automation, report.stalls
+        );
+        println!(
+            "      underruns {} (fallback, counted), overruns {}, non-finite samples {}, peak {:.2}, \
+             drift from the {}-sample latency {:.1e}",
+            report.underruns,
+            report.overruns,
+            report.non_finite,
+            report.peak,
+            report.latency,
+            report.max_alignment_error
+        );
+    }
+    if report.non_finite > 0 || report.max_alignment_error > 1e-5 {
+        anyhow::bail!("the soak failed: non-finite output or drift (see above)");
     }
     Ok(())
 }
