@@ -32,15 +32,30 @@ pub fn folder_of(path: &Path) -> PathBuf {
 /// symlink or another process's file) and registered until [`commit`] or [`discard`].
 pub fn create_temp_beside(target: &Path) -> std::io::Result<(File, PathBuf)> {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
-    let (file, path) = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .rand_bytes(8)
-        .tempfile_in(folder_of(target))?
-        .keep()
-        .map_err(|e| e.error)?;
-    pending().push(path.clone());
-    Ok((file, path))
+    let folder = folder_of(target);
+    let mut attempt = 0;
+    loop {
+        let path = folder.join(format!(".{name}.{}.partial", random_suffix()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+            Ok(file) => {
+                pending().push(path.clone());
+                return Ok((file, path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// 16 hex digits no other process can predict: std's per-process random hash keys, over the time and a counter.
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
 }
 
 /// Sync `temp` to disk, rename it onto `target`, and sync the folder.

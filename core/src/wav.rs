@@ -307,7 +307,17 @@ pub fn read_wav_mono_capped(path: &Path, max_seconds: Option<f64>) -> Result<Mon
             && matches!(e, hound::Error::IoError(io)
                 if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other))
     };
-    let read_error = |source| Error::WavRead { path: path.to_path_buf(), source };
+    let read_error = |source: hound::Error| match &source {
+        hound::Error::IoError(io)
+            if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other) =>
+        {
+            Error::WavFormat {
+                path: path.to_path_buf(),
+                problem: "ends before the samples its header declares (cut short?)".into(),
+            }
+        }
+        _ => Error::WavRead { path: path.to_path_buf(), source },
+    };
     match spec.sample_format {
         hound::SampleFormat::Float => {
             for sample in reader.into_samples::<f32>().take(wanted) {

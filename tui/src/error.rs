@@ -74,7 +74,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             | CoreError::Profile { .. }
             | CoreError::ProfileNotFound { .. }
             | CoreError::Dataset { .. }
-            | CoreError::WavFormat { .. },
+            | CoreError::WavFormat { .. }
+            | CoreError::WavRead { .. },
         ) => 2,
         _ => 1,
     }

@@ -106,6 +106,15 @@ fn resolve_inside(base: &Path, written: &str, allow_outside: bool) -> std::resul
     Ok(inside.iter().fold(base.to_path_buf(), |acc, part| acc.join(part)))
 }
 
+/// The manifest's format from its extension, or the one-line refusal.
+fn manifest_type(path: &Path) -> Result<String> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if !matches!(ext.as_str(), "csv" | "jsonl" | "ndjson" | "yaml" | "yml" | "txt" | "text") {
+        return Err(manifest_error(path, format!("unknown manifest type `.{ext}`: use .csv, .jsonl, .yaml or .txt")));
+    }
+    Ok(ext)
+}
+
 fn manifest_error(path: &Path, problem: impl Into<String>) -> Error {
     Error::Dataset { path: path.to_path_buf(), line: None, problem: problem.into() }
 }
@@ -119,6 +128,7 @@ impl Manifest {
 
     /// [`Manifest::load`] with where the rows' paths may point.
     pub fn load_with(path: &Path, policy: &PathPolicy) -> Result<Manifest> {
+        manifest_type(path)?;
         let file = std::fs::File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         Self::from_reader(path, std::io::BufReader::with_capacity(1 << 16, file), policy)
     }
@@ -128,13 +138,7 @@ impl Manifest {
     /// whole (YAML excepted: it is one document).
     pub fn from_reader(path: &Path, mut input: impl std::io::BufRead, policy: &PathPolicy) -> Result<Manifest> {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        if !matches!(ext.as_str(), "csv" | "jsonl" | "ndjson" | "yaml" | "yml" | "txt" | "text") {
-            return Err(manifest_error(
-                path,
-                format!("unknown manifest type `.{ext}`: use .csv, .jsonl, .yaml or .txt"),
-            ));
-        }
+        let ext = manifest_type(path)?;
         skip_bom(&mut input).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let mut manifest = Manifest { path: path.to_path_buf(), ..Default::default() };
         let mut accept = |row: usize, parsed: std::result::Result<RawRow, RowError>| match parsed
