@@ -86,8 +86,13 @@ fn resolve_inside(base: &Path, written: &str, allow_outside: bool) -> std::resul
     if allow_outside {
         return Ok(if path.is_absolute() { path.to_path_buf() } else { base.join(path) });
     }
+    let folder = if base.as_os_str().is_empty() { Path::new(".") } else { base };
     let outside = || {
-        format!("`{written}` points outside {}; use a path inside it, or pass --allow-outside-paths", base.display())
+        format!(
+            "`{written}` points outside {} (the manifest's folder or --output-dir); use a path inside it, or pass \
+             --allow-outside-paths",
+            folder.display()
+        )
     };
     let mut inside = Vec::new();
     for component in path.components() {

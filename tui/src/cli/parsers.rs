@@ -8,7 +8,7 @@ use demod_voice_core::limits::Limit;
 pub(super) fn within(limit: Limit) -> impl Fn(&str) -> Result<f32, String> + Clone + Send + Sync + 'static {
     move |text: &str| {
         let value: f32 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
-        limit.check(value).map_err(|problem| format!("{text} {problem}"))
+        limit.check(value).map_err(|_| format!("{text} is outside {}..{}", limit.min, limit.max))
     }
 }
 
