@@ -314,3 +314,13 @@ fn a_second_run_on_a_running_manifest_is_refused() {
     assert_eq!(text.trim().lines().count(), 1, "{text}");
     drop(held);
 }
+
+#[test]
+fn an_unknown_manifest_type_is_a_usage_error_before_anything_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jobs.xlsx"), b"PK\x03\x04").unwrap();
+    let out = bin().current_dir(dir.path()).args(["batch", "jobs.xlsx"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("jobs.xlsx") && text.contains("unknown manifest type") && text.contains(".csv"), "{text}");
+}

@@ -408,6 +408,8 @@ fn bad_configs_fail_with_one_line_and_exit_2() {
     bad_config(&env, "tts:\n  lenght_scale: 1.2\n", &["line 2", "lenght_scale", "did you mean `length_scale`"]);
     bad_config(&env, "tts:\n  volume: loud\n", &["line 2"]);
     bad_config(&env, "output:\n  sample_rate: 3\n", &["output.sample_rate", "line 2", "8000..192000"]);
+    bad_config(&env, "tts:\n  length_scale: .nan\n", &["config.yaml", "line 2"]);
+    bad_config(&env, "realtime:\n  hop_ms: -5\n", &["realtime.hop_ms", "line 2", "-5"]);
     let out = env
         .cmd()
         .args(["--config", "/nonexistent/c.yaml", "speak", "Hi.", "-o"])
