@@ -311,6 +311,19 @@ impl CloneProfile {
         Ok((measured, path))
     }
 
+    /// The similarity before -> after cloning `voice` toward the reference with checksum `sha256`, when a fit for
+    /// that voice (any speaker of it) is in the cache; nothing is measured here.
+    pub fn cached_similarity(cache_dir: &Path, sha256: &str, voice: &str) -> Option<(f32, f32)> {
+        let text = std::fs::read_to_string(CloneProfile::cache_path(cache_dir, sha256)).ok()?;
+        let profile: CloneProfile = serde_saphyr::from_str(&text).ok()?;
+        let speaker_prefix = format!("{voice}#");
+        profile
+            .fits
+            .iter()
+            .find(|(key, _)| *key == voice || key.starts_with(&speaker_prefix))
+            .map(|(_, fit)| (fit.similarity_before, fit.similarity_after))
+    }
+
     /// Write to `path` (best effort: a cache that cannot be written only costs time next run).
     pub fn save(&self, path: &Path) {
         let written = (|| -> std::result::Result<(), String> {

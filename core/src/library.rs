@@ -99,6 +99,17 @@ pub struct ProfileRow {
     pub problem: Option<String>,
     /// The profile file.
     pub path: PathBuf,
+    /// SHA-256 of its (first) reference recording: the key of its cloning fits in the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
+}
+
+impl ProfileRow {
+    /// How far cloning moves `voice` toward this profile's recording (before, after), when it has been measured
+    /// (`voices show`, `clone`, a batch reference row); never measures.
+    pub fn similarity(&self, cache_dir: &Path, voice: &str) -> Option<(f32, f32)> {
+        crate::clone::CloneProfile::cached_similarity(cache_dir, self.source_sha256.as_deref()?, voice)
+    }
 }
 
 /// The profiles in the library at `profiles_dir`, each measured or with its problem.
@@ -112,6 +123,7 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
                 formant_scale: Some(p.formant_scale),
                 voiced_seconds: Some(p.voiced_seconds),
                 problem: None,
+                source_sha256: p.sources.first().map(|s| s.sha256.clone()),
                 path,
             },
             Err(e) => ProfileRow {
@@ -120,6 +132,7 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
                 formant_scale: None,
                 voiced_seconds: None,
                 problem: Some(e.to_string()),
+                source_sha256: None,
                 path,
             },
         })

@@ -77,7 +77,10 @@ fn a_profile_from_a_real_recording_is_listed_and_shown() {
     assert!(scores.len() == 2 && scores[1] > scores[0], "{shown}");
     let out = env.run(&["voices", "list"]);
     ok(&out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("reader"));
+    // The list (and the app's Voices screen) show the measured similarity from then on, without measuring again.
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let row = listed.lines().find(|l| l.starts_with("reader")).unwrap_or_default();
+    assert!(row.contains(&format!("{:.2} -> {:.2}", scores[0], scores[1])), "{listed}");
     // Replacing needs --force.
     let out =
         env.run(&["voices", "add-profile", "reader", recording("librivox_male_two_cities.wav").to_str().unwrap()]);

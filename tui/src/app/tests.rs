@@ -307,6 +307,7 @@ fn voices_screen_lists_profiles_and_says_how_to_add_one() {
             median_f0_hz: 201.34,
             formant_scale: 1.12,
             voiced_seconds: 4.5,
+            similarity: None,
             problem: None,
         },
         ProfileInfo {
@@ -314,6 +315,7 @@ fn voices_screen_lists_profiles_and_says_how_to_add_one() {
             median_f0_hz: 0.0,
             formant_scale: 0.0,
             voiced_seconds: 0.0,
+            similarity: None,
             problem: Some("not a profile".into()),
         },
     ];
@@ -639,6 +641,7 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
         median_f0_hz: 210.0,
         formant_scale: 1.1,
         voiced_seconds: 9.0,
+        similarity: None,
         problem: None,
     }];
     press(&mut app, key(KeyCode::Esc));
@@ -1000,6 +1003,7 @@ fn snapshot_voices_and_health_screens() {
             median_f0_hz: 210.0,
             formant_scale: 1.1,
             voiced_seconds: 9.0,
+            similarity: Some((0.24, 0.52)),
             problem: None,
         },
         ProfileInfo {
@@ -1007,6 +1011,7 @@ fn snapshot_voices_and_health_screens() {
             median_f0_hz: 0.0,
             formant_scale: 0.0,
             voiced_seconds: 0.0,
+            similarity: None,
             problem: Some("unsupported schema_version 9".into()),
         },
     ];

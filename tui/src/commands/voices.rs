@@ -43,10 +43,19 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
         }
     }
     if !profiles.is_empty() {
-        writeln!(stdout, "\n{:<28} {:>10} {:>8}", "PROFILE", "MEDIAN F0", "FORMANT")?;
+        // Similarity: the configured voice before -> after cloning toward the profile's recording, when measured
+        // (`voices show NAME` measures it).
+        let voice = ctx.settings.voice_path(None).ok().map(|m| demod_voice_core::piper::synth::voice_name(&m));
+        writeln!(stdout, "\n{:<28} {:>10} {:>8}  {}", "PROFILE", "MEDIAN F0", "FORMANT", "SIMILARITY")?;
         for p in &profiles {
+            let similarity = voice
+                .as_deref()
+                .and_then(|voice| p.similarity(&ctx.settings.dirs.cache, voice))
+                .map_or_else(|| "-".to_string(), |(before, after)| format!("{before:.2} -> {after:.2}"));
             match (&p.problem, p.median_f0_hz, p.formant_scale) {
-                (None, Some(f0), Some(formant)) => writeln!(stdout, "{:<28} {f0:>7.1} Hz {formant:>8.3}", p.name)?,
+                (None, Some(f0), Some(formant)) => {
+                    writeln!(stdout, "{:<28} {f0:>7.1} Hz {formant:>8.3}  {similarity}", p.name)?
+                }
                 (problem, _, _) => writeln!(stdout, "{:<28} unusable: {}", p.name, problem.as_deref().unwrap_or("?"))?,
             }
         }

@@ -25,6 +25,8 @@ pub struct ProfileInfo {
     pub median_f0_hz: f32,
     pub formant_scale: f32,
     pub voiced_seconds: f32,
+    /// Similarity of the configured voice to the profile's recording before -> after cloning, when measured.
+    pub similarity: Option<(f32, f32)>,
     pub problem: Option<String>,
 }
 
@@ -127,16 +129,18 @@ pub(crate) fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
             .render(area, buf);
         return;
     }
-    let header =
-        Row::new(["PROFILE", "MEDIAN F0", "FORMANT", "VOICED"]).style(Style::new().add_modifier(Modifier::BOLD));
+    let header = Row::new(["PROFILE", "MEDIAN F0", "FORMANT", "VOICED", "SIMILARITY"])
+        .style(Style::new().add_modifier(Modifier::BOLD));
     let rows = app.profiles.iter().map(|profile| match &profile.problem {
         None => Row::new([
             profile.name.clone(),
             format!("{:.1} Hz", profile.median_f0_hz),
             format!("{:.3}", profile.formant_scale),
             format!("{:.1} s", profile.voiced_seconds),
+            // Before -> after cloning the configured voice toward it; `voices show NAME` measures it.
+            profile.similarity.map_or_else(|| "-".into(), |(before, after)| format!("{before:.2} -> {after:.2}")),
         ]),
-        Some(_) => Row::new([profile.name.clone(), "-".into(), "-".into(), "unusable".into()])
+        Some(_) => Row::new([profile.name.clone(), "-".into(), "-".into(), "unusable".into(), "-".into()])
             .style(Style::new().fg(Color::Red)),
     });
     let problems: Vec<Line> = app
@@ -148,9 +152,18 @@ pub(crate) fn profiles(app: &App, area: Rect, buf: &mut Buffer) {
     block.render(area, buf);
     let [table_area, problem_area] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(problems.len() as u16)]).areas(inner);
-    Table::new(rows, [Constraint::Length(28), Constraint::Length(11), Constraint::Length(9), Constraint::Min(0)])
-        .header(header)
-        .render(table_area, buf);
+    Table::new(
+        rows,
+        [
+            Constraint::Length(24),
+            Constraint::Length(11),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Min(0),
+        ],
+    )
+    .header(header)
+    .render(table_area, buf);
     Paragraph::new(problems).style(Style::new().fg(Color::Red)).render(problem_area, buf);
 }
 
@@ -164,9 +177,11 @@ pub(crate) fn add_profile(global: &GlobalArgs, name: &str, reference: PathBuf) -
 }
 
 pub(crate) fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
+    let voice = ctx.settings.voice_path(None).ok().map(|model| demod_voice_core::piper::synth::voice_name(&model));
     demod_voice_core::library::profiles(&ctx.settings.profiles_dir())
         .into_iter()
         .map(|row| ProfileInfo {
+            similarity: voice.as_deref().and_then(|voice| row.similarity(&ctx.settings.dirs.cache, voice)),
             name: row.name,
             median_f0_hz: row.median_f0_hz.unwrap_or(0.0),
             formant_scale: row.formant_scale.unwrap_or(0.0),
