@@ -41,6 +41,7 @@ pub mod error;
 pub mod espeak;
 pub mod library;
 pub mod limits;
+pub mod monitor;
 pub mod onnx;
 pub mod pipeline;
 pub mod piper;

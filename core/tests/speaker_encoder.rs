@@ -51,3 +51,34 @@ fn one_speaker_scores_above_the_threshold_and_two_below() {
     assert!(same > SAME_SPEAKER_THRESHOLD, "two halves of one recording: {same:.3}");
     assert!(different < SAME_SPEAKER_THRESHOLD, "two speakers: {different:.3}");
 }
+
+/// The live monitor: output pushed through the tap (as the audio callback does) is scored about once a second
+/// against the target; the same speaker scores above the threshold, another speaker below it.
+#[test]
+fn the_rolling_monitor_scores_live_output_against_the_target() {
+    use demod_voice_core::monitor::{tap, SimilarityMonitor};
+    use ringbuf::traits::Producer;
+    let (samples, rate) = demod_voice_core::wav::read_wav_mono(&clip("jfk_male.wav")).unwrap();
+    let (other, other_rate) = demod_voice_core::wav::read_wav_mono(&clip("june_fr_female.wav")).unwrap();
+    let target = encoder().embed(&samples, rate).unwrap();
+    let score_of = |audio: &[f32], audio_rate: u32| {
+        let (mut push, pull) = tap(audio_rate);
+        let wanted = std::sync::Arc::new(std::sync::Mutex::new(Some(target.clone())));
+        let monitor = SimilarityMonitor::spawn(pull, audio_rate, wanted, encoder()).unwrap();
+        assert_eq!(monitor.score(), None, "nothing scored before audio arrives");
+        // Blocks of 512 at four times real time (the ring never fills).
+        for block in audio.chunks(512).take(audio_rate as usize * 4 / 512) {
+            push.push_slice(block);
+            std::thread::sleep(std::time::Duration::from_secs_f64(512.0 / f64::from(audio_rate) / 4.0));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while monitor.score().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        monitor.score().expect("a score within seconds")
+    };
+    let same = score_of(&samples, rate);
+    let different = score_of(&other, other_rate);
+    assert!(same > SAME_SPEAKER_THRESHOLD, "same speaker {same}");
+    assert!(different < SAME_SPEAKER_THRESHOLD && different < same, "other speaker {different} vs {same}");
+}

@@ -10,7 +10,7 @@ use demod_voice_core::pipeline::VoiceCache;
 use super::messages::{AppEvent, Job};
 use super::screens::batch::{run_batch, watch_batch};
 use super::screens::health::check_infos;
-use super::screens::live::{device_list, start_live};
+use super::screens::live::{device_list, start_live, LiveRequest};
 use super::screens::speech::{play_job, save_job, speak_job};
 use super::screens::synthesize::OutputInfo;
 use super::screens::voices::add_profile;
@@ -67,8 +67,9 @@ pub(crate) fn dispatch(job: Job, global: &GlobalArgs, shared: &Shared, sender: &
             let outcome = guarded(|| play_job(shared, sender, id, source, &stop));
             let _ = sender.send(AppEvent::SpeakDone { id, outcome });
         }
-        Job::StartLive { input, output, engine, params, mix } => {
-            let outcome = guarded(|| start_live(global, shared, input, output, engine, params, mix));
+        Job::StartLive { input, output, engine, params, mix, similarity_target } => {
+            let request = LiveRequest { input, output, engine, params, mix, similarity_target };
+            let outcome = guarded(|| start_live(global, shared, request));
             let _ = sender.send(AppEvent::LiveStarted(outcome));
         }
         Job::StopLive => drop(lock(&shared.live).take()),

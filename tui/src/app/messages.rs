@@ -83,6 +83,7 @@ pub enum Job {
         engine: Engine,
         params: Arc<demod_voice_core::convert::dsp::DspParams>,
         mix: f32,
+        similarity_target: demod_voice_core::monitor::Target,
     },
     StopLive,
     ListDevices,

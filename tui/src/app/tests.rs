@@ -308,6 +308,7 @@ fn voices_screen_lists_profiles_and_says_how_to_add_one() {
             formant_scale: 1.12,
             voiced_seconds: 4.5,
             similarity: None,
+            embedding: None,
             problem: None,
         },
         ProfileInfo {
@@ -316,6 +317,7 @@ fn voices_screen_lists_profiles_and_says_how_to_add_one() {
             formant_scale: 0.0,
             voiced_seconds: 0.0,
             similarity: None,
+            embedding: None,
             problem: Some("not a profile".into()),
         },
     ];
@@ -628,6 +630,7 @@ fn live_info() -> LiveInfo {
         state: Arc::new(crate::devices::LiveState::default()),
         stats: Arc::new(demod_voice_core::realtime::Stats::default()),
         controls: Arc::new(demod_voice_core::realtime::Controls::default()),
+        similarity: None,
     }
 }
 
@@ -642,6 +645,7 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
         formant_scale: 1.1,
         voiced_seconds: 9.0,
         similarity: None,
+        embedding: None,
         problem: None,
     }];
     press(&mut app, key(KeyCode::Esc));
@@ -661,7 +665,8 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
     press(&mut app, key(KeyCode::Right));
     press(&mut app, key(KeyCode::Right));
     assert_eq!(app.live.params.pitch_semitones(), 1.0);
-    let Some(Job::StartLive { input, output, engine, params, mix }) = press(&mut app, key(KeyCode::Char(' '))) else {
+    let Some(Job::StartLive { input, output, engine, params, mix, .. }) = press(&mut app, key(KeyCode::Char(' ')))
+    else {
         panic!("Space starts live conversion")
     };
     assert_eq!(
@@ -967,6 +972,36 @@ fn snapshot_live_screens() {
     assert_snapshot("live_running", &app);
 }
 
+/// The Live screen's rolling similarity: the monitor's score for the selected profile, once a second.
+#[test]
+fn the_live_screen_shows_the_rolling_similarity_to_the_selected_profile() {
+    let mut app = keys_mode(app(), Screen::Live);
+    let embedding = demod_voice_core::speaker::Embedding::new(vec![1.0, 0.0]);
+    app.profiles = vec![ProfileInfo {
+        name: "tale".into(),
+        median_f0_hz: 210.0,
+        formant_scale: 1.1,
+        voiced_seconds: 9.0,
+        similarity: None,
+        embedding: Some(embedding.clone()),
+        problem: None,
+    }];
+    app.live.control = LiveControl::ALL.iter().position(|c| *c == LiveControl::Profile).unwrap();
+    app.adjust_live(1);
+    app.apply_live_settings();
+    // The selected profile's embedding is what the monitor compares with.
+    assert_eq!(*app.live.similarity_target.lock().unwrap(), Some(embedding));
+    let Some(Job::StartLive { similarity_target, .. }) = app.update(Action::ToggleLive) else { panic!("start") };
+    assert!(Arc::ptr_eq(&similarity_target, &app.live.similarity_target));
+    let cell = Arc::new(std::sync::atomic::AtomicU32::new(f32::NAN.to_bits()));
+    app.live_started(Ok(LiveInfo { similarity: Some(cell.clone()), ..live_info() }));
+    app.update(Action::Tick);
+    assert!(shows(&screen(&app), "similarity to tale: listening"), "{:#?}", screen(&app));
+    cell.store(0.53f32.to_bits(), Ordering::Relaxed);
+    app.update(Action::Tick);
+    assert!(shows(&screen(&app), "similarity to tale: 0.53"), "{:#?}", screen(&app));
+}
+
 /// Hardening: a dead real-time worker used to leave the Live screen looking healthy while only the fallback played.
 #[test]
 fn the_live_screen_says_when_the_converter_died() {
@@ -1004,6 +1039,7 @@ fn snapshot_voices_and_health_screens() {
             formant_scale: 1.1,
             voiced_seconds: 9.0,
             similarity: Some((0.24, 0.52)),
+            embedding: None,
             problem: None,
         },
         ProfileInfo {
@@ -1012,6 +1048,7 @@ fn snapshot_voices_and_health_screens() {
             formant_scale: 0.0,
             voiced_seconds: 0.0,
             similarity: None,
+            embedding: None,
             problem: Some("unsupported schema_version 9".into()),
         },
     ];

@@ -46,7 +46,7 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
         // Similarity: the configured voice before -> after cloning toward the profile's recording, when measured
         // (`voices show NAME` measures it).
         let voice = ctx.settings.voice_path(None).ok().map(|m| demod_voice_core::piper::synth::voice_name(&m));
-        writeln!(stdout, "\n{:<28} {:>10} {:>8}  {}", "PROFILE", "MEDIAN F0", "FORMANT", "SIMILARITY")?;
+        writeln!(stdout, "\n{:<28} {:>10} {:>8}  SIMILARITY", "PROFILE", "MEDIAN F0", "FORMANT")?;
         for p in &profiles {
             let similarity = voice
                 .as_deref()

@@ -55,6 +55,8 @@ pub struct LiveOutput {
     /// Most microphone samples allowed to wait in the ring; beyond this the oldest are dropped, so clock drift
     /// between two devices cannot build up latency.
     slack: usize,
+    /// A copy of the output for the similarity monitor (lock-free; dropped when the monitor is behind).
+    pub tap: Option<HeapProd<f32>>,
 }
 
 impl LiveOutput {
@@ -66,6 +68,7 @@ impl LiveOutput {
             scratch_in: vec![0.0; max_block],
             scratch_out: vec![0.0; max_block],
             slack: max_block * 3,
+            tap: None,
         }
     }
 
@@ -90,6 +93,9 @@ impl LiveOutput {
             }
             let output = &mut self.scratch_out[..frames];
             self.engine.process(&[&*input], &mut [&mut *output]);
+            if let Some(tap) = self.tap.as_mut() {
+                tap.push_slice(output);
+            }
             for (frame, sample) in chunk.chunks_mut(channels).zip(output.iter()) {
                 peak = peak.max(sample.abs());
                 frame.fill(T::from_sample(sample.clamp(-1.0, 1.0)));
@@ -109,6 +115,8 @@ pub struct LiveSetup {
     pub converter: Box<dyn demod_voice_core::convert::Converter>,
     pub realtime: demod_voice_core::config::RealtimeSection,
     pub mix: f32,
+    /// Score the output against a profile about once a second (the encoder, and the target the UI sets).
+    pub similarity: Option<(demod_voice_core::speaker::SpeakerEncoder, demod_voice_core::monitor::Target)>,
 }
 
 /// A running live conversion: two device streams and the engine's worker thread.
@@ -121,6 +129,9 @@ pub struct Live {
     pub stats: Arc<Stats>,
     pub controls: Arc<demod_voice_core::realtime::Controls>,
     pub latency_samples: usize,
+    /// The rolling similarity's score cell, when the monitor runs.
+    pub similarity: Option<Arc<std::sync::atomic::AtomicU32>>,
+    _monitor: Option<demod_voice_core::monitor::SimilarityMonitor>,
     _input_stream: cpal::Stream,
     _output_stream: cpal::Stream,
     _worker: demod_voice_core::realtime::WorkerThread,
@@ -187,6 +198,14 @@ impl Live {
         let state = Arc::new(LiveState::default());
         let (producer, consumer) = HeapRb::<f32>::new(block * 8).split();
         let mut output = LiveOutput::new(engine, consumer, state.clone(), block);
+        let monitor = match setup.similarity {
+            Some((encoder, target)) => {
+                let (push, pull) = demod_voice_core::monitor::tap(rate);
+                output.tap = Some(push);
+                demod_voice_core::monitor::SimilarityMonitor::spawn(pull, rate, target, encoder).ok()
+            }
+            None => None,
+        };
         let out_channels = usize::from(out_config.channels());
         let out_stream_config =
             cpal::StreamConfig { channels: out_config.channels(), sample_rate: rate, buffer_size: out_buffer };
@@ -234,6 +253,8 @@ impl Live {
             stats,
             controls,
             latency_samples,
+            similarity: monitor.as_ref().map(demod_voice_core::monitor::SimilarityMonitor::handle),
+            _monitor: monitor,
             _input_stream: in_stream,
             _output_stream: out_stream,
             _worker: worker,

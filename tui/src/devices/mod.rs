@@ -515,6 +515,9 @@ mod tests {
     fn device_callbacks_never_allocate() {
         let block = 128;
         let (mut out, mut mic) = live_output(block);
+        // The similarity monitor's tap is fed from the callback too (and may fill up: it then drops).
+        let (tap, mut tapped) = demod_voice_core::monitor::tap(48_000);
+        out.tap = Some(tap);
         let (mut producer, mut consumer) = HeapRb::<f32>::new(4096).split();
         let (mut ring_in, _ring_out) = HeapRb::<f32>::new(4096).split();
         let playback = PlaybackState::default();
@@ -531,5 +534,7 @@ mod tests {
                 out.fill(&mut mono, 1);
             }
         });
+        assert_eq!(tapped.occupied_len(), block * 10, "every output sample reached the monitor's tap");
+        tapped.clear();
     }
 }

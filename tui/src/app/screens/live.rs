@@ -67,6 +67,8 @@ pub struct LiveInfo {
     pub state: Arc<crate::devices::LiveState>,
     pub stats: Arc<demod_voice_core::realtime::Stats>,
     pub controls: Arc<demod_voice_core::realtime::Controls>,
+    /// The rolling similarity of the output to the selected profile (None: the speaker encoder is not installed).
+    pub similarity: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 /// The Live screen's state.
@@ -90,6 +92,8 @@ pub struct LiveView {
     pub mix: f32,
     /// Shared with the converter while it runs: changes apply at once.
     pub params: Arc<demod_voice_core::convert::dsp::DspParams>,
+    /// The selected profile's speaker embedding, for the rolling similarity (set with the other settings).
+    pub similarity_target: demod_voice_core::monitor::Target,
     pub running: Option<LiveInfo>,
     pub starting: bool,
     pub error: Option<String>,
@@ -113,6 +117,7 @@ impl Default for LiveView {
             formant: 1.0,
             mix: 1.0,
             params: Arc::new(demod_voice_core::convert::dsp::DspParams::default()),
+            similarity_target: Default::default(),
             running: None,
             starting: false,
             error: None,
@@ -145,6 +150,7 @@ impl App {
             engine: self.live.engine,
             params: self.live.params.clone(),
             mix: self.live.mix,
+            similarity_target: self.live.similarity_target.clone(),
         })
     }
 
@@ -208,6 +214,7 @@ impl App {
             median_f0: p.median_f0_hz,
             formant_scale: p.formant_scale,
         }));
+        *live.similarity_target.lock().unwrap_or_else(|p| p.into_inner()) = target.and_then(|p| p.embedding.clone());
         if let Some(running) = &live.running {
             running.controls.set_mix(live.mix);
         }
@@ -333,6 +340,19 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
             Style::new().fg(Color::DarkGray),
         ),
     ];
+    let profile = live.profile.checked_sub(1).and_then(|i| app.profiles.get(i));
+    let similarity = match (&running.similarity, profile) {
+        (None, _) => "similarity: install the speaker encoder (demod-voice setup) to see it".to_string(),
+        (Some(_), None) => "similarity: pick a profile to compare the output with".to_string(),
+        (Some(_), Some(p)) if p.embedding.is_none() => {
+            format!("similarity: profile {} has no embedding (add it again to measure one)", p.name)
+        }
+        (Some(cell), Some(p)) => match demod_voice_core::monitor::read(cell) {
+            Some(score) => format!("similarity to {}: {score:.2} (last 3 s of output)", p.name),
+            None => format!("similarity to {}: listening ...", p.name),
+        },
+    };
+    lines.insert(lines.len() - 1, Line::from(similarity));
     if let Some(reason) = running.stats.worker_death() {
         lines.insert(
             1,
@@ -346,27 +366,40 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// Open the devices and start converting; the speech output is closed first (one device, one user).
-pub(crate) fn start_live(
-    global: &GlobalArgs,
-    shared: &Shared,
-    input: Option<String>,
-    output: Option<String>,
-    engine: Engine,
-    params: Arc<demod_voice_core::convert::dsp::DspParams>,
-    mix: f32,
-) -> Result<LiveInfo> {
+/// What the Live screen asks to start with (the fields of `Job::StartLive`).
+pub(crate) struct LiveRequest {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub engine: Engine,
+    pub params: Arc<demod_voice_core::convert::dsp::DspParams>,
+    pub mix: f32,
+    pub similarity_target: demod_voice_core::monitor::Target,
+}
+
+pub(crate) fn start_live(global: &GlobalArgs, shared: &Shared, request: LiveRequest) -> Result<LiveInfo> {
+    let LiveRequest { input, output, engine, params, mix, similarity_target } = request;
     let ctx = quiet_context(global)?;
     if let Some(playback) = lock(&shared.playback).as_mut() {
         playback.close();
     }
     let mut live = lock(&shared.live);
     *live = None;
+    // The rolling similarity runs when the speaker encoder is installed (Live never downloads it).
+    let similarity = ctx
+        .settings
+        .dirs
+        .encoder_path()
+        .is_file()
+        .then(|| ctx.settings.speaker_encoder().ok())
+        .flatten()
+        .map(|encoder| (encoder, similarity_target));
     let setup = crate::devices::LiveSetup {
         input,
         output,
         converter: engine.build(params),
         realtime: ctx.settings.config.realtime.clone(),
         mix,
+        similarity,
     };
     let started = crate::devices::Live::start(setup).map_err(|problem| anyhow::anyhow!("{problem}"))?;
     let info = LiveInfo {
@@ -377,6 +410,7 @@ pub(crate) fn start_live(
         state: started.state.clone(),
         stats: started.stats.clone(),
         controls: started.controls.clone(),
+        similarity: started.similarity.clone(),
     };
     *live = Some(started);
     Ok(info)

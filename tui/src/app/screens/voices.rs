@@ -27,6 +27,8 @@ pub struct ProfileInfo {
     pub voiced_seconds: f32,
     /// Similarity of the configured voice to the profile's recording before -> after cloning, when measured.
     pub similarity: Option<(f32, f32)>,
+    /// The recording's speaker embedding, when measured (the Live screen's rolling similarity compares with it).
+    pub embedding: Option<demod_voice_core::speaker::Embedding>,
     pub problem: Option<String>,
 }
 
@@ -182,6 +184,7 @@ pub(crate) fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
         .into_iter()
         .map(|row| ProfileInfo {
             similarity: voice.as_deref().and_then(|voice| row.similarity(&ctx.settings.dirs.cache, voice)),
+            embedding: demod_voice_core::profile::VoiceProfile::load(&row.path).ok().and_then(|p| p.embedding),
             name: row.name,
             median_f0_hz: row.median_f0_hz.unwrap_or(0.0),
             formant_scale: row.formant_scale.unwrap_or(0.0),
