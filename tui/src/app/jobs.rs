@@ -1,6 +1,7 @@
 //! Background work: each [`Job`] runs on a thread of its own and reports through the run loop's channel. The
 //! job functions themselves live with their screens; this is the dispatcher and what the threads share.
 
+use demod_voice_core::speaker::Embedding;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -73,6 +74,10 @@ pub(crate) fn dispatch(job: Job, global: &GlobalArgs, shared: &Shared, sender: &
             let _ = sender.send(AppEvent::LiveStarted(outcome));
         }
         Job::StopLive => drop(lock(&shared.live).take()),
+        Job::Score { take, source, profile, target } => {
+            let outcome = guarded(|| score_take(global, source, &target)).map(|score| (profile, score));
+            let _ = sender.send(AppEvent::Scored { take, outcome });
+        }
         Job::Synthesize { text, path, voice, scales } => {
             let outcome = guarded(|| save_job(global, text, &path, voice, scales));
             let _ = sender.send(AppEvent::Saved { path, outcome });
@@ -125,4 +130,18 @@ pub(crate) fn dispatch(job: Job, global: &GlobalArgs, shared: &Shared, sender: &
             let _ = sender.send(AppEvent::Devices { inputs, outputs });
         }
     }
+}
+
+/// The speaker-encoder similarity of a take to `target` (the encoder must be installed: the app never downloads it).
+fn score_take(global: &GlobalArgs, source: super::messages::TakeAudio, target: &Embedding) -> Result<f32> {
+    let ctx = quiet_context(global)?;
+    if !ctx.settings.dirs.encoder_path().is_file() {
+        anyhow::bail!("the speaker encoder is not installed (demod-voice setup)");
+    }
+    let encoder = ctx.settings.speaker_encoder()?;
+    let (samples, rate) = match source {
+        super::messages::TakeAudio::Samples(samples, rate) => (samples.to_vec(), rate),
+        super::messages::TakeAudio::File(path) => demod_voice_core::wav::read_reference(&path)?,
+    };
+    Ok(encoder.embed(&samples, rate)?.cosine(target))
 }

@@ -86,6 +86,13 @@ pub enum Job {
         similarity_target: demod_voice_core::monitor::Target,
     },
     StopLive,
+    /// Score take `take` (its samples, or the WAV it was saved to) against a profile's embedding.
+    Score {
+        take: u64,
+        source: TakeAudio,
+        profile: String,
+        target: demod_voice_core::speaker::Embedding,
+    },
     ListDevices,
     /// Use this output device (None: the default) for Speak.
     OpenOutput {
@@ -135,6 +142,11 @@ pub enum AppEvent {
         path: PathBuf,
         outcome: std::result::Result<f32, String>,
     },
+    /// Take `take` was scored against the profile it names.
+    Scored {
+        take: u64,
+        outcome: std::result::Result<(String, f32), String>,
+    },
     /// A profile was added (the new list) or could not be.
     ProfileAdded {
         name: String,
@@ -158,4 +170,13 @@ pub enum AppEvent {
     BatchNote(String),
     /// The run ended (or could not start).
     BatchDone(std::result::Result<(), String>),
+}
+
+/// A take's audio for scoring.
+#[derive(Debug, Clone)]
+pub enum TakeAudio {
+    /// What was heard, at `rate`.
+    Samples(Arc<Vec<f32>>, u32),
+    /// The WAV it was saved to.
+    File(PathBuf),
 }

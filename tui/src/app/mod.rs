@@ -114,6 +114,12 @@ pub struct App {
     pub silence: f32,
     pub volume: f32,
     pub history: Vec<Utterance>,
+    /// Jobs the app asked for outside a key or tick (e.g. scoring a take that just finished); the loop starts them.
+    pub pending: Vec<Job>,
+    /// The profile takes are scored against (0: none, then `profiles`).
+    pub compare: usize,
+    /// The last take id handed out (history entries are matched to their scores by it).
+    pub take_ids: u64,
     /// The history entry `p` replays.
     pub history_sel: usize,
     /// The output device, or why there is none.
@@ -170,6 +176,9 @@ impl App {
             silence: 0.2,
             volume: 1.0,
             history: Vec::new(),
+            pending: Vec::new(),
+            compare: 0,
+            take_ids: 0,
             history_sel: 0,
             output: Err("not opened yet".into()),
             speaking: None,
@@ -421,6 +430,10 @@ pub fn run_loop<B: Backend>(
             | AppEvent::BatchDone(_)
             | AppEvent::BatchRun { .. }
             | AppEvent::BatchNote(_)) => app.batch_event(batch),
+            AppEvent::Scored { take, outcome } => app.scored(take, outcome),
+        }
+        for job in std::mem::take(&mut app.pending) {
+            spawn(job);
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 
 use super::jobs::{guarded, JOB_THREAD};
+use super::messages::TakeAudio;
 use super::screens::batch::watch_batch;
 use super::screens::live::LiveInfo;
 use super::screens::synthesize::PlaySource;
@@ -203,12 +204,14 @@ fn controls_change_within_their_bounds_and_reach_the_job() {
     let mut app = app();
     type_text(&mut app, "Hi.");
     press(&mut app, key(KeyCode::Esc));
-    // voice -> speaker (one speaker: nothing to change) -> preset: cycles (none) -> warm -> output device
+    // voice -> speaker (one speaker: nothing to change) -> preset: cycles (none) -> warm -> similarity to ->
+    // output device
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Right));
     assert_eq!(app.speaker, 0);
     press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Right));
+    press(&mut app, key(KeyCode::Down));
     press(&mut app, key(KeyCode::Down));
     // length: 1.0 -> 1.1
     press(&mut app, key(KeyCode::Down));
@@ -229,6 +232,40 @@ fn controls_change_within_their_bounds_and_reach_the_job() {
     assert_eq!(scales.preset.as_deref(), Some("warm"));
     assert!((scales.length_scale.unwrap() - 1.1).abs() < 1e-6);
     assert_eq!(scales.volume, Some(0.0));
+}
+
+/// The Synthesize screen scores each take against the picked profile: a saved take asks for a Score job, and
+/// the score shows in the history.
+#[test]
+fn takes_are_scored_against_the_picked_profile() {
+    let mut app = app();
+    app.profiles = vec![ProfileInfo {
+        name: "tale".into(),
+        median_f0_hz: 210.0,
+        formant_scale: 1.1,
+        voiced_seconds: 9.0,
+        similarity: None,
+        embedding: Some(demod_voice_core::speaker::Embedding::new(vec![1.0, 0.0])),
+        problem: None,
+    }];
+    press(&mut app, key(KeyCode::Esc));
+    app.control = Control::ALL.iter().position(|c| *c == Control::Compare).unwrap();
+    press(&mut app, key(KeyCode::Right));
+    assert!(shows(&screen(&app), "similarity to     tale"), "{:#?}", screen(&app));
+    type_text(&mut app, "Hi.");
+    press(&mut app, key(KeyCode::Esc));
+    let Some(Job::Synthesize { path, .. }) = press(&mut app, ctrl('s')) else { panic!("a save job") };
+    app.saved(path.clone(), Ok(0.8));
+    let Some(Job::Score { take, source: TakeAudio::File(scored), profile, .. }) = app.pending.pop() else {
+        panic!("a score job for the saved take")
+    };
+    assert_eq!((scored, profile.as_str()), (path, "tale"));
+    app.scored(take, Ok(("tale".into(), 0.61)));
+    assert!(shows(&screen(&app), "0.61 ~tale"), "{:#?}", screen(&app));
+    // With no profile picked, nothing is scored.
+    press(&mut app, key(KeyCode::Left));
+    app.saved(PathBuf::from("/tmp/takes/take-002.wav"), Ok(0.8));
+    assert!(app.pending.is_empty());
 }
 
 #[test]
@@ -286,6 +323,8 @@ fn every_screen_draws_at_any_size_without_panicking() {
         path: Some(PathBuf::from("/tmp/t.wav")),
         audio: None,
         outcome: Ok(1.0),
+        id: 0,
+        similarity: None,
     });
     for screen in Screen::ALL {
         app.screen = screen;
@@ -596,12 +635,21 @@ fn p_replays_the_picked_history_entry_spoken_or_saved() {
     assert!(press(&mut app, key(KeyCode::Char('p'))).is_none());
     assert!(app.status.starts_with("nothing to replay yet"));
     let heard = Arc::new(vec![0.25f32; 480]);
-    app.history.push(Utterance { text: "A.".into(), path: None, audio: Some(heard.clone()), outcome: Ok(0.01) });
+    app.history.push(Utterance {
+        text: "A.".into(),
+        path: None,
+        audio: Some(heard.clone()),
+        outcome: Ok(0.01),
+        id: 0,
+        similarity: None,
+    });
     app.history.push(Utterance {
         text: "B.".into(),
         path: Some(PathBuf::from("/tmp/takes/take-001.wav")),
         audio: None,
         outcome: Ok(1.0),
+        id: 0,
+        similarity: None,
     });
     let Some(Job::Play { id, source: PlaySource::Samples(samples), .. }) = press(&mut app, key(KeyCode::Char('p')))
     else {
@@ -934,8 +982,17 @@ fn snapshot_synthesize_screens() {
         path: Some(PathBuf::from("/tmp/takes/take-001.wav")),
         audio: None,
         outcome: Ok(2.5),
+        id: 0,
+        similarity: None,
     });
-    app.history.push(Utterance { text: "x".into(), path: None, audio: None, outcome: Err("disk full".into()) });
+    app.history.push(Utterance {
+        text: "x".into(),
+        path: None,
+        audio: None,
+        outcome: Err("disk full".into()),
+        id: 0,
+        similarity: None,
+    });
     let Some(Job::Speak { id, .. }) = press(&mut app, ctrl('p')) else { panic!("a speak job") };
     app.queued(id, (0..48_000).map(|i| (i as f32 / 2000.0).sin() * (i as f32 / 48_000.0)).collect());
     state.played.fetch_add(24_000, Ordering::Relaxed);

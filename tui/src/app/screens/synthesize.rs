@@ -13,7 +13,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget, Wrap};
 
-use crate::app::messages::Job;
+use crate::app::messages::{Job, TakeAudio};
 use crate::app::view::{level_ratio, meter};
 use crate::app::{App, Mode, Screen};
 use crate::cli::ScaleArgs;
@@ -24,6 +24,8 @@ pub enum Control {
     Voice,
     Speaker,
     Preset,
+    /// The profile each take is scored against (speaker-encoder similarity in the history).
+    Compare,
     /// The output device Speak plays through.
     Output,
     Length,
@@ -34,10 +36,11 @@ pub enum Control {
 }
 
 impl Control {
-    pub const ALL: [Control; 9] = [
+    pub const ALL: [Control; 10] = [
         Control::Voice,
         Control::Speaker,
         Control::Preset,
+        Control::Compare,
         Control::Output,
         Control::Length,
         Control::Noise,
@@ -52,6 +55,7 @@ impl Control {
             Control::Speaker => "speaker",
             Control::Output => "output device",
             Control::Preset => "preset",
+            Control::Compare => "similarity to",
             Control::Length => "length",
             Control::Noise => "noise",
             Control::NoiseW => "noise-w",
@@ -67,7 +71,7 @@ impl Control {
             Control::Noise | Control::NoiseW => (0.05, 0.0, 2.0),
             Control::Silence => (0.05, 0.0, 5.0),
             Control::Volume => (0.05, 0.0, 4.0),
-            Control::Voice | Control::Speaker | Control::Preset | Control::Output => (0.0, 0.0, 0.0),
+            Control::Voice | Control::Speaker | Control::Preset | Control::Compare | Control::Output => (0.0, 0.0, 0.0),
         }
     }
 }
@@ -81,6 +85,10 @@ pub struct Utterance {
     /// What was heard, at the output device's rate, for replay (spoken ones).
     pub audio: Option<Arc<Vec<f32>>>,
     pub outcome: std::result::Result<f32, String>,
+    /// Which take this is (scores find their take by it).
+    pub id: u64,
+    /// Its similarity to the compared profile, once scored: (profile, cosine), or why it could not be.
+    pub similarity: Option<std::result::Result<(String, f32), String>>,
 }
 
 /// The output device, as the app sees it.
@@ -238,9 +246,19 @@ impl App {
     pub(crate) fn remember_spoken(&mut self, speaking: Speaking) {
         let rate = self.output.as_ref().map_or(1, |o| o.rate.max(1));
         let seconds = speaking.audio.len() as f32 / rate as f32;
+        let audio = Arc::new(speaking.audio);
+        let id = self.take_id();
+        self.score_take(id, TakeAudio::Samples(audio.clone(), rate));
         self.history.insert(
             0,
-            Utterance { text: speaking.text, path: None, audio: Some(Arc::new(speaking.audio)), outcome: Ok(seconds) },
+            Utterance {
+                text: speaking.text,
+                path: None,
+                audio: Some(audio),
+                outcome: Ok(seconds),
+                id,
+                similarity: None,
+            },
         );
         self.history.truncate(HISTORY_ENTRIES);
         // Audio is big (a minute at 48 kHz is 11 MB): only the newest spoken entries keep theirs.
@@ -266,7 +284,11 @@ impl App {
                 let text = speaking.text.clone();
                 self.stop_speaking();
                 self.status = format!("speaking failed: {problem}");
-                self.history.insert(0, Utterance { text, path: None, audio: None, outcome: Err(problem) });
+                let id = self.take_id();
+                self.history.insert(
+                    0,
+                    Utterance { text, path: None, audio: None, outcome: Err(problem), id, similarity: None },
+                );
                 self.history_sel = 0;
             }
         }
@@ -297,6 +319,12 @@ impl App {
                 self.speaker = cycle(self.speaker, self.voices.get(self.voice).map_or(0, |v| v.speaker_names.len()))
             }
             Control::Preset => self.preset = cycle(self.preset, self.presets.len()),
+            Control::Compare => {
+                self.compare = cycle(self.compare, self.profiles.len() + 1);
+                if let Some(profile) = self.compared_profile().filter(|p| p.embedding.is_none()) {
+                    self.status = format!("profile {} has no embedding: add it again to measure one", profile.name);
+                }
+            }
             Control::Output => {
                 if self.live.running.is_some() {
                     self.status = "the Live screen is using the devices; stop it first".into();
@@ -373,15 +401,46 @@ impl App {
             Ok(seconds) => format!("saved {} ({seconds:.1} s)", path.display()),
             Err(problem) => format!("saving {} failed: {problem}", path.display()),
         };
-        self.history
-            .insert(0, Utterance { text: std::mem::take(&mut self.busy_text), path: Some(path), audio: None, outcome });
+        let id = self.take_id();
+        if outcome.is_ok() {
+            self.score_take(id, TakeAudio::File(path.clone()));
+        }
+        let text = std::mem::take(&mut self.busy_text);
+        self.history.insert(0, Utterance { text, path: Some(path), audio: None, outcome, id, similarity: None });
         self.history.truncate(HISTORY_ENTRIES);
         self.history_sel = 0;
+    }
+
+    fn take_id(&mut self) -> u64 {
+        self.take_ids += 1;
+        self.take_ids
+    }
+
+    /// The profile takes are compared with, when one is picked and has an embedding.
+    pub(crate) fn compared_profile(&self) -> Option<&super::voices::ProfileInfo> {
+        self.compare.checked_sub(1).and_then(|i| self.profiles.get(i))
+    }
+
+    /// Ask for take `id` to be scored against the compared profile (on a job thread: the encoder is a model).
+    fn score_take(&mut self, take: u64, source: TakeAudio) {
+        let Some(profile) = self.compared_profile() else { return };
+        let Some(target) = profile.embedding.clone() else { return };
+        self.pending.push(Job::Score { take, source, profile: profile.name.clone(), target });
+    }
+
+    /// A take's score arrived.
+    pub fn scored(&mut self, take: u64, outcome: std::result::Result<(String, f32), String>) {
+        if let Some(entry) = self.history.iter_mut().find(|e| e.id == take) {
+            entry.similarity = Some(outcome);
+        }
     }
 }
 
 pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
-    let [text_area, lower] = Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)]).areas(area);
+    // The controls need their rows plus the border; the text takes the rest (at least three lines).
+    let controls_height = Control::ALL.len() as u16 + 2;
+    let [text_area, lower] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(controls_height.max(area.height / 2))]).areas(area);
     let editing = app.mode == Mode::Editing;
     let text_block = Block::new()
         .borders(Borders::ALL)
@@ -419,6 +478,7 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
                 _ => "(one speaker)".into(),
             },
             Control::Preset => app.presets.get(app.preset).cloned().unwrap_or_default(),
+            Control::Compare => app.compared_profile().map_or_else(|| "(none)".into(), |p| p.name.clone()),
             Control::Output => app.live.outputs.get(app.output_pick).cloned().unwrap_or_else(|| "(default)".into()),
             Control::Length => format!("{:.2}", app.length),
             Control::Noise => format!("{:.3}", app.noise),
@@ -445,8 +505,13 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
             None => "spoken".into(),
         };
         let snippet: String = take.text.chars().take(40).collect::<String>().replace('\n', " ");
+        let score = match &take.similarity {
+            Some(Ok((profile, score))) => format!("  {score:.2} ~{profile}"),
+            Some(Err(_)) => "  (not scored)".into(),
+            None => String::new(),
+        };
         lines.push(match &take.outcome {
-            Ok(seconds) => Line::from(format!("{marker}{name}  {seconds:>5.1} s  {snippet}")),
+            Ok(seconds) => Line::from(format!("{marker}{name}  {seconds:>5.1} s{score}  {snippet}")),
             Err(problem) => Line::styled(format!("{marker}{name}  failed: {problem}"), Style::new().fg(Color::Red)),
         });
     }
