@@ -400,6 +400,40 @@ pub fn prepare(
     Ok(CloneMatch { profile, fit: fitted, cached: false })
 }
 
+/// For a multi-speaker voice with no speaker chosen: pick the speaker nearest to `reference` (see
+/// [`crate::speakers`]) and set it in `settings`, so the fit, the speech and the cache key all use it. Nothing
+/// happens for a one-speaker voice or when a speaker was given.
+pub fn choose_speaker(
+    reference: &Path,
+    voice: &PiperVoice,
+    settings: &mut Settings,
+    encoder: &SpeakerEncoder,
+) -> Result<Option<crate::speakers::NearestSpeaker>> {
+    if settings.config.tts.speaker.is_some() || crate::speakers::speaker_names(voice).is_empty() {
+        return Ok(None);
+    }
+    let (profile, _) = CloneProfile::for_reference(reference, &settings.dirs.cache, encoder)?;
+    let options = SynthesisOptions::from_tts(&settings.config.tts, voice)?;
+    let mut announced = false;
+    let nearest = crate::speakers::nearest(
+        voice,
+        &options,
+        encoder,
+        &settings.dirs.cache,
+        &profile.embedding,
+        &mut |done, total| {
+            if !announced && done < total {
+                announced = true;
+                tracing::info!("comparing the {total} speakers of {} with the reference (once per voice)", voice.name);
+            }
+        },
+    )?;
+    if let Some(found) = &nearest {
+        settings.set(crate::settings::Setting::Speaker(found.speaker.clone()), "nearest speaker");
+    }
+    Ok(nearest)
+}
+
 /// What a fit is stored under: the voice, and the speaker of a multi-speaker voice.
 fn voice_key(voice: &PiperVoice, settings: &Settings) -> String {
     match &settings.config.tts.speaker {

@@ -51,6 +51,7 @@ pub mod profile;
 pub mod realtime;
 pub mod settings;
 pub mod speaker;
+pub mod speakers;
 pub mod wav;
 
 pub use error::{Error, Result};

@@ -82,3 +82,54 @@ fn the_rolling_monitor_scores_live_output_against_the_target() {
     assert!(same > SAME_SPEAKER_THRESHOLD, "same speaker {same}");
     assert!(different < SAME_SPEAKER_THRESHOLD && different < same, "other speaker {different} vs {same}");
 }
+
+/// Nearest speaker, on a tiny four-speaker "voice" whose speakers are tones (110, 220, 330 and 440 Hz): a reference
+/// made by one speaker finds that speaker, and the embeddings are cached per voice.
+/// (No real multi-speaker Piper voice can be installed here; the search is the same for one.)
+#[test]
+fn the_nearest_speaker_of_a_multi_speaker_voice_is_found_and_cached() {
+    use demod_voice_core::piper::{PiperVoice, SynthesisOptions, VoiceConfig};
+    let model = common::data("tiny_tone_sid.onnx");
+    let config = VoiceConfig::load(&VoiceConfig::path_for_model(&model)).unwrap();
+    let bytes = std::fs::read(&model).unwrap();
+    let session = common::runtime().session_from_memory(&model, &bytes, &SessionOptions::default()).unwrap();
+    let voice = PiperVoice::from_session("tiny-tones".into(), &model, config, session, None).unwrap();
+    let encoder = encoder();
+    let cache = tempfile::tempdir().unwrap();
+    // The reference: speaker "high" saying something else.
+    let mut reference = Vec::new();
+    let options = SynthesisOptions { speaker_id: Some(2), ..Default::default() };
+    voice
+        .synthesize("a tie to the oat hat at the tea", &options, |audio| -> demod_voice_core::Result<()> {
+            reference.extend_from_slice(&audio.samples);
+            Ok(())
+        })
+        .unwrap();
+    let target = encoder.embed(&reference, voice.sample_rate()).unwrap();
+    let mut steps = Vec::new();
+    let found = demod_voice_core::speakers::nearest(
+        &voice,
+        &SynthesisOptions::default(),
+        &encoder,
+        cache.path(),
+        &target,
+        &mut |done, total| steps.push((done, total)),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(found.speaker, "high", "{found:?}");
+    assert_eq!((found.compared, found.cached), (4, false));
+    assert_eq!(steps.last(), Some(&(4, 4)));
+    let again = demod_voice_core::speakers::nearest(
+        &voice,
+        &SynthesisOptions::default(),
+        &encoder,
+        cache.path(),
+        &target,
+        &mut |_, _| panic!("cached: nothing is synthesised"),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((again.speaker.as_str(), again.cached), ("high", true));
+    assert!((again.similarity - found.similarity).abs() < 1e-6);
+}

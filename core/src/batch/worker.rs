@@ -137,8 +137,13 @@ impl<'a> SpeechWorker<'a> {
     /// Do `job`: write its output (atomically) through the speech pipeline and return the seconds of audio.
     /// `deadline` is when its timeout expires; it is checked after every sentence.
     pub fn run(&self, job: &Job, deadline: Option<Instant>) -> Result<f64> {
-        let settings = self.job_settings(job)?;
+        let mut settings = self.job_settings(job)?;
         let voice = self.job_voice(job, &settings)?;
+        if let Some(reference) = &job.reference {
+            // A row that names no speaker of a multi-speaker voice starts from the one nearest its reference.
+            let encoder = self.encoder(&settings)?;
+            crate::clone::choose_speaker(reference, &voice, &mut settings, &encoder)?;
+        }
         let mut speech = Speech::new(&voice, &settings)?;
         let mut clone_target = None;
         if let Some(reference) = &job.reference {

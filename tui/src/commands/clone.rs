@@ -19,6 +19,11 @@ use crate::error::usage;
 struct CloneReport {
     reference: String,
     voice: String,
+    /// The speaker of a multi-speaker voice cloning started from (the nearest to the reference, unless given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speaker: Option<String>,
+    /// How many speakers were compared to pick it (0 when it was given or the voice has one).
+    speakers_compared: usize,
     output: String,
     similarity_before: f32,
     similarity_after: f32,
@@ -79,16 +84,25 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
     check_writable(output)?;
     ctx.apply_speech_flags(&args.scales)?;
     ctx.set_voice(args.voice.voice.as_deref(), "--voice");
-    let settings = &ctx.settings;
-    let voice = settings.load_voice(None)?;
+    let voice = ctx.settings.load_voice(None)?;
     if let Some(language) = args.language.as_deref() {
         let spoken = voice.config.language_code();
         if !demod_voice_core::library::speaks(&spoken, language) {
             tracing::warn!("--language {language} differs from the voice's language {spoken}; the voice's is used");
         }
     }
-    let encoder = settings.speaker_encoder()?;
+    let encoder = ctx.settings.speaker_encoder()?;
     let preparing = std::time::Instant::now();
+    let nearest = demod_voice_core::clone::choose_speaker(reference, &voice, &mut ctx.settings, &encoder)?;
+    if let Some(found) = &nearest {
+        tracing::info!(
+            "nearest of {} speakers to the reference: {} (similarity {:.2})",
+            found.compared,
+            found.speaker,
+            found.similarity
+        );
+    }
+    let settings = &ctx.settings;
     let clone = Arc::new(demod_voice_core::clone::prepare(reference, &voice, settings, &encoder)?);
     let profile_seconds = preparing.elapsed().as_secs_f64();
     let mut speech = Speech::new(&voice, settings)?;
@@ -111,6 +125,8 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
     Ok(CloneReport {
         reference: reference.display().to_string(),
         voice: voice.name.clone(),
+        speaker: settings.config.tts.speaker.clone(),
+        speakers_compared: nearest.as_ref().map_or(0, |n| n.compared),
         output: path.display().to_string(),
         similarity_before: encoder.embed(&source, voice.sample_rate())?.cosine(target),
         similarity_after: encoder.embed(&converted, rate)?.cosine(target),
