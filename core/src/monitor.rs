@@ -24,9 +24,27 @@ const QUIET_DBFS: f32 = -45.0;
 /// The embedding scored against; the UI may change it (or clear it) while the monitor runs.
 pub type Target = Arc<std::sync::Mutex<Option<Embedding>>>;
 
-/// The ring the audio callback feeds (`push_slice` of its output; two seconds of room at `rate`).
-pub fn tap(rate: u32) -> (HeapProd<f32>, HeapCons<f32>) {
-    HeapRb::<f32>::new(rate as usize * 2).split()
+/// The audio callback's end of the monitor's ring.
+pub struct Tap(HeapProd<f32>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
+}
+
+impl Tap {
+    /// Copy `samples` in (real-time safe: no allocation, no lock, no wait; what does not fit is dropped).
+    pub fn push(&mut self, samples: &[f32]) {
+        use ringbuf::traits::Producer;
+        self.0.push_slice(samples);
+    }
+}
+
+/// The ring the audio callback feeds (two seconds of room at `rate`): its end for the callback, and the monitor's.
+pub fn tap(rate: u32) -> (Tap, HeapCons<f32>) {
+    let (push, pull) = HeapRb::<f32>::new(rate as usize * 2).split();
+    (Tap(push), pull)
 }
 
 /// A running monitor; dropping it stops the thread.

@@ -57,7 +57,6 @@ fn one_speaker_scores_above_the_threshold_and_two_below() {
 #[test]
 fn the_rolling_monitor_scores_live_output_against_the_target() {
     use demod_voice_core::monitor::{tap, SimilarityMonitor};
-    use ringbuf::traits::Producer;
     let (samples, rate) = demod_voice_core::wav::read_wav_mono(&clip("jfk_male.wav")).unwrap();
     let (other, other_rate) = demod_voice_core::wav::read_wav_mono(&clip("june_fr_female.wav")).unwrap();
     let target = encoder().embed(&samples, rate).unwrap();
@@ -68,7 +67,7 @@ fn the_rolling_monitor_scores_live_output_against_the_target() {
         assert_eq!(monitor.score(), None, "nothing scored before audio arrives");
         // Blocks of 512 at four times real time (the ring never fills).
         for block in audio.chunks(512).take(audio_rate as usize * 4 / 512) {
-            push.push_slice(block);
+            push.push(block);
             std::thread::sleep(std::time::Duration::from_secs_f64(512.0 / f64::from(audio_rate) / 4.0));
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use demod_voice_core::config::RealtimeSection;
 use demod_voice_core::convert::dsp::DspParams;
 use demod_voice_core::convert::Engine;
+use demod_voice_core::monitor::SimilarityMonitor;
 use demod_voice_core::realtime::{AudioSide, Controls, RtConfig, RtEngine, WorkerThread};
 use demod_voice_core::settings::Settings;
 use nice_plug::prelude::*;
@@ -39,6 +40,8 @@ pub struct DemodVoice {
     workers: Vec<WorkerThread>,
     /// Watches the workers for a death (a converter that panicked) and puts it in the status; off the audio thread.
     watchdog: Option<Watchdog>,
+    /// A copy of the output for the similarity monitor, when the profile has a speaker embedding.
+    tap: Option<demod_voice_core::monitor::Tap>,
     /// Copies of the input, so the in-place buffer can be both read and written (sized in `activate`).
     scratch: Vec<Vec<f32>>,
     /// Where the inactive engine's output goes (it keeps running so a switch is seamless).
@@ -55,6 +58,7 @@ impl Default for DemodVoice {
             controls: Vec::new(),
             workers: Vec::new(),
             watchdog: None,
+            tap: None,
             scratch: Vec::new(),
             discard: Vec::new(),
             latency: 0,
@@ -66,7 +70,7 @@ impl DemodVoice {
     /// Resolve the settings as the command line does (config file, the project's preset, the project's profile)
     /// off the audio thread. A missing file leaves the plugin usable with its parameters; the problem is logged
     /// and kept in the persisted status.
-    fn load_profile_and_preset(&self) -> RealtimeSection {
+    fn load_profile_and_preset(&self) -> Loaded {
         let profile_name = self.params.profile.read().map(|p| p.clone()).unwrap_or_default();
         let preset_name = self.params.preset.read().map(|p| p.clone()).unwrap_or_default();
         let (settings, profile, problems) = Settings::for_plugin(&preset_name, &profile_name);
@@ -76,9 +80,23 @@ impl DemodVoice {
             nice_error!("DeMoD Voice: {status}");
         }
         if let Ok(mut slot) = self.params.status.write() {
-            *slot = status;
+            *slot = status.clone();
         }
-        settings.config.realtime
+        // The rolling similarity needs the profile's embedding and an installed speaker encoder (the plugin never
+        // downloads); without either the plugin works as before.
+        let similarity = profile.and_then(|p| p.embedding.map(|e| (p.name, e))).and_then(|(name, target)| {
+            if !settings.dirs.encoder_path().is_file() {
+                return None;
+            }
+            match settings.speaker_encoder() {
+                Ok(encoder) => Some((name, encoder, target)),
+                Err(e) => {
+                    nice_error!("DeMoD Voice: no similarity display: {e}");
+                    None
+                }
+            }
+        });
+        Loaded { realtime: settings.config.realtime, status, similarity }
     }
 
     fn push_parameters(&self) {
@@ -132,7 +150,7 @@ impl Plugin for DemodVoice {
         self.deactivate();
         let channels =
             audio_io_layout.main_output_channels.map(|c| c.get() as usize).unwrap_or(2).clamp(1, MAX_CHANNELS);
-        let realtime = self.load_profile_and_preset();
+        let Loaded { realtime, status, similarity } = self.load_profile_and_preset();
         let max_block = (buffer_config.max_buffer_size as usize).clamp(1, demod_voice_core::realtime::MAX_BLOCK);
         let mut config =
             RtConfig::from_section(&realtime, buffer_config.sample_rate.round() as u32, max_block, channels);
@@ -175,7 +193,14 @@ impl Plugin for DemodVoice {
         self.discard = vec![vec![0.0; max_block]; channels];
         self.push_parameters();
         let stats = Engine::ALL.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
-        self.watchdog = Watchdog::spawn(stats, Arc::clone(&self.params));
+        let monitor = similarity.and_then(|(name, encoder, target)| {
+            let (tap, pull) = demod_voice_core::monitor::tap(config.sample_rate_hz);
+            let target = Arc::new(std::sync::Mutex::new(Some(target)));
+            let monitor = SimilarityMonitor::spawn(pull, config.sample_rate_hz, target, encoder).ok()?;
+            self.tap = Some(tap);
+            Some((name, monitor))
+        });
+        self.watchdog = Watchdog::spawn(stats, monitor, status, Arc::clone(&self.params));
         nice_log!(
             "DeMoD Voice: {} Hz, blocks up to {max_block}, {channels} channel(s), latency {} samples, {:?}",
             config.sample_rate_hz,
@@ -231,6 +256,10 @@ impl Plugin for DemodVoice {
                 }
                 engine.process(&ins[..used], &mut outs[..used]);
             }
+            // The heard output (before the gain) to the similarity monitor: a lock-free copy, dropped if it lags.
+            if let (Some(tap), Some(left)) = (self.tap.as_mut(), channels.first()) {
+                tap.push(&left[done..done + n]);
+            }
             done += n;
         }
         // Output gain, smoothed per sample; never let a non-finite value out.
@@ -247,14 +276,25 @@ impl Plugin for DemodVoice {
     fn deactivate(&mut self) {
         // Dropping the thread handles stops and joins the workers.
         self.watchdog = None;
+        self.tap = None;
         self.workers.clear();
         self.engines.clear();
         self.controls.clear();
     }
 }
 
-/// A thread that looks at the engines' stats a few times a second; when a worker has died it logs once and writes
-/// the reason into the persisted status (the audio side has already fallen back per `underrun`, without waiting).
+/// What activation reads from the settings.
+struct Loaded {
+    realtime: RealtimeSection,
+    /// The settings' problems (the status line's start).
+    status: String,
+    /// The profile's name, the speaker encoder and the profile's embedding, for the rolling similarity.
+    similarity: Option<(String, demod_voice_core::speaker::SpeakerEncoder, demod_voice_core::speaker::Embedding)>,
+}
+
+/// A thread that looks at the engines' stats and the similarity monitor a few times a second and keeps the
+/// persisted status up to date: the settings' problems, a worker's death (logged once; the audio side has already
+/// fallen back per `underrun`, without waiting), and the output's similarity to the profile.
 struct Watchdog {
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -263,6 +303,8 @@ struct Watchdog {
 impl Watchdog {
     fn spawn(
         stats: Vec<(Engine, Arc<demod_voice_core::realtime::Stats>)>,
+        monitor: Option<(String, SimilarityMonitor)>,
+        base: String,
         params: Arc<VoiceParams>,
     ) -> Option<Watchdog> {
         use std::sync::atomic::Ordering;
@@ -272,19 +314,38 @@ impl Watchdog {
             .name("demod-voice-watchdog".into())
             .spawn(move || {
                 let mut reported = vec![false; stats.len()];
+                let mut shown = base.clone();
                 while !stopped.load(Ordering::Relaxed) {
+                    let mut parts: Vec<String> = Vec::new();
+                    if !base.is_empty() {
+                        parts.push(base.clone());
+                    }
                     for ((engine, stats), reported) in stats.iter().zip(reported.iter_mut()) {
-                        if let (false, Some(reason)) = (*reported, stats.worker_death()) {
-                            *reported = true;
+                        if let Some(reason) = stats.worker_death() {
                             let line = format!("the {engine} engine stopped ({reason}); reload the plugin");
-                            nice_error!("DeMoD Voice: {line}");
-                            if let Ok(mut status) = params.status.write() {
-                                *status = if status.is_empty() { line } else { format!("{status}; {line}") };
+                            if !*reported {
+                                *reported = true;
+                                nice_error!("DeMoD Voice: {line}");
                             }
+                            parts.push(line);
                         }
+                    }
+                    if let Some((name, monitor)) = &monitor {
+                        if let Some(score) = monitor.score() {
+                            parts.push(format!("similarity to {name}: {score:.2} (last 3 s of output)"));
+                        }
+                    }
+                    let status = parts.join("; ");
+                    if status != shown {
+                        if let Ok(mut slot) = params.status.write() {
+                            slot.clone_from(&status);
+                        }
+                        shown = status;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(200));
                 }
+                // The monitor stops with the watchdog.
+                drop(monitor);
             })
             .ok()?;
         Some(Watchdog { stop, handle: Some(handle) })

@@ -56,7 +56,7 @@ pub struct LiveOutput {
     /// between two devices cannot build up latency.
     slack: usize,
     /// A copy of the output for the similarity monitor (lock-free; dropped when the monitor is behind).
-    pub tap: Option<HeapProd<f32>>,
+    pub tap: Option<demod_voice_core::monitor::Tap>,
 }
 
 impl LiveOutput {
@@ -94,7 +94,7 @@ impl LiveOutput {
             let output = &mut self.scratch_out[..frames];
             self.engine.process(&[&*input], &mut [&mut *output]);
             if let Some(tap) = self.tap.as_mut() {
-                tap.push_slice(output);
+                tap.push(output);
             }
             for (frame, sample) in chunk.chunks_mut(channels).zip(output.iter()) {
                 peak = peak.max(sample.abs());
