@@ -1,4 +1,6 @@
-//! The real-time engine's soak, bounded for the test suite (`demod-voice bench --soak` runs a million blocks):
+//! The real-time engine's soak, bounded for the test suite (`SOAK_BLOCKS=1000000 cargo test --release -p
+//! demod-voice-core --test rt_soak` runs the full million under the allocation checker; `demod-voice bench --soak`
+//! runs it without):
 //! random block sizes 1..4096, random automation and engine switches, non-finite input now and then, workers that
 //! stall now and then. The audio side runs inside `assert_no_alloc` (this binary's allocator aborts on any
 //! allocation there); the output stays finite and the passthrough engine stays aligned to the latency at every
@@ -14,12 +16,14 @@ static ALLOCATOR: AllocDisabler = AllocDisabler;
 
 #[test]
 fn a_bounded_soak_never_allocates_on_the_audio_side_and_never_drifts() {
-    let options = SoakOptions { blocks: 4_000, stall_every_hops: 150, seed: 7, ..Default::default() };
+    let blocks = std::env::var("SOAK_BLOCKS").ok().and_then(|v| v.parse().ok()).unwrap_or(4_000u64);
+    let options = SoakOptions { blocks, stall_every_hops: 150, seed: 7, ..Default::default() };
     let report = soak(&options, &mut |audio| assert_no_alloc(audio)).unwrap();
-    assert_eq!(report.blocks, 4_000);
+    eprintln!("{report:?}");
+    assert_eq!(report.blocks, blocks);
     assert_eq!(report.non_finite, 0, "{report:?}");
     assert!(report.max_alignment_error < 1e-5, "{report:?}");
     assert!(report.peak < 2.0, "{report:?}");
     assert!(report.stalls > 0 && report.switches > 10 && report.automation > 100, "{report:?}");
-    assert!(report.samples > 4_000 * 1_000, "{report:?}");
+    assert!(report.samples > blocks * 1_000, "{report:?}");
 }
