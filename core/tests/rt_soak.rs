@@ -1,6 +1,6 @@
-//! The real-time engine's soak, bounded for the test suite (`SOAK_BLOCKS=1000000 cargo test --release -p
-//! demod-voice-core --test rt_soak` runs the full million under the allocation checker; `demod-voice bench --soak`
-//! runs it without):
+//! The real-time engine's soak, bounded for the test suite (`SOAK_BLOCKS=1000000 cargo test -p demod-voice-core
+//! --test rt_soak` runs the full million under the allocation checker, which exists in builds with debug
+//! assertions only; `demod-voice bench --soak` runs it without):
 //! random block sizes 1..4096, random automation and engine switches, non-finite input now and then, workers that
 //! stall now and then. The audio side runs inside `assert_no_alloc` (this binary's allocator aborts on any
 //! allocation there); the output stays finite and the passthrough engine stays aligned to the latency at every
