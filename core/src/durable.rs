@@ -79,10 +79,10 @@ pub fn discard(temp: &Path) {
     pending().retain(|p| p != temp);
 }
 
-/// Remove every temporary file still being written (called when the process is interrupted). Never blocks: if
-/// another thread holds the list, nothing is removed.
+/// Remove every temporary file still being written (called when the process is interrupted, from an ordinary
+/// thread: the list's lock is only ever held for a push or a removal, so waiting for it is short).
 pub fn remove_pending() -> usize {
-    let Ok(mut list) = PENDING.try_lock() else { return 0 };
+    let mut list = pending();
     let removed = list.drain(..).filter(|p| std::fs::remove_file(p).is_ok()).count();
     removed
 }
