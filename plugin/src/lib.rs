@@ -84,18 +84,16 @@ impl DemodVoice {
         }
         // The rolling similarity needs the profile's embedding and an installed speaker encoder (the plugin never
         // downloads); without either the plugin works as before.
-        let similarity = profile.and_then(|p| p.embedding.map(|e| (p.name, e))).and_then(|(name, target)| {
-            if !settings.dirs.encoder_path().is_file() {
-                return None;
-            }
-            match settings.speaker_encoder() {
-                Ok(encoder) => Some((name, encoder, target)),
-                Err(e) => {
-                    nice_error!("DeMoD Voice: no similarity display: {e}");
-                    None
+        let similarity =
+            profile.and_then(|p| p.embedding.map(|e| (p.name, e))).and_then(|(name, target)| {
+                match settings.installed_speaker_encoder()? {
+                    Ok(encoder) => Some((name, encoder, target)),
+                    Err(e) => {
+                        nice_error!("DeMoD Voice: no similarity display: {e}");
+                        None
+                    }
                 }
-            }
-        });
+            });
         Loaded { realtime: settings.config.realtime, status, similarity }
     }
 

@@ -97,7 +97,18 @@ impl Settings {
         Espeak::get_or_load(&found.paths)
     }
 
-    /// The speaker encoder, installing it first when it is missing.
+    /// The speaker encoder when it and ONNX Runtime are already installed (never downloads: the app's displays
+    /// and the plugin use this); `None` when either is missing.
+    pub fn installed_speaker_encoder(&self) -> Option<Result<SpeakerEncoder>> {
+        let search = self.runtime_search();
+        let runtime_found = search.flag.is_some() || search.env.is_some() || search.config.is_some();
+        if !self.dirs.encoder_path().is_file() || !(runtime_found || search.resolve().is_ok()) {
+            return None;
+        }
+        Some(self.speaker_encoder())
+    }
+
+    /// The speaker encoder, installing it (and the runtime) first if missing.
     pub fn speaker_encoder(&self) -> Result<SpeakerEncoder> {
         let path = self.dirs.encoder_path();
         if !path.is_file() {

@@ -135,10 +135,10 @@ pub(crate) fn dispatch(job: Job, global: &GlobalArgs, shared: &Shared, sender: &
 /// The speaker-encoder similarity of a take to `target` (the encoder must be installed: the app never downloads it).
 fn score_take(global: &GlobalArgs, source: super::messages::TakeAudio, target: &Embedding) -> Result<f32> {
     let ctx = quiet_context(global)?;
-    if !ctx.settings.dirs.encoder_path().is_file() {
+    let Some(encoder) = ctx.settings.installed_speaker_encoder() else {
         anyhow::bail!("the speaker encoder is not installed (demod-voice setup)");
-    }
-    let encoder = ctx.settings.speaker_encoder()?;
+    };
+    let encoder = encoder?;
     let (samples, rate) = match source {
         super::messages::TakeAudio::Samples(samples, rate) => (samples.to_vec(), rate),
         super::messages::TakeAudio::File(path) => demod_voice_core::wav::read_reference(&path)?,

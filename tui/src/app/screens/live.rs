@@ -387,11 +387,8 @@ pub(crate) fn start_live(global: &GlobalArgs, shared: &Shared, request: LiveRequ
     // The rolling similarity runs when the speaker encoder is installed (Live never downloads it).
     let similarity = ctx
         .settings
-        .dirs
-        .encoder_path()
-        .is_file()
-        .then(|| ctx.settings.speaker_encoder().ok())
-        .flatten()
+        .installed_speaker_encoder()
+        .and_then(|loaded| loaded.ok())
         .map(|encoder| (encoder, similarity_target));
     let setup = crate::devices::LiveSetup {
         input,
