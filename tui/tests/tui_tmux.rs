@@ -282,6 +282,34 @@ fn ctrl_c_quits_and_restores_the_terminal() {
     assert_eq!(written, ["config.yaml", "sound"], "quitting writes nothing (beside the test's own files)");
 }
 
+/// The first process whose parent is `parent` (from /proc: no procps needed).
+fn child_of(parent: i32) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
+        let ppid: i32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent).then_some(pid)
+    })
+}
+
+/// Hardening: `kill` (SIGTERM) or a closed terminal (SIGHUP) while the app is up: the terminal is restored before
+/// the process ends with 128+N (it used to be left in the app's raw mode and alternate screen).
+#[test]
+fn a_terminated_app_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(dir.path(), "sigterm", Sound::Missing(dir.path().join("sound")));
+    tmux.wait_for("1 Synthesize", 20);
+    assert!(tmux.alternate_screen_on());
+    // The pane runs a shell whose child is the app.
+    let shell: i32 = tmux.tmux(&["display-message", "-p", "-t", "app", "#{pane_pid}"]).trim().parse().unwrap();
+    let app = child_of(shell).unwrap_or_else(|| panic!("the app's process was not found under the pane's shell"));
+    // SAFETY: signalling a process this test started.
+    assert_eq!(unsafe { libc::kill(app, libc::SIGTERM) }, 0);
+    tmux.wait_for("EXITED=143", 10);
+    assert!(!tmux.alternate_screen_on(), "the terminal is back from the app's screen");
+}
+
 #[test]
 fn without_a_terminal_the_app_refuses_with_a_usage_error() {
     for args in [&["--offline"][..], &["--offline", "tui"][..]] {
