@@ -66,11 +66,11 @@ impl Tmux {
     /// The app in `dir`, with a private data folder there (profiles land in it) and the real runtime, espeak-ng
     /// and voices.
     fn start(dir: &Path, name: &str, sound: Sound) -> Tmux {
-        Tmux::start_with(dir, name, sound, "", "")
+        Tmux::start_with(dir, name, sound, "", "", &[])
     }
 
-    /// The binary with `args` (the app when empty) and `config` (more YAML) in its config file.
-    fn start_with(dir: &Path, name: &str, sound: Sound, config: &str, args: &str) -> Tmux {
+    /// The binary with `args` (the app when empty), `config` (more YAML) in its config file and `env` set.
+    fn start_with(dir: &Path, name: &str, sound: Sound, config: &str, args: &str, env: &[(&str, &str)]) -> Tmux {
         common::ensure_assets();
         let alsa = sound.configure();
         let socket = format!("demod-voice-test-{}-{name}", std::process::id());
@@ -88,6 +88,7 @@ impl Tmux {
         let status = Command::new("tmux")
             .args(["-L", &socket, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", &script])
             .env_remove("TMUX")
+            .envs(env.iter().copied())
             .status()
             .expect("tmux must be installed for this test (apt install tmux)");
         assert!(status.success(), "tmux could not start a session");
@@ -310,6 +311,20 @@ fn a_terminated_app_restores_the_terminal() {
     assert!(!tmux.alternate_screen_on(), "the terminal is back from the app's screen");
 }
 
+/// Hardening: a panic on a helper thread (here the input thread, through a fault only debug builds have) used to
+/// restore the terminal while the app kept running, blind; now the process ends, the terminal restored.
+#[test]
+fn a_helper_threads_panic_ends_the_app_with_the_terminal_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = [("DEMOD_VOICE_TEST_FAULT", "input-thread")];
+    let tmux = Tmux::start_with(dir.path(), "fault", Sound::Missing(dir.path().join("sound")), "", "", &fault);
+    tmux.wait_for("1 Synthesize", 20);
+    tmux.keys(&["F12"]);
+    let screen = tmux.wait_for("EXITED=101", 10);
+    assert!(screen.contains("injected fault"), "the panic's message is shown:\n{screen}");
+    assert!(!tmux.alternate_screen_on(), "the terminal is back from the app's screen");
+}
+
 #[test]
 fn without_a_terminal_the_app_refuses_with_a_usage_error() {
     for args in [&["--offline"][..], &["--offline", "tui"][..]] {
@@ -351,6 +366,7 @@ fn speak_batch_clone_and_the_apps_save_write_the_same_bytes() {
         Sound::Missing(dir.path().join("sound")),
         "tts:\n  noise_scale: 0\n  noise_w: 0\n",
         "",
+        &[],
     );
     tmux.wait_for("1 Synthesize", 20);
     tmux.type_text(TEXT);
@@ -397,6 +413,7 @@ fn batch_on_a_terminal_shows_the_batch_screen_and_writes_what_headless_writes() 
         Sound::Missing(shown.path().join("sound")),
         config,
         "batch lines.csv",
+        &[],
     );
     let screen = tmux.wait_for("q quits", 120);
     assert!(screen.contains("3 Batch") && screen.contains("2/2 jobs, 0 failed"), "{screen}");

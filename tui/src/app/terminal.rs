@@ -203,7 +203,16 @@ pub(crate) fn spawn_input_thread(sender: Sender<AppEvent>) {
         match event::poll(TICK) {
             Ok(true) => {
                 let forwarded = match event::read() {
-                    Ok(Event::Key(key)) => sender.send(AppEvent::Key(key)),
+                    Ok(Event::Key(key)) => {
+                        // Fault injection for the test of the panic hook (debug builds only).
+                        #[cfg(debug_assertions)]
+                        if key.code == ratatui::crossterm::event::KeyCode::F(12)
+                            && std::env::var_os("DEMOD_VOICE_TEST_FAULT").is_some_and(|v| v == "input-thread")
+                        {
+                            panic!("injected fault in the input thread (DEMOD_VOICE_TEST_FAULT)");
+                        }
+                        sender.send(AppEvent::Key(key))
+                    }
                     Ok(Event::Resize(..)) => sender.send(AppEvent::Resize),
                     Ok(_) => Ok(()),
                     Err(_) => return,
