@@ -368,20 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.wav");
         // A valid 44-byte header: 8-bit mono at 4294967291 Hz, byte rate equal to it, no data.
-        let rate = 4_294_967_291u32;
-        let mut header = Vec::new();
-        header.extend_from_slice(b"RIFF");
-        header.extend_from_slice(&36u32.to_le_bytes());
-        header.extend_from_slice(b"WAVEfmt ");
-        header.extend_from_slice(&16u32.to_le_bytes());
-        header.extend_from_slice(&1u16.to_le_bytes());
-        header.extend_from_slice(&1u16.to_le_bytes());
-        header.extend_from_slice(&rate.to_le_bytes());
-        header.extend_from_slice(&rate.to_le_bytes());
-        header.extend_from_slice(&1u16.to_le_bytes());
-        header.extend_from_slice(&8u16.to_le_bytes());
-        header.extend_from_slice(b"data");
-        header.extend_from_slice(&0u32.to_le_bytes());
+        let header = header(4_294_967_291, 8, 1, 0);
         std::fs::write(&path, header).unwrap();
         let err = read_wav_mono(&path).unwrap_err().to_string();
         assert!(err.contains("x.wav") && err.contains("4294967291 Hz") && err.contains("8000-384000"), "{err}");
@@ -454,17 +441,18 @@ mod tests {
         assert_eq!(i16::from_le_bytes([bytes[44], bytes[45]]), to_i16(0.25));
     }
 
-    fn header(bits: u16, format_tag: u16, data_bytes: u32) -> Vec<u8> {
+    /// A 44-byte mono WAV header (sizes wrap where a hostile header would overflow them).
+    fn header(rate: u32, bits: u16, format_tag: u16, data_bytes: u32) -> Vec<u8> {
         let block = bits.div_ceil(8);
         let mut h = Vec::new();
         h.extend_from_slice(b"RIFF");
-        h.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+        h.extend_from_slice(&data_bytes.wrapping_add(36).to_le_bytes());
         h.extend_from_slice(b"WAVEfmt ");
         h.extend_from_slice(&16u32.to_le_bytes());
         h.extend_from_slice(&format_tag.to_le_bytes());
         h.extend_from_slice(&1u16.to_le_bytes());
-        h.extend_from_slice(&16000u32.to_le_bytes());
-        h.extend_from_slice(&(16000 * u32::from(block)).to_le_bytes());
+        h.extend_from_slice(&rate.to_le_bytes());
+        h.extend_from_slice(&rate.wrapping_mul(u32::from(block)).to_le_bytes());
         h.extend_from_slice(&block.to_le_bytes());
         h.extend_from_slice(&bits.to_le_bytes());
         h.extend_from_slice(b"data");
@@ -476,7 +464,7 @@ mod tests {
     fn a_header_declaring_more_than_64_bits_is_refused_not_shifted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wide.wav");
-        let mut bytes = header(72, 1, 18);
+        let mut bytes = header(16000, 72, 1, 18);
         bytes.extend_from_slice(&[0u8; 18]);
         std::fs::write(&path, bytes).unwrap();
         let err = read_wav_mono(&path).unwrap_err().to_string();
@@ -505,7 +493,7 @@ mod tests {
     fn a_truncated_ordinary_file_is_still_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cut.wav");
-        let mut bytes = header(16, 1, 2000);
+        let mut bytes = header(16000, 16, 1, 2000);
         bytes.extend_from_slice(&[0u8; 1000]);
         std::fs::write(&path, bytes).unwrap();
         assert!(read_wav_mono(&path).is_err());

@@ -553,12 +553,7 @@ mod tests {
     #[test]
     fn offline_setup_without_cache_names_the_manual_route() {
         let root = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            data: root.path().join("d"),
-            config: root.path().join("c"),
-            cache: root.path().join("k"),
-            voices: None,
-        };
+        let dirs = test_dirs(root.path());
         let options = SetupOptions { offline: true, ..Default::default() };
         let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
         assert!(err.contains("--offline") && err.contains("ORT_DYLIB_PATH"), "{err}");
@@ -568,12 +563,7 @@ mod tests {
     #[test]
     fn missing_pip_is_a_clear_error() {
         let root = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            data: root.path().join("d"),
-            config: root.path().join("c"),
-            cache: root.path().join("k"),
-            voices: None,
-        };
+        let dirs = test_dirs(root.path());
         let options = SetupOptions { python: "/nonexistent/python3".into(), ..Default::default() };
         let err = setup(&dirs, &options, &mut |_| {}).unwrap_err().to_string();
         assert!(err.contains("cannot run") && err.contains("pip"), "{err}");

@@ -239,15 +239,7 @@ fn controls_change_within_their_bounds_and_reach_the_job() {
 #[test]
 fn takes_are_scored_against_the_picked_profile() {
     let mut app = app();
-    app.profiles = vec![ProfileInfo {
-        name: "tale".into(),
-        median_f0_hz: 210.0,
-        formant_scale: 1.1,
-        voiced_seconds: 9.0,
-        similarity: None,
-        embedding: Some(demod_voice_core::speaker::Embedding::new(vec![1.0, 0.0])),
-        problem: None,
-    }];
+    app.profiles = vec![tale(Some(demod_voice_core::speaker::Embedding::new(vec![1.0, 0.0])))];
     press(&mut app, key(KeyCode::Esc));
     app.control = Control::ALL.iter().position(|c| *c == Control::Compare).unwrap();
     press(&mut app, key(KeyCode::Right));
@@ -669,6 +661,19 @@ fn p_replays_the_picked_history_entry_spoken_or_saved() {
     assert_eq!(path, PathBuf::from("/tmp/takes/take-001.wav"));
 }
 
+/// A usable profile named "tale" (210 Hz), with or without a speaker embedding.
+fn tale(embedding: Option<demod_voice_core::speaker::Embedding>) -> ProfileInfo {
+    ProfileInfo {
+        name: "tale".into(),
+        median_f0_hz: 210.0,
+        formant_scale: 1.1,
+        voiced_seconds: 9.0,
+        similarity: None,
+        embedding,
+        problem: None,
+    }
+}
+
 fn live_info() -> LiveInfo {
     LiveInfo {
         input: "Test Mic".into(),
@@ -687,15 +692,7 @@ fn live_screen_starts_stops_and_changes_the_running_converter_at_once() {
     let mut app = app();
     app.live.inputs = vec!["(default)".into(), "Test Mic".into()];
     app.live.outputs = vec!["(default)".into(), "Test Speakers".into()];
-    app.profiles = vec![ProfileInfo {
-        name: "tale".into(),
-        median_f0_hz: 210.0,
-        formant_scale: 1.1,
-        voiced_seconds: 9.0,
-        similarity: None,
-        embedding: None,
-        problem: None,
-    }];
+    app.profiles = vec![tale(None)];
     press(&mut app, key(KeyCode::Esc));
     press(&mut app, key(KeyCode::Char('2')));
     assert_eq!(app.screen, Screen::Live);
@@ -1034,15 +1031,7 @@ fn snapshot_live_screens() {
 fn the_live_screen_shows_the_rolling_similarity_to_the_selected_profile() {
     let mut app = keys_mode(app(), Screen::Live);
     let embedding = demod_voice_core::speaker::Embedding::new(vec![1.0, 0.0]);
-    app.profiles = vec![ProfileInfo {
-        name: "tale".into(),
-        median_f0_hz: 210.0,
-        formant_scale: 1.1,
-        voiced_seconds: 9.0,
-        similarity: None,
-        embedding: Some(embedding.clone()),
-        problem: None,
-    }];
+    app.profiles = vec![tale(Some(embedding.clone()))];
     app.live.control = LiveControl::ALL.iter().position(|c| *c == LiveControl::Profile).unwrap();
     app.adjust_live(1);
     app.apply_live_settings();
@@ -1090,15 +1079,7 @@ fn snapshot_batch_screens() {
 fn snapshot_voices_and_health_screens() {
     let mut app = keys_mode(app(), Screen::Voices);
     app.profiles = vec![
-        ProfileInfo {
-            name: "tale".into(),
-            median_f0_hz: 210.0,
-            formant_scale: 1.1,
-            voiced_seconds: 9.0,
-            similarity: Some((0.24, 0.52)),
-            embedding: None,
-            problem: None,
-        },
+        ProfileInfo { similarity: Some((0.24, 0.52)), ..tale(None) },
         ProfileInfo {
             name: "old".into(),
             median_f0_hz: 0.0,
