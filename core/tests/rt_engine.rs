@@ -10,22 +10,7 @@ use demod_voice_core::config::UnderrunMode;
 use demod_voice_core::convert::{Converter, Passthrough};
 use demod_voice_core::realtime::{AudioSide, RtConfig, RtEngine, Worker, SUPPORTED_RATES};
 
-/// A tiny deterministic generator (the tests must not depend on a crate's RNG stream).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use demod_voice_core::realtime::soak::XorShift as Rng;
 
 fn config(rate: u32, max_block: usize, channels: usize) -> RtConfig {
     RtConfig {
@@ -54,7 +39,7 @@ fn run_synchronously(
     let mut output = vec![vec![0.0f32; frames]; input.len()];
     let mut pos = 0;
     while pos < frames {
-        let n = (1 + rng.below(max_block)).min(frames - pos);
+        let n = (1 + rng.below(max_block as u64) as usize).min(frames - pos);
         let ins: Vec<&[f32]> = input.iter().map(|c| &c[pos..pos + n]).collect();
         let mut outs: Vec<&mut [f32]> = output.iter_mut().map(|c| &mut c[pos..pos + n]).collect();
         audio.process(&ins, &mut outs);

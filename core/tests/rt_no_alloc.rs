@@ -33,14 +33,11 @@ fn process_never_allocates() {
         let input: Vec<Vec<f32>> =
             (0..channels).map(|c| (0..1024).map(|i| ((i * (c + 3)) as f32 * 0.01).sin()).collect()).collect();
         let mut output = vec![vec![0.0f32; 1024]; channels];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut rng = demod_voice_core::realtime::soak::XorShift(0x2545_F491_4F6C_DD1D);
         let mut calls = 0usize;
         assert_no_alloc(|| {
             while calls < 100_000 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let n = 1 + (state % 1024) as usize;
+                let n = 1 + rng.below(1024) as usize;
                 let ins: [&[f32]; 2] = [&input[0][..n], &input[channels - 1][..n]];
                 let (left, right) = output.split_at_mut(1);
                 let mut outs: [&mut [f32]; 2] =

@@ -107,20 +107,30 @@ impl Converter for Stalling {
     }
 }
 
-struct Rng(u64);
+/// A tiny deterministic generator (xorshift64): the soak and the engine's tests must not depend on a crate's
+/// random stream. The seed must not be 0.
+#[derive(Debug, Clone)]
+pub struct XorShift(pub u64);
 
-impl Rng {
-    fn next(&mut self) -> u64 {
+impl XorShift {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number in 0..n (0 when n is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn unit(&mut self) -> f32 {
+    /// A number in 0..1.
+    pub fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// A number in -1..1.
+    pub fn uniform(&mut self) -> f32 {
+        self.unit() * 2.0 - 1.0
     }
 }
 
@@ -175,7 +185,7 @@ pub fn soak(options: &SoakOptions, guard: &mut dyn FnMut(&mut dyn FnMut())) -> R
     let mut input = vec![0.0f32; max_block];
     let mut outputs = vec![vec![0.0f32; max_block]; engines.len()];
     let mut report = SoakReport { latency, ..Default::default() };
-    let mut rng = Rng(options.seed.max(1));
+    let mut rng = XorShift(options.seed.max(1));
     let mut phase = 0.0f32;
     let mut active = 0usize;
     // The harness keeps within about a second of the workers, as a host running on the clock would.
