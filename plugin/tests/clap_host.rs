@@ -9,8 +9,8 @@
 mod support;
 
 use demod_voice_core::analysis::pitch::{cents, median_f0, track};
-use support::clap_bundle;
 use support::host::load;
+use support::{clap_bundle, with_persisted};
 
 fn noise(frames: usize, seed: u64) -> [Vec<f32>; 2] {
     let mut state = seed;
@@ -102,10 +102,7 @@ fn clap_plugin_in_a_real_host() {
     // nice-plug's CLAP state: an 8-byte little-endian length, then JSON with the persisted fields.
     let text = String::from_utf8(state[8..].to_vec()).unwrap();
     assert!(text.contains("\"profile\""), "the state persists the profile: {text}");
-    let edited = text.replacen("\"profile\":\"\\\"\\\"\"", "\"profile\":\"\\\"deleted-profile\\\"\"", 1);
-    assert_ne!(edited, text, "state layout changed: {text}");
-    let mut edited_state = (edited.len() as u64).to_le_bytes().to_vec();
-    edited_state.extend_from_slice(edited.as_bytes());
+    let edited_state = with_persisted(&state, "profile", "deleted-profile");
     let mut project = load(&bundle);
     project.load_state(&edited_state);
     let (output, _) = project.run(48_000.0, &[], &noise(48_000, 9), &[512], false);

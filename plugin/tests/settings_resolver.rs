@@ -14,20 +14,8 @@ use std::path::Path;
 
 use demod_voice_core::pipeline::SentenceConverter;
 use demod_voice_core::settings::Settings;
-use support::clap_bundle;
 use support::host::load;
-
-/// nice-plug's CLAP state is an 8-byte length and JSON whose persisted fields are JSON strings; set one.
-fn with_persisted(state: &[u8], field: &str, value: &str) -> Vec<u8> {
-    let text = String::from_utf8(state[8..].to_vec()).unwrap();
-    let empty = format!("\"{field}\":\"\\\"\\\"\"");
-    let set = format!("\"{field}\":\"\\\"{value}\\\"\"");
-    let edited = text.replacen(&empty, &set, 1);
-    assert_ne!(edited, text, "state layout changed: {text}");
-    let mut bytes = (edited.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(edited.as_bytes());
-    bytes
-}
+use support::{clap_bundle, with_persisted};
 
 #[test]
 fn a_user_preset_with_a_profile_converts_the_same_in_convert_and_in_the_plugin() {

@@ -12,3 +12,16 @@ pub fn clap_bundle(dir: &Path) -> PathBuf {
     std::fs::copy(lib, &bundle).unwrap();
     bundle
 }
+
+/// nice-plug's CLAP state is an 8-byte length and JSON whose persisted fields are JSON strings; set the empty
+/// field `field` to `value`.
+pub fn with_persisted(state: &[u8], field: &str, value: &str) -> Vec<u8> {
+    let text = String::from_utf8(state[8..].to_vec()).unwrap();
+    let empty = format!("\"{field}\":\"\\\"\\\"\"");
+    let set = format!("\"{field}\":\"\\\"{value}\\\"\"");
+    let edited = text.replacen(&empty, &set, 1);
+    assert_ne!(edited, text, "state layout changed: {text}");
+    let mut bytes = (edited.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(edited.as_bytes());
+    bytes
+}
