@@ -102,6 +102,9 @@ pub struct ProfileRow {
     /// SHA-256 of its (first) reference recording: the key of its cloning fits in the cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_sha256: Option<String>,
+    /// The recording's speaker embedding, when measured (not listed: 256 numbers say nothing in a list).
+    #[serde(skip)]
+    pub embedding: Option<crate::speaker::Embedding>,
 }
 
 impl ProfileRow {
@@ -124,6 +127,7 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
                 voiced_seconds: Some(p.voiced_seconds),
                 problem: None,
                 source_sha256: p.sources.first().map(|s| s.sha256.clone()),
+                embedding: p.embedding,
                 path,
             },
             Err(e) => ProfileRow {
@@ -133,6 +137,7 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
                 voiced_seconds: None,
                 problem: Some(e.to_string()),
                 source_sha256: None,
+                embedding: None,
                 path,
             },
         })

@@ -184,7 +184,7 @@ pub(crate) fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
         .into_iter()
         .map(|row| ProfileInfo {
             similarity: voice.as_deref().and_then(|voice| row.similarity(&ctx.settings.dirs.cache, voice)),
-            embedding: demod_voice_core::profile::VoiceProfile::load(&row.path).ok().and_then(|p| p.embedding),
+            embedding: row.embedding,
             name: row.name,
             median_f0_hz: row.median_f0_hz.unwrap_or(0.0),
             formant_scale: row.formant_scale.unwrap_or(0.0),
