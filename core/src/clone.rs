@@ -279,7 +279,7 @@ impl CloneProfile {
     /// Measure `reference` (profile, embedding, pitch, spectrum); no fit yet.
     pub fn measure(reference: &Path, encoder: &SpeakerEncoder) -> Result<CloneProfile> {
         let profile = VoiceProfile::from_recordings("reference", &[reference.to_path_buf()])?;
-        let (samples, rate) = crate::wav::read_reference(reference)?;
+        let crate::wav::MonoAudio { samples, rate, .. } = crate::wav::read_reference(reference)?;
         let embedding = encoder.embed(&samples, rate)?;
         let unusable = |problem: &str| Error::Profile { path: reference.to_path_buf(), problem: problem.into() };
         let pitch = pitch_stats(&samples, rate).ok_or_else(|| unusable("too little voiced speech to clone"))?;

@@ -84,21 +84,12 @@ impl VoiceProfile {
         let mut sources = Vec::new();
         let step = (ANALYSIS_RATE / 200) as usize; // 5 ms
         for path in paths {
-            let audio = crate::wav::read_wav_mono_capped(path, Some(crate::wav::REFERENCE_MAX_SECONDS)).map_err(
-                |e| match e {
-                    Error::WavRead { source, .. } => {
-                        profile_error(path, format!("not a readable WAV file ({source}); convert it to WAV first"))
-                    }
-                    other => other,
-                },
-            )?;
-            if audio.truncated {
-                tracing::warn!(
-                    "{}: only its first {} minutes are measured",
-                    path.display(),
-                    crate::wav::REFERENCE_MAX_SECONDS / 60.0
-                );
-            }
+            let audio = crate::wav::read_reference(path).map_err(|e| match e {
+                Error::WavRead { source, .. } => {
+                    profile_error(path, format!("not a readable WAV file ({source}); convert it to WAV first"))
+                }
+                other => other,
+            })?;
             let (samples, rate, channels) = (audio.samples, audio.rate, audio.channels);
             let seconds = samples.len() as f32 / rate as f32;
             let audio = crate::wav::resample(&samples, rate, ANALYSIS_RATE)?;

@@ -298,8 +298,8 @@ impl SpeakerEncoder {
 
     /// The embedding of a WAV file (of its first [`crate::wav::REFERENCE_MAX_SECONDS`]).
     pub fn embed_file(&self, path: &Path) -> Result<Embedding> {
-        let (samples, rate) = crate::wav::read_reference(path)?;
-        self.embed(&samples, rate)
+        let audio = crate::wav::read_reference(path)?;
+        self.embed(&audio.samples, audio.rate)
     }
 }
 

@@ -346,7 +346,7 @@ pub fn read_wav_mono_capped(path: &Path, max_seconds: Option<f64>) -> Result<Mon
 
 /// Read a reference recording: at most [`REFERENCE_MAX_SECONDS`] from its start, with a warning when there was
 /// more.
-pub fn read_reference(path: &Path) -> Result<(Vec<f32>, u32)> {
+pub fn read_reference(path: &Path) -> Result<MonoAudio> {
     let audio = read_wav_mono_capped(path, Some(REFERENCE_MAX_SECONDS))?;
     if audio.truncated {
         tracing::warn!(
@@ -356,7 +356,7 @@ pub fn read_reference(path: &Path) -> Result<(Vec<f32>, u32)> {
             REFERENCE_MAX_SECONDS / 60.0
         );
     }
-    Ok((audio.samples, audio.rate))
+    Ok(audio)
 }
 
 #[cfg(test)]

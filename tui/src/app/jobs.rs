@@ -141,7 +141,10 @@ fn score_take(global: &GlobalArgs, source: super::messages::TakeAudio, target: &
     let encoder = encoder?;
     let (samples, rate) = match source {
         super::messages::TakeAudio::Samples(samples, rate) => (samples.to_vec(), rate),
-        super::messages::TakeAudio::File(path) => demod_voice_core::wav::read_reference(&path)?,
+        super::messages::TakeAudio::File(path) => {
+            let audio = demod_voice_core::wav::read_reference(&path)?;
+            (audio.samples, audio.rate)
+        }
     };
     Ok(encoder.embed(&samples, rate)?.cosine(target))
 }

@@ -28,7 +28,7 @@ pub fn similarity(ctx: &Context, args: SimilarityArgs) -> Result<()> {
     let encoder = ctx.settings.speaker_encoder()?;
     // A score of silence or a click says nothing about a speaker: half a second is the least that is scored.
     let embed = |path: &std::path::Path| -> Result<demod_voice_core::speaker::Embedding> {
-        let (samples, rate) = demod_voice_core::wav::read_reference(path)?;
+        let demod_voice_core::wav::MonoAudio { samples, rate, .. } = demod_voice_core::wav::read_reference(path)?;
         let seconds = samples.len() as f64 / f64::from(rate);
         if seconds < 0.5 {
             return Err(usage(format!(
