@@ -133,17 +133,21 @@ impl Manifest {
 
     /// [`Manifest::load`] with where the rows' paths may point.
     pub fn load_with(path: &Path, policy: &PathPolicy) -> Result<Manifest> {
-        manifest_type(path)?;
+        // The type is checked before the file is opened: a wrong one is refused as such, not as unreadable.
+        let ext = manifest_type(path)?;
         let file = std::fs::File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-        Self::from_reader(path, std::io::BufReader::with_capacity(1 << 16, file), policy)
+        Self::parse(path, &ext, std::io::BufReader::with_capacity(1 << 16, file), policy)
     }
 
     /// Read and validate rows from `input` as if it were the file `path` (whose extension gives the format and
     /// whose folder the paths resolve against). Rows are read and validated one at a time: the input is never held
     /// whole (YAML excepted: it is one document).
-    pub fn from_reader(path: &Path, mut input: impl std::io::BufRead, policy: &PathPolicy) -> Result<Manifest> {
+    pub fn from_reader(path: &Path, input: impl std::io::BufRead, policy: &PathPolicy) -> Result<Manifest> {
+        Self::parse(path, &manifest_type(path)?, input, policy)
+    }
+
+    fn parse(path: &Path, ext: &str, mut input: impl std::io::BufRead, policy: &PathPolicy) -> Result<Manifest> {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let ext = manifest_type(path)?;
         skip_bom(&mut input).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let mut manifest = Manifest { path: path.to_path_buf(), ..Default::default() };
         let mut accept = |row: usize, parsed: std::result::Result<RawRow, RowError>| match parsed
@@ -152,7 +156,7 @@ impl Manifest {
             Ok(job) => manifest.jobs.push(job),
             Err(e) => manifest.errors.push(e),
         };
-        match ext.as_str() {
+        match ext {
             "csv" => parse_csv(path, input, &mut accept)?,
             "jsonl" | "ndjson" => parse_jsonl(path, input, &mut accept)?,
             "yaml" | "yml" => parse_yaml(path, input, &mut accept)?,
