@@ -66,11 +66,16 @@ pub fn commit(temp: &Path, target: &Path) -> std::io::Result<()> {
     }
     pending().retain(|p| p != temp);
     result?;
-    // The rename is durable once the folder is synced; a folder that cannot be opened for it is not an error.
-    if let Ok(dir) = File::open(folder_of(target)) {
+    // The rename is durable once the folder is synced.
+    sync_folder(&folder_of(target));
+    Ok(())
+}
+
+/// Sync a folder after renames into it (best effort: a folder that cannot be opened for it is not an error).
+pub fn sync_folder(folder: &Path) {
+    if let Ok(dir) = File::open(folder) {
         let _ = dir.sync_all();
     }
-    Ok(())
 }
 
 /// Remove a temporary file that will not be committed.

@@ -149,6 +149,15 @@ pub enum Error {
         installed: String,
     },
 
+    /// A voice that is not installed and cannot be installed now.
+    #[error("voice `{name}` is not installed: {problem}")]
+    VoiceUnavailable {
+        /// The name asked for.
+        name: String,
+        /// Why it cannot be installed, and what to do.
+        problem: String,
+    },
+
     /// ONNX Runtime could not load a voice model.
     #[error("voice model {}: {message}", path.display())]
     VoiceModel {
@@ -219,6 +228,40 @@ pub enum Error {
         /// The file concerned.
         path: PathBuf,
         /// What it declares and what is read.
+        problem: String,
+    },
+
+    /// The voice catalogue cannot be had or read.
+    #[error("voice catalogue {origin}: {problem}")]
+    Catalog {
+        /// Its URL or cached file.
+        origin: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+
+    /// A download failed (after its retries).
+    #[error("download of {url} failed: {problem}")]
+    Download {
+        /// What was being fetched.
+        url: String,
+        /// What went wrong and what to do.
+        problem: String,
+    },
+
+    /// A downloaded file does not match the catalogue; nothing was installed.
+    #[error(
+        "{file} of voice {key} from {url} does not match the catalogue ({problem}); nothing was installed: run \
+             `demod-voice voices catalog --refresh` and try again"
+    )]
+    Checksum {
+        /// The voice.
+        key: String,
+        /// The file's name.
+        file: String,
+        /// Where it came from.
+        url: String,
+        /// Size or digest, found and expected.
         problem: String,
     },
 

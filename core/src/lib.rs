@@ -33,6 +33,7 @@
 pub mod analysis;
 pub mod assets;
 pub mod batch;
+pub mod catalog;
 pub mod clone;
 pub mod config;
 pub mod convert;

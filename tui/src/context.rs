@@ -60,4 +60,13 @@ impl Context {
             self.settings.set(Setting::Voice(voice.to_string()), flag);
         }
     }
+
+    /// Set `--voice` and `--language` (checked: a bad language code is a usage error).
+    pub fn set_voice_args(&mut self, args: &crate::cli::VoiceArgs) -> Result<()> {
+        self.set_voice(args.voice.as_deref(), "--voice");
+        if let Some(language) = &args.language {
+            self.settings.set(Setting::Language(language.clone()), "--language");
+        }
+        self.check()
+    }
 }

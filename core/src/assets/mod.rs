@@ -295,7 +295,12 @@ pub fn installed_voices(dir: &Path) -> Vec<InstalledVoice> {
     };
     visit(dir);
     if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut subdirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        // Hidden folders (`.downloads`, where catalogue voices are staged) hold no installed voice.
+        let mut subdirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .collect();
         subdirs.sort();
         for sub in subdirs {
             visit(&sub);

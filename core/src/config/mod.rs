@@ -42,6 +42,8 @@ pub struct Config {
     pub paths: PathsSection,
     /// Logging.
     pub log: LogSection,
+    /// The voice catalogue and downloads.
+    pub voices: VoicesSection,
 }
 
 /// Where inference runs.
@@ -98,6 +100,9 @@ pub struct TtsSection {
     pub voice: String,
     /// Speaker id or name for multi-speaker voices.
     pub speaker: Option<String>,
+    /// Language (`de`, `pt-BR`): picks the installed voice of it (best quality first) or the catalogue's, unless
+    /// the voice was chosen more specifically.
+    pub language: Option<String>,
     /// Length scale (`None`: the voice's own).
     pub length_scale: Option<f32>,
     /// Noise scale (`None`: the voice's own).
@@ -117,6 +122,7 @@ impl Default for TtsSection {
         TtsSection {
             voice: DEFAULT_VOICE.into(),
             speaker: None,
+            language: None,
             length_scale: None,
             noise_scale: None,
             noise_w: None,
@@ -221,6 +227,34 @@ impl Default for PreprocessingSection {
             silence_threshold_db: -40.0,
             min_duration: 0.5,
             max_duration: 15.0,
+        }
+    }
+}
+
+/// Piper's voice catalogue and how voices are downloaded from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoicesSection {
+    /// The catalogue (`voices.json`).
+    pub catalog_url: String,
+    /// What the catalogue's file paths are relative to.
+    pub base_url: String,
+    /// A cached catalogue older than this many hours is fetched again.
+    pub catalog_max_age_hours: f32,
+    /// Seconds to wait for a connection, an answer, or the next bytes of a download.
+    pub timeout_s: f32,
+    /// Tries after the first for timeouts, broken connections and server errors.
+    pub retries: u32,
+}
+
+impl Default for VoicesSection {
+    fn default() -> Self {
+        VoicesSection {
+            catalog_url: crate::catalog::DEFAULT_CATALOG_URL.into(),
+            base_url: crate::catalog::DEFAULT_BASE_URL.into(),
+            catalog_max_age_hours: 24.0,
+            timeout_s: 30.0,
+            retries: 3,
         }
     }
 }
@@ -480,6 +514,23 @@ pub fn validate(config: &Config) -> std::result::Result<(), Invalid> {
                 rt.crossfade_ms, rt.hop_ms
             ),
         });
+    }
+    let voices = &config.voices;
+    for (key, url) in [("voices.catalog_url", &voices.catalog_url), ("voices.base_url", &voices.base_url)] {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(Invalid { key: key.into(), message: format!("`{url}` is not an http:// or https:// URL") });
+        }
+    }
+    range("voices.catalog_max_age_hours", voices.catalog_max_age_hours, 0.0, 24.0 * 365.0)?;
+    range("voices.timeout_s", voices.timeout_s, 0.1, 3600.0)?;
+    range("voices.retries", voices.retries, 0, 20)?;
+    if let Some(language) = &tts.language {
+        if language.trim().is_empty() || !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(Invalid {
+                key: "tts.language".into(),
+                message: format!("`{language}` is not a language code such as `de`, `pt-BR` or `en_US`"),
+            });
+        }
     }
     let pre = &config.preprocessing;
     range("preprocessing.sample_rate", pre.sample_rate, 8000, 96_000)?;

@@ -117,14 +117,25 @@ impl Settings {
         SpeakerEncoder::load(self.runtime()?, &path, &self.session_options())
     }
 
-    /// The model path for `spec`, or the configured voice when absent; installs the default voice on first use.
+    /// The model path for `spec`, or for [`Settings::chosen_voice`] when absent. A voice that is not installed is
+    /// installed on first use: the default voice by `setup`, any other from the voice catalogue (by key or alias).
     pub fn voice_path(&self, spec: Option<&str>) -> Result<PathBuf> {
-        let spec = spec.unwrap_or(&self.config.tts.voice);
+        let spec = match spec {
+            Some(spec) => spec.to_string(),
+            None => self.chosen_voice()?,
+        };
         let voices_dir = self.dirs.voices_dir();
-        if spec == assets::DEFAULT_VOICE && assets::resolve_voice(spec, &voices_dir).is_err() {
-            self.auto_setup(false, false, true)?;
+        let found = assets::resolve_voice(&spec, &voices_dir);
+        let by_name = !(spec.contains('/') || spec.ends_with(".onnx"));
+        match found {
+            Ok(path) => Ok(path),
+            Err(_) if by_name && spec == assets::DEFAULT_VOICE => {
+                self.auto_setup(false, false, true)?;
+                assets::resolve_voice(&spec, &voices_dir)
+            }
+            Err(_) if by_name && crate::catalog::safe_key(&spec) => self.install_from_catalog(&spec, &voices_dir),
+            Err(e) => Err(e),
         }
-        assets::resolve_voice(spec, &voices_dir)
     }
 
     /// Load a voice (the configured one when `spec` is `None`) with everything it needs.

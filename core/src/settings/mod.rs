@@ -5,6 +5,7 @@
 //! the terminal app (its controls are settings too) and the plugin ([`Settings::for_plugin`]). Nothing else reads
 //! the config file or a preset.
 
+mod catalog;
 mod loading;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,8 @@ pub enum Setting {
     Voice(String),
     /// `tts.speaker`.
     Speaker(String),
+    /// `tts.language`.
+    Language(String),
     /// `tts.length_scale`.
     LengthScale(f32),
     /// `tts.noise_scale`.
@@ -99,6 +102,7 @@ impl Setting {
             Setting::DataDir(_) => "paths.data",
             Setting::Voice(_) => "tts.voice",
             Setting::Speaker(_) => "tts.speaker",
+            Setting::Language(_) => "tts.language",
             Setting::LengthScale(_) => "tts.length_scale",
             Setting::NoiseScale(_) => "tts.noise_scale",
             Setting::NoiseW(_) => "tts.noise_w",
@@ -244,6 +248,7 @@ impl Settings {
             Setting::DataDir(v) => config.paths.data = Some(v),
             Setting::Voice(v) => config.tts.voice = v,
             Setting::Speaker(v) => config.tts.speaker = Some(v),
+            Setting::Language(v) => config.tts.language = Some(v),
             Setting::LengthScale(v) => config.tts.length_scale = Some(v),
             Setting::NoiseScale(v) => config.tts.noise_scale = Some(v),
             Setting::NoiseW(v) => config.tts.noise_w = Some(v),

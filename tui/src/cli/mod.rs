@@ -308,11 +308,16 @@ pub struct HealthArgs {
     pub deep: bool,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct VoiceArgs {
-    /// Voice name from the library, or a path to an .onnx file (its .onnx.json beside it).
-    #[arg(long, value_name = "NAME|PATH")]
+    /// Voice: an installed name, a catalogue key (installed on first use), or a path to an .onnx file (its
+    /// .onnx.json beside it).
+    #[arg(long, value_name = "NAME|KEY|PATH")]
     pub voice: Option<String>,
+    /// Language (de, pt-BR, en_US): the installed voice of it, best quality first, else the catalogue's best,
+    /// installed on first use. --voice wins over it.
+    #[arg(short = 'l', long, value_name = "CODE")]
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -404,9 +409,6 @@ pub struct CloneArgs {
     /// Output WAV.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Language of the text (a warning when the voice speaks another).
-    #[arg(short, long)]
-    pub language: Option<String>,
     #[command(flatten)]
     pub voice: VoiceArgs,
     /// Print a JSON report: similarity before and after, F0, the fit and the times.
@@ -425,9 +427,6 @@ pub struct ZeroShotArgs {
     /// Output WAV.
     #[arg(short, long, default_value = "output.wav")]
     pub output: PathBuf,
-    /// Language of the text (the voice's language; other languages need another --voice).
-    #[arg(short, long, default_value = "en")]
-    pub language: String,
     #[command(flatten)]
     pub voice: VoiceArgs,
 }
@@ -466,6 +465,36 @@ pub enum VoicesCommand {
     },
     /// Show a voice profile or an installed voice.
     Show { name: String },
+    /// Piper's voice catalogue: every voice there is to download, with its language, quality and size.
+    Catalog {
+        /// Only voices of this language (de, pt-BR, en_US).
+        #[arg(short = 'l', long, value_name = "CODE")]
+        language: Option<String>,
+        /// Only voices of this quality (x_low, low, medium, high).
+        #[arg(long, value_name = "Q")]
+        quality: Option<String>,
+        /// Fetch the catalogue again even when the cached copy is fresh.
+        #[arg(long)]
+        refresh: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download voices from the catalogue into the voice library (size and md5 checked; resumes).
+    Download {
+        /// Catalogue keys (or their aliases), e.g. de_DE-thorsten-medium.
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        /// Download again even when installed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove installed voices from the voice library.
+    Remove {
+        /// Installed voice names (catalogue keys or aliases).
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -31,7 +31,7 @@ struct BenchReport {
     runs: usize,
 }
 
-pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
+pub fn bench(ctx: &mut Context, args: BenchArgs) -> Result<()> {
     if args.realtime {
         return bench_realtime(ctx, &args);
     }
@@ -46,7 +46,8 @@ pub fn bench(ctx: &Context, args: BenchArgs) -> Result<()> {
     }
     let runtime = ctx.settings.runtime()?;
     // espeak and the model path are resolved before timing so only the model load is measured.
-    let model = ctx.settings.voice_path(args.voice.voice.as_deref())?;
+    ctx.set_voice_args(&args.voice)?;
+    let model = ctx.settings.voice_path(None)?;
     let _ = ctx.settings.espeak()?;
     let options = ctx.settings.session_options();
     let started = Instant::now();

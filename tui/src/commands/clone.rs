@@ -65,7 +65,6 @@ pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
         reference: args.reference,
         text: args.text,
         output: args.output,
-        language: Some(args.language),
         voice: args.voice,
         json: false,
         scales: ScaleArgs::default(),
@@ -83,12 +82,12 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
     }
     check_writable(output)?;
     ctx.apply_speech_flags(&args.scales)?;
-    ctx.set_voice(args.voice.voice.as_deref(), "--voice");
+    ctx.set_voice_args(&args.voice)?;
     let voice = ctx.settings.load_voice(None)?;
-    if let Some(language) = args.language.as_deref() {
+    if let Some(language) = args.voice.language.as_deref() {
         let spoken = voice.config.language_code();
         if !demod_voice_core::library::speaks(&spoken, language) {
-            tracing::warn!("--language {language} differs from the voice's language {spoken}; the voice's is used");
+            tracing::warn!("--language {language} differs from --voice's language {spoken}; the voice's is used");
         }
     }
     let encoder = ctx.settings.speaker_encoder()?;

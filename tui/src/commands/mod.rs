@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod catalog;
 pub mod clone;
 pub mod config;
 pub mod convert;

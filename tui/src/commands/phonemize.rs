@@ -21,9 +21,10 @@ struct Phonemized {
     sentences: Vec<PhonemizedSentence>,
 }
 
-pub fn phonemize(ctx: &Context, args: PhonemizeArgs) -> Result<()> {
+pub fn phonemize(ctx: &mut Context, args: PhonemizeArgs) -> Result<()> {
     let text = read_text(args.text, None)?;
-    let model = ctx.settings.voice_path(args.voice.voice.as_deref())?;
+    ctx.set_voice_args(&args.voice)?;
+    let model = ctx.settings.voice_path(None)?;
     let config =
         demod_voice_core::piper::VoiceConfig::load(&demod_voice_core::piper::VoiceConfig::path_for_model(&model))?;
     let espeak = match config.phoneme_type {

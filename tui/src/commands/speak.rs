@@ -50,7 +50,7 @@ fn decode_utf8(bytes: Vec<u8>, source: &str) -> Result<String> {
 pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     let text = read_text(args.text, args.input.as_deref())?;
     ctx.apply_speech_flags(&args.scales)?;
-    ctx.set_voice(args.voice.voice.as_deref(), "--voice");
+    ctx.set_voice_args(&args.voice)?;
     let to_stdout = args.output_raw || args.output.as_deref() == Some(Path::new("-"));
     if args.output.is_none() && !args.output_raw {
         return Err(usage("say where the audio goes: -o FILE.wav, -o - (WAV on standard output) or --output-raw"));

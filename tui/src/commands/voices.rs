@@ -15,6 +15,11 @@ pub fn voices(ctx: &Context, command: VoicesCommand) -> Result<()> {
         VoicesCommand::List { json } => json,
         VoicesCommand::AddProfile { name, references, force } => return add_profile(ctx, &name, &references, force),
         VoicesCommand::Show { name } => return show(ctx, &name),
+        VoicesCommand::Catalog { language, quality, refresh, json } => {
+            return super::catalog::list(ctx, language.as_deref(), quality.as_deref(), refresh, json)
+        }
+        VoicesCommand::Download { keys, force } => return super::catalog::download(ctx, &keys, force),
+        VoicesCommand::Remove { keys } => return super::catalog::remove(ctx, &keys),
     };
     let profiles = library::profiles(&ctx.settings.profiles_dir());
     let rows = library::voices(&ctx.settings.dirs.voices_dir());

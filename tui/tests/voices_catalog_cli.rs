@@ -1,0 +1,418 @@
+//! The voice catalogue through the real binary against an HTTP server on 127.0.0.1 that serves a catalogue and
+//! the real default voice's files, and misbehaves on purpose: a corrupted copy, a truncated one, a connection
+//! dropped half way, a 404 and a server too slow to answer.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How the server answers one path.
+#[derive(Clone)]
+enum Route {
+    /// The bytes, with range requests honoured.
+    File(Arc<Vec<u8>>),
+    /// The first request gets the first `at` bytes and a closed connection; later ones resume.
+    DropOnce(Arc<Vec<u8>>, usize),
+    /// Waits this long before answering.
+    Slow(Duration),
+}
+
+/// Each request's path and the Range header it carried.
+type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+struct Server {
+    base: String,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
+    /// Requests per path, and the Range header each carried.
+    log: RequestLog,
+}
+
+impl Server {
+    fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
+        let log: RequestLog = Arc::default();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (r, l, d) = (routes.clone(), log.clone(), drops.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, l, d) = (r.clone(), l.clone(), d.clone());
+                std::thread::spawn(move || {
+                    let _ = answer(stream, &r, &l, &d);
+                });
+            }
+        });
+        Server { base, routes, log }
+    }
+
+    fn route(&self, path: &str, route: Route) {
+        self.routes.lock().unwrap().insert(path.to_string(), route);
+    }
+
+    fn requests(&self, path: &str) -> Vec<Option<String>> {
+        self.log.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, r)| r.clone()).collect()
+    }
+}
+
+fn answer(
+    stream: TcpStream,
+    routes: &Mutex<HashMap<String, Route>>,
+    log: &Mutex<Vec<(String, Option<String>)>>,
+    drops: &AtomicUsize,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut range = None;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_string());
+            }
+        }
+    }
+    log.lock().unwrap().push((path.clone(), range.clone()));
+    let route = routes.lock().unwrap().get(&path).cloned();
+    let mut out = stream;
+    let bytes = match route {
+        None => {
+            write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")?;
+            return Ok(());
+        }
+        Some(Route::Slow(wait)) => {
+            std::thread::sleep(wait);
+            write!(out, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        }
+        Some(Route::DropOnce(bytes, at)) if drops.fetch_add(1, Ordering::SeqCst) == 0 => {
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len())?;
+            out.write_all(&bytes[..at])?;
+            out.flush()?;
+            return Ok(()); // the connection closes here, half way
+        }
+        Some(Route::DropOnce(bytes, _) | Route::File(bytes)) => bytes,
+    };
+    let start: usize = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if start > 0 {
+        write!(
+            out,
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            bytes.len() - 1,
+            bytes.len(),
+            bytes.len() - start
+        )?;
+    } else {
+        write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len())?;
+    }
+    out.write_all(&bytes[start..])?;
+    out.flush()
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The real default voice, as bytes.
+fn real_voice() -> (Arc<Vec<u8>>, Arc<Vec<u8>>) {
+    common::ensure_assets();
+    let dirs = demod_voice_core::assets::Dirs::from_env();
+    let model = demod_voice_core::assets::resolve_voice("en_US-joe-medium", &dirs.voices_dir()).unwrap();
+    let config = demod_voice_core::piper::VoiceConfig::path_for_model(&model);
+    (Arc::new(std::fs::read(model).unwrap()), Arc::new(std::fs::read(config).unwrap()))
+}
+
+/// A catalogue entry whose files are `model` and `config` as the catalogue describes them (which need not be
+/// what the server sends).
+fn entry(key: &str, language: &str, quality: &str, model: &[u8], config: &[u8], aliases: &[&str]) -> serde_json::Value {
+    let (family, region) = language.split_once('_').unwrap();
+    let dir = format!("{family}/{language}/{key}");
+    serde_json::json!({
+        "key": key,
+        "name": key.split('-').nth(1).unwrap(),
+        "language": {"code": language, "family": family, "region": region,
+                     "name_native": format!("{family}-native"), "name_english": format!("{family}-english"),
+                     "country_english": region},
+        "quality": quality,
+        "num_speakers": 1,
+        "speaker_id_map": {},
+        "files": {
+            format!("{dir}/{key}.onnx"): {"size_bytes": model.len(), "md5_digest": md5_hex(model)},
+            format!("{dir}/{key}.onnx.json"): {"size_bytes": config.len(), "md5_digest": md5_hex(config)},
+            format!("{dir}/MODEL_CARD"): {"size_bytes": 3, "md5_digest": md5_hex(b"card")},
+        },
+        "aliases": aliases,
+    })
+}
+
+/// A server, a catalogue on it, and the binary with a private library, cache and config pointing at both.
+struct Env {
+    dir: tempfile::TempDir,
+    server: Server,
+    model: Arc<Vec<u8>>,
+}
+
+impl Env {
+    fn new() -> Env {
+        let (model, config) = real_voice();
+        let server = Server::start();
+        let mut catalog = serde_json::Map::new();
+        let mut add = |key: &str, language: &str, quality: &str, aliases: &[&str], model_route: Option<Route>| {
+            let value = entry(key, language, quality, &model, &config, aliases);
+            let (family, _) = language.split_once('_').unwrap();
+            let dir = format!("/{family}/{language}/{key}");
+            server.route(&format!("{dir}/{key}.onnx"), model_route.unwrap_or(Route::File(model.clone())));
+            server.route(&format!("{dir}/{key}.onnx.json"), Route::File(config.clone()));
+            catalog.insert(key.to_string(), value);
+        };
+        add("en_GB-joe-medium", "en_GB", "medium", &["en-gb-joe-medium"], None);
+        add("en_GB-joe-low", "en_GB", "low", &[], None);
+        let mut corrupted = (*model).clone();
+        corrupted[model.len() / 2] ^= 0x5a;
+        add("de_DE-corrupt-medium", "de_DE", "medium", &[], Some(Route::File(Arc::new(corrupted))));
+        add("de_DE-short-low", "de_DE", "low", &[], Some(Route::File(Arc::new(model[..model.len() / 3].to_vec()))));
+        add("nl_NL-dropped-medium", "nl_NL", "medium", &[], Some(Route::DropOnce(model.clone(), model.len() / 2)));
+        add("fr_FR-missing-low", "fr_FR", "low", &[], None);
+        add("es_ES-slow-low", "es_ES", "low", &[], Some(Route::Slow(Duration::from_secs(4))));
+        server.routes.lock().unwrap().remove("/fr/fr_FR/fr_FR-missing-low/fr_FR-missing-low.onnx");
+        let text = serde_json::to_vec(&serde_json::Value::Object(catalog)).unwrap();
+        server.route("/voices.json", Route::File(Arc::new(text)));
+        let env = Env { dir: tempfile::tempdir().unwrap(), server, model };
+        env.write_config("");
+        env
+    }
+
+    fn write_config(&self, extra: &str) {
+        let d = self.dir.path();
+        std::fs::write(
+            d.join("config.yaml"),
+            format!(
+                "paths:\n  data: {}\n  voices: {}\n  cache: {}\nvoices:\n  catalog_url: {}/voices.json\n  base_url: {}/\n  \
+                 timeout_s: 1.0\n  retries: 1\n{extra}",
+                d.join("data").display(),
+                d.join("voices").display(),
+                d.join("cache").display(),
+                self.server.base,
+                self.server.base
+            ),
+        )
+        .unwrap();
+    }
+
+    fn voices(&self) -> PathBuf {
+        self.dir.path().join("voices")
+    }
+
+    fn cmd(&self) -> Command {
+        let private = common::private_data_paths(self.dir.path());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_demod-voice"));
+        cmd.arg("--ort-lib")
+            .arg(private.ort_lib)
+            .env("DEMOD_VOICE_ESPEAK_LIB", private.espeak_lib)
+            .env("DEMOD_VOICE_ESPEAK_DATA", private.espeak_data)
+            .arg("--config")
+            .arg(self.dir.path().join("config.yaml"))
+            .current_dir(self.dir.path());
+        for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+            cmd.env_remove(proxy);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+}
+
+fn ok(out: &Output) -> (String, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "failed: {stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+fn fails(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "should fail: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    stderr
+}
+
+/// Nothing of `key` in the library: no folder, no stray files, nothing listed.
+fn assert_not_installed(env: &Env, key: &str) {
+    assert!(!env.voices().join(key).exists(), "{key} must not be installed");
+    let listed = demod_voice_core::assets::installed_voices(&env.voices());
+    assert!(listed.iter().all(|v| v.name != key), "{key} listed");
+}
+
+#[test]
+fn the_catalogue_lists_filters_and_is_used_from_the_cache_offline() {
+    let env = Env::new();
+    let (stdout, stderr) = ok(&env.run(&["voices", "catalog"]));
+    assert!(stderr.contains("fetched now"), "{stderr}");
+    for key in ["en_GB-joe-medium", "de_DE-corrupt-medium", "nl_NL-dropped-medium"] {
+        assert!(stdout.contains(key), "{stdout}");
+    }
+    assert!(stdout.contains("en_GB en-native (en-english)") && stdout.contains(" MB "), "{stdout}");
+    let (stdout, _) = ok(&env.run(&["voices", "catalog", "--language", "en-gb", "--quality", "low"]));
+    assert!(stdout.contains("en_GB-joe-low") && !stdout.contains("en_GB-joe-medium"), "{stdout}");
+    assert!(!stdout.contains("de_DE"), "{stdout}");
+
+    // JSON carries the fields and the fetch time.
+    let (stdout, _) = ok(&env.run(&["voices", "catalog", "--json", "--language", "de"]));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["voices"].as_array().unwrap().len(), 2);
+    assert_eq!(json["voices"][0]["language"]["name_english"], "de-english");
+    assert_eq!(json["voices"][0]["installed"], false);
+    assert_eq!(json["from_cache"], true, "the second listing uses the fresh cached copy");
+    assert_eq!(env.server.requests("/voices.json").len(), 1);
+
+    // Offline: the cache, with its age said.
+    let (_, stderr) = ok(&env.run(&["--offline", "voices", "catalog"]));
+    assert!(stderr.contains("cached copy") && stderr.contains(" old"), "{stderr}");
+
+    // A stale copy is fetched again; when the server is gone, the stale copy is used with a warning.
+    env.write_config("  catalog_max_age_hours: 0.0\n");
+    env.server.routes.lock().unwrap().remove("/voices.json");
+    let (stdout, stderr) = ok(&env.run(&["voices", "catalog"]));
+    assert!(stdout.contains("en_GB-joe-medium"), "{stdout}");
+    assert!(stderr.contains("using the cached voice catalogue") && stderr.contains("404"), "{stderr}");
+
+    // Unknown languages and qualities say what there is.
+    let err = fails(&env.run(&["voices", "catalog", "--language", "xx"]));
+    assert!(err.contains("its languages: de_DE, en_GB"), "{err}");
+    let err = fails(&env.run(&["voices", "catalog", "--quality", "ultra"]));
+    assert!(err.contains("x_low, low, medium or high"), "{err}");
+}
+
+#[test]
+fn a_voice_downloads_verified_by_key_or_alias_is_listed_used_and_removed() {
+    let env = Env::new();
+    let (_, stderr) = ok(&env.run(&["voices", "download", "en-gb-joe-medium"]));
+    assert!(stderr.contains("en-gb-joe-medium is an alias of en_GB-joe-medium"), "{stderr}");
+    assert!(stderr.contains("size and md5 match"), "{stderr}");
+    let model = env.voices().join("en_GB-joe-medium/en_GB-joe-medium.onnx");
+    assert_eq!(std::fs::read(&model).unwrap(), *env.model, "the installed model is the served one, whole");
+    assert!(!env.voices().join(".downloads/en_GB-joe-medium").exists(), "the staging folder is cleaned up");
+
+    let (stdout, _) = ok(&env.run(&["voices", "catalog", "--language", "en_GB"]));
+    let line = stdout.lines().find(|l| l.starts_with("en_GB-joe-medium")).unwrap();
+    assert!(line.ends_with("yes"), "{line}");
+    let (stdout, _) = ok(&env.run(&["voices", "list"]));
+    assert!(stdout.contains("en_GB-joe-medium"), "{stdout}");
+
+    // Already installed: nothing fetched again.
+    let before = env.server.requests("/en/en_GB/en_GB-joe-medium/en_GB-joe-medium.onnx").len();
+    let (_, stderr) = ok(&env.run(&["voices", "download", "en_GB-joe-medium"]));
+    assert!(stderr.contains("already installed"), "{stderr}");
+    assert_eq!(env.server.requests("/en/en_GB/en_GB-joe-medium/en_GB-joe-medium.onnx").len(), before);
+
+    // The installed voice speaks, offline.
+    let wav = env.dir.path().join("out.wav");
+    ok(&env.run(&["--offline", "speak", "--voice", "en_GB-joe-medium", "Hello there.", "-o", wav.to_str().unwrap()]));
+    assert!(demod_voice_core::wav::read_wav_mono(&wav).unwrap().0.len() > 10_000);
+
+    let (_, stderr) = ok(&env.run(&["voices", "remove", "en-gb-joe-medium"]));
+    assert!(stderr.contains("removed en_GB-joe-medium"), "{stderr}");
+    assert_not_installed(&env, "en_GB-joe-medium");
+    let err = fails(&env.run(&["voices", "remove", "en_GB-joe-medium"]));
+    assert!(err.contains("no voice named `en_GB-joe-medium`"), "{err}");
+}
+
+#[test]
+fn an_interrupted_download_resumes_with_a_range_request() {
+    let env = Env::new();
+    let (_, stderr) = ok(&env.run(&["voices", "download", "nl_NL-dropped-medium"]));
+    let path = "/nl/nl_NL/nl_NL-dropped-medium/nl_NL-dropped-medium.onnx";
+    let requests = env.server.requests(path);
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0], None);
+    assert_eq!(requests[1].as_deref(), Some(format!("bytes={}-", env.model.len() / 2).as_str()));
+    assert!(stderr.contains("connection broke") || stderr.contains("ended"), "the retry is said: {stderr}");
+    let model = env.voices().join("nl_NL-dropped-medium/nl_NL-dropped-medium.onnx");
+    assert_eq!(std::fs::read(model).unwrap(), *env.model);
+}
+
+#[test]
+fn a_copy_that_does_not_match_the_catalogue_installs_nothing() {
+    let env = Env::new();
+    let err = fails(&env.run(&["voices", "download", "de_DE-corrupt-medium"]));
+    assert!(err.contains("does not match the catalogue") && err.contains("md5"), "{err}");
+    assert!(err.contains("nothing was installed"), "{err}");
+    assert_not_installed(&env, "de_DE-corrupt-medium");
+    assert!(!env.voices().join(".downloads/de_DE-corrupt-medium").exists(), "no bad copy kept to resume from");
+
+    let err = fails(&env.run(&["voices", "download", "de_DE-short-low"]));
+    assert!(err.contains("ended the file at") || err.contains("does not match"), "{err}");
+    assert_not_installed(&env, "de_DE-short-low");
+}
+
+#[test]
+fn missing_files_slow_servers_and_unknown_keys_get_one_clear_line() {
+    let env = Env::new();
+    let err = fails(&env.run(&["voices", "download", "fr_FR-missing-low"]));
+    assert!(err.contains("404") && err.contains("--refresh"), "{err}");
+    assert_not_installed(&env, "fr_FR-missing-low");
+
+    let err = fails(&env.run(&["voices", "download", "es_ES-slow-low"]));
+    assert!(err.contains("no answer within 1 s") && err.contains("voices.timeout_s"), "{err}");
+    assert!(err.contains("2 tries"), "one retry was made: {err}");
+    assert_not_installed(&env, "es_ES-slow-low");
+
+    let err = fails(&env.run(&["voices", "download", "en_GB-joe-mediun"]));
+    assert!(err.contains("did you mean en_GB-joe-medium"), "{err}");
+    assert_eq!(env.run(&["voices", "download", "en_GB-joe-mediun"]).status.code(), Some(2));
+
+    let err = fails(&env.run(&["--offline", "voices", "download", "en_GB-joe-medium"]));
+    assert!(err.contains("--offline"), "{err}");
+}
+
+#[test]
+fn a_catalogue_key_or_a_language_installs_its_voice_on_first_use() {
+    let env = Env::new();
+    // --voice KEY: installed with the one-line notice, then used.
+    let wav = env.dir.path().join("a.wav");
+    let (_, stderr) = ok(&env.run(&["speak", "--voice", "en_GB-joe-low", "First use.", "-o", wav.to_str().unwrap()]));
+    assert!(stderr.contains("first use: installing voice en_GB-joe-low"), "{stderr}");
+    assert!(env.voices().join("en_GB-joe-low/en_GB-joe-low.onnx").is_file());
+
+    // --language CODE with no voice of it installed: the catalogue's best quality.
+    let wav = env.dir.path().join("b.wav");
+    let (_, stderr) = ok(&env.run(&["speak", "--language", "en-GB", "Second.", "-o", wav.to_str().unwrap()]));
+    assert!(stderr.contains("installing voice en_GB-joe-medium"), "{stderr}");
+    // Now installed: the same language picks it again without fetching, even offline.
+    let (_, stderr) =
+        ok(&env.run(&["--offline", "speak", "--language", "en_GB", "Third.", "-o", wav.to_str().unwrap()]));
+    assert!(!stderr.contains("installing"), "{stderr}");
+
+    // Offline, a key that is not installed is refused with what to do.
+    let err = fails(&env.run(&["--offline", "speak", "--voice", "nl_NL-dropped-medium", "x", "-o", "c.wav"]));
+    assert!(err.contains("voices download nl_NL-dropped-medium"), "{err}");
+    assert!(!Path::new(&env.dir.path().join("c.wav")).exists());
+
+    // A language no voice speaks.
+    let err = fails(&env.run(&["speak", "--language", "sw", "x", "-o", "d.wav"]));
+    assert!(err.contains("no voice speaks `sw`"), "{err}");
+}
