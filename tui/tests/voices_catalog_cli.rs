@@ -179,6 +179,11 @@ impl Env {
         let server = Server::start();
         let mut catalog = serde_json::Map::new();
         let mut add = |key: &str, language: &str, quality: &str, aliases: &[&str], model_route: Option<Route>| {
+            // The voice's own config names the catalogue's language, as a real voice's does.
+            let mut json: serde_json::Value = serde_json::from_slice(&config).unwrap();
+            json["language"]["code"] = language.into();
+            json["espeak"]["voice"] = "en-us".into();
+            let config = Arc::new(serde_json::to_vec(&json).unwrap());
             let value = entry(key, language, quality, &model, &config, aliases);
             let (family, _) = language.split_once('_').unwrap();
             let dir = format!("/{family}/{language}/{key}");
@@ -398,21 +403,37 @@ fn a_catalogue_key_or_a_language_installs_its_voice_on_first_use() {
     assert!(stderr.contains("first use: installing voice en_GB-joe-low"), "{stderr}");
     assert!(env.voices().join("en_GB-joe-low/en_GB-joe-low.onnx").is_file());
 
-    // --language CODE with no voice of it installed: the catalogue's best quality.
+    // --language CODE: the installed voice of it is used (no fetch), even offline...
     let wav = env.dir.path().join("b.wav");
-    let (_, stderr) = ok(&env.run(&["speak", "--language", "en-GB", "Second.", "-o", wav.to_str().unwrap()]));
-    assert!(stderr.contains("installing voice en_GB-joe-medium"), "{stderr}");
-    // Now installed: the same language picks it again without fetching, even offline.
     let (_, stderr) =
-        ok(&env.run(&["--offline", "speak", "--language", "en_GB", "Third.", "-o", wav.to_str().unwrap()]));
+        ok(&env.run(&["--offline", "speak", "--language", "en-GB", "Second.", "-o", wav.to_str().unwrap()]));
     assert!(!stderr.contains("installing"), "{stderr}");
-
+    // ...and with none of it installed, the catalogue's best quality for it is installed.
+    let (_, stderr) = ok(&env.run(&["speak", "-l", "nl", "Derde.", "-o", wav.to_str().unwrap()]));
+    assert!(stderr.contains("installing voice nl_NL-dropped-medium"), "{stderr}");
     // Offline, a key that is not installed is refused with what to do.
-    let err = fails(&env.run(&["--offline", "speak", "--voice", "nl_NL-dropped-medium", "x", "-o", "c.wav"]));
-    assert!(err.contains("voices download nl_NL-dropped-medium"), "{err}");
+    let err = fails(&env.run(&["--offline", "speak", "--voice", "de_DE-short-low", "x", "-o", "c.wav"]));
+    assert!(err.contains("voices download de_DE-short-low"), "{err}");
     assert!(!Path::new(&env.dir.path().join("c.wav")).exists());
 
     // A language no voice speaks.
     let err = fails(&env.run(&["speak", "--language", "sw", "x", "-o", "d.wav"]));
     assert!(err.contains("no voice speaks `sw`"), "{err}");
+}
+
+#[test]
+fn a_batch_rows_language_installs_the_catalogues_voice_once() {
+    let env = Env::new();
+    env.write_config("tts:\n  voice: en_GB-joe-low\n");
+    std::fs::write(
+        env.dir.path().join("jobs.csv"),
+        "reference,text,output,language,speaker\n,Good morning.,a.wav,en_GB,\n,Goede morgen.,b.wav,nl_NL,\n,Dag.,c.wav,nl,\n",
+    )
+    .unwrap();
+    let (_, stderr) = ok(&env.run(&["batch", "jobs.csv", "--jobs", "2"]));
+    assert_eq!(stderr.matches("installing voice nl_NL-dropped-medium").count(), 1, "{stderr}");
+    for wav in ["a.wav", "b.wav", "c.wav"] {
+        assert!(env.dir.path().join(wav).is_file(), "{wav}: {stderr}");
+    }
+    assert!(env.voices().join("nl_NL-dropped-medium/nl_NL-dropped-medium.onnx").is_file());
 }

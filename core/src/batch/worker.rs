@@ -109,8 +109,9 @@ impl<'a> SpeechWorker<'a> {
         Ok(settings)
     }
 
-    /// The voice for a row: its own, else one of its `language` when the configured voice speaks another and one
-    /// is installed, else the configured voice (with one warning per language and run).
+    /// The voice for a row: its own, else one of its `language` when the configured voice speaks another (an
+    /// installed one, best quality first, else the catalogue's best, installed on first use), else the configured
+    /// voice (with one warning per language and run).
     fn job_voice(&self, job: &Job, settings: &Settings) -> Result<Arc<PiperVoice>> {
         let configured = self.voice(&settings.config.tts.voice)?;
         let Some(language) = job.language.as_deref().filter(|l| !l.trim().is_empty()) else {
@@ -121,6 +122,20 @@ impl<'a> SpeechWorker<'a> {
         }
         if let Some(name) = voice_for_language(&settings.dirs.voices_dir(), language) {
             return self.voice(&name);
+        }
+        // None installed: the catalogue's best for it, installed once (not offline; not again for a language that
+        // already failed this run).
+        let gave_up =
+            self.warned_languages.lock().unwrap_or_else(|p| p.into_inner()).contains(&normalise_language(language));
+        if let Some(key) = (!settings.offline && !gave_up)
+            .then(|| settings.catalog(false).ok())
+            .flatten()
+            .and_then(|loaded| loaded.catalog.best_for_language(language).map(|v| v.key.clone()))
+        {
+            match self.voice(&key) {
+                Ok(voice) => return Ok(voice),
+                Err(e) => tracing::warn!("language `{language}` (row {}): voice {key} cannot be had: {e}", job.row),
+            }
         }
         let mut warned = self.warned_languages.lock().unwrap_or_else(|p| p.into_inner());
         if warned.insert(normalise_language(language)) {
