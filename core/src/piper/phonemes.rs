@@ -127,7 +127,12 @@ fn phonemize_espeak(espeak: &Espeak, voice: &str, text: &str) -> Result<Vec<Sent
                 prev_raw = true;
             }
             Part::Text(part_text) => {
-                let mut produced = sentences_from_clauses(&espeak.clauses(voice, part_text)?).into_iter();
+                let mut produced = sentences_from_clauses(
+                    &espeak.clauses(voice, part_text)?,
+                    glides_for(voice),
+                    respelling_for(voice),
+                )
+                .into_iter();
                 if prev_raw {
                     if let (Some(first), Some(last)) = (produced.next(), sentences.last_mut()) {
                         last.phonemes.extend(first.phonemes);
@@ -188,13 +193,133 @@ pub fn text_chunks(text: &str, max_bytes: usize) -> Vec<&str> {
     chunks
 }
 
+/// How espeak-ng's linking glide `ʲ` shows for a voice's language (see [`insert_linking_glides`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Glides {
+    /// Not printed (its phoneme tables link `i` to a vowel without it, or not at all).
+    None,
+    /// After `i`, `iː`, `ɪ` before a vowel; not after the diphthongs `aɪ`, `eɪ`, `ɔɪ`, `oɪ` (English).
+    AfterI,
+    /// After `i`, `iː`, `ɪ` before a vowel, the diphthongs' `ɪ` included (Spanish, Portuguese).
+    AfterIAndDiphthongs,
+    /// After `i` (not `ɪ`, not a diphthong's) before a vowel of the same word (Italian `statsiʲˈone`, `mˌiʲa`).
+    InsideWordAfterI,
+}
+
+/// The glide rule of an espeak-ng voice. Measured against `piper-tts` on the language fixture
+/// (`tests/conformance/languages`): English, Spanish and Portuguese print the glide; German, French, Dutch,
+/// Italian, Russian and Mandarin do not print it where the English rule would put it. Other languages are
+/// unmeasured and get none (a glide that is not printed costs less than one that is invented).
+pub fn glides_for(espeak_voice: &str) -> Glides {
+    let voice = espeak_voice.to_ascii_lowercase();
+    let family = voice.split(['-', '_']).next().unwrap_or("");
+    match family {
+        "en" => Glides::AfterI,
+        "es" | "pt" => Glides::AfterIAndDiphthongs,
+        "it" => Glides::InsideWordAfterI,
+        _ => Glides::None,
+    }
+}
+
+/// The glide `ʲ` after an `i` that is not a diphthong's second half, before a vowel of the same word (stress marks
+/// looked through).
+pub fn glides_inside_words(phonemes: &str) -> String {
+    let chars: Vec<char> = phonemes.chars().collect();
+    let mut out = String::with_capacity(phonemes.len() + 4);
+    for (idx, &c) in chars.iter().enumerate() {
+        out.push(c);
+        if c != 'i' || (idx > 0 && is_vowel(chars[idx - 1])) {
+            continue;
+        }
+        let next = chars[idx + 1..].iter().copied().find(|&n| !matches!(n, 'ˈ' | 'ˌ'));
+        if next.is_some_and(is_vowel) {
+            out.push('ʲ');
+        }
+    }
+    out
+}
+
+/// Where the espeak-ng Piper uses (2025-03) prints a language differently from stock 1.52.0 with the same data,
+/// measured on the language fixture and on held-out sentences (see [`respell`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Respelling {
+    /// As espeak-ng prints it.
+    AsIs,
+    /// German: the tap `ɾ` after a consonant and before a vowel is the trill `r` (`bɾˈaʊnə` -> `brˈaʊnə`).
+    GermanClusters,
+    /// Italian: `r` is the tap `ɾ` except between vowels or before another `ɾ` (`sˈopra` -> `sˈopɾa`,
+    /// `pˈɛre` stays).
+    ItalianTaps,
+    /// Portuguese: a word-final nasal vowel's `w` before a vowel-initial word is `ŋ` (`kõw ˈɛlɐ` -> `kõŋ ˈɛlɐ`).
+    PortugueseNasalLinks,
+}
+
+/// The rhotic rule of an espeak-ng voice.
+pub fn respelling_for(espeak_voice: &str) -> Respelling {
+    let voice = espeak_voice.to_ascii_lowercase();
+    match voice.split(['-', '_']).next().unwrap_or("") {
+        "de" => Respelling::GermanClusters,
+        "it" => Respelling::ItalianTaps,
+        "pt" => Respelling::PortugueseNasalLinks,
+        _ => Respelling::AsIs,
+    }
+}
+
+/// Apply `rule` to a clause's phonemes. Stress marks are looked through; a space (a word boundary) is not a vowel.
+pub fn respell(phonemes: &str, rule: Respelling) -> String {
+    if rule == Respelling::AsIs {
+        return phonemes.to_string();
+    }
+    let chars: Vec<char> = phonemes.chars().collect();
+    let is_stress = |c: char| matches!(c, 'ˈ' | 'ˌ');
+    // The nearest character before / after `idx` that is not a stress mark.
+    let before = |idx: usize| chars[..idx].iter().rev().copied().find(|&c| !is_stress(c));
+    let after = |idx: usize| chars[idx + 1..].iter().copied().find(|&c| !is_stress(c));
+    let is_consonant = |c: char| c.is_alphabetic() && !is_vowel(c) && !matches!(c, 'ː' | 'ʲ');
+    chars
+        .iter()
+        .enumerate()
+        .map(|(idx, &c)| match (rule, c) {
+            (Respelling::GermanClusters, 'ɾ')
+                if before(idx).is_some_and(is_consonant) && after(idx).is_some_and(is_vowel) =>
+            {
+                'r'
+            }
+            (Respelling::PortugueseNasalLinks, 'w')
+                if idx > 0
+                    && chars[idx - 1] == '\u{303}'
+                    && chars.get(idx + 1) == Some(&' ')
+                    && after(idx + 1).is_some_and(is_vowel) =>
+            {
+                'ŋ'
+            }
+            (Respelling::ItalianTaps, 'r') => {
+                let between_vowels = before(idx).is_some_and(|b| is_vowel(b) || b == 'ː')
+                    && after(idx).is_some_and(|a| is_vowel(a) || a == 'ɾ');
+                if between_vowels {
+                    'r'
+                } else {
+                    'ɾ'
+                }
+            }
+            _ => c,
+        })
+        .collect()
+}
+
 /// Group clauses into sentences exactly as Piper does: strip language-switch marks, append the terminator (and a
 /// space after `,` `:` `;`), NFD-decompose, and close the sentence at `.`, `?` or `!`.
-pub fn sentences_from_clauses(clauses: &[Clause]) -> Vec<Sentence> {
+pub fn sentences_from_clauses(clauses: &[Clause], glides: Glides, respelling: Respelling) -> Vec<Sentence> {
     let mut sentences = Vec::new();
     let mut current = Sentence::default();
     for clause in clauses {
-        let mut phonemes = insert_linking_glides(&strip_language_switches(&clause.phonemes));
+        let stripped = respell(&strip_language_switches(&clause.phonemes), respelling);
+        let mut phonemes = match glides {
+            Glides::None => stripped,
+            Glides::AfterI => insert_linking_glides(&stripped, false),
+            Glides::AfterIAndDiphthongs => insert_linking_glides(&stripped, true),
+            Glides::InsideWordAfterI => glides_inside_words(&stripped),
+        };
         let terminator = clause.terminator;
         phonemes.push_str(terminator.as_str());
         if matches!(terminator.as_str(), "," | ":" | ";") {
@@ -257,8 +382,8 @@ fn is_vowel(c: char) -> bool {
 /// NOTE: that espeak-ng (after upstream commit 8afe77b, espeak-ng issue #2367) prints the linking phoneme that
 /// 1.52.0 keeps silent; the reference fixture therefore has `ʃiːʲ ˈæskt` where stock 1.52.0 gives `ʃiː ˈæskt`.
 /// Reproducing it keeps our ids identical to Piper's for every voice trained or run with current Piper. The
-/// diphthongs `aɪ`, `eɪ`, `ɔɪ`, `oɪ` and `iə` take no glide.
-pub fn insert_linking_glides(phonemes: &str) -> String {
+/// diphthongs `aɪ`, `eɪ`, `ɔɪ`, `oɪ` take one only when `after_diphthongs`; `iə` never does.
+pub fn insert_linking_glides(phonemes: &str, after_diphthongs: bool) -> String {
     let chars: Vec<char> = phonemes.chars().collect();
     let mut out = String::with_capacity(phonemes.len() + 8);
     let mut idx = 0;
@@ -267,7 +392,7 @@ pub fn insert_linking_glides(phonemes: &str) -> String {
         out.push(c);
         idx += 1;
         let is_i = c == 'i' || c == 'ɪ';
-        let in_diphthong = idx >= 2 && matches!(chars[idx - 2], 'a' | 'e' | 'ɔ' | 'o');
+        let in_diphthong = !after_diphthongs && idx >= 2 && matches!(chars[idx - 2], 'a' | 'e' | 'ɔ' | 'o');
         if !is_i || in_diphthong {
             continue;
         }
@@ -289,7 +414,9 @@ pub fn insert_linking_glides(phonemes: &str) -> String {
                 _ => break,
             }
         }
-        if chars.get(look).is_some_and(|&next| is_vowel(next)) {
+        // Inside a word, `iʊ` is a falling diphthong (Portuguese `Brasil` -> `bɾazˈiʊ`): no glide.
+        let diphthong_after = after_diphthongs && look == idx && chars.get(look) == Some(&'ʊ');
+        if chars.get(look).is_some_and(|&next| is_vowel(next)) && !diphthong_after {
             out.push('ʲ');
         }
     }
@@ -445,14 +572,32 @@ mod tests {
     }
 
     #[test]
+    fn languages_respell_where_piper_prints_otherwise() {
+        assert_eq!(respell("bɾˈaʊnə dɛɾ ɡərˈɛɡnət", Respelling::GermanClusters), "brˈaʊnə dɛɾ ɡərˈɛɡnət");
+        assert_eq!(
+            respell("sˈopra pˈɛre bʊondʒˈɔrno marɾˈone", Respelling::ItalianTaps),
+            "sˈopɾa pˈɛre bʊondʒˈɔɾno marɾˈone"
+        );
+        assert_eq!(
+            respell("ko\u{303}w ˈɛlɐ ko\u{303}n tˈodʊs ko\u{303}w", Respelling::PortugueseNasalLinks),
+            "ko\u{303}ŋ ˈɛlɐ ko\u{303}n tˈodʊs ko\u{303}w"
+        );
+        assert_eq!(respell("bɾˈaʊnə", Respelling::AsIs), "bɾˈaʊnə");
+        assert_eq!(glides_inside_words("statsiˈone mˌio lˌɛi a"), "statsiʲˈone mˌiʲo lˌɛi a");
+        assert_eq!(respelling_for("pt-br"), Respelling::PortugueseNasalLinks);
+        assert_eq!(glides_for("en-gb-x-rp"), Glides::AfterI);
+        assert_eq!(glides_for("cmn"), Glides::None);
+    }
+
+    #[test]
     fn linking_glides_follow_i_vowels_before_vowels_only() {
-        assert_eq!(insert_linking_glides("ʃiː ˈæskt"), "ʃiːʲ ˈæskt");
-        assert_eq!(insert_linking_glides("ɹˈeɪʃɪˌoʊ"), "ɹˈeɪʃɪʲˌoʊ");
-        assert_eq!(insert_linking_glides("sˌiːˌiːˈoʊ"), "sˌiːʲˌiːʲˈoʊ");
+        assert_eq!(insert_linking_glides("ʃiː ˈæskt", false), "ʃiːʲ ˈæskt");
+        assert_eq!(insert_linking_glides("ɹˈeɪʃɪˌoʊ", false), "ɹˈeɪʃɪʲˌoʊ");
+        assert_eq!(insert_linking_glides("sˌiːˌiːˈoʊ", false), "sˌiːʲˌiːʲˈoʊ");
         // Diphthongs and consonants after i take none.
-        assert_eq!(insert_linking_glides("ˌɛfbˌiːˈaɪ ænd"), "ˌɛfbˌiːʲˈaɪ ænd");
-        assert_eq!(insert_linking_glides("ɹˈiəli"), "ɹˈiəli");
-        assert_eq!(insert_linking_glides("vˈɛɹi kwˈɪk"), "vˈɛɹi kwˈɪk");
+        assert_eq!(insert_linking_glides("ˌɛfbˌiːˈaɪ ænd", false), "ˌɛfbˌiːʲˈaɪ ænd");
+        assert_eq!(insert_linking_glides("ɹˈiəli", false), "ɹˈiəli");
+        assert_eq!(insert_linking_glides("vˈɛɹi kwˈɪk", false), "vˈɛɹi kwˈɪk");
     }
 
     #[test]
@@ -480,7 +625,7 @@ mod tests {
             clause("wˈɜːld", Terminator::Period, "world. "),
             clause("ˈoʊkeɪ", Terminator::Question, "Okay?"),
         ];
-        let sentences = sentences_from_clauses(&clauses);
+        let sentences = sentences_from_clauses(&clauses, Glides::AfterI, Respelling::AsIs);
         assert_eq!(sentences.len(), 2);
         assert_eq!(sentences[0].phoneme_string(), "həlˈoʊ, wˈɜːld.");
         assert_eq!(sentences[0].text, "Hello, world.");
@@ -490,7 +635,7 @@ mod tests {
     #[test]
     fn nfd_splits_combining_marks_into_their_own_phonemes() {
         let clauses = vec![clause("ɔ̃", Terminator::None, "on")];
-        let sentences = sentences_from_clauses(&clauses);
+        let sentences = sentences_from_clauses(&clauses, Glides::AfterI, Respelling::AsIs);
         assert_eq!(sentences[0].phonemes, strings(&["ɔ", "\u{303}"]));
     }
 
@@ -511,13 +656,14 @@ mod tests {
     fn a_comma_paragraph_ends_sentences_at_clause_boundaries_under_the_cap() {
         let clauses: Vec<Clause> =
             (0..300).map(|i| clause("wˈʌn tˈuː θɹˈiː", Terminator::Comma, &format!("one two three {i},"))).collect();
-        let sentences = sentences_from_clauses(&clauses);
+        let sentences = sentences_from_clauses(&clauses, Glides::AfterI, Respelling::AsIs);
         assert!(sentences.len() > 10, "{}", sentences.len());
         assert!(sentences.iter().all(|s| s.phonemes.len() <= MAX_SENTENCE_PHONEMES));
         // Every piece ends after a comma, and the text is cut with it: nothing lost, nothing repeated.
         assert!(sentences[..sentences.len() - 1].iter().all(|s| s.phonemes.concat().trim_end().ends_with(',')));
         let phonemes: usize = sentences.iter().map(|s| s.phonemes.len()).sum();
-        let expected: usize = sentences_from_clauses(&clauses[..1])[0].phonemes.len() * 300;
+        let expected: usize =
+            sentences_from_clauses(&clauses[..1], Glides::AfterI, Respelling::AsIs)[0].phonemes.len() * 300;
         assert_eq!(phonemes, expected);
         assert!(sentences[1].text.starts_with("one two three"), "{}", sentences[1].text);
     }
