@@ -10,6 +10,7 @@ use demod_voice_core::pipeline::VoiceCache;
 
 use super::messages::{AppEvent, Job};
 use super::screens::batch::{run_batch, watch_batch};
+use super::screens::catalog::{download_voice, load_catalog, remove_voice};
 use super::screens::health::check_infos;
 use super::screens::live::{device_list, start_live, LiveRequest};
 use super::screens::speech::{play_job, save_job, speak_job};
@@ -108,6 +109,22 @@ pub(crate) fn dispatch(job: Job, global: &GlobalArgs, shared: &Shared, sender: &
         Job::WatchBatch { manifest, stop } => {
             let outcome = guarded(|| watch_batch(&manifest, &stop, sender));
             let _ = sender.send(AppEvent::BatchDone(outcome));
+        }
+        Job::LoadCatalog { refresh } => {
+            let outcome = guarded(|| load_catalog(global, refresh));
+            let _ = sender.send(AppEvent::CatalogLoaded(outcome));
+        }
+        Job::DownloadVoice { key } => {
+            let outcome = guarded(|| {
+                download_voice(global, &key, &mut |done, total| {
+                    let _ = sender.send(AppEvent::DownloadProgress { key: key.clone(), done, total });
+                })
+            });
+            let _ = sender.send(AppEvent::VoicesChanged { key, what: "installed", outcome });
+        }
+        Job::RemoveVoice { key } => {
+            let outcome = guarded(|| remove_voice(global, &key));
+            let _ = sender.send(AppEvent::VoicesChanged { key, what: "removed", outcome });
         }
         Job::CheckHealth => {
             let outcome = guarded(|| quiet_context(global).map(|ctx| check_infos(&ctx)));

@@ -165,6 +165,17 @@ pub const KEYS: &[KeyHelp] = &[
         bindings: &[char_key('a', On(Screen::Voices), Action::StartAddProfile)],
     },
     KeyHelp {
+        keys: "c f d x r",
+        what: "catalogue/filter/get/remove/refresh (Voices)",
+        bindings: &[
+            char_key('c', On(Screen::Voices), Action::ToggleCatalog),
+            char_key('f', On(Screen::Voices), Action::FilterLanguage),
+            char_key('d', On(Screen::Voices), Action::DownloadVoice),
+            char_key('x', On(Screen::Voices), Action::RemoveVoice),
+            char_key('r', On(Screen::Voices), Action::RefreshCatalog),
+        ],
+    },
+    KeyHelp {
         keys: "o / c / R",
         what: "open a manifest / cancel / run again (Batch)",
         bindings: &[

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use demod_voice_core::convert::Engine;
 use ratatui::crossterm::event::KeyEvent;
 
+use super::screens::catalog::CatalogRow;
 use super::screens::health::CheckInfo;
 use super::screens::live::LiveInfo;
 use super::screens::synthesize::{OutputInfo, PlaySource};
-use super::screens::voices::ProfileInfo;
+use super::screens::voices::{ProfileInfo, VoiceInfo};
 use super::Screen;
 use crate::cli::ScaleArgs;
 
@@ -54,6 +55,16 @@ pub enum Action {
     RerunBatch,
     Submit,
     Cancel,
+    /// Voices screen: show the catalogue or the installed voices.
+    ToggleCatalog,
+    /// Catalogue: fetch it again.
+    RefreshCatalog,
+    /// Catalogue: type a language to list.
+    FilterLanguage,
+    /// Catalogue: download the selected voice.
+    DownloadVoice,
+    /// Catalogue: remove the selected (installed) voice.
+    RemoveVoice,
 }
 
 /// Background work asked for by [`App::update`].
@@ -103,6 +114,16 @@ pub enum Job {
         reference: PathBuf,
     },
     CheckHealth,
+    /// Read the voice catalogue (fetched when stale or `refresh`).
+    LoadCatalog {
+        refresh: bool,
+    },
+    DownloadVoice {
+        key: String,
+    },
+    RemoveVoice {
+        key: String,
+    },
     RunBatch {
         manifest: PathBuf,
         cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -170,6 +191,20 @@ pub enum AppEvent {
     BatchNote(String),
     /// The run ended (or could not start).
     BatchDone(std::result::Result<(), String>),
+    /// The voice catalogue's rows and where they came from, or why they could not be had.
+    CatalogLoaded(std::result::Result<(Vec<CatalogRow>, String), String>),
+    /// A voice download has `done` of `total` bytes.
+    DownloadProgress {
+        key: String,
+        done: u64,
+        total: u64,
+    },
+    /// A voice was installed or removed (`what`): the installed voices now, or why it failed.
+    VoicesChanged {
+        key: String,
+        what: &'static str,
+        outcome: std::result::Result<Vec<VoiceInfo>, String>,
+    },
 }
 
 /// A take's audio for scoring.

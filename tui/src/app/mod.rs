@@ -84,6 +84,8 @@ pub enum PromptFor {
     Manifest,
     /// The manifest of a batch another process runs.
     Watch,
+    /// The catalogue's language filter.
+    Language,
 }
 
 #[derive(Debug)]
@@ -105,6 +107,8 @@ pub struct App {
     pub adding_profile: bool,
     pub batch: BatchView,
     pub live: LiveView,
+    /// The Voices screen's catalogue view.
+    pub catalog: screens::catalog::CatalogView,
     /// Preset names; index 0 is "(none)".
     pub presets: Vec<String>,
     pub preset: usize,
@@ -168,6 +172,7 @@ impl App {
             adding_profile: false,
             batch: BatchView::default(),
             live: LiveView::default(),
+            catalog: Default::default(),
             presets: preset_names,
             preset: 0,
             length: 1.0,
@@ -280,6 +285,7 @@ impl App {
                     PromptFor::Profile => "no profile added",
                     PromptFor::Manifest => "no manifest opened",
                     PromptFor::Watch => "not watching",
+                    PromptFor::Language => "filter unchanged",
                 }
                 .into();
             }
@@ -298,6 +304,7 @@ impl App {
                 }
                 return Some(self.start_batch(manifest));
             }
+            Action::Submit if self.prompt_for == PromptFor::Language => self.set_language_filter(),
             Action::Submit => return self.add_profile(),
             Action::ClearText => self.text.clear(),
             Action::SelectPrev if self.screen == Screen::Batch => {
@@ -311,6 +318,18 @@ impl App {
             }
             Action::SelectNext if self.screen == Screen::Live => {
                 self.live.control = (self.live.control + 1).min(LiveControl::ALL.len() - 1)
+            }
+            Action::SelectPrev if self.screen == Screen::Voices && self.catalog.shown => self.select_catalog(-1),
+            Action::SelectNext if self.screen == Screen::Voices && self.catalog.shown => self.select_catalog(1),
+            Action::Decrease if self.screen == Screen::Voices && self.catalog.shown => self.cycle_quality(-1),
+            Action::Increase if self.screen == Screen::Voices && self.catalog.shown => self.cycle_quality(1),
+            Action::ToggleCatalog => return self.toggle_catalog(),
+            Action::RefreshCatalog if self.catalog.shown => return self.load_catalog(true),
+            Action::FilterLanguage if self.catalog.shown => self.start_language_filter(),
+            Action::DownloadVoice if self.catalog.shown => return self.download_selected(),
+            Action::RemoveVoice if self.catalog.shown => return self.remove_selected(),
+            Action::RefreshCatalog | Action::FilterLanguage | Action::DownloadVoice | Action::RemoveVoice => {
+                self.status = "c shows the voice catalogue first".into()
             }
             Action::SelectPrev => self.control = self.control.saturating_sub(1),
             Action::SelectNext => self.control = (self.control + 1).min(Control::ALL.len() - 1),
@@ -431,6 +450,9 @@ pub fn run_loop<B: Backend>(
             | AppEvent::BatchRun { .. }
             | AppEvent::BatchNote(_)) => app.batch_event(batch),
             AppEvent::Scored { take, outcome } => app.scored(take, outcome),
+            catalog @ (AppEvent::CatalogLoaded(_)
+            | AppEvent::DownloadProgress { .. }
+            | AppEvent::VoicesChanged { .. }) => app.catalog_event(catalog),
         }
         for job in std::mem::take(&mut app.pending) {
             spawn(job);
@@ -441,7 +463,7 @@ pub fn run_loop<B: Backend>(
 
 /// Gather what the screens show from the installed voices, presets and health checks.
 pub fn app_from_context(ctx: &Context) -> Result<App> {
-    let voices = demod_voice_core::library::voices(&ctx.settings.dirs.voices_dir());
+    let voices = by_language(demod_voice_core::library::voices(&ctx.settings.dirs.voices_dir()));
     let presets = demod_voice_core::presets::all(&ctx.settings.dirs.config.join("presets"))
         .into_iter()
         .filter_map(|entry| entry.ok().map(|found| found.preset.name))
@@ -481,6 +503,29 @@ impl App {
         self.noise_w = tts.noise_w.unwrap_or(self.noise_w);
         self.silence = tts.sentence_silence;
         self.volume = tts.volume;
+    }
+}
+
+/// Installed voices by language, best quality first, then by name (the Synthesize picker's and the Voices
+/// screen's order).
+pub(crate) fn by_language(mut voices: Vec<VoiceInfo>) -> Vec<VoiceInfo> {
+    voices.sort_by(|a, b| {
+        (a.language.as_str(), demod_voice_core::catalog::quality_rank(&a.quality), a.name.as_str()).cmp(&(
+            b.language.as_str(),
+            demod_voice_core::catalog::quality_rank(&b.quality),
+            b.name.as_str(),
+        ))
+    });
+    voices
+}
+
+impl App {
+    /// The installed voices changed (a download or removal): keep the picked voice by name where it still is.
+    pub(crate) fn set_voices(&mut self, voices: Vec<VoiceInfo>) {
+        let picked = self.voices.get(self.voice).map(|v| v.name.clone());
+        self.voices = by_language(voices);
+        self.voice = picked.and_then(|name| self.voices.iter().position(|v| v.name == name)).unwrap_or(0);
+        self.speaker = 0;
     }
 }
 

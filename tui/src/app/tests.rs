@@ -941,6 +941,100 @@ fn long_text_scrolls_so_the_end_stays_in_view() {
     assert!(!shows(&lines, "Line number 0."), "the start scrolled away: {lines:#?}");
 }
 
+fn catalog_rows() -> Vec<super::screens::catalog::CatalogRow> {
+    let row = |key: &str, code: &str, names: &str, quality: &str| super::screens::catalog::CatalogRow {
+        key: key.into(),
+        code: code.into(),
+        names: names.into(),
+        quality: quality.into(),
+        speakers: 1,
+        size_bytes: 63_000_000,
+        installed: false,
+    };
+    vec![
+        row("de_DE-thorsten-high", "de_DE", "Deutsch (German)", "high"),
+        row("de_DE-thorsten-medium", "de_DE", "Deutsch (German)", "medium"),
+        row("en_US-joe-medium", "en_US", "English (English)", "medium"),
+        row("pt_BR-faber-medium", "pt_BR", "Português (Portuguese)", "medium"),
+    ]
+}
+
+#[test]
+fn the_catalogue_filters_downloads_with_a_gauge_and_removes() {
+    let mut app = keys_mode(app(), Screen::Voices);
+    assert!(matches!(press(&mut app, key(KeyCode::Char('c'))), Some(Job::LoadCatalog { refresh: false })));
+    assert!(shows(&screen(&app), "reading the voice catalogue"));
+    app.catalog_event(AppEvent::CatalogLoaded(Ok((
+        catalog_rows(),
+        "http://127.0.0.1/voices.json (cached, 3 h old)".into(),
+    ))));
+    let lines = screen(&app);
+    assert!(shows(&lines, "de_DE-thorsten-high") && shows(&lines, "pt_BR Português"), "{lines:#?}");
+    assert!(shows(&lines, "4 of 4") && shows(&lines, "cached, 3 h old"), "{lines:#?}");
+    let joe_line = lines.iter().find(|l| l.contains("en_US-joe-medium")).unwrap();
+    assert!(joe_line.contains("yes"), "the installed voice is marked: {joe_line}");
+
+    // f: a language; then a quality with the arrows.
+    press(&mut app, key(KeyCode::Char('f')));
+    type_text(&mut app, "de");
+    press(&mut app, key(KeyCode::Enter));
+    let lines = screen(&app);
+    assert!(shows(&lines, "2 of 4") && !shows(&lines, "pt_BR-faber"), "{lines:#?}");
+    press(&mut app, key(KeyCode::Right)); // high
+    assert!(shows(&screen(&app), "1 of 4"));
+    press(&mut app, key(KeyCode::Left)); // any
+    press(&mut app, key(KeyCode::Down));
+
+    // d downloads the selected voice; progress shows as a gauge; the result lands in the installed voices.
+    let job = press(&mut app, key(KeyCode::Char('d')));
+    assert!(matches!(&job, Some(Job::DownloadVoice { key }) if key == "de_DE-thorsten-medium"), "{job:?}");
+    assert!(press(&mut app, key(KeyCode::Char('d'))).is_none(), "one download at a time");
+    app.catalog_event(AppEvent::DownloadProgress {
+        key: "de_DE-thorsten-medium".into(),
+        done: 31_500_000,
+        total: 63_000_000,
+    });
+    let lines = screen(&app);
+    assert!(shows(&lines, "downloading de_DE-thorsten-medium") && shows(&lines, "50%"), "{lines:#?}");
+    let thorsten = VoiceInfo { name: "de_DE-thorsten-medium".into(), language: "de_DE".into(), ..joe() };
+    app.catalog_event(AppEvent::VoicesChanged {
+        key: "de_DE-thorsten-medium".into(),
+        what: "installed",
+        outcome: Ok(vec![joe(), thorsten]),
+    });
+    assert_eq!(app.status, "installed de_DE-thorsten-medium");
+    let names: Vec<&str> = app.voices.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["de_DE-thorsten-medium", "en_US-joe-medium"], "installed voices by language");
+    assert_eq!(app.voices[app.voice].name, "en_US-joe-medium", "the picked voice stays picked");
+    let line = screen(&app).into_iter().find(|l| l.contains("de_DE-thorsten-medium")).unwrap();
+    assert!(line.contains("yes"), "{line}");
+
+    // x removes an installed voice; a failure is one status line.
+    let job = press(&mut app, key(KeyCode::Char('x')));
+    assert!(matches!(&job, Some(Job::RemoveVoice { key }) if key == "de_DE-thorsten-medium"), "{job:?}");
+    app.catalog_event(AppEvent::VoicesChanged {
+        key: "de_DE-thorsten-medium".into(),
+        what: "removed",
+        outcome: Err("cannot write /voices: read-only".into()),
+    });
+    assert_eq!(app.status, "de_DE-thorsten-medium: cannot write /voices: read-only");
+
+    // c goes back to the installed voices; r outside the catalogue says how to get there.
+    press(&mut app, key(KeyCode::Char('c')));
+    assert!(shows(&screen(&app), "Installed voices"));
+    assert!(press(&mut app, key(KeyCode::Char('d'))).is_none());
+    assert!(app.status.contains("c shows the voice catalogue"), "{}", app.status);
+}
+
+#[test]
+fn a_catalogue_that_cannot_be_read_says_why_and_r_tries_again() {
+    let mut app = keys_mode(app(), Screen::Voices);
+    press(&mut app, key(KeyCode::Char('c')));
+    app.catalog_event(AppEvent::CatalogLoaded(Err("voice catalogue x: no copy cached and --offline".into())));
+    assert!(shows(&screen(&app), "the catalogue cannot be read"));
+    assert!(matches!(press(&mut app, key(KeyCode::Char('r'))), Some(Job::LoadCatalog { refresh: true })));
+}
+
 // --- snapshots ------------------------------------------------------------------------------------------------
 //
 // Every screen in its normal, empty and error states, 80x24, compared with `src/app/snapshots/NAME.txt`. After an
@@ -1092,6 +1186,13 @@ fn snapshot_voices_and_health_screens() {
     ];
     app.voices.push(VoiceInfo { problem: Some("config missing".into()), name: "broken".into(), ..joe() });
     assert_snapshot("voices", &app);
+    let mut catalog = keys_mode(self::app(), Screen::Voices);
+    press(&mut catalog, key(KeyCode::Char('c')));
+    catalog.catalog_event(AppEvent::CatalogLoaded(Ok((
+        catalog_rows(),
+        "http://127.0.0.1/voices.json (cached, 3 h old)".into(),
+    ))));
+    assert_snapshot("voices_catalog", &catalog);
     let empty = keys_mode(App::new(Vec::new(), Vec::new(), Vec::new(), PathBuf::from(".")), Screen::Voices);
     assert_snapshot("voices_empty", &empty);
     let mut health = keys_mode(app, Screen::Health);

@@ -28,6 +28,7 @@ impl Widget for &App {
             (Screen::Synthesize, Mode::Editing) => "EDIT (Esc: controls) ",
             (_, Mode::Prompt) if self.prompt_for == PromptFor::Manifest => "OPEN MANIFEST ",
             (_, Mode::Prompt) if self.prompt_for == PromptFor::Watch => "WATCH BATCH ",
+            (_, Mode::Prompt) if self.prompt_for == PromptFor::Language => "LANGUAGE ",
             (_, Mode::Prompt) => "ADD PROFILE ",
             _ => "",
         };
@@ -36,6 +37,7 @@ impl Widget for &App {
                 PromptFor::Profile => format!("reference WAV: {}▏  (Enter adds, Esc cancels)", self.prompt),
                 PromptFor::Manifest => format!("manifest: {}▏  (Enter runs, Esc cancels)", self.prompt),
                 PromptFor::Watch => format!("manifest being run: {}▏  (Enter follows, Esc cancels)", self.prompt),
+                PromptFor::Language => format!("language: {}▏  (Enter lists it, empty lists all, Esc)", self.prompt),
             }
         } else {
             self.status.clone()

@@ -467,7 +467,14 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     playback(app, playback_area, buf);
     let rows = Control::ALL.iter().enumerate().map(|(i, control)| {
         let value = match control {
-            Control::Voice => app.voices.get(app.voice).map_or("(none installed)".to_string(), |v| v.name.clone()),
+            // Voices are listed by language; a name that does not start with its language shows it.
+            Control::Voice => app.voices.get(app.voice).map_or("(none installed)".to_string(), |v| {
+                if v.name.starts_with(&v.language) {
+                    v.name.clone()
+                } else {
+                    format!("{} ({})", v.name, v.language)
+                }
+            }),
             Control::Speaker => match app.voices.get(app.voice) {
                 Some(v) if !v.speaker_names.is_empty() => format!(
                     "{} ({}/{})",

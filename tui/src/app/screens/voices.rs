@@ -71,7 +71,11 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     let profile_height = (app.profiles.len().max(1) + problems) as u16 + 3;
     let [area, profile_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(profile_height)]).areas(area);
     profiles(app, profile_area, buf);
-    let block = Block::new().borders(Borders::ALL).title(" Installed voices ");
+    if app.catalog.shown {
+        super::catalog::draw(app, area, buf);
+        return;
+    }
+    let block = Block::new().borders(Borders::ALL).title(" Installed voices (c: the catalogue, to download more) ");
     if app.voices.is_empty() {
         Paragraph::new("no voices installed; run `demod-voice setup` to install the default voice")
             .block(block)
