@@ -72,18 +72,27 @@ impl Tmux {
     /// The binary with `args` (the app when empty), `config` (more YAML) in its config file and `env` set.
     fn start_with(dir: &Path, name: &str, sound: Sound, config: &str, args: &str, env: &[(&str, &str)]) -> Tmux {
         common::ensure_assets();
+        let private = common::private_data_with(dir, config);
+        Tmux::launch(dir, name, sound, &private.config, &format!("--offline {args}"), env)
+    }
+
+    /// The binary with the config file `config` (written by the caller) and `args`; online unless they say
+    /// `--offline`.
+    fn launch(dir: &Path, name: &str, sound: Sound, config: &Path, args: &str, env: &[(&str, &str)]) -> Tmux {
+        common::ensure_assets();
         let alsa = sound.configure();
         let socket = format!("demod-voice-test-{}-{name}", std::process::id());
         let bin = env!("CARGO_BIN_EXE_demod-voice");
-        let private = common::private_data_with(dir, config);
+        let private = common::private_data_paths(dir);
         let script = format!(
-            "cd '{}' && ALSA_CONFIG_PATH='{alsa}' DEMOD_VOICE_ESPEAK_LIB='{}' DEMOD_VOICE_ESPEAK_DATA='{}' '{bin}' \
-             --offline --ort-lib '{}' --config '{}' {args}; echo EXITED=$?; exec sleep 120",
+            "cd '{}' && env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_proxy -u all_proxy \
+             ALSA_CONFIG_PATH='{alsa}' DEMOD_VOICE_ESPEAK_LIB='{}' DEMOD_VOICE_ESPEAK_DATA='{}' '{bin}' \
+             --ort-lib '{}' --config '{}' {args}; echo EXITED=$?; exec sleep 120",
             dir.display(),
             private.espeak_lib.display(),
             private.espeak_data.display(),
             private.ort_lib.display(),
-            private.config.display()
+            config.display()
         );
         let status = Command::new("tmux")
             .args(["-L", &socket, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", &script])
@@ -440,4 +449,59 @@ fn batch_on_a_terminal_shows_the_batch_screen_and_writes_what_headless_writes() 
     };
     assert_eq!(journal(shown.path()), journal(headless.path()));
     assert_eq!(journal(shown.path()).len(), 2);
+}
+
+#[test]
+fn the_voices_screen_lists_the_catalogue_and_downloads_a_voice_resuming_a_dropped_connection() {
+    use common::catalog_server::{entry, real_voice, Route, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let (model, config) = real_voice();
+    let server = Server::start();
+    let mut catalog = serde_json::Map::new();
+    for (key, language) in [("en_GB-joe-medium", "en_GB"), ("de_DE-joe-low", "de_DE")] {
+        let mut json: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        json["language"]["code"] = language.into();
+        let voice_config = std::sync::Arc::new(serde_json::to_vec(&json).unwrap());
+        let folder = format!("/{}/{language}/{key}", &language[..2]);
+        // The model comes in two halves with a dropped connection between: the app resumes it.
+        server.route(&format!("{folder}/{key}.onnx"), Route::DropOnce(model.clone(), model.len() / 2));
+        server.route(&format!("{folder}/{key}.onnx.json"), Route::File(voice_config.clone()));
+        let quality = key.rsplit('-').next().unwrap();
+        catalog.insert(key.into(), entry(key, language, quality, &model, &voice_config, &[]));
+    }
+    server.route("/voices.json", Route::File(std::sync::Arc::new(serde_json::to_vec(&catalog).unwrap())));
+    let d = dir.path();
+    let config_path = d.join("config.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "paths:\n  data: {}\n  voices: {}\n  cache: {}\nvoices:\n  catalog_url: {}/voices.json\n  base_url: {}/\n  \
+             timeout_s: 2.0\n  retries: 2\n",
+            d.join("data").display(),
+            d.join("voices").display(),
+            d.join("cache").display(),
+            server.base,
+            server.base
+        ),
+    )
+    .unwrap();
+    let app = Tmux::launch(d, "catalogue", Sound::Missing(d.join("alsa")), &config_path, "", &[]);
+    app.wait_for("Synthesize", 20);
+    app.keys(&["Escape", "4", "c"]);
+    app.wait_for("de_DE-joe-low", 20);
+    app.keys(&["f"]);
+    app.type_text("en");
+    app.keys(&["Enter"]);
+    let screen = app.wait_for("1 of 2", 10);
+    assert!(screen.contains("en_GB-joe-medium") && !screen.contains("de_DE-joe-low"), "{screen}");
+    app.keys(&["d"]);
+    let screen = app.wait_for("installed en_GB-joe-medium", 60);
+    assert!(screen.lines().any(|l| l.contains("en_GB-joe-medium") && l.contains("yes")), "{screen}");
+    assert_eq!(std::fs::read(d.join("voices/en_GB-joe-medium/en_GB-joe-medium.onnx")).unwrap(), *model);
+    // The new voice is in the Synthesize screen's picker.
+    app.keys(&["c"]);
+    app.wait_for("Installed voices", 10);
+    assert!(app.screen().contains("en_GB-joe-medium"));
+    app.keys(&["q"]);
+    app.wait_for("EXITED=0", 10);
 }

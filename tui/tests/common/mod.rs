@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod asr;
+pub mod catalog_server;
 
 /// Install the real runtime, espeak-ng and default voice once per test binary when they are missing, exactly as
 /// `demod-voice setup` does. Tests then run the binary `--offline`, so nothing downloads behind their back, and

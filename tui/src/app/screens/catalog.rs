@@ -68,9 +68,10 @@ impl CatalogView {
         self.rows
             .iter()
             .filter(|row| {
+                // A code (`de`, `pt-BR`) by its language; three letters or more also by name (`German`, `Deutsch`).
                 self.language.as_deref().is_none_or(|l| {
                     demod_voice_core::library::speaks(&row.code, l)
-                        || row.names.to_lowercase().contains(&l.to_lowercase())
+                        || (l.chars().count() >= 3 && row.names.to_lowercase().contains(&l.to_lowercase()))
                 })
             })
             .filter(|row| quality.is_none_or(|q| row.quality == q))
