@@ -489,6 +489,16 @@ impl App {
         if let Some(index) = self.voices.iter().position(|v| v.name == tts.voice) {
             self.voice = index;
         }
+        // `tts.language` / `--language`: the first installed voice of it (they are listed best quality first),
+        // unless the configured voice speaks it. Nothing is downloaded here (the catalogue view, c on Voices, does).
+        if let Some(language) = tts.language.as_deref() {
+            let speaks = |v: &VoiceInfo| demod_voice_core::library::speaks(&v.language, language);
+            if !self.voices.get(self.voice).is_some_and(speaks) {
+                if let Some(index) = self.voices.iter().position(speaks) {
+                    self.voice = index;
+                }
+            }
+        }
         let inference = self.voices.get(self.voice).and_then(|voice| {
             let config = demod_voice_core::piper::VoiceConfig::path_for_model(&voice.model);
             demod_voice_core::piper::VoiceConfig::load(&config).ok().map(|config| config.inference)
