@@ -86,18 +86,7 @@ struct LanguageCase {
 
 /// Language-fixture differences that are understood and left: (text, why). A language below 98% passes only when
 /// every one of its differences is listed here; anything else fails.
-const LANGUAGE_EXPLAINED: &[(&str, &str)] = &[
-    (
-        "Può dirmi dov'è la stazione, per favore?",
-        "Piper's espeak-ng prints a glide before the tap in `dˈiʲɾmɪ`; inside-word glides are reproduced only \
-         before vowels (one case seen)",
-    ),
-    (
-        "O trem para o Rio de Janeiro sai às três horas.",
-        "`xˈiʲʊ` (Rio) takes the glide but `bɾazˈiʊ` (Brasil) does not: the phonemes are alike, the spelling \
-         differs; the rule follows Brasil (-il words)",
-    ),
-];
+const LANGUAGE_EXPLAINED: &[(&str, &str)] = &[];
 
 /// The languages the catalogue's voices speak through espeak-ng, each against `piper-tts` on its own sentences
 /// (`tests/conformance/languages/generate.py`). Phoneme ids use the default voice's map, which Piper's espeak
