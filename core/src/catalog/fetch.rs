@@ -61,8 +61,10 @@ impl Http {
             ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Failure::Transient(format!(
                 "no answer within {secs:.0} s; check the network or proxy, or raise voices.timeout_s"
             )),
+            // Not retried: a name that does not resolve rarely starts to within seconds, and waiting would only
+            // delay the message (offline machines, typos in the URL).
             ureq::Error::HostNotFound => {
-                Failure::Transient("the host name does not resolve; check the network or the URL".into())
+                Failure::Permanent("the host name does not resolve; check the network or the URL".into())
             }
             ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
                 Failure::Transient(format!("cannot connect ({error}); check the network or proxy"))

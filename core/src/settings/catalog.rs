@@ -107,11 +107,28 @@ impl Settings {
     /// voice; an error when offline, when it is not in the catalogue, or when the download fails.
     pub(super) fn install_from_catalog(&self, spec: &str, voices_dir: &Path) -> Result<PathBuf> {
         let not_here = |problem: String| Error::VoiceUnavailable { name: spec.to_string(), problem };
+        let installed = || {
+            let names: Vec<String> =
+                crate::assets::installed_voices(voices_dir).into_iter().map(|voice| voice.name).collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
         if self.offline {
-            return Err(not_here(format!(
-                "--offline forbids installing it; run `demod-voice voices download {spec}` once online \
-                 (`demod-voice voices list` shows what is installed)"
-            )));
+            // A key the cached catalogue knows can be installed later; anything else is simply not here.
+            let known = catalog::load(&self.catalog_options(), &self.dirs.cache, Refresh::Never)
+                .ok()
+                .and_then(|loaded| loaded.catalog.find(spec).map(|voice| voice.key.clone()));
+            return Err(match known {
+                Some(key) => not_here(format!(
+                    "--offline forbids installing it; run `demod-voice voices download {key}` once online \
+                     (installed: {})",
+                    installed()
+                )),
+                None => Error::VoiceNotFound { name: spec.to_string(), installed: installed() },
+            });
         }
         let loaded = self.catalog(false).map_err(|e| not_here(format!("the voice catalogue cannot be read: {e}")))?;
         if let Some(warning) = &loaded.warning {
@@ -125,8 +142,9 @@ impl Settings {
                 format!(" (did you mean {}?)", suggestions.join(", "))
             };
             return Err(not_here(format!(
-                "it is neither installed nor in the voice catalogue{hint}; `demod-voice voices catalog` lists the \
-                 voices there are, `demod-voice voices list` the installed ones"
+                "it is neither installed (installed: {}) nor in the voice catalogue{hint}; `demod-voice voices \
+                 catalog` lists the voices there are",
+                installed()
             )));
         };
         if let Ok(model) = crate::assets::resolve_voice(&voice.key, voices_dir) {
