@@ -284,3 +284,19 @@ fn a_batch_rows_language_installs_the_catalogues_voice_once() {
     }
     assert!(env.voices().join("nl_NL-dropped-medium/nl_NL-dropped-medium.onnx").is_file());
 }
+
+#[test]
+fn downloads_go_through_the_proxy_the_environment_names() {
+    let env = Env::new();
+    // A host that does not exist: only a proxy can answer for it.
+    env.write_config("");
+    let config = std::fs::read_to_string(env.dir.path().join("config.yaml")).unwrap();
+    let config = config.replace(&env.server.base, "http://voices.invalid");
+    std::fs::write(env.dir.path().join("config.yaml"), config).unwrap();
+    let out =
+        env.cmd().env("HTTP_PROXY", &env.server.base).args(["voices", "download", "en_GB-joe-low"]).output().unwrap();
+    ok(&out);
+    assert_eq!(env.server.requests("proxy:/voices.json").len(), 1);
+    assert!(!env.server.requests("proxy:/en/en_GB/en_GB-joe-low/en_GB-joe-low.onnx").is_empty());
+    assert!(env.voices().join("en_GB-joe-low/en_GB-joe-low.onnx").is_file());
+}

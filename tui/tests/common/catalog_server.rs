@@ -64,24 +64,43 @@ fn answer(
     drops: &AtomicUsize,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut range = None;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header)?;
-        if header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_string());
+    let mut tunnelled = false;
+    let (path, range) = loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let mut words = line.split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
+        // As a proxy, the request names the whole URL (`GET http://host/path`) or opens a tunnel first
+        // (`CONNECT host:80`); either way it is logged as `proxy:` + the path.
+        let path = match target.strip_prefix("http://").and_then(|rest| rest.find('/').map(|at| &rest[at..])) {
+            Some(path) => format!("proxy:{path}"),
+            None if tunnelled => format!("proxy:{target}"),
+            None => target.to_string(),
+        };
+        let mut range = None;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header)?;
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("range") {
+                    range = Some(value.trim().to_string());
+                }
             }
         }
-    }
+        if method == "CONNECT" {
+            let mut out = stream.try_clone()?;
+            write!(out, "HTTP/1.1 200 Connection established\r\n\r\n")?;
+            out.flush()?;
+            tunnelled = true;
+            continue;
+        }
+        break (path, range);
+    };
     log.lock().unwrap().push((path.clone(), range.clone()));
-    let route = routes.lock().unwrap().get(&path).cloned();
+    let route = routes.lock().unwrap().get(path.trim_start_matches("proxy:")).cloned();
     let mut out = stream;
     let bytes = match route {
         None => {
