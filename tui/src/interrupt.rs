@@ -40,7 +40,28 @@ pub(crate) fn install() {
     }
 }
 
-fn on_signal(signal: libc::c_int) -> ! {
+/// What `serve` does on SIGTERM or SIGINT instead of ending at once: stop taking work and let what runs finish.
+/// A second signal ends the process as usual.
+static DRAIN: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Ask for a graceful drain on the next SIGTERM/SIGINT (once per process).
+pub(crate) fn on_terminate_drain(drain: impl Fn() + Send + Sync + 'static) {
+    let _ = DRAIN.set(Box::new(drain));
+}
+
+fn on_signal(signal: libc::c_int) {
+    if matches!(signal, libc::SIGTERM | libc::SIGINT) && !DRAINING.swap(true, Ordering::SeqCst) {
+        if let Some(drain) = DRAIN.get() {
+            eprintln!("draining: new requests are refused, running ones finish (a second signal stops at once)");
+            drain();
+            return;
+        }
+    }
+    exit_on_signal(signal)
+}
+
+fn exit_on_signal(signal: libc::c_int) -> ! {
     if APP_ACTIVE.load(Ordering::SeqCst) {
         crate::app::restore_after_signal();
     }

@@ -10,6 +10,7 @@ mod devices;
 mod error;
 mod health;
 mod interrupt;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -91,6 +92,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Preprocess(args) => preprocess::preprocess(context, args),
         Command::Batch(args) => batch::batch(context, args),
         Command::Similarity(args) => similarity::similarity(context, args),
+        Command::Serve(args) => serve::serve(context, args),
     }
 }
 

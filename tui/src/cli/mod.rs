@@ -133,6 +133,9 @@ pub enum Command {
     /// How much recordings sound like a reference's speaker (speaker-encoder cosine similarity).
     Similarity(SimilarityArgs),
 
+    /// A speech service with warm voices: HTTP (OpenAI-compatible /v1/audio/speech) and Wyoming (Home Assistant).
+    Serve(ServeArgs),
+
     /// Turn recordings + transcripts (LJSpeech layout) into a Piper fine-tuning dataset.
     #[command(alias = "piper-preprocess")]
     Preprocess(PreprocessArgs),
@@ -537,4 +540,43 @@ pub struct BenchArgs {
     /// Timed repetitions of the paragraph (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP address (`off` for none). Port 0 picks a free one (the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    pub http: Option<String>,
+    /// Wyoming address (Home Assistant), e.g. 127.0.0.1:10200; none unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub wyoming: Option<String>,
+    /// More voices to load before the first request (installed names), comma-separated.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub voices: Vec<String>,
+    /// Requests waiting or running at once; more are refused (HTTP 429, a Wyoming error).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(usize))]
+    pub max_queue: usize,
+    /// Bearer token every HTTP endpoint but /health requires.
+    #[arg(long, value_name = "TOKEN", env = "DEMOD_VOICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Sessions per voice (default: cores / threads).
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<usize>,
+    /// ONNX Runtime threads per session (default 1: on 2 cores two sessions of one thread serve more than one of
+    /// two).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Loaded voices may use this much memory (model sizes x sessions); the least recently used idle one goes.
+    #[arg(long, value_name = "MB", default_value_t = 2048)]
+    pub memory_mb: u64,
+    /// Longest wait for a session, and longest synthesis of one request, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = seconds)]
+    pub timeout: f64,
+    /// A client must send its whole HTTP request within this many seconds (slow clients are answered 408).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = seconds)]
+    pub client_timeout: f64,
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+    #[command(flatten)]
+    pub scales: ScaleArgs,
 }
