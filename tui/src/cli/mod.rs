@@ -559,13 +559,10 @@ pub struct ServeArgs {
     /// Bearer token every HTTP endpoint but /health requires.
     #[arg(long, value_name = "TOKEN", env = "DEMOD_VOICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Sessions per voice (default: cores / threads).
+    /// Sessions per voice (default: cores / threads; each session's ONNX Runtime threads are the global --threads,
+    /// or 1: on 2 cores two sessions of one thread serve more than one session of two).
     #[arg(long, value_name = "N")]
     pub sessions: Option<usize>,
-    /// ONNX Runtime threads per session (default 1: on 2 cores two sessions of one thread serve more than one of
-    /// two).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
     /// Loaded voices may use this much memory (model sizes x sessions); the least recently used idle one goes.
     #[arg(long, value_name = "MB", default_value_t = 2048)]
     pub memory_mb: u64,

@@ -105,7 +105,11 @@ pub fn serve(ctx: &mut Context, args: ServeArgs) -> Result<()> {
     ctx.apply_speech_flags(&args.scales)?;
     ctx.set_voice_args(&args.voice)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = args.threads.unwrap_or(1).max(1);
+    // Threads per session: `--threads` / `runtime.intra_threads` when given, else 1.
+    let threads = match ctx.settings.source_of("runtime.intra_threads") {
+        "default" => 1,
+        _ => ctx.settings.config.runtime.intra_threads.max(1),
+    };
     let sessions = args.sessions.unwrap_or((cores / threads).max(1));
     let timeout = Duration::from_secs_f64(args.timeout);
     let mut settings = ctx.settings.clone();
