@@ -354,3 +354,33 @@ fn wyoming_describes_itself_and_speaks_as_speak_does_whole_or_streamed() {
     send(&mut out, "synthesize", serde_json::json!({"text": "Still here."}));
     assert!(!receive_audio(&mut reader).is_empty());
 }
+
+#[test]
+fn speak_with_server_writes_the_same_file_as_local_speak() {
+    let server = Serve::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("remote.wav");
+    let flags = ["--noise-scale", "0", "--noise-w", "0", "--length-scale", "1.2", "--sentence-silence", "0.3"];
+    let out = base_command()
+        .args(["speak", TEXT, "--server", &format!("http://{}", server.http), "-o"])
+        .arg(&remote)
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, local) = local_speak_pcm(TEXT, &flags[4..]);
+    same_audio(&std::fs::read(&remote).unwrap(), &local, "speak --server file");
+
+    // The server named by the environment; a server that is not there is one clear line.
+    drop(server);
+    let out = base_command()
+        .args(["speak", "Hi.", "-o"])
+        .arg(dir.path().join("gone.wav"))
+        .env("DEMOD_VOICE_SERVER", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reach the speech server at http://127.0.0.1:9"), "{stderr}");
+    assert!(!dir.path().join("gone.wav").exists());
+}

@@ -382,6 +382,11 @@ pub struct SpeakArgs {
     #[arg(long, conflicts_with = "output")]
     pub output_raw: bool,
 
+    /// Send the job to a running `demod-voice serve` (http://HOST:PORT) instead of loading the voice here; the
+    /// output is the same. Its token, if it wants one, comes from DEMOD_VOICE_TOKEN.
+    #[arg(long, value_name = "URL", env = "DEMOD_VOICE_SERVER")]
+    pub server: Option<String>,
+
     #[command(flatten)]
     pub scales: ScaleArgs,
 }

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod health;
 pub mod phonemize;
 pub mod preprocess;
+pub mod remote;
 pub mod setup;
 pub mod similarity;
 pub mod speak;

@@ -66,6 +66,9 @@ pub fn speak(ctx: &mut Context, args: SpeakArgs) -> Result<()> {
     if let Some(path) = &file {
         check_writable(path)?;
     }
+    if let Some(server) = args.server.as_deref().filter(|s| !s.is_empty()) {
+        return super::remote::speak_remote(ctx, server, &text, file.as_deref(), args.output_raw);
+    }
     speak_to(ctx, &text, file.as_deref(), args.output_raw, None)
 }
 
