@@ -564,8 +564,8 @@ pub struct ServeArgs {
     /// Bearer token every HTTP endpoint but /health requires.
     #[arg(long, value_name = "TOKEN", env = "DEMOD_VOICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Sessions per voice (default: cores / threads; each session's ONNX Runtime threads are the global --threads,
-    /// or 1: on 2 cores two sessions of one thread serve more than one session of two).
+    /// Sessions per voice (default: one with ONNX Runtime's default threads; with the global --threads N, cores /
+    /// N sessions of N threads each).
     #[arg(long, value_name = "N")]
     pub sessions: Option<usize>,
     /// Loaded voices may use this much memory (model sizes x sessions); the least recently used idle one goes.

@@ -1,7 +1,7 @@
 //! `speak --server URL`: the job goes to a running `demod-voice serve`, which sends the samples as 32-bit floats
 //! (`response_format: pcm_f32le`); they are written here exactly as a local `speak` writes its own, so the files
-//! are the same (when both run ONNX Runtime with the same number of threads: sums over other thread counts round
-//! differently in the last bit).
+//! are the same (when both run ONNX Runtime with the same number of threads, as they do by default: sums over
+//! other thread counts round differently in the last bit).
 
 use std::io::Read;
 use std::path::Path;

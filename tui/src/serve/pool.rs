@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use demod_voice_core::piper::PiperVoice;
-use demod_voice_core::settings::{Setting, Settings};
+use demod_voice_core::settings::Settings;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -105,15 +105,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(
-        mut settings: Settings,
-        sessions: usize,
-        threads: usize,
-        budget_bytes: u64,
-        max_queue: usize,
-        timeout: Duration,
-    ) -> Pool {
-        settings.set(Setting::IntraThreads(threads), "serve --threads");
+    /// Sessions get `settings`' runtime threads (`runtime.intra_threads`).
+    pub fn new(settings: Settings, sessions: usize, budget_bytes: u64, max_queue: usize, timeout: Duration) -> Pool {
         Pool {
             settings,
             sessions: sessions.max(1),
