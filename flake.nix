@@ -80,7 +80,9 @@
           extraCommands = "mkdir -p workspace tmp && chmod 1777 tmp";
           config = {
             Entrypoint = [ "${demod-voice}/bin/demod-voice" ];
-            Cmd = [ "--help" ];
+            # The speech service on every interface of the container: HTTP (OpenAI-compatible) and Wyoming.
+            Cmd = [ "serve" "--http" "0.0.0.0:5000" "--wyoming" "0.0.0.0:10200" ];
+            ExposedPorts = { "5000/tcp" = { }; "10200/tcp" = { }; };
             WorkingDir = "/workspace";
             Volumes = { "/workspace" = { }; };
             Env = [
