@@ -385,3 +385,69 @@ fn speak_with_server_writes_the_same_file_as_local_speak() {
     assert!(stderr.contains("cannot reach the speech server at http://127.0.0.1:9"), "{stderr}");
     assert!(!dir.path().join("gone.wav").exists());
 }
+
+fn multipart_body(boundary: &str, fields: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        let file = if *name == "reference" { "; filename=\"ref.wav\"\r\nContent-Type: audio/wav" } else { "" };
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[test]
+fn clone_uploads_a_reference_and_speaks_as_the_clone_command_does() {
+    let server = Serve::start(&[]);
+    let reference_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
+    let reference = std::fs::read(&reference_path).unwrap();
+    let text = "A cloned voice from the server.";
+    let boundary = "demodboundary42";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let body = multipart_body(
+        boundary,
+        &[
+            ("reference", &reference),
+            ("input", text.as_bytes()),
+            ("noise_scale", b"0"),
+            ("noise_w", b"0"),
+            ("response_format", b"pcm"),
+        ],
+    );
+    let (status, head, pcm) = http(&server.http, "POST", "/v1/clone", &[("Content-Type", &content_type)], &body);
+    assert_eq!(status, 200, "{head} {}", String::from_utf8_lossy(&pcm));
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("clone.wav");
+    let out = base_command()
+        .args(["-q", "clone"])
+        .arg(&reference_path)
+        .args([text, "--noise-scale", "0", "--noise-w", "0", "-o"])
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    same_audio(&pcm, &std::fs::read(&local).unwrap()[44..], "served clone");
+
+    // No reference, not multipart, a reference too short to clone: one clear 400 each.
+    let body = multipart_body(boundary, &[("input", b"Hi.")]);
+    let (status, _, answer) = http(&server.http, "POST", "/v1/clone", &[("Content-Type", &content_type)], &body);
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&answer).contains("`reference` is missing"));
+    let (status, _, answer) = http(&server.http, "POST", "/v1/clone", &[("Content-Type", "application/json")], b"{}");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&answer).contains("multipart/form-data"));
+    let short = &reference[..44 + 2 * 4000];
+    let mut short = short.to_vec();
+    short[40..44].copy_from_slice(&8000u32.to_le_bytes());
+    let body = multipart_body(boundary, &[("reference", &short), ("input", b"Hi.")]);
+    let (status, _, answer) = http(&server.http, "POST", "/v1/clone", &[("Content-Type", &content_type)], &body);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+    let (status, _, _) = http(&server.http, "POST", "/v1/audio/speech", &[], br#"{"input":"Still serving."}"#);
+    assert_eq!(status, 200, "the server is healthy after the bad uploads");
+}

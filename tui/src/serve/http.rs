@@ -25,6 +25,8 @@ use super::Server;
 
 /// The largest request body (a speech request's JSON).
 pub const MAX_BODY: usize = 1 << 20;
+/// The largest clone upload (a reference recording and the text).
+pub const MAX_CLONE_BODY: usize = 32 << 20;
 /// The largest request head.
 const MAX_HEAD: usize = 16 << 10;
 /// Connections handled at once; more are answered 503 at once.
@@ -38,6 +40,7 @@ const OPENAI_MODELS: &[&str] = &["tts-1", "tts-1-hd", "gpt-4o-mini-tts"];
 const OPENAI_VOICES: &[&str] =
     &["alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"];
 
+#[derive(Clone)]
 struct Request {
     method: String,
     path: String,
@@ -190,8 +193,9 @@ fn read_request(stream: &mut TcpStream, read_timeout: Duration) -> Result<Reques
             value.parse().map_err(|_| Failure::new(400, format!("Content-Length `{value}` is not a number")))?
         }
     };
-    if length > MAX_BODY {
-        return Err(Failure::new(413, format!("the body is {length} bytes; at most {MAX_BODY} are accepted")));
+    let limit = if request.path == "/v1/clone" { MAX_CLONE_BODY } else { MAX_BODY };
+    if length > limit {
+        return Err(Failure::new(413, format!("the body is {length} bytes; at most {limit} are accepted here")));
     }
     let mut body = buffer[head_end..].to_vec();
     body.truncate(length);
@@ -226,7 +230,8 @@ fn handle(mut stream: TcpStream, server: &Server) {
             ("(unreadable)".to_string(), failure.status)
         }
     };
-    let known = ["GET /health", "GET /metrics", "GET /v1/voices", "GET /v1/models", "POST /v1/audio/speech"];
+    let known =
+        ["GET /health", "GET /metrics", "GET /v1/voices", "GET /v1/models", "POST /v1/audio/speech", "POST /v1/clone"];
     let label = if known.contains(&endpoint.as_str()) { endpoint.as_str() } else { "other" };
     server.pool.metrics.count(label, status);
     tracing::info!(
@@ -286,8 +291,9 @@ fn route(stream: &mut TcpStream, server: &Server, request: &Request) -> u16 {
             );
             200
         }
-        ("POST", "/v1/audio/speech") => speech(stream, server, request),
-        (_, "/health" | "/metrics" | "/v1/voices" | "/v1/models" | "/v1/audio/speech") => {
+        ("POST", "/v1/audio/speech") => speech(stream, server, request, None),
+        ("POST", "/v1/clone") => clone(stream, server, request),
+        (_, "/health" | "/metrics" | "/v1/voices" | "/v1/models" | "/v1/audio/speech" | "/v1/clone") => {
             fail(stream, 405, &format!("{} is not allowed on {}", request.method, request.path))
         }
         _ => fail(
@@ -393,7 +399,110 @@ fn chunk(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
     stream.flush()
 }
 
-fn speech(stream: &mut TcpStream, server: &Server, request: &Request) -> u16 {
+/// A clone request's reference recording, saved for the cloning code (which reads files); removed when dropped.
+struct Upload(std::path::PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        demod_voice_core::durable::discard(&self.0);
+    }
+}
+
+/// The parts of a `multipart/form-data` body: (name, bytes).
+fn multipart(content_type: &str, body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+        .ok_or_else(|| {
+            Failure::new(400, "send the reference as multipart/form-data (curl -F reference=@me.wav -F input=...)")
+        })?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    let find = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).position(|w| w == needle);
+    let mut parts = Vec::new();
+    let mut rest = body;
+    while let Some(at) = find(rest, &delimiter) {
+        rest = &rest[at + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let Some(head_end) = find(rest, b"\r\n\r\n") else { break };
+        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        let content = &rest[head_end + 4..];
+        let end = find(content, &[b"\r\n".as_slice(), &delimiter].concat()).unwrap_or(content.len());
+        let name = head
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("name="))
+            .map(|n| n.trim_matches('"').to_string())
+            .unwrap_or_default();
+        parts.push((name, content[..end].to_vec()));
+        rest = &content[end..];
+    }
+    Ok(parts)
+}
+
+/// `POST /v1/clone`: multipart `reference` (a WAV) and `input`, plus any field `/v1/audio/speech` takes; the text
+/// spoken by the voice moved toward the reference (as `demod-voice clone` does; fits are cached per recording).
+fn clone(stream: &mut TcpStream, server: &Server, request: &Request) -> u16 {
+    let fail = |stream: &mut TcpStream, failure: Failure| {
+        let _ = respond_json(stream, failure.status, &error_body(failure.status, &failure.message));
+        failure.status
+    };
+    let parts = match multipart(request.header("content-type").unwrap_or(""), &request.body) {
+        Ok(parts) => parts,
+        Err(failure) => return fail(stream, failure),
+    };
+    let numeric = ["speed", "length_scale", "noise_scale", "noise_w", "sentence_silence", "volume", "sample_rate"];
+    let mut fields = serde_json::Map::new();
+    let mut reference = None;
+    for (name, bytes) in parts {
+        if name == "reference" {
+            reference = Some(bytes);
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let value = match text.trim().parse::<f64>() {
+            Ok(number) if numeric.contains(&name.as_str()) => json!(number),
+            _ => json!(text),
+        };
+        fields.insert(name, value);
+    }
+    let Some(reference) = reference.filter(|r| !r.is_empty()) else {
+        return fail(stream, Failure::new(400, "`reference` is missing: the WAV recording of the voice to clone"));
+    };
+    let target = server.pool.settings.dirs.cache.join("uploads").join("reference.wav");
+    let _ = std::fs::create_dir_all(demod_voice_core::durable::folder_of(&target));
+    let saved = demod_voice_core::durable::create_temp_beside(&target).and_then(|(mut file, path)| {
+        file.write_all(&reference)?;
+        Ok(Upload(path))
+    });
+    let upload = match saved {
+        Ok(upload) => upload,
+        Err(e) => return fail(stream, Failure::new(500, format!("cannot keep the upload: {e}"))),
+    };
+    let encoder = match server.encoder() {
+        Ok(encoder) => encoder,
+        Err(failure) => return fail(stream, failure),
+    };
+    let body = serde_json::Value::Object(fields).to_string();
+    let converter = |voice: &demod_voice_core::piper::PiperVoice, settings: &demod_voice_core::settings::Settings| {
+        let fitted = demod_voice_core::clone::prepare(&upload.0, voice, settings, &encoder)
+            .map_err(|e| Failure::new(400, format!("the reference: {e}")))?;
+        Ok(Some(demod_voice_core::pipeline::SentenceConverter::cloning(
+            std::sync::Arc::new(fitted),
+            &settings.config.realtime,
+        )))
+    };
+    let request = Request { body: body.into_bytes(), ..request.clone() };
+    speech(stream, server, &request, Some(&converter))
+}
+
+type Converter<'a> = &'a dyn Fn(
+    &demod_voice_core::piper::PiperVoice,
+    &demod_voice_core::settings::Settings,
+) -> Result<Option<demod_voice_core::pipeline::SentenceConverter>, Failure>;
+
+fn speech(stream: &mut TcpStream, server: &Server, request: &Request, converter: Option<Converter>) -> u16 {
     let fail = |stream: &mut TcpStream, failure: Failure| {
         let _ = respond_json(stream, failure.status, &error_body(failure.status, &failure.message));
         failure.status
@@ -446,7 +555,13 @@ fn speech(stream: &mut TcpStream, server: &Server, request: &Request) -> u16 {
         }
         chunk(&mut body_out, &bytes)
     };
-    match speak(&server.pool, &speech_request, start, each) {
+    let outcome = match converter {
+        Some(converter) => {
+            super::speech::speak_converted(&server.pool, &speech_request, |v, s| converter(v, s), start, each)
+        }
+        None => speak(&server.pool, &speech_request, start, each),
+    };
+    match outcome {
         Ok(_) => {
             let _ = stream.write_all(b"0\r\n\r\n").and_then(|()| stream.flush());
             200

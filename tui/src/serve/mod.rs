@@ -31,9 +31,28 @@ pub struct Server {
     pub token: Option<String>,
     /// For `/health`.
     ctx: Context,
+    /// The speaker encoder for `/v1/clone`, loaded by the first clone request.
+    encoder: std::sync::Mutex<Option<Arc<demod_voice_core::speaker::SpeakerEncoder>>>,
 }
 
 impl Server {
+    /// The speaker encoder (installed ones only: a request never starts a download).
+    pub fn encoder(&self) -> Result<Arc<demod_voice_core::speaker::SpeakerEncoder>, speech::Failure> {
+        let mut slot = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(encoder) = slot.as_ref() {
+            return Ok(Arc::clone(encoder));
+        }
+        let loaded = self.pool.settings.installed_speaker_encoder().ok_or_else(|| {
+            speech::Failure::new(
+                503,
+                "the speaker encoder is not installed on the server; run `demod-voice setup` there",
+            )
+        })?;
+        let encoder = Arc::new(loaded.map_err(|e| speech::Failure::new(500, e.to_string()))?);
+        *slot = Some(Arc::clone(&encoder));
+        Ok(encoder)
+    }
+
     /// `health --json`'s report.
     pub fn health(&self) -> Value {
         serde_json::to_value(crate::health::collect(&self.ctx, false, None)).unwrap_or(Value::Null)
@@ -123,7 +142,12 @@ pub fn serve(ctx: &mut Context, args: ServeArgs) -> Result<()> {
     let mut pool = Pool::new(settings, sessions, args.memory_mb.saturating_mul(1 << 20), args.max_queue, timeout);
     pool.client_timeout = Duration::from_secs_f64(args.client_timeout);
     let health_ctx = Context::new(crate::cli::GlobalArgs { quiet: true, verbose: 0, ..ctx.global.clone() })?;
-    let server = Arc::new(Server { pool, token: args.token.filter(|t| !t.is_empty()), ctx: health_ctx });
+    let server = Arc::new(Server {
+        pool,
+        token: args.token.filter(|t| !t.is_empty()),
+        ctx: health_ctx,
+        encoder: std::sync::Mutex::new(None),
+    });
 
     // Warm: the default voice (and any named) gets one session before the first request.
     let started = Instant::now();
@@ -141,7 +165,9 @@ pub fn serve(ctx: &mut Context, args: ServeArgs) -> Result<()> {
     let mut threads_handles = Vec::new();
     if let Some(listener) = http {
         let address = listener.local_addr()?;
-        eprintln!("demod-voice: http://{address}  (POST /v1/audio/speech, GET /v1/voices, /health, /metrics)");
+        eprintln!(
+            "demod-voice: http://{address}  (POST /v1/audio/speech, /v1/clone; GET /v1/voices, /health, /metrics)"
+        );
         addresses.push(address);
         let server = Arc::clone(&server);
         threads_handles.push(

@@ -4,7 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use demod_voice_core::pipeline::{Speech, Spoken};
+use demod_voice_core::pipeline::{SentenceConverter, Speech, Spoken};
+use demod_voice_core::piper::PiperVoice;
 use demod_voice_core::settings::{Setting, Settings};
 
 use super::pool::Pool;
@@ -77,12 +78,26 @@ pub fn settings_for(pool: &Pool, request: &SpeechRequest) -> Result<(String, Set
 pub fn speak(
     pool: &Pool,
     request: &SpeechRequest,
+    start: impl FnMut(u32) -> std::io::Result<()>,
+    each: impl FnMut(&[f32]) -> std::io::Result<()>,
+) -> Result<Spoken, Failure> {
+    speak_converted(pool, request, |_, _| Ok(None), start, each)
+}
+
+/// [`speak`], with the sentences converted by what `converter` makes for the leased voice (a clone's).
+pub fn speak_converted(
+    pool: &Pool,
+    request: &SpeechRequest,
+    converter: impl FnOnce(&PiperVoice, &Settings) -> Result<Option<SentenceConverter>, Failure>,
     mut start: impl FnMut(u32) -> std::io::Result<()>,
     mut each: impl FnMut(&[f32]) -> std::io::Result<()>,
 ) -> Result<Spoken, Failure> {
     let (voice_name, settings) = settings_for(pool, request)?;
     let lease = pool.lease(&voice_name).map_err(|e| Failure::new(503, crate::one_line(&e)))?;
-    let speech = Speech::new(lease.voice(), &settings).map_err(|e| Failure::new(400, e.to_string()))?;
+    let mut speech = Speech::new(lease.voice(), &settings).map_err(|e| Failure::new(400, e.to_string()))?;
+    if let Some(converter) = converter(lease.voice(), &settings)? {
+        speech.converter = Some(converter);
+    }
     let deadline = Instant::now() + pool.timeout;
     let started = Instant::now();
     let rate = speech.output_rate_hz;
