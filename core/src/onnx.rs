@@ -157,20 +157,92 @@ impl Runtime {
         available_providers()
     }
 
-    /// Build a session for `model` (a file path, for messages) from `bytes` or from the file.
+    /// Build a session for the model file `model`. With [`SessionOptions::optimized_cache`] on CPU, the graph
+    /// ONNX Runtime optimised the first time is saved there and later loads take it with optimisation off (the
+    /// same graph, built again without the work: about a third of the load time).
     pub fn session_from_file(&self, model: &Path, options: &SessionOptions) -> Result<LoadedSession> {
-        self.session(model, options, |builder| builder.commit_from_file(model))
+        let on_cpu = options.provider == Provider::Cpu
+            || (options.provider == Provider::Auto
+                && !self.available_providers().iter().any(|p| p.starts_with("CUDA")));
+        let Some(cached) =
+            options.optimized_cache.as_ref().filter(|_| on_cpu).and_then(|dir| self.optimized_path(dir, model))
+        else {
+            return self.session(model, options, None, |builder| builder.commit_from_file(model));
+        };
+        if cached.is_file() {
+            match self.session(model, options, Some(GraphOptimizationLevel::Disable), |b| b.commit_from_file(&cached)) {
+                Ok(session) => return Ok(session),
+                Err(e) => {
+                    tracing::warn!("the optimised copy {} is unusable ({e}); optimising again", cached.display());
+                    let _ = std::fs::remove_file(&cached);
+                }
+            }
+        }
+        let folder = crate::durable::folder_of(&cached);
+        let _ = std::fs::create_dir_all(&folder);
+        // Older copies of this model (another runtime, another edit of the file) go.
+        let stem = crate::piper::synth::voice_name(model);
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("{stem}.")) && name.ends_with(".opt.onnx") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        let temp = folder.join(format!(".{stem}.{}.partial", std::process::id()));
+        let session = self.session_saving(model, options, None, Some(&temp), |builder| builder.commit_from_file(model));
+        if session.is_ok() && temp.is_file() {
+            if let Err(e) = std::fs::rename(&temp, &cached) {
+                tracing::debug!("cannot keep the optimised model: {e}");
+            }
+        }
+        let _ = std::fs::remove_file(&temp);
+        session
+    }
+
+    /// Where the optimised copy of `model` lives: its name, the runtime version, this CPU's features and the model
+    /// file's identity (path, size, modification time) in the file name.
+    fn optimized_path(&self, dir: &Path, model: &Path) -> Option<PathBuf> {
+        use sha2::Digest;
+        let meta = std::fs::metadata(model).ok()?;
+        let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        let canonical = std::fs::canonicalize(model).ok()?;
+        let identity = format!(
+            "{}|{}|{modified}|{}|{}|{}",
+            canonical.display(),
+            meta.len(),
+            self.version,
+            std::env::consts::ARCH,
+            cpu_features()
+        );
+        let digest = sha2::Sha256::digest(identity.as_bytes());
+        let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Some(dir.join(format!("{}.{key}.opt.onnx", crate::piper::synth::voice_name(model))))
     }
 
     /// Build a session from model bytes (tests use tiny committed graphs this way).
     pub fn session_from_memory(&self, name: &Path, bytes: &[u8], options: &SessionOptions) -> Result<LoadedSession> {
-        self.session(name, options, |builder| builder.commit_from_memory(bytes))
+        self.session(name, options, None, |builder| builder.commit_from_memory(bytes))
     }
 
     fn session(
         &self,
         model: &Path,
         options: &SessionOptions,
+        level: Option<GraphOptimizationLevel>,
+        commit: impl Fn(&mut ort::session::builder::SessionBuilder) -> ort::Result<Session>,
+    ) -> Result<LoadedSession> {
+        self.session_saving(model, options, level, None, commit)
+    }
+
+    /// [`Runtime::session`], writing the optimised graph to `save_to` when given.
+    fn session_saving(
+        &self,
+        model: &Path,
+        options: &SessionOptions,
+        level: Option<GraphOptimizationLevel>,
+        save_to: Option<&Path>,
         commit: impl Fn(&mut ort::session::builder::SessionBuilder) -> ort::Result<Session>,
     ) -> Result<LoadedSession> {
         let context = |what: &str| format!("{what} for {}", model.display());
@@ -180,10 +252,16 @@ impl Runtime {
         };
         let builder = Session::builder(&self.environment)
             .map_err(|e| Error::onnx(context("creating session options"), e))?
-            .with_optimization_level(GraphOptimizationLevel::All)
+            .with_optimization_level(level.unwrap_or(GraphOptimizationLevel::All))
             .map_err(|e| Error::onnx(context("setting optimisation level"), e.into()))?
             .with_intra_threads(threads)
             .map_err(|e| Error::onnx(context("setting threads"), e.into()))?;
+        let builder = match save_to {
+            Some(path) => builder
+                .with_optimized_model_path(path)
+                .map_err(|e| Error::onnx(context("setting the optimised model's path"), e.into()))?,
+            None => builder,
+        };
         let (mut builder, provider) = self.choose_provider(builder, options);
         let session = commit(&mut builder).map_err(|e| Error::VoiceModel {
             path: model.to_path_buf(),
@@ -347,6 +425,9 @@ pub struct SessionOptions {
     pub device_id: i32,
     /// Intra-op threads; `None` means the number of physical cores.
     pub intra_threads: Option<usize>,
+    /// Keep each model's optimised graph here (per runtime version, CPU features and model file) and load that
+    /// instead of optimising again: on CPU only; `None` optimises at every load.
+    pub optimized_cache: Option<PathBuf>,
 }
 
 /// A session plus what it really runs on.
@@ -411,5 +492,38 @@ mod tests {
     #[test]
     fn physical_cores_is_at_least_one() {
         assert!(physical_cores() >= 1);
+    }
+}
+
+/// The CPU features an optimised graph may depend on (ONNX Runtime picks kernels and layouts by them).
+fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let features = [
+            ("avx", std::arch::is_x86_feature_detected!("avx")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+            ("avx512vnni", std::arch::is_x86_feature_detected!("avx512vnni")),
+            ("avxvnni", std::arch::is_x86_feature_detected!("avxvnni")),
+        ];
+        features.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect::<Vec<_>>().join(",")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let features = [
+            ("neon", std::arch::is_aarch64_feature_detected!("neon")),
+            ("dotprod", std::arch::is_aarch64_feature_detected!("dotprod")),
+            ("fp16", std::arch::is_aarch64_feature_detected!("fp16")),
+            ("i8mm", std::arch::is_aarch64_feature_detected!("i8mm")),
+            ("sve", std::arch::is_aarch64_feature_detected!("sve")),
+        ];
+        features.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect::<Vec<_>>().join(",")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        String::new()
     }
 }

@@ -25,6 +25,7 @@ impl Settings {
             provider: Provider::from(runtime.provider),
             device_id: runtime.device_id,
             intra_threads: (runtime.intra_threads > 0).then_some(runtime.intra_threads),
+            optimized_cache: Some(self.dirs.cache.join("optimized")),
         }
     }
 
