@@ -463,38 +463,6 @@ pub fn physical_cores() -> usize {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn explicit_missing_path_is_an_error_naming_it() {
-        let search =
-            RuntimeSearch { flag: Some(PathBuf::from("/nonexistent/libonnxruntime.so")), ..Default::default() };
-        let err = search.resolve().unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("--ort-lib"), "{err}");
-    }
-
-    #[test]
-    fn search_order_is_flag_env_config_data_system() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("libonnxruntime.so.1.31.1"), b"").unwrap();
-        let search = RuntimeSearch {
-            flag: Some("/a".into()),
-            env: Some("/b".into()),
-            config: Some("/c".into()),
-            data_dir: Some(dir.path().to_path_buf()),
-        };
-        let sources: Vec<&str> = search.candidates().iter().map(|c| c.source).collect();
-        assert_eq!(sources, ["--ort-lib", "ORT_DYLIB_PATH", "config", "data directory", "system", "system"]);
-    }
-
-    #[test]
-    fn physical_cores_is_at_least_one() {
-        assert!(physical_cores() >= 1);
-    }
-}
-
 /// The CPU features an optimised graph may depend on (ONNX Runtime picks kernels and layouts by them).
 fn cpu_features() -> String {
     #[cfg(target_arch = "x86_64")]
@@ -525,5 +493,37 @@ fn cpu_features() -> String {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_missing_path_is_an_error_naming_it() {
+        let search =
+            RuntimeSearch { flag: Some(PathBuf::from("/nonexistent/libonnxruntime.so")), ..Default::default() };
+        let err = search.resolve().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("--ort-lib"), "{err}");
+    }
+
+    #[test]
+    fn search_order_is_flag_env_config_data_system() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("libonnxruntime.so.1.31.1"), b"").unwrap();
+        let search = RuntimeSearch {
+            flag: Some("/a".into()),
+            env: Some("/b".into()),
+            config: Some("/c".into()),
+            data_dir: Some(dir.path().to_path_buf()),
+        };
+        let sources: Vec<&str> = search.candidates().iter().map(|c| c.source).collect();
+        assert_eq!(sources, ["--ort-lib", "ORT_DYLIB_PATH", "config", "data directory", "system", "system"]);
+    }
+
+    #[test]
+    fn physical_cores_is_at_least_one() {
+        assert!(physical_cores() >= 1);
     }
 }
