@@ -505,3 +505,52 @@ fn the_voices_screen_lists_the_catalogue_and_downloads_a_voice_resuming_a_droppe
     app.keys(&["q"]);
     app.wait_for("EXITED=0", 10);
 }
+
+#[test]
+fn with_a_speech_server_the_apps_save_goes_through_it_and_writes_what_speak_writes() {
+    const TEXT: &str = "Saved through the speech server.";
+    let dir = tempfile::tempdir().unwrap();
+    let private = common::private_data_with(dir.path(), "tts:\n  noise_scale: 0\n  noise_w: 0\n");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_demod-voice"))
+        .env("DEMOD_VOICE_ESPEAK_LIB", &private.espeak_lib)
+        .env("DEMOD_VOICE_ESPEAK_DATA", &private.espeak_data)
+        .args(["--offline", "--ort-lib"])
+        .arg(&private.ort_lib)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stderr.take().unwrap()));
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("http://").map(str::to_string)))
+        .unwrap();
+    let url = format!("http://{address}");
+    let tmux = Tmux::start_with(
+        dir.path(),
+        "server",
+        Sound::Missing(dir.path().join("sound")),
+        "tts:\n  noise_scale: 0\n  noise_w: 0\n",
+        "",
+        &[("DEMOD_VOICE_SERVER", url.as_str())],
+    );
+    tmux.wait_for("1 Synthesize", 20);
+    tmux.type_text(TEXT);
+    tmux.wait_for("speech server.", 5);
+    tmux.keys(&["C-s"]);
+    tmux.wait_for("saved ", 60);
+    tmux.keys(&["Escape", "q"]);
+    tmux.wait_for("EXITED=0", 10);
+    ok(&cli(dir.path(), &["speak", TEXT, "-o", "speak.wav"]));
+    let take = std::fs::read(dir.path().join("take-001.wav")).unwrap();
+    assert!(take == std::fs::read(dir.path().join("speak.wav")).unwrap(), "the app's Save through the server differs");
+    // It did go through the server.
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut metrics = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut metrics).unwrap();
+    assert!(metrics.contains(r#"endpoint="POST /v1/audio/speech",status="200"} 1"#), "{metrics}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -50,7 +50,19 @@ fn body(ctx: &Context, text: &str) -> Result<Value> {
     Ok(body)
 }
 
-pub fn speak_remote(ctx: &Context, server: &str, text: &str, file: Option<&Path>, raw: bool) -> Result<()> {
+/// The server `DEMOD_VOICE_SERVER` names, if any (the app's Speak and Save use it as `speak` does).
+pub fn server_from_env() -> Option<String> {
+    std::env::var("DEMOD_VOICE_SERVER").ok().filter(|s| !s.trim().is_empty())
+}
+
+/// Ask `server` to speak `text` with the settings as they stand; `each` gets the samples as they arrive, with
+/// their rate. The samples in all.
+pub fn stream(
+    ctx: &Context,
+    server: &str,
+    text: &str,
+    mut each: impl FnMut(&[f32], u32) -> Result<()>,
+) -> Result<usize> {
     let url = format!("{}/v1/audio/speech", server.trim_end_matches('/'));
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(usage(format!("--server {server}: expected http://HOST:PORT")));
@@ -64,7 +76,6 @@ pub fn speak_remote(ctx: &Context, server: &str, text: &str, file: Option<&Path>
     if let Some(token) = std::env::var("DEMOD_VOICE_TOKEN").ok().filter(|t| !t.is_empty()) {
         request = request.header("Authorization", &format!("Bearer {token}"));
     }
-    let started = std::time::Instant::now();
     let response = request.send(body(ctx, text)?.to_string()).with_context(|| {
         format!("cannot reach the speech server at {server}; is `demod-voice serve` running there?")
     })?;
@@ -82,16 +93,10 @@ pub fn speak_remote(ctx: &Context, server: &str, text: &str, file: Option<&Path>
         bail!("the speech server at {server} answered {status}: {message}");
     }
     let Some(rate) = rate else { bail!("the speech server at {server} sent no X-Sample-Rate; is it demod-voice?") };
-    let encoding = WavEncoding::from(ctx.settings.config.output.format);
-    let mut sink = match file {
-        Some(path) => Sink::File(AtomicWav::create_with(path, rate, encoding)?),
-        None if raw => Sink::Raw(Box::new(std::io::stdout())),
-        None => Sink::wav_stream(Box::new(std::io::BufWriter::new(std::io::stdout())), rate, encoding)?,
-    };
-    // Samples arrive as they are synthesised; each whole one is written on.
+    // Samples arrive as they are synthesised; each whole one is handed on.
     let mut buffer = vec![0u8; 64 << 10];
     let mut carry: Vec<u8> = Vec::new();
-    let mut samples_written = 0usize;
+    let mut total = 0usize;
     loop {
         let n = reader.read(&mut buffer).with_context(|| format!("the speech server at {server} broke off"))?;
         if n == 0 {
@@ -102,18 +107,44 @@ pub fn speak_remote(ctx: &Context, server: &str, text: &str, file: Option<&Path>
         let samples: Vec<f32> =
             carry[..whole].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         carry.drain(..whole);
-        sink.write(&samples)?;
-        samples_written += samples.len();
+        if !samples.is_empty() {
+            each(&samples, rate)?;
+            total += samples.len();
+        }
     }
-    if !carry.is_empty() || samples_written == 0 {
+    if !carry.is_empty() || total == 0 {
         bail!("the speech server at {server} sent an incomplete answer");
     }
+    Ok(total)
+}
+
+/// `speak --server`: the server's samples into the file (or standard output) a local `speak` would write.
+pub fn speak_remote(ctx: &Context, server: &str, text: &str, file: Option<&Path>, raw: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let encoding = WavEncoding::from(ctx.settings.config.output.format);
+    let mut sink: Option<Sink> = None;
+    let mut rate_seen = 0;
+    let total = stream(ctx, server, text, |samples, rate| {
+        if sink.is_none() {
+            rate_seen = rate;
+            sink = Some(match file {
+                Some(path) => Sink::File(AtomicWav::create_with(path, rate, encoding)?),
+                None if raw => Sink::Raw(Box::new(std::io::stdout())),
+                None => Sink::wav_stream(Box::new(std::io::BufWriter::new(std::io::stdout())), rate, encoding)?,
+            });
+        }
+        if let Some(sink) = sink.as_mut() {
+            sink.write(samples)?;
+        }
+        Ok(())
+    })?;
+    let Some(sink) = sink else { bail!("the speech server at {server} sent no audio") };
     let path = sink.finish()?;
     if !ctx.global.quiet {
-        let seconds = samples_written as f64 / f64::from(rate);
+        let seconds = total as f64 / f64::from(rate_seen.max(1));
         if let Some(path) = path {
             eprintln!(
-                "wrote {} ({seconds:.2} s of audio at {rate} Hz from {server}, {:.2}x real time)",
+                "wrote {} ({seconds:.2} s of audio at {rate_seen} Hz from {server}, {:.2}x real time)",
                 path.display(),
                 seconds / started.elapsed().as_secs_f64().max(1e-9)
             );

@@ -28,6 +28,28 @@ pub(crate) fn save_job(
     let mut ctx = quiet_context(global)?;
     ctx.apply_speech_flags(&scales)?;
     ctx.set_voice(voice.as_deref(), "the voice picker");
+    // With DEMOD_VOICE_SERVER set, a running `demod-voice serve` speaks (the same file as here).
+    if let Some(server) = crate::commands::remote::server_from_env() {
+        let mut samples = 0usize;
+        let mut rate = 1u32;
+        let encoding = WavEncoding::from(ctx.settings.config.output.format);
+        let mut file: Option<demod_voice_core::wav::AtomicWav> = None;
+        crate::commands::remote::stream(&ctx, &server, &text, |chunk, r| {
+            if file.is_none() {
+                rate = r;
+                file = Some(demod_voice_core::wav::AtomicWav::create_with(path, r, encoding)?);
+            }
+            samples += chunk.len();
+            if let Some(file) = file.as_mut() {
+                file.write(chunk)?;
+            }
+            Ok(())
+        })?;
+        if let Some(file) = file {
+            file.finish()?;
+        }
+        return Ok(samples as f32 / rate as f32);
+    }
     let voice = ctx.settings.load_voice(None)?;
     let speech = Speech::new(&voice, &ctx.settings)?;
     let spoken = speech.to_file(&text, path, WavEncoding::from(ctx.settings.config.output.format))?;
@@ -80,6 +102,31 @@ pub(crate) fn speak_job(
 ) -> Result<()> {
     let mut ctx = quiet_context(global)?;
     ctx.apply_speech_flags(scales)?;
+    if let Some(server) = crate::commands::remote::server_from_env() {
+        ctx.set_voice(voice.as_deref(), "the voice picker");
+        // The server resamples each sentence to the device's rate, as the local path does.
+        if let Some(rate) = lock(&shared.playback).as_ref().map(|playback| playback.rate) {
+            ctx.settings.set(demod_voice_core::settings::Setting::SampleRate(rate), "the output device");
+        }
+        let mut mine = None;
+        let spoken = crate::commands::remote::stream(&ctx, &server, text, |samples, rate| {
+            if !stop.load(Ordering::Relaxed) {
+                mine = Some(queue_for_output(shared, sender, id, samples.to_vec(), rate, stop)?);
+            }
+            if stop.load(Ordering::Relaxed) {
+                anyhow::bail!("stopped");
+            }
+            Ok(())
+        });
+        if let Some(mine) = mine {
+            crate::devices::close_when_played(&shared.playback, stop, mine);
+        }
+        return match spoken {
+            _ if stop.load(Ordering::Relaxed) => Ok(()),
+            Err(error) => Err(error),
+            Ok(_) => Ok(()),
+        };
+    }
     let voice = kept_voice(shared, &ctx, voice.as_deref())?;
     let mut speech = Speech::new(&voice, &ctx.settings)?;
     // Straight to the device's rate: one resampling step, not two.
