@@ -451,3 +451,35 @@ fn clone_uploads_a_reference_and_speaks_as_the_clone_command_does() {
     let (status, _, _) = http(&server.http, "POST", "/v1/audio/speech", &[], br#"{"input":"Still serving."}"#);
     assert_eq!(status, 200, "the server is healthy after the bad uploads");
 }
+
+#[test]
+fn voices_load_on_first_use_and_the_least_recently_used_goes_past_the_memory_budget() {
+    common::ensure_assets();
+    let dirs = demod_voice_core::assets::Dirs::from_env();
+    let model = demod_voice_core::assets::resolve_voice("en_US-joe-medium", &dirs.voices_dir()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let voices = dir.path().join("voices");
+    std::fs::create_dir_all(&voices).unwrap();
+    for name in ["en_US-joe-medium", "en_GB-twin-medium"] {
+        std::os::unix::fs::symlink(&model, voices.join(format!("{name}.onnx"))).unwrap();
+        std::fs::copy(model.with_extension("onnx.json"), voices.join(format!("{name}.onnx.json"))).unwrap();
+    }
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("paths:\n  voices: {}\n", voices.display())).unwrap();
+    // Room for one voice's session (the model is about 60 MB).
+    let server = Serve::start(&["--memory-mb", "100", "--config", config.to_str().unwrap()]);
+    let loaded = |server: &Serve| {
+        let (_, _, metrics) = http(&server.http, "GET", "/metrics", &[], b"");
+        String::from_utf8(metrics).unwrap()
+    };
+    assert!(loaded(&server).contains(r#"demod_voice_sessions{voice="en_US-joe-medium"} 1"#));
+    let (status, _, _) =
+        http(&server.http, "POST", "/v1/audio/speech", &[], br#"{"input":"Twin.","model":"en_GB-twin-medium"}"#);
+    assert_eq!(status, 200);
+    let metrics = loaded(&server);
+    assert!(metrics.contains(r#"demod_voice_sessions{voice="en_GB-twin-medium"} 1"#), "{metrics}");
+    assert!(!metrics.contains(r#"voice="en_US-joe-medium""#), "the idle voice was unloaded: {metrics}");
+    assert!(metrics.contains("demod_voice_evictions_total 1"), "{metrics}");
+    let (_, _, voices_json) = http(&server.http, "GET", "/v1/voices", &[], b"");
+    assert_eq!(json_body(&voices_json)["voices"].as_array().unwrap().len(), 2);
+}
