@@ -102,40 +102,10 @@ pub(crate) fn speak_job(
 ) -> Result<()> {
     let mut ctx = quiet_context(global)?;
     ctx.apply_speech_flags(scales)?;
-    if let Some(server) = crate::commands::remote::server_from_env() {
-        ctx.set_voice(voice.as_deref(), "the voice picker");
-        // The server resamples each sentence to the device's rate, as the local path does.
-        if let Some(rate) = lock(&shared.playback).as_ref().map(|playback| playback.rate) {
-            ctx.settings.set(demod_voice_core::settings::Setting::SampleRate(rate), "the output device");
-        }
-        let mut mine = None;
-        let spoken = crate::commands::remote::stream(&ctx, &server, text, |samples, rate| {
-            if !stop.load(Ordering::Relaxed) {
-                mine = Some(queue_for_output(shared, sender, id, samples.to_vec(), rate, stop)?);
-            }
-            if stop.load(Ordering::Relaxed) {
-                anyhow::bail!("stopped");
-            }
-            Ok(())
-        });
-        if let Some(mine) = mine {
-            crate::devices::close_when_played(&shared.playback, stop, mine);
-        }
-        return match spoken {
-            _ if stop.load(Ordering::Relaxed) => Ok(()),
-            Err(error) => Err(error),
-            Ok(_) => Ok(()),
-        };
-    }
-    let voice = kept_voice(shared, &ctx, voice.as_deref())?;
-    let mut speech = Speech::new(&voice, &ctx.settings)?;
-    // Straight to the device's rate: one resampling step, not two.
-    if let Some(rate) = lock(&shared.playback).as_ref().map(|playback| playback.rate) {
-        speech.output_rate_hz = rate;
-    }
-    let rate = speech.output_rate_hz;
+    let device_rate = lock(&shared.playback).as_ref().map(|playback| playback.rate);
+    // Each piece of audio goes to the device as it comes (the device's rate: one resampling step, not two).
     let mut mine = None;
-    let spoken = speech.run(text, |samples| {
+    let mut deliver = |samples: &[f32], rate: u32| -> Result<()> {
         if !stop.load(Ordering::Relaxed) {
             mine = Some(queue_for_output(shared, sender, id, samples.to_vec(), rate, stop)?);
         }
@@ -143,14 +113,33 @@ pub(crate) fn speak_job(
             anyhow::bail!("stopped");
         }
         Ok(())
-    });
+    };
+    let spoken = match crate::commands::remote::server_from_env() {
+        // With DEMOD_VOICE_SERVER set, a running `demod-voice serve` speaks; it resamples each sentence.
+        Some(server) => {
+            ctx.set_voice(voice.as_deref(), "the voice picker");
+            if let Some(rate) = device_rate {
+                ctx.settings.set(demod_voice_core::settings::Setting::SampleRate(rate), "the output device");
+            }
+            crate::commands::remote::stream(&ctx, &server, text, &mut deliver).map(|_| ())
+        }
+        None => {
+            let voice = kept_voice(shared, &ctx, voice.as_deref())?;
+            let mut speech = Speech::new(&voice, &ctx.settings)?;
+            if let Some(rate) = device_rate {
+                speech.output_rate_hz = rate;
+            }
+            let rate = speech.output_rate_hz;
+            speech.run(text, |samples| deliver(samples, rate)).map(|_| ())
+        }
+    };
     if let Some(mine) = mine {
         crate::devices::close_when_played(&shared.playback, stop, mine);
     }
     match spoken {
         _ if stop.load(Ordering::Relaxed) => Ok(()),
         Err(error) => Err(error),
-        Ok(_) => Ok(()),
+        Ok(()) => Ok(()),
     }
 }
 
