@@ -149,6 +149,15 @@ pub enum Error {
         installed: String,
     },
 
+    /// A neural conversion model that is not what it should be, or not installed.
+    #[error("model {}: {problem}", path.display())]
+    ModelSignature {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What is wrong (with the inputs it has and those expected) and what to do.
+        problem: String,
+    },
+
     /// A voice that is not installed and cannot be installed now.
     #[error("voice `{name}` is not installed: {problem}")]
     VoiceUnavailable {

@@ -43,6 +43,7 @@ pub mod espeak;
 pub mod library;
 pub mod limits;
 pub mod monitor;
+pub mod neural;
 pub mod onnx;
 pub mod pipeline;
 pub mod piper;

@@ -75,7 +75,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             | CoreError::ProfileNotFound { .. }
             | CoreError::Dataset { .. }
             | CoreError::WavFormat { .. }
-            | CoreError::WavRead { .. },
+            | CoreError::WavRead { .. }
+            | CoreError::ModelSignature { .. },
         ) => 2,
         _ => 1,
     }

@@ -93,6 +93,7 @@ fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Batch(args) => batch::batch(context, args),
         Command::Similarity(args) => similarity::similarity(context, args),
         Command::Serve(args) => serve::serve(context, args),
+        Command::Models { command } => commands::models::models(context, command),
     }
 }
 

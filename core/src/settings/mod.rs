@@ -210,6 +210,11 @@ impl Settings {
         self.dirs.data.join("profiles")
     }
 
+    /// The neural conversion models (`models add|list|show|remove`).
+    pub fn models_dir(&self) -> PathBuf {
+        self.dirs.data.join("models")
+    }
+
     /// Lay the preset `name` (or a preset file's path) over the settings; values set afterwards still win.
     /// Its converter, if it has one, becomes the converter.
     pub fn apply_preset(&mut self, name: &str) -> Result<FoundPreset> {

@@ -133,6 +133,12 @@ pub enum Command {
     /// How much recordings sound like a reference's speaker (speaker-encoder cosine similarity).
     Similarity(SimilarityArgs),
 
+    /// Neural conversion models (RVC, OpenVoice-format tone colour): install, list, show, remove.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+
     /// A speech service with warm voices: HTTP (OpenAI-compatible /v1/audio/speech) and Wyoming (Home Assistant).
     Serve(ServeArgs),
 
@@ -581,4 +587,35 @@ pub struct ServeArgs {
     pub voice: VoiceArgs,
     #[command(flatten)]
     pub scales: ScaleArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Install a model: an RVC voice model (.onnx, WebUI or w-okada export), a content encoder (HuBERT /
+    /// ContentVec) or a tone colour converter with its reference encoder (two files). Its kind is read from the
+    /// graph; a file of no known kind is refused naming what it has and what each kind needs.
+    Add {
+        /// The model file(s).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Its name (default: the first file's name without .onnx).
+        #[arg(long)]
+        name: Option<String>,
+        /// The file's expected SHA-256 (one file).
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// Replace an installed model of that name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The installed models.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One model's files, kinds and checksums.
+    Show { name: String },
+    /// Remove an installed model.
+    Remove { name: String },
 }

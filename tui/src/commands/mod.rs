@@ -8,6 +8,7 @@ pub mod clone;
 pub mod config;
 pub mod convert;
 pub mod health;
+pub mod models;
 pub mod phonemize;
 pub mod preprocess;
 pub mod remote;

@@ -1,0 +1,75 @@
+//! Neural conversion models: every export style told apart by its inputs (on the tiny graphs that
+//! `tests/models/make_neural_fixtures.py` generates with the real names, dtypes and shapes), a wrong file refused
+//! with both signatures named, and the installed-model library.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use demod_voice_core::neural::{self, ModelKind};
+
+fn fixture(name: &str) -> PathBuf {
+    common::data(&format!("neural/{name}"))
+}
+
+fn kind_of(name: &str) -> ModelKind {
+    let path = fixture(name);
+    neural::detect(&neural::signature(common::runtime(), &path).unwrap(), &path).unwrap()
+}
+
+#[test]
+fn every_export_style_is_told_apart_by_its_inputs() {
+    assert_eq!(kind_of("rvc_webui.onnx"), ModelKind::RvcWebui { channels: 768, sample_rate: None });
+    assert_eq!(kind_of("rvc_okada.onnx"), ModelKind::RvcOkada { channels: 768, pitch: true, sample_rate: Some(40000) });
+    assert_eq!(
+        kind_of("rvc_okada_nopitch.onnx"),
+        ModelKind::RvcOkada { channels: 256, pitch: false, sample_rate: Some(32000) }
+    );
+    assert_eq!(kind_of("content_encoder.onnx"), ModelKind::ContentEncoder { channels: 768 });
+    assert_eq!(kind_of("tone_extractor.onnx"), ModelKind::ToneExtractor);
+    assert_eq!(kind_of("tone_converter.onnx"), ModelKind::ToneConverter);
+    let signature = neural::signature(common::runtime(), &fixture("rvc_okada.onnx")).unwrap();
+    assert_eq!(
+        signature.describe_inputs(),
+        "feats f32[1,?,768], p_len i64[1], pitch i64[1,?], pitchf f32[1,?], sid i64[1]"
+    );
+}
+
+#[test]
+fn a_model_of_no_known_kind_is_refused_naming_what_it_has_and_what_is_expected() {
+    let path = common::data("tiny_piper.onnx");
+    let signature = neural::signature(common::runtime(), &path).unwrap();
+    let err = neural::detect(&signature, &path).unwrap_err().to_string();
+    assert!(err.contains("input i64[1,?]") && err.contains("input_lengths"), "its inputs: {err}");
+    assert!(err.contains("phone f32[1,T,768|256]") && err.contains("src_tone f32[1,256,1]"), "the contracts: {err}");
+}
+
+#[test]
+fn models_are_added_listed_found_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let runtime = common::runtime();
+    let added = neural::add(runtime, &models, &[fixture("rvc_okada.onnx")], Some("alto"), None, false).unwrap();
+    assert_eq!(added.engine, "rvc");
+    assert!(models.join("alto/rvc_okada.onnx").is_file() && models.join("alto/manifest.json").is_file());
+    let pair = [fixture("tone_converter.onnx"), fixture("tone_extractor.onnx")];
+    assert_eq!(neural::add(runtime, &models, &pair, Some("tone"), None, false).unwrap().engine, "tone-color");
+    // One half of a pair, a wrong checksum, a taken name: refused, nothing half-installed.
+    let err = neural::add(runtime, &models, &pair[..1], Some("half"), None, false).unwrap_err().to_string();
+    assert!(err.contains("is a pair"), "{err}");
+    let err = neural::add(runtime, &models, &[fixture("content_encoder.onnx")], Some("hubert"), Some("00ff"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SHA-256") && err.contains("nothing installed"), "{err}");
+    let err =
+        neural::add(runtime, &models, &[fixture("rvc_webui.onnx")], Some("alto"), None, false).unwrap_err().to_string();
+    assert!(err.contains("--force"), "{err}");
+    let listed: Vec<String> = neural::list(&models).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(listed, ["alto", "tone"]);
+    assert_eq!(neural::find(&models, "tone").unwrap().files.len(), 2);
+    neural::remove(&models, "alto").unwrap();
+    let err = neural::find(&models, "alto").unwrap_err().to_string();
+    assert!(err.contains("installed: tone"), "{err}");
+}
