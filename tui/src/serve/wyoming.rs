@@ -170,6 +170,13 @@ impl Connection {
                     return Err(Failure::new(400, "synthesize-chunk outside synthesize-start .. synthesize-stop"));
                 };
                 pending.push_str(event.data.get("text").and_then(Value::as_str).unwrap_or(""));
+                if pending.len() > super::speech::MAX_TEXT_CHARS * 4 {
+                    self.stream = None;
+                    return Err(Failure::new(
+                        413,
+                        "the streamed text has no sentence end in 400 kB; the stream was dropped".to_string(),
+                    ));
+                }
                 // Speak what is complete: up to the last sentence end followed by a space.
                 let cut = last_sentence_end(pending);
                 if cut > 0 {
