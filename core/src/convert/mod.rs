@@ -9,6 +9,7 @@
 //! overlap and what [`Converter::latency`] asks for. The output is time-aligned with the input block.
 
 pub mod dsp;
+pub mod spectrogram;
 
 /// A voice converter driven by the real-time engine (and by `convert` offline, through the same engine).
 pub trait Converter: Send {
