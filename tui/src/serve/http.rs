@@ -158,9 +158,8 @@ fn read_request(stream: &mut TcpStream, read_timeout: Duration) -> Result<Reques
         match stream.read(&mut chunk) {
             Ok(0) => return Err(Failure::new(400, "the connection closed before a whole request arrived")),
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err(Failure::new(408, "the request did not arrive in time"))
-            }
+            // A pause shorter than the client timeout is waited out (the loop checks the time).
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
             Err(e) => return Err(Failure::new(400, format!("reading the request: {e}"))),
         }
     };
@@ -207,7 +206,8 @@ fn read_request(stream: &mut TcpStream, read_timeout: Duration) -> Result<Reques
         match stream.read(&mut chunk[..want]) {
             Ok(0) => return Err(Failure::new(400, "the connection closed before the whole body arrived")),
             Ok(n) => body.extend_from_slice(&chunk[..n]),
-            Err(_) => return Err(Failure::new(408, "the body did not arrive in time")),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(Failure::new(400, format!("reading the body: {e}"))),
         }
     }
     request.body = body;
