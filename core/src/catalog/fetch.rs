@@ -66,6 +66,11 @@ impl Http {
             ureq::Error::HostNotFound => {
                 Failure::Permanent("the host name does not resolve; check the network or the URL".into())
             }
+            ureq::Error::Io(e)
+                if e.to_string().contains("lookup address") || e.to_string().contains("Name or service") =>
+            {
+                Failure::Permanent("the host name does not resolve; check the network or the URL".into())
+            }
             ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
                 Failure::Transient(format!("cannot connect ({error}); check the network or proxy"))
             }

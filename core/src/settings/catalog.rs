@@ -130,7 +130,12 @@ impl Settings {
                 None => Error::VoiceNotFound { name: spec.to_string(), installed: installed() },
             });
         }
-        let loaded = self.catalog(false).map_err(|e| not_here(format!("the voice catalogue cannot be read: {e}")))?;
+        let loaded = self.catalog(false).map_err(|e| {
+            not_here(format!(
+                "installed are {}; the voice catalogue, which could install it, cannot be read: {e}",
+                installed()
+            ))
+        })?;
         if let Some(warning) = &loaded.warning {
             tracing::warn!("{warning}");
         }
