@@ -10,6 +10,7 @@
 
 pub mod dsp;
 pub mod spectrogram;
+pub mod tone;
 
 /// A voice converter driven by the real-time engine (and by `convert` offline, through the same engine).
 pub trait Converter: Send {
