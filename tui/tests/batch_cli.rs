@@ -124,6 +124,28 @@ fn sigkill_at_random_moments_loses_nothing_and_redoes_nothing() {
 }
 
 #[test]
+fn an_output_a_crashed_run_wrote_before_journaling_it_is_redone_but_a_strangers_file_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = numbered_manifest(dir.path(), 2);
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    // line-000: the crash window (the run had begun it: a pending line); line-001: a file nobody journaled.
+    std::fs::write(dir.path().join("out/line-000.wav"), b"cut short by a crash").unwrap();
+    std::fs::write(dir.path().join("out/line-001.wav"), b"someone else's").unwrap();
+    let journal = demod_voice_core::batch::journal_path(&manifest, None, None);
+    std::fs::write(
+        &journal,
+        "{\"output\":\"out/line-000.wav\",\"sha256\":\"\",\"audio_seconds\":0.0,\"row\":1,\"pending\":true}\n",
+    )
+    .unwrap();
+    let out = bin().args(["batch"]).arg(&manifest).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(frames(&dir.path().join("out/line-000.wav")) > 1000, "the begun job was redone");
+    assert_eq!(std::fs::read(dir.path().join("out/line-001.wav")).unwrap(), b"someone else's");
+    let done = journal_outputs(&manifest);
+    assert!(done.contains("out/line-000.wav") && !done.contains("out/line-001.wav"), "{done:?}");
+}
+
+#[test]
 fn four_shards_cover_a_manifest_exactly_once_and_match_a_single_run() {
     let dir = tempfile::tempdir().unwrap();
     let single_dir = dir.path().join("single");

@@ -47,7 +47,7 @@ impl Shard {
     }
 }
 
-/// One journal line: a finished job.
+/// One journal line: a finished job, or (`pending`) one a run has begun and whose output it may write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
     /// The output as written in the manifest.
@@ -58,6 +58,10 @@ pub struct JournalEntry {
     pub audio_seconds: f64,
     /// The manifest row.
     pub row: usize,
+    /// Begun, not (yet) finished: a crash between writing the output and journaling it leaves this line, which
+    /// tells the next run the output is its own to redo (not a stranger's file to leave alone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// Where the journal for `manifest` lives: beside it, or in `state_dir`.
@@ -73,11 +77,21 @@ pub fn journal_path(manifest: &Path, state_dir: Option<&Path>, shard: Option<Sha
     }
 }
 
-/// Finished jobs from a journal (a torn last line from a crash is ignored).
-pub fn read_journal(path: &Path) -> Vec<JournalEntry> {
+/// Every line of a journal, begun jobs included (a torn last line from a crash is ignored).
+fn read_journal_lines(path: &Path) -> Vec<JournalEntry> {
     use std::io::BufRead;
     let Ok(file) = std::fs::File::open(path) else { return Vec::new() };
     std::io::BufReader::new(file).lines().map_while(|l| l.ok()).filter_map(|l| serde_json::from_str(&l).ok()).collect()
+}
+
+/// Finished jobs from a journal.
+pub fn read_journal(path: &Path) -> Vec<JournalEntry> {
+    read_journal_lines(path).into_iter().filter(|entry| !entry.pending).collect()
+}
+
+/// Outputs a run of this journal began or finished: an existing one of these is the runner's to redo.
+pub fn journal_claims(path: &Path) -> std::collections::HashSet<String> {
+    read_journal_lines(path).into_iter().map(|entry| entry.output).collect()
 }
 
 /// What a runner reports as it goes.

@@ -146,6 +146,7 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
     let journal = Mutex::new(JournalWriter::open(&options.journal)?);
     let journal_entries = if options.force { Vec::new() } else { read_journal(&options.journal) };
     let finished: HashMap<&str, &JournalEntry> = journal_entries.iter().map(|e| (e.output.as_str(), e)).collect();
+    let claimed = if options.force { Default::default() } else { journal_claims(&options.journal) };
     remove_stale_partials(jobs);
     let log = EventLog::create(&events_path(&options.journal), jobs.len());
     let events = |event: Event| {
@@ -173,7 +174,7 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
                     events(Event::Skipped { row: job.row, output, reason: "already done (journal)".into() });
                     continue;
                 }
-                if job.output.exists() && !options.overwrite && !finished.contains_key(output.as_str()) {
+                if job.output.exists() && !options.overwrite && !claimed.contains(&output) {
                     summary.lock().unwrap_or_else(|p| p.into_inner()).skipped += 1;
                     events(Event::Skipped {
                         row: job.row,
@@ -183,6 +184,15 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
                     continue;
                 }
                 events(Event::Started { row: job.row, output: output.clone() });
+                // Claimed before the output can exist, so a crash before the finished line still leaves it ours.
+                let begun = JournalEntry {
+                    output: output.clone(),
+                    sha256: String::new(),
+                    audio_seconds: 0.0,
+                    row: job.row,
+                    pending: true,
+                };
+                journal.lock().unwrap_or_else(|p| p.into_inner()).append(&begun);
                 let job_started = Instant::now();
                 let deadline = options.timeout.map(|t| job_started + t);
                 match work(job, deadline) {
@@ -192,6 +202,7 @@ pub fn run(jobs: &[Job], options: &RunOptions, work: &JobFn<'_>, events: &(dyn F
                             sha256: crate::assets::sha256_hex(&job.output).unwrap_or_default(),
                             audio_seconds,
                             row: job.row,
+                            pending: false,
                         };
                         journal.lock().unwrap_or_else(|p| p.into_inner()).append(&entry);
                         let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
