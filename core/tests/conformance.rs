@@ -2,7 +2,7 @@
 //! `tests/conformance/generate.py` produced from `tests/conformance/sentences.txt`, and per language on
 //! `tests/conformance/languages/` (de, fr, es, it, pt-br, nl, ru, cmn). espeak-ng's data is Piper's own (from the
 //! piper-tts wheel); the library is stock 1.52.0, whose printing differences are respelled per language
-//! (`glides_for`, `respelling_for` in core's phonemes module).
+//! (`core/src/piper/language_rules.rs`).
 //!
 //! Known sources of difference (none occurs in the current fixture, which matches 100%):
 //! - The espeak-ng inside `piper-tts` prints a linking glide `ʲ` that stock espeak-ng 1.52.0 keeps silent (upstream

@@ -1,6 +1,7 @@
 //! Piper voices: config, phonemes and ids, and synthesis with an ONNX Runtime session.
 
 pub mod config;
+pub mod language_rules;
 pub mod phonemes;
 pub mod synth;
 
