@@ -4,7 +4,7 @@
 //! What identity depends on and what is matched here, offline (the whole clip is analysed first):
 //! - pitch: the clip's median F0 is moved onto the reference's, and its log-F0 excursions are scaled by the ratio
 //!   of the two voices' spreads;
-//! - vocal-tract length: the spectral envelope's frequency axis is scaled (PSOLA grain resampling);
+//! - vocal-tract length: the spectral envelope's frequency axis is scaled;
 //! - timbre: a smooth equaliser moves the long-term average spectrum of the voiced frames onto the reference's.
 //!
 //! The formant scale and the equaliser are fitted per reference and base voice by analysis-by-synthesis: a probe
@@ -12,24 +12,26 @@
 //! most similar to the reference wins ([`fit`]). Fits live in the reference's profile ([`CloneProfile`]), cached
 //! by the reference's checksum, so a second clone from the same reference starts at once.
 //!
+//! The conversion runs on the source-filter [`crate::vocoder`]: the pitch and the envelope are changed apart from
+//! each other, so large pitch shifts keep the words clear (pitch-synchronous overlap-add, the live converter, blurs
+//! them above a ratio of about 1.5).
+//!
 //! Content always comes from the source: nothing here replaces frames by the reference's, which keeps the speech
 //! intelligible (tested with a speech recogniser).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::pitch::{track, PitchEstimate};
-use crate::config::RealtimeSection;
-use crate::convert::dsp::{DspConverter, DspParams};
 use crate::error::{Error, Result};
 use crate::piper::{PiperVoice, SynthesisOptions};
 use crate::profile::VoiceProfile;
 use crate::settings::Settings;
 use crate::speaker::{Embedding, SpeakerEncoder};
+use crate::vocoder::Analysis;
 
 /// Rate of the spectral analysis, Hz (bands reach 7.5 kHz).
 const ANALYSIS_RATE: u32 = 16_000;
@@ -43,12 +45,18 @@ const BAND_HIGH_HZ: f32 = 7200.0;
 const MAX_EQ_DB: f32 = 6.0;
 /// Formant scales tried by the fit.
 const FORMANT_CANDIDATES: &[f32] = &[0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
+/// A converted clip's median pitch within this many semitones of the reference's needs no correction.
+const MEDIAN_TOLERANCE_ST: f32 = 0.25;
+/// How far the vocal-tract scale may follow the pitch: up to the pitch ratio to this power (1.8 -> 1.27).
+const FORMANT_REACH: f32 = 0.4;
+/// The vocal-tract scale may always move this far in the pitch's direction.
+const MIN_FORMANT_REACH: f32 = 1.1;
 /// What the base voice says while a fit is measured (Harvard sentences, public domain).
 pub const PROBE_TEXT: &str = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue \
     background. It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
 
 /// The cloning method's version: part of the cache's file names.
-pub const METHOD_VERSION: u32 = 7;
+pub const METHOD_VERSION: u32 = 9;
 
 /// Centre frequency of long-term-spectrum band `idx`, Hz.
 pub fn band_hz(idx: usize) -> f32 {
@@ -338,30 +346,71 @@ impl CloneProfile {
     }
 
     /// Convert `samples` (speech of the base voice at `rate`) with `fit`: pitch onto the reference's median with its
-    /// spread, the fitted vocal-tract scale, then the equaliser. Allocates (offline use).
-    pub fn convert(&self, samples: &[f32], rate: u32, fit: &CloneFit, realtime: &RealtimeSection) -> Result<Vec<f32>> {
-        let converted = self.convert_without_eq(samples, rate, fit.formant_ratio, fit.f0_spread, realtime)?;
-        Ok(apply_equaliser(&converted, rate, &fit.eq_db))
+    /// spread, the fitted vocal-tract scale, then the equaliser. The whole clip is analysed first, so its median
+    /// lands on the reference's whatever its length. Allocates (offline use).
+    pub fn convert(&self, samples: &[f32], rate: u32, fit: &CloneFit) -> Result<Vec<f32>> {
+        let mut output = self.convert_unlevelled(samples, rate, fit)?;
+        match_level(&mut output, samples);
+        Ok(output)
     }
 
-    fn convert_without_eq(
+    fn convert_unlevelled(&self, samples: &[f32], rate: u32, fit: &CloneFit) -> Result<Vec<f32>> {
+        let analysis = Analysis::of(samples, rate)?;
+        let Some(source) = pitch_stats(samples, rate).map(|p| p.median_hz) else {
+            // Nothing voiced (a breath, a click): only the vocal tract and the timbre move.
+            let output = self.resynthesise(&analysis, None, fit.formant_ratio, fit.f0_spread)?;
+            return Ok(apply_equaliser(&output, rate, &fit.eq_db));
+        };
+        let target = self.pitch.median_hz;
+        let render = |aim: f32| -> Result<Vec<f32>> {
+            let output = self.resynthesise(&analysis, Some((source, aim)), fit.formant_ratio, fit.f0_spread)?;
+            Ok(apply_equaliser(&output, rate, &fit.eq_db))
+        };
+        // The heard median can miss the commanded one (the spread moves creaky frames out of the tracker's range,
+        // the equaliser changes which period it prefers); one correction, aimed by the miss, lands it.
+        let output = render(target)?;
+        match pitch_stats(&output, rate) {
+            Some(landed) if (12.0 * (landed.median_hz / target).log2()).abs() >= MEDIAN_TOLERANCE_ST => {
+                render(target * target / landed.median_hz)
+            }
+            _ => Ok(output),
+        }
+    }
+
+    /// `analysis` (of base-voice speech) put back together with the envelope's frequency axis scaled by
+    /// `formant_ratio` and, given `(source median, aim)`, the pitch moved from the source's median (measured as
+    /// [`pitch_stats`] measures the reference) onto `aim`, its excursions scaled by `f0_spread`.
+    fn resynthesise(
         &self,
-        samples: &[f32],
-        rate: u32,
+        analysis: &Analysis,
+        pitch: Option<(f32, f32)>,
         formant_ratio: f32,
         f0_spread: f32,
-        realtime: &RealtimeSection,
     ) -> Result<Vec<f32>> {
-        let params = Arc::new(DspParams::default());
-        params.set_formant_ratio(formant_ratio);
-        // Nothing voiced (a breath, a click): only the vocal tract moves.
-        if let Some(source) = pitch_stats(samples, rate) {
-            params.set_pitch_semitones(12.0 * (self.pitch.median_hz / source.median_hz).log2());
-            params.set_f0_spread(f0_spread, source.median_hz);
+        let mut moved = analysis.clone();
+        if let Some((source, aim)) = pitch {
+            moved.map_pitch(source, aim, f0_spread);
         }
-        crate::realtime::convert_offline(samples, rate, Box::new(DspConverter::new(params)), realtime)
+        moved.warp(formant_ratio);
+        moved.synthesise()
     }
 }
+
+/// Scale `output` to the loudness (RMS) of `source`, and further down if that would clip: the equaliser and the
+/// resynthesis may change the level, and a clipped clone is heard as distortion (and mis-tracked as pitch).
+fn match_level(output: &mut [f32], source: &[f32]) {
+    let rms = |x: &[f32]| (x.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>() / x.len().max(1) as f64).sqrt();
+    let (want, have) = (rms(source), rms(output));
+    if have <= 1e-9 {
+        return;
+    }
+    let peak = output.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let gain = (want / have).min(PEAK_CEILING / f64::from(peak).max(1e-9)) as f32;
+    output.iter_mut().for_each(|v| *v *= gain);
+}
+
+/// The highest sample a clone may reach after levelling.
+const PEAK_CEILING: f64 = 0.98;
 
 /// A reference's profile with the fit for one base voice: what the pipeline's converter needs to clone.
 #[derive(Debug, Clone)]
@@ -394,7 +443,7 @@ pub fn prepare(
         probe.extend_from_slice(&audio.samples);
         Ok(())
     })?;
-    let fitted = fit(&profile, &probe, voice.sample_rate(), encoder, &settings.config.realtime)?;
+    let fitted = fit(&profile, &probe, voice.sample_rate(), encoder)?;
     profile.fits.insert(key, fitted.clone());
     profile.save(&cached_at);
     Ok(CloneMatch { profile, fit: fitted, cached: false })
@@ -442,6 +491,20 @@ fn voice_key(voice: &PiperVoice, settings: &Settings) -> String {
     }
 }
 
+/// Whether a vocal-tract scale `formant_ratio` is plausible for a pitch change of `pitch_ratio`. The tract moves the
+/// way the pitch does (a higher voice has a shorter tract) and by much less: between one and the pitch ratio to the
+/// power [`FORMANT_REACH`], and at least [`MIN_FORMANT_REACH`] either way. Scales beyond that can please the encoder
+/// while muffling the words (a male reference of the base voice's pitch fitted 1.35 and the recogniser lost a third
+/// of the words), so they are not tried.
+fn formant_in_reach(formant_ratio: f32, pitch_ratio: f32) -> bool {
+    let reach = pitch_ratio.powf(FORMANT_REACH);
+    if pitch_ratio >= 1.0 {
+        (1.0..=reach.max(MIN_FORMANT_REACH) + 1e-4).contains(&formant_ratio)
+    } else {
+        (reach.min(1.0 / MIN_FORMANT_REACH) - 1e-4..=1.0).contains(&formant_ratio)
+    }
+}
+
 /// Fit how `probe` (the base voice saying [`PROBE_TEXT`], at `rate`) moves toward `reference`: each candidate vocal-
 /// tract scale is tried with its own equaliser, and the one the encoder finds most similar wins.
 pub fn fit(
@@ -449,7 +512,6 @@ pub fn fit(
     probe: &[f32],
     rate: u32,
     encoder: &SpeakerEncoder,
-    realtime: &RealtimeSection,
 ) -> Result<CloneFit> {
     let started = std::time::Instant::now();
     let before = encoder.embed(probe, rate)?.cosine(&reference.embedding);
@@ -458,13 +520,13 @@ pub fn fit(
         Some(base) => (reference.pitch.log_std / base.log_std).clamp(0.7, 1.3),
         None => 1.0,
     };
-    // The vocal tract moves the way the pitch does (a higher voice has a shorter tract): scales against that
-    // direction can please the encoder while muffling the words, so they are not tried.
-    let pitch_up = base.is_none_or(|base| reference.pitch.median_hz >= base.median_hz);
-    let candidates = FORMANT_CANDIDATES.iter().copied().filter(|&r| if pitch_up { r >= 1.0 } else { r <= 1.0 });
+    let pitch_ratio = base.map_or(1.0, |base| reference.pitch.median_hz / base.median_hz);
+    let candidates = FORMANT_CANDIDATES.iter().copied().filter(|&r| formant_in_reach(r, pitch_ratio));
     let mut best: Option<CloneFit> = None;
+    let analysis = Analysis::of(probe, rate)?;
     for formant_ratio in candidates {
-        let converted = reference.convert_without_eq(probe, rate, formant_ratio, spread, realtime)?;
+        let pitch = base.map(|b| (b.median_hz, reference.pitch.median_hz));
+        let converted = reference.resynthesise(&analysis, pitch, formant_ratio, spread)?;
         let eq_db = match long_term_spectrum(&converted, rate)? {
             Some((spectrum, _)) => equaliser(&spectrum, &reference.spectrum_db, reference.top_hz),
             None => vec![0.0; BANDS],
@@ -522,6 +584,29 @@ mod tests {
         assert!(eq[0] > 2.0 && eq[BANDS / 2] < eq[0]);
         assert!(eq.iter().all(|g| g.abs() <= MAX_EQ_DB));
         assert!((0..BANDS).filter(|&b| band_hz(b) > 4000.0).all(|b| eq[b] == 0.0));
+    }
+
+    #[test]
+    fn levelling_matches_the_source_and_never_clips() {
+        let source = tone(200.0, 16_000, 0.5);
+        let mut louder: Vec<f32> = source.iter().map(|v| v * 3.0).collect();
+        match_level(&mut louder, &source);
+        assert!(louder.iter().zip(&source).all(|(a, b)| (a - b).abs() < 1e-4));
+        let loud_source: Vec<f32> = source.iter().map(|v| v * 3.2).collect(); // peaks near 0.96
+        let mut spiky = loud_source.clone();
+        spiky[100] = 5.0;
+        match_level(&mut spiky, &loud_source);
+        assert!(spiky.iter().all(|v| v.abs() <= 0.98 + 1e-6));
+    }
+
+    #[test]
+    fn the_vocal_tract_follows_the_pitch_by_less_than_the_pitch_moves() {
+        // Same pitch: at most a tenth either way... in the pitch's direction only.
+        assert!(formant_in_reach(1.1, 1.02) && !formant_in_reach(1.15, 1.02) && !formant_in_reach(0.95, 1.02));
+        // Male to female (1.8): up to about 1.27, never down.
+        assert!(formant_in_reach(1.25, 1.8) && !formant_in_reach(1.3, 1.8) && !formant_in_reach(0.9, 1.8));
+        // Down an octave: as far as 0.76.
+        assert!(formant_in_reach(0.8, 0.5) && !formant_in_reach(0.75, 0.5) && !formant_in_reach(1.05, 0.5));
     }
 
     #[test]

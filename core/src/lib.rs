@@ -54,6 +54,7 @@ pub mod realtime;
 pub mod settings;
 pub mod speaker;
 pub mod speakers;
+pub mod vocoder;
 pub mod wav;
 
 pub use error::{Error, Result};

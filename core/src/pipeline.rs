@@ -63,7 +63,7 @@ impl SentenceConverter {
     /// Convert one sentence's samples at `sample_rate_hz`. Allocates (offline use).
     pub fn apply(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
         match &self.clone {
-            Some(clone) => clone.profile.convert(samples, sample_rate_hz, &clone.fit, &self.realtime),
+            Some(clone) => clone.profile.convert(samples, sample_rate_hz, &clone.fit),
             None => self.settings.convert_clip(samples, sample_rate_hz, self.target, &self.realtime),
         }
     }

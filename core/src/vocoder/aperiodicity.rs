@@ -13,6 +13,13 @@ use crate::error::Result;
 /// Upper edges of the bands, Hz (the last band runs to the Nyquist frequency).
 const BAND_EDGES_HZ: &[f64] = &[500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5500.0, 7000.0, 9000.0, 12_000.0, 16_000.0];
 
+/// The period between the two windows is searched this far either side of the frame's (a fraction of it)...
+const LAG_REACH: f64 = 0.04;
+/// ... in this many steps each way.
+const LAG_STEPS: i32 = 6;
+/// Length of each compared window, in periods.
+const WINDOW_PERIODS: f64 = 2.0;
+
 /// Reusable plans and buffers for one rate and FFT length.
 pub(super) struct Aperiodicities {
     rate: f64,
@@ -61,18 +68,31 @@ impl Aperiodicities {
         self.windowed(samples, centre - period / 2.0, period)?;
         std::mem::swap(&mut self.first, &mut self.second);
         self.windowed(samples, centre + period / 2.0, period)?;
+        // The pitch moves within a frame, so the best period for each band is searched within a few percent of
+        // the frame's: shifting the second window by d samples turns its spectrum by e^(-j w d).
+        let bin_w = 2.0 * std::f64::consts::PI / self.n as f64;
         let shares: Vec<(f64, f64)> = self
             .bands
             .iter()
             .map(|&(first, end, hz)| {
-                let (mut cross, mut e1, mut e2) = (0.0, 0.0, 0.0);
+                let (mut e1, mut e2) = (0.0, 0.0);
                 for (a, b) in self.first[first..end].iter().zip(&self.second[first..end]) {
-                    cross += (a * b.conj()).re;
                     e1 += a.norm_sqr();
                     e2 += b.norm_sqr();
                 }
-                let r = if e1 > 0.0 && e2 > 0.0 { cross / (e1 * e2).sqrt() } else { 0.0 };
-                (hz, (1.0 - r).clamp(f64::from(super::MIN_APERIODICITY), 1.0))
+                let best = (-LAG_STEPS..=LAG_STEPS)
+                    .map(|step| {
+                        let d = period * LAG_REACH * f64::from(step) / f64::from(LAG_STEPS);
+                        let mut cross = 0.0;
+                        for (k, (a, b)) in self.first[first..end].iter().zip(&self.second[first..end]).enumerate() {
+                            let turn = Complex::from_polar(1.0, bin_w * (first + k) as f64 * d);
+                            cross += (a * (b * turn).conj()).re;
+                        }
+                        cross
+                    })
+                    .fold(f64::MIN, f64::max);
+                let r = if e1 > 0.0 && e2 > 0.0 { best / (e1 * e2).sqrt() } else { 0.0 };
+                (hz, (1.0 - r).powi(2).clamp(f64::from(super::MIN_APERIODICITY), 1.0))
             })
             .collect();
         let bin_hz = self.rate / self.n as f64;
@@ -82,7 +102,7 @@ impl Aperiodicities {
     /// The spectrum of a three-period Hann window centred at fractional sample `centre` (linear interpolation), into
     /// `self.second`.
     fn windowed(&mut self, samples: &[f32], centre: f64, period: f64) -> Result<()> {
-        let half = ((1.5 * period).floor() as isize).min(self.n as isize / 2 - 1);
+        let half = ((WINDOW_PERIODS / 2.0 * period).floor() as isize).min(self.n as isize / 2 - 1);
         self.frame.fill(0.0);
         for k in -half..=half {
             let w = 0.5 + 0.5 * (std::f64::consts::PI * k as f64 / (half + 1) as f64).cos();
