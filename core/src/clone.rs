@@ -42,7 +42,7 @@ const BAND_LOW_HZ: f32 = 80.0;
 /// Highest band centre, Hz.
 const BAND_HIGH_HZ: f32 = 7200.0;
 /// The equaliser never boosts or cuts a band by more than this, dB.
-const MAX_EQ_DB: f32 = 6.0;
+const MAX_EQ_DB: f32 = 7.5;
 /// Formant scales tried by the fit.
 const FORMANT_CANDIDATES: &[f32] = &[0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
 /// A converted clip's median pitch within this many semitones of the reference's needs no correction.
@@ -507,12 +507,7 @@ fn formant_in_reach(formant_ratio: f32, pitch_ratio: f32) -> bool {
 
 /// Fit how `probe` (the base voice saying [`PROBE_TEXT`], at `rate`) moves toward `reference`: each candidate vocal-
 /// tract scale is tried with its own equaliser, and the one the encoder finds most similar wins.
-pub fn fit(
-    reference: &CloneProfile,
-    probe: &[f32],
-    rate: u32,
-    encoder: &SpeakerEncoder,
-) -> Result<CloneFit> {
+pub fn fit(reference: &CloneProfile, probe: &[f32], rate: u32, encoder: &SpeakerEncoder) -> Result<CloneFit> {
     let started = std::time::Instant::now();
     let before = encoder.embed(probe, rate)?.cosine(&reference.embedding);
     let base = pitch_stats(probe, rate);

@@ -6,8 +6,8 @@
 //!   voicing blips removed;
 //! - the envelope of each frame from a pitch-adaptive window three periods long, smoothed over one harmonic spacing
 //!   and liftered so that it does not depend on where the harmonics fall (the "CheapTrick" idea);
-//! - aperiodicity per band from how well one period predicts the next (the normalised cross-spectrum of two windowed
-//!   periods), interpolated across frequency;
+//! - aperiodicity per band from how well one period predicts the next (the normalised cross-spectrum of two windows
+//!   one period apart), interpolated across frequency;
 //! - synthesis by overlap-adding, at each pitch pulse, a minimum-phase response of the periodic part plus filtered
 //!   white noise for the aperiodic part (noise alone in unvoiced stretches).
 //!
@@ -175,7 +175,7 @@ mod tests {
         let output = analysis.synthesise().unwrap();
         assert_eq!(output.len(), input.len());
         let level_db = 20.0 * (rms(&output) / rms(&input)).log10();
-        assert!(level_db.abs() < 1.5, "level changed by {level_db:.2} dB");
+        assert!(level_db.abs() < 2.0, "level changed by {level_db:.2} dB");
         let measured = median_f0(&track(&output, rate, 110)).unwrap();
         assert!(cents(measured, 120.0).abs() < 20.0, "pitch {measured} Hz");
         // The formant peak stands above the valley between formants as it did.

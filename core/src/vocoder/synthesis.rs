@@ -156,8 +156,11 @@ impl Synthesiser<'_> {
             .zip(aperiodicity)
             .map(|(e, a)| 0.5 * (f64::from(*e) * (1.0 - f64::from(*a))).max(FLOOR).ln())
             .collect();
-        let noise: Vec<f64> =
-            envelope.iter().zip(aperiodicity).map(|(e, a)| 0.5 * (f64::from(*e) * f64::from(*a)).max(FLOOR).ln()).collect();
+        let noise: Vec<f64> = envelope
+            .iter()
+            .zip(aperiodicity)
+            .map(|(e, a)| 0.5 * (f64::from(*e) * f64::from(*a)).max(FLOOR).ln())
+            .collect();
         Ok(FrameFilters { index, periodic: self.minimum_phase(&periodic)?, noise: self.minimum_phase(&noise)? })
     }
 
