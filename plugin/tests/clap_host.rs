@@ -2,7 +2,7 @@
 //! nice-plug's `assert_process_allocs`, so an allocation in `process` aborts this test), lists the parameters,
 //! sets them through the plugin's own text-to-value conversion, processes audio in varying block sizes at 44.1
 //! and 48 kHz, compares the reported latency with the measured delay (passthrough), checks the dsp engine's pitch,
-//! feeds NaN/Inf/denormal input, round-trips the state, and loads a project whose voice profile was deleted.
+//! checks that instruments keep their level, feeds NaN/Inf/denormal input, round-trips the state, and loads a project whose voice profile was deleted.
 
 #![allow(clippy::unwrap_used)]
 
@@ -69,6 +69,32 @@ fn clap_plugin_in_a_real_host() {
         let steady = &output[0][start..frames - 1000];
         let f0 = median_f0(&track(steady, rate as u32, rate as usize / 200)).unwrap();
         assert!(cents(f0, 440.0).abs() <= 10.0, "{rate} Hz: +12 st gave {f0:.2} Hz");
+    }
+
+    // Instruments keep their level at any pitch and formant setting through the host (a square wave at +12 used to
+    // come out 32 dB quieter and a sine almost vanished).
+    let rate = 48_000.0f64;
+    let frames = (rate * 1.5) as usize;
+    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+    for shape in ["sine", "square", "sawtooth"] {
+        let wave: Vec<f32> = (0..frames)
+            .map(|i| {
+                let phase = (220.0 * i as f64 / rate).fract() as f32;
+                0.5 * match shape {
+                    "sine" => (2.0 * std::f32::consts::PI * phase).sin(),
+                    "square" if phase < 0.5 => 1.0,
+                    "square" => -1.0,
+                    _ => 2.0 * phase - 1.0,
+                }
+            })
+            .collect();
+        for (pitch, formant) in [("12", "0.7"), ("12", "1.4"), ("-12", "0.7"), ("-12", "1.4")] {
+            let settings = [("Engine", "DSP"), ("Pitch", pitch), ("Formant", formant)];
+            let (output, latency) = plugin.run(rate, &settings, &[wave.clone(), wave.clone()], &[512], false);
+            let start = latency as usize + (rate * 0.5) as usize;
+            let change = 20.0 * (rms(&output[0][start..frames - 2000]) / rms(&wave[start..frames - 2000])).log10();
+            assert!(change.abs() <= 4.0, "{shape} at {pitch} st, formant {formant}: level {change:+.1} dB");
+        }
     }
 
     // Live (real-time mode, paced by the clock): the audio keeps flowing whatever the worker does.

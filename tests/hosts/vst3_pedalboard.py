@@ -77,6 +77,26 @@ def main():
         check(abs(cents) <= 10.0, f"{sr} Hz: pitch +12 turns 220 Hz into {measured:.2f} Hz ({cents:+.1f} cents from 440)")
         plugin.pitch_st = 0.0
 
+    # Instruments keep their level at any pitch and formant setting (a square wave at +12 used to come out 32 dB
+    # quieter, a sine almost vanished).
+    sr = 48000
+    t = np.arange(int(sr * 1.5)) / sr
+    phase = (220.0 * t) % 1.0
+    shapes = {"sine": np.sin(2 * np.pi * phase), "square": np.where(phase < 0.5, 1.0, -1.0), "sawtooth": 2 * phase - 1}
+    plugin.engine = "DSP"
+    for name, wave in shapes.items():
+        stereo = np.stack([wave, wave]).astype(np.float32) * 0.5
+        for semitones in (-12.0, 12.0):
+            for formant in (0.7, 1.4):
+                plugin.pitch_st = semitones
+                plugin.formant = formant
+                y = plugin.process(stereo, sr, buffer_size=512, reset=True)
+                body = slice(int(0.5 * sr), int(1.4 * sr))
+                change = 20 * np.log10(np.sqrt(np.mean(y[0][body] ** 2)) / np.sqrt(np.mean(stereo[0][body] ** 2)))
+                check(abs(change) <= 4.0, f"{name} at {semitones:+} st, formant {formant}: level {change:+.1f} dB")
+    plugin.pitch_st = 0.0
+    plugin.formant = 1.0
+
     # Bypass: the (latency-compensated) input comes back untouched.
     plugin.bypass = True
     x = (rng.randn(2, 48000) * 0.1).astype(np.float32)

@@ -8,6 +8,9 @@
 //!   or before it, cuts a Hann-windowed grain around it and overlap-adds it at the output mark.
 //! - Formants: the grain is read `formant_ratio` times faster than it is written, which scales its spectral
 //!   envelope (the vocal tract) by that ratio while the grain spacing alone sets the pitch.
+//! - A grain keeps its input period unless the next output grain starts first (pitch up), where it ends as the
+//!   next fades in; where grains leave gaps (pitch down, formants up) each is raised by the square root of the
+//!   stretch. Either way periodic sounds with few harmonics (a sine, a square wave) keep their level.
 //! - Unvoiced frames (breath, fricatives) keep a fixed 5 ms grain spacing and are never pitch-shifted, so noise
 //!   does not turn into whistles; their formant scaling still applies.
 //!
@@ -44,6 +47,8 @@ const PRE_PULSE: f32 = 0.15;
 pub const PITCH_RATIO_RANGE: (f32, f32) = (0.25, 4.0);
 /// The bounds of the effective formant ratio.
 pub const FORMANT_RATIO_RANGE: (f32, f32) = (crate::limits::FORMANT_RATIO.min, crate::limits::FORMANT_RATIO.max);
+/// The most a grain is raised to make up for the gap after it (a quarter duty cycle).
+const MAX_GAP_GAIN: f32 = 2.0;
 /// Smoothing time constant of ratio changes, seconds.
 const SMOOTHING_S: f32 = 0.1;
 
@@ -418,9 +423,14 @@ impl DspConverter {
             let pre = PRE_PULSE * t_in / formant;
             let fade = (pre / 2.0).max(1.0);
             let own_end = (t_in * (1.0 - PRE_PULSE)) / formant; // where the next input pulse's pre-point lands
-                                                                // Keep the whole own period (the resonances' decay) even where it overlaps the next grain; overlaps are
-                                                                // normalised by the window sum at output time.
-            let end = own_end;
+                                                                // A grain keeps its whole own period (the resonances' decay) unless the next grain starts first (pitch
+                                                                // up): then it ends where the next one fades in, so the two never overlap. Averaging overlapping grains
+                                                                // cancelled sounds with few harmonics (a sine plus itself half a period later is silence).
+            let end = own_end.min(t_out - pre);
+            // When grains leave gaps (pitch down, or formants up), the same energy per cycle is spread over a longer
+            // output period: the grain is raised by the square root of that stretch so the level holds.
+            let covered = end + pre;
+            let gain = if t_out > covered { (t_out / covered).sqrt().min(MAX_GAP_GAIN) } else { 1.0 };
             let first = (t - f64::from(pre + fade)).ceil().max(self.acc_base as f64) as usize;
             let last = (t + f64::from(end + fade)).floor().max(0.0) as usize;
             if last >= self.acc_base + self.acc.len() {
@@ -436,7 +446,7 @@ impl DspConverter {
                     continue;
                 }
                 let x = self.sample(mark.pos as f32 + tau * formant);
-                self.acc[out_pos - self.acc_base] += w * x;
+                self.acc[out_pos - self.acc_base] += w * x * gain;
                 self.wsum[out_pos - self.acc_base] += w;
             }
             self.next_out += f64::from(t_out);
