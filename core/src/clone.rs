@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::pitch::{track, PitchEstimate};
 use crate::error::{Error, Result};
+use crate::matching::{formant_reach, Adjust, Goal, OfflineMatch};
 use crate::piper::{PiperVoice, SynthesisOptions};
 use crate::profile::VoiceProfile;
 use crate::settings::Settings;
@@ -45,12 +46,6 @@ const BAND_HIGH_HZ: f32 = 7200.0;
 const MAX_EQ_DB: f32 = 7.5;
 /// Formant scales tried by the fit.
 const FORMANT_CANDIDATES: &[f32] = &[0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35];
-/// A converted clip's median pitch within this many semitones of the reference's needs no correction.
-const MEDIAN_TOLERANCE_ST: f32 = 0.25;
-/// How far the vocal-tract scale may follow the pitch: up to the pitch ratio to this power (1.8 -> 1.27).
-const FORMANT_REACH: f32 = 0.4;
-/// The vocal-tract scale may always move this far in the pitch's direction.
-const MIN_FORMANT_REACH: f32 = 1.1;
 /// What the base voice says while a fit is measured (Harvard sentences, public domain).
 pub const PROBE_TEXT: &str = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue \
     background. It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
@@ -77,11 +72,12 @@ pub struct PitchStats {
 /// is a tracking error, not intonation). `None` with under 0.3 s of voicing.
 pub fn pitch_stats(samples: &[f32], rate: u32) -> Option<PitchStats> {
     let hop = (rate / 200).max(1) as usize;
-    let voiced: Vec<f32> = track(samples, rate, hop)
-        .iter()
-        .filter_map(|p: &PitchEstimate| p.f0)
-        .filter(|f| f.is_finite() && (20.0..4000.0).contains(f))
-        .collect();
+    pitch_stats_of(track(samples, rate, hop).iter().filter_map(|p: &PitchEstimate| p.f0).collect())
+}
+
+/// [`pitch_stats`] of voiced frames' pitches (one every 5 ms), as measured elsewhere. `None` under 0.3 s of them.
+pub fn pitch_stats_of(voiced: Vec<f32>) -> Option<PitchStats> {
+    let voiced: Vec<f32> = voiced.into_iter().filter(|f| f.is_finite() && (20.0..4000.0).contains(f)).collect();
     if voiced.len() < 60 {
         return None;
     }
@@ -346,71 +342,22 @@ impl CloneProfile {
     }
 
     /// Convert `samples` (speech of the base voice at `rate`) with `fit`: pitch onto the reference's median with its
-    /// spread, the fitted vocal-tract scale, then the equaliser. The whole clip is analysed first, so its median
-    /// lands on the reference's whatever its length. Allocates (offline use).
+    /// spread, the fitted vocal-tract scale, then the equaliser, through [`crate::matching`] (the whole clip is
+    /// analysed first, so its median lands on the reference's whatever its length). Allocates (offline use).
     pub fn convert(&self, samples: &[f32], rate: u32, fit: &CloneFit) -> Result<Vec<f32>> {
-        let mut output = self.convert_unlevelled(samples, rate, fit)?;
-        match_level(&mut output, samples);
-        Ok(output)
+        OfflineMatch { goal: self.goal(), fit: Some(fit.clone()) }.convert(samples, rate, &Adjust::FULL)
     }
 
-    fn convert_unlevelled(&self, samples: &[f32], rate: u32, fit: &CloneFit) -> Result<Vec<f32>> {
-        let analysis = Analysis::of(samples, rate)?;
-        let Some(source) = pitch_stats(samples, rate).map(|p| p.median_hz) else {
-            // Nothing voiced (a breath, a click): only the vocal tract and the timbre move.
-            let output = self.resynthesise(&analysis, None, fit.formant_ratio, fit.f0_spread)?;
-            return Ok(apply_equaliser(&output, rate, &fit.eq_db));
-        };
-        let target = self.pitch.median_hz;
-        let render = |aim: f32| -> Result<Vec<f32>> {
-            let output = self.resynthesise(&analysis, Some((source, aim)), fit.formant_ratio, fit.f0_spread)?;
-            Ok(apply_equaliser(&output, rate, &fit.eq_db))
-        };
-        // The heard median can miss the commanded one (the spread moves creaky frames out of the tracker's range,
-        // the equaliser changes which period it prefers); one correction, aimed by the miss, lands it.
-        let output = render(target)?;
-        match pitch_stats(&output, rate) {
-            Some(landed) if (12.0 * (landed.median_hz / target).log2()).abs() >= MEDIAN_TOLERANCE_ST => {
-                render(target * target / landed.median_hz)
-            }
-            _ => Ok(output),
+    /// The reference as [`crate::matching`] matches toward it.
+    pub fn goal(&self) -> Goal {
+        Goal {
+            median_hz: self.pitch.median_hz,
+            log_std: Some(self.pitch.log_std),
+            formant_scale: Some(self.profile.formant_scale),
+            spectrum: Some((self.spectrum_db.clone(), self.top_hz)),
         }
     }
-
-    /// `analysis` (of base-voice speech) put back together with the envelope's frequency axis scaled by
-    /// `formant_ratio` and, given `(source median, aim)`, the pitch moved from the source's median (measured as
-    /// [`pitch_stats`] measures the reference) onto `aim`, its excursions scaled by `f0_spread`.
-    fn resynthesise(
-        &self,
-        analysis: &Analysis,
-        pitch: Option<(f32, f32)>,
-        formant_ratio: f32,
-        f0_spread: f32,
-    ) -> Result<Vec<f32>> {
-        let mut moved = analysis.clone();
-        if let Some((source, aim)) = pitch {
-            moved.map_pitch(source, aim, f0_spread);
-        }
-        moved.warp(formant_ratio);
-        moved.synthesise()
-    }
 }
-
-/// Scale `output` to the loudness (RMS) of `source`, and further down if that would clip: the equaliser and the
-/// resynthesis may change the level, and a clipped clone is heard as distortion (and mis-tracked as pitch).
-fn match_level(output: &mut [f32], source: &[f32]) {
-    let rms = |x: &[f32]| (x.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>() / x.len().max(1) as f64).sqrt();
-    let (want, have) = (rms(source), rms(output));
-    if have <= 1e-9 {
-        return;
-    }
-    let peak = output.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let gain = (want / have).min(PEAK_CEILING / f64::from(peak).max(1e-9)) as f32;
-    output.iter_mut().for_each(|v| *v *= gain);
-}
-
-/// The highest sample a clone may reach after levelling.
-const PEAK_CEILING: f64 = 0.98;
 
 /// A reference's profile with the fit for one base voice: what the pipeline's converter needs to clone.
 #[derive(Debug, Clone)]
@@ -483,25 +430,19 @@ pub fn choose_speaker(
     Ok(nearest)
 }
 
+/// The fit for `voice` (and the settings' speaker) toward the reference with checksum `sha256`, when the cache has
+/// one; nothing is measured.
+pub fn cached_fit(cache_dir: &Path, sha256: &str, voice: &PiperVoice, settings: &Settings) -> Option<CloneFit> {
+    let text = std::fs::read_to_string(CloneProfile::cache_path(cache_dir, sha256)).ok()?;
+    let profile: CloneProfile = serde_saphyr::from_str(&text).ok()?;
+    profile.fits.get(&voice_key(voice, settings)).cloned()
+}
+
 /// What a fit is stored under: the voice, and the speaker of a multi-speaker voice.
 fn voice_key(voice: &PiperVoice, settings: &Settings) -> String {
     match &settings.config.tts.speaker {
         Some(speaker) => format!("{}#{speaker}", voice.name),
         None => voice.name.clone(),
-    }
-}
-
-/// Whether a vocal-tract scale `formant_ratio` is plausible for a pitch change of `pitch_ratio`. The tract moves the
-/// way the pitch does (a higher voice has a shorter tract) and by much less: between one and the pitch ratio to the
-/// power [`FORMANT_REACH`], and at least [`MIN_FORMANT_REACH`] either way. Scales beyond that can please the encoder
-/// while muffling the words (a male reference of the base voice's pitch fitted 1.35 and the recogniser lost a third
-/// of the words), so they are not tried.
-fn formant_in_reach(formant_ratio: f32, pitch_ratio: f32) -> bool {
-    let reach = pitch_ratio.powf(FORMANT_REACH);
-    if pitch_ratio >= 1.0 {
-        (1.0..=reach.max(MIN_FORMANT_REACH) + 1e-4).contains(&formant_ratio)
-    } else {
-        (reach.min(1.0 / MIN_FORMANT_REACH) - 1e-4..=1.0).contains(&formant_ratio)
     }
 }
 
@@ -516,12 +457,17 @@ pub fn fit(reference: &CloneProfile, probe: &[f32], rate: u32, encoder: &Speaker
         None => 1.0,
     };
     let pitch_ratio = base.map_or(1.0, |base| reference.pitch.median_hz / base.median_hz);
-    let candidates = FORMANT_CANDIDATES.iter().copied().filter(|&r| formant_in_reach(r, pitch_ratio));
+    let (low, high) = formant_reach(pitch_ratio);
+    let candidates = FORMANT_CANDIDATES.iter().copied().filter(|r| (low - 1e-4..=high + 1e-4).contains(r));
     let mut best: Option<CloneFit> = None;
     let analysis = Analysis::of(probe, rate)?;
     for formant_ratio in candidates {
-        let pitch = base.map(|b| (b.median_hz, reference.pitch.median_hz));
-        let converted = reference.resynthesise(&analysis, pitch, formant_ratio, spread)?;
+        let mut moved = analysis.clone();
+        if let Some(base) = base {
+            moved.map_pitch(base.median_hz, reference.pitch.median_hz, spread);
+        }
+        moved.warp(formant_ratio);
+        let converted = moved.synthesise()?;
         let eq_db = match long_term_spectrum(&converted, rate)? {
             Some((spectrum, _)) => equaliser(&spectrum, &reference.spectrum_db, reference.top_hz),
             None => vec![0.0; BANDS],
@@ -579,29 +525,6 @@ mod tests {
         assert!(eq[0] > 2.0 && eq[BANDS / 2] < eq[0]);
         assert!(eq.iter().all(|g| g.abs() <= MAX_EQ_DB));
         assert!((0..BANDS).filter(|&b| band_hz(b) > 4000.0).all(|b| eq[b] == 0.0));
-    }
-
-    #[test]
-    fn levelling_matches_the_source_and_never_clips() {
-        let source = tone(200.0, 16_000, 0.5);
-        let mut louder: Vec<f32> = source.iter().map(|v| v * 3.0).collect();
-        match_level(&mut louder, &source);
-        assert!(louder.iter().zip(&source).all(|(a, b)| (a - b).abs() < 1e-4));
-        let loud_source: Vec<f32> = source.iter().map(|v| v * 3.2).collect(); // peaks near 0.96
-        let mut spiky = loud_source.clone();
-        spiky[100] = 5.0;
-        match_level(&mut spiky, &loud_source);
-        assert!(spiky.iter().all(|v| v.abs() <= 0.98 + 1e-6));
-    }
-
-    #[test]
-    fn the_vocal_tract_follows_the_pitch_by_less_than_the_pitch_moves() {
-        // Same pitch: at most a tenth either way... in the pitch's direction only.
-        assert!(formant_in_reach(1.1, 1.02) && !formant_in_reach(1.15, 1.02) && !formant_in_reach(0.95, 1.02));
-        // Male to female (1.8): up to about 1.27, never down.
-        assert!(formant_in_reach(1.25, 1.8) && !formant_in_reach(1.3, 1.8) && !formant_in_reach(0.9, 1.8));
-        // Down an octave: as far as 0.76.
-        assert!(formant_in_reach(0.8, 0.5) && !formant_in_reach(0.75, 0.5) && !formant_in_reach(1.05, 0.5));
     }
 
     #[test]

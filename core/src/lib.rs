@@ -42,6 +42,7 @@ pub mod error;
 pub mod espeak;
 pub mod library;
 pub mod limits;
+pub mod matching;
 pub mod monitor;
 pub mod neural;
 pub mod onnx;

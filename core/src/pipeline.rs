@@ -12,9 +12,12 @@ use std::sync::{Arc, Mutex};
 use crate::clone::CloneMatch;
 use crate::config::{RealtimeSection, TtsSection};
 use crate::convert::dsp::Target;
+use crate::convert::Engine;
 use crate::error::{Error, Result};
+use crate::matching::{Adjust, Goal, OfflineMatch};
 use crate::piper::{PiperVoice, Sentence, SynthesisOptions};
 use crate::presets::ConverterSettings;
+use crate::profile::VoiceProfile;
 use crate::settings::Settings;
 use crate::wav::{resample, streaming_wav_header, write_s16le, write_samples, AtomicWav, WavEncoding};
 
@@ -32,18 +35,23 @@ impl SynthesisOptions {
     }
 }
 
-/// A converter applied to each sentence (sentences end in silence, so each is converted on its own through the
-/// real-time engine, exactly as `convert` converts a file).
+/// A converter applied to each sentence (sentences end in silence, so each is converted on its own), exactly as
+/// `convert` converts a file. Matching a profile with the `dsp` engine is done offline on the whole clip
+/// ([`crate::matching`]); everything else runs through the real-time engine as the live paths do.
 #[derive(Debug, Clone)]
 pub struct SentenceConverter {
     /// Engine, pitch, formant, profile amount and mix.
     pub settings: ConverterSettings,
-    /// The voice profile to match, if any.
+    /// The voice profile to match, if any, as the live converter takes it.
     pub target: Option<Target>,
+    /// The same profile for offline matching (with a fit once one is attached).
+    pub offline: Option<Arc<OfflineMatch>>,
     /// Hop, cross-fade and context of the real-time engine.
     pub realtime: RealtimeSection,
     /// Cloning toward a reference recording, which replaces the settings' conversion when present.
     pub clone: Option<Arc<CloneMatch>>,
+    /// The first source recording's SHA-256 of the profile, which names its fits in the cloning cache.
+    pub profile_sha256: Option<String>,
 }
 
 impl SentenceConverter {
@@ -51,21 +59,43 @@ impl SentenceConverter {
     /// `None` when no conversion was asked for.
     pub fn from_settings(settings: &Settings) -> Result<Option<SentenceConverter>> {
         let Some(converter) = settings.converter.clone() else { return Ok(None) };
-        let target = settings.converter_profile()?.map(|profile| profile.target());
+        let profile = settings.converter_profile()?;
         Ok(Some(SentenceConverter {
             settings: converter,
-            target,
+            target: profile.as_ref().map(VoiceProfile::target),
+            offline: profile.as_ref().map(|p| Arc::new(OfflineMatch { goal: Goal::of_profile(p), fit: None })),
             realtime: settings.config.realtime.clone(),
             clone: None,
+            profile_sha256: profile.and_then(|p| p.sources.first().map(|s| s.sha256.clone())),
         }))
+    }
+
+    /// Use the fit made for `voice` (and its speaker) toward the profile, when the cloning cache has one: speech by
+    /// that voice then moves as `clone` would move it. Nothing is measured here.
+    pub fn attach_fit(&mut self, voice: &PiperVoice, settings: &Settings) {
+        let (Some(offline), Some(sha)) = (&self.offline, &self.profile_sha256) else { return };
+        if let Some(fit) = crate::clone::cached_fit(&settings.dirs.cache, sha, voice, settings) {
+            self.offline = Some(Arc::new(OfflineMatch { goal: offline.goal.clone(), fit: Some(fit) }));
+        }
     }
 
     /// Convert one sentence's samples at `sample_rate_hz`. Allocates (offline use).
     pub fn apply(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
-        match &self.clone {
-            Some(clone) => clone.profile.convert(samples, sample_rate_hz, &clone.fit),
-            None => self.settings.convert_clip(samples, sample_rate_hz, self.target, &self.realtime),
+        match (&self.clone, &self.offline) {
+            (Some(clone), _) => clone.profile.convert(samples, sample_rate_hz, &clone.fit),
+            (None, Some(offline)) if self.settings.engine == Engine::Dsp => {
+                let wet = offline.convert(samples, sample_rate_hz, &Adjust::of(&self.settings))?;
+                let mix = self.settings.mix;
+                Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
+            }
+            _ => self.apply_live(samples, sample_rate_hz),
         }
+    }
+
+    /// Convert as the live paths (the plugin, the Live screen) do: through the real-time engine, the profile's
+    /// median estimated as the audio goes. Allocates (offline use).
+    pub fn apply_live(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
+        self.settings.convert_clip(samples, sample_rate_hz, self.target, &self.realtime)
     }
 
     /// Cloning toward `clone` (whatever the settings' converter says).
@@ -73,8 +103,10 @@ impl SentenceConverter {
         SentenceConverter {
             settings: ConverterSettings::default(),
             target: None,
+            offline: None,
             realtime: realtime.clone(),
             clone: Some(clone),
+            profile_sha256: None,
         }
     }
 }
@@ -119,10 +151,14 @@ impl<'v> Speech<'v> {
     /// Speech with `voice` as `settings` describe it: the `tts` options, the converter (preset and flags, with its
     /// profile) and `output.sample_rate`.
     pub fn new(voice: &'v PiperVoice, settings: &Settings) -> Result<Speech<'v>> {
+        let mut converter = SentenceConverter::from_settings(settings)?;
+        if let Some(converter) = converter.as_mut() {
+            converter.attach_fit(voice, settings);
+        }
         Ok(Speech {
             voice,
             options: SynthesisOptions::from_tts(&settings.config.tts, voice)?,
-            converter: SentenceConverter::from_settings(settings)?,
+            converter,
             output_rate_hz: settings.config.output.sample_rate.unwrap_or(voice.sample_rate()),
         })
     }

@@ -61,6 +61,20 @@ pub struct VoiceProfile {
     /// The speaker embedding of the recordings (unit length), when it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<crate::speaker::Embedding>,
+    /// What offline matching needs beyond the median and the formant scale (absent in older profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timbre: Option<Timbre>,
+}
+
+/// A profile's pitch spread and long-term spectrum, for offline matching ([`crate::matching`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timbre {
+    /// Standard deviation of ln F0 (octave slips folded), as [`crate::clone::pitch_stats`] measures it.
+    pub f0_log_std: f32,
+    /// Long-term average spectrum of the voiced frames, dB per [`crate::clone::band_hz`] band.
+    pub spectrum_db: Vec<f32>,
+    /// The highest frequency every recording carries, Hz.
+    pub top_hz: f32,
 }
 
 fn profile_error(path: &Path, problem: impl Into<String>) -> Error {
@@ -82,6 +96,7 @@ impl VoiceProfile {
         let mut f0s: Vec<f32> = Vec::new();
         let mut audible_frames = 0usize;
         let mut sources = Vec::new();
+        let mut spectra: Vec<(Vec<f32>, f32, f32)> = Vec::new();
         let step = (ANALYSIS_RATE / 200) as usize; // 5 ms
         for path in paths {
             let audio = crate::wav::read_reference(path).map_err(|e| match e {
@@ -92,6 +107,9 @@ impl VoiceProfile {
             })?;
             let (samples, rate, channels) = (audio.samples, audio.rate, audio.channels);
             let seconds = samples.len() as f32 / rate as f32;
+            if let Some((spectrum, top_hz)) = crate::clone::long_term_spectrum(&samples, rate)? {
+                spectra.push((spectrum, top_hz, seconds));
+            }
             let audio = crate::wav::resample(&samples, rate, ANALYSIS_RATE)?;
             let frame_len = yin.frame_len().max(envelope.frame_len());
             let mut end = frame_len;
@@ -130,6 +148,15 @@ impl VoiceProfile {
                 ),
             ));
         }
+        let timbre = crate::clone::pitch_stats_of(f0s.clone()).filter(|_| !spectra.is_empty()).map(|pitch| {
+            // The recordings' spectra averaged (in dB, weighted by length); the band all of them carry.
+            let total: f32 = spectra.iter().map(|(_, _, seconds)| seconds).sum::<f32>().max(1e-6);
+            let spectrum_db = (0..crate::clone::BANDS)
+                .map(|b| spectra.iter().map(|(db, _, seconds)| db[b] * seconds).sum::<f32>() / total)
+                .collect();
+            let top_hz = spectra.iter().map(|(_, top, _)| *top).fold(f32::INFINITY, f32::min);
+            Timbre { f0_log_std: pitch.log_std, spectrum_db, top_hz }
+        });
         f0s.sort_by(f32::total_cmp);
         let pct = |p: f32| f0s[((f0s.len() - 1) as f32 * p).round() as usize];
         let (p10, median, p90) = (pct(0.1), pct(0.5), pct(0.9));
@@ -149,6 +176,7 @@ impl VoiceProfile {
             formant_scale,
             sources,
             embedding: None,
+            timbre,
         })
     }
 

@@ -1,7 +1,8 @@
 //! The plugin resolves its settings exactly as the command line does: the same config file, the same user preset
 //! (with its voice profile and real-time settings), through core's `Settings`. A user preset naming a profile is
-//! applied by `convert`'s path (core's resolver and sentence converter, which `convert` calls) and by the plugin in
-//! the CLAP test host; the two outputs must agree sample for sample.
+//! applied by core's resolver and sentence converter on its live path (the real-time engine, as the plugin runs it;
+//! `convert` itself matches offline, on the whole clip) and by the plugin in the CLAP test host; the two outputs
+//! must agree sample for sample.
 //!
 //! This test binary holds one test: it points the data and config folders at a temporary folder through the
 //! environment, which the plugin (loaded in this process) reads when it activates.
@@ -49,12 +50,12 @@ fn a_user_preset_with_a_profile_converts_the_same_in_convert_and_in_the_plugin()
     let (samples, source_rate) = demod_voice_core::wav::read_wav_mono(&source).unwrap();
     let input = demod_voice_core::wav::resample(&samples, source_rate, rate).unwrap();
 
-    // `convert --preset match-reader`: the resolver, then the sentence converter, as the command does.
+    // `convert --preset match-reader`'s settings: the resolver, then the sentence converter's live path.
     let mut resolved = Settings::load(None).unwrap();
     resolved.apply_preset("match-reader").unwrap();
     let converter = SentenceConverter::from_settings(&resolved).unwrap().unwrap();
     assert!(converter.target.is_some(), "the preset's profile is loaded");
-    let converted = converter.apply(&input, rate).unwrap();
+    let converted = converter.apply_live(&input, rate).unwrap();
 
     // The plugin, whose project names the preset (and no profile of its own), rendering offline.
     let bundle = clap_bundle(dir.path());
