@@ -49,6 +49,8 @@ pub const FORMANT_RATIO: Limit = Limit::new(0.5, 2.0);
 pub const PROFILE_AMOUNT: Limit = Limit::new(0.0, 1.0);
 /// Wet/dry mix (0 = dry, 1 = converted only).
 pub const MIX: Limit = Limit::new(0.0, 1.0);
+/// How far a tone colour model moves toward the target tone (OpenVoice's `tau`).
+pub const TAU: Limit = Limit::new(0.0, 1.0);
 /// Piper's length scale (speaking slowness).
 pub const LENGTH_SCALE: Limit = Limit::new(0.05, 20.0);
 /// Piper's noise scale (variation in the voice).

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::clone::CloneMatch;
 use crate::config::{RealtimeSection, TtsSection};
 use crate::convert::dsp::Target;
+use crate::convert::tone::ToneSetup;
 use crate::convert::Engine;
 use crate::error::{Error, Result};
 use crate::matching::{Adjust, Goal, OfflineMatch};
@@ -52,6 +53,8 @@ pub struct SentenceConverter {
     pub clone: Option<Arc<CloneMatch>>,
     /// The first source recording's SHA-256 of the profile, which names its fits in the cloning cache.
     pub profile_sha256: Option<String>,
+    /// The tone colour engine's model and target tone, when that engine is chosen.
+    pub tone: Option<Arc<ToneSetup>>,
 }
 
 impl SentenceConverter {
@@ -60,7 +63,12 @@ impl SentenceConverter {
     pub fn from_settings(settings: &Settings) -> Result<Option<SentenceConverter>> {
         let Some(converter) = settings.converter.clone() else { return Ok(None) };
         let profile = settings.converter_profile()?;
+        let tone = match converter.engine {
+            Engine::ToneColor => Some(Arc::new(ToneSetup::from_settings(settings)?)),
+            _ => None,
+        };
         Ok(Some(SentenceConverter {
+            tone,
             settings: converter,
             target: profile.as_ref().map(VoiceProfile::target),
             offline: profile.as_ref().map(|p| Arc::new(OfflineMatch { goal: Goal::of_profile(p), fit: None })),
@@ -83,6 +91,7 @@ impl SentenceConverter {
     pub fn apply(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
         match (&self.clone, &self.offline) {
             (Some(clone), _) => clone.profile.convert(samples, sample_rate_hz, &clone.fit),
+            (None, _) if self.tone.is_some() => self.apply_tone_color(samples, sample_rate_hz),
             (None, Some(offline)) if self.settings.engine == Engine::Dsp => {
                 let wet = offline.convert(samples, sample_rate_hz, &Adjust::of(&self.settings))?;
                 let mix = self.settings.mix;
@@ -90,6 +99,16 @@ impl SentenceConverter {
             }
             _ => self.apply_live(samples, sample_rate_hz),
         }
+    }
+
+    /// The tone colour engine on one clip: the clip's own tone is the source tone; the real-time engine streams it.
+    fn apply_tone_color(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
+        let Some(tone) = &self.tone else { return Ok(samples.to_vec()) };
+        let clip = resample(samples, sample_rate_hz, crate::convert::spectrogram::SAMPLE_RATE)?;
+        let converter = Box::new(tone.converter_for(&clip)?);
+        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, converter, &self.realtime)?;
+        let mix = self.settings.mix;
+        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
     }
 
     /// Convert as the live paths (the plugin, the Live screen) do: through the real-time engine, the profile's
@@ -107,6 +126,7 @@ impl SentenceConverter {
             realtime: realtime.clone(),
             clone: Some(clone),
             profile_sha256: None,
+            tone: None,
         }
     }
 }

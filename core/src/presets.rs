@@ -122,6 +122,16 @@ pub struct ConverterSettings {
     /// Wet/dry mix ([`limits::MIX`]).
     #[serde(default = "one")]
     pub mix: f32,
+    /// The installed model a model engine runs (`demod-voice models list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// How far the tone colour engine moves toward the profile's tone ([`limits::TAU`]).
+    #[serde(default = "default_tau")]
+    pub tau: f32,
+}
+
+fn default_tau() -> f32 {
+    0.3
 }
 
 fn one() -> f32 {
@@ -138,6 +148,8 @@ impl Default for ConverterSettings {
             profile: None,
             profile_amount: 1.0,
             mix: 1.0,
+            model: None,
+            tau: default_tau(),
         }
     }
 }
@@ -160,11 +172,12 @@ impl ConverterSettings {
         check("converter.pitch_semitones", self.pitch_semitones, limits::PITCH_SEMITONES)?;
         check("converter.formant_ratio", self.formant_ratio, limits::FORMANT_RATIO)?;
         check("converter.profile_amount", self.profile_amount, limits::PROFILE_AMOUNT)?;
-        check("converter.mix", self.mix, limits::MIX)
+        check("converter.mix", self.mix, limits::MIX)?;
+        check("converter.tau", self.tau, limits::TAU)
     }
 
     /// The converter these settings describe, matching `target` when given.
-    pub fn build(&self, target: Option<crate::convert::dsp::Target>) -> Box<dyn crate::convert::Converter> {
+    pub fn build(&self, target: Option<crate::convert::dsp::Target>) -> Result<Box<dyn crate::convert::Converter>> {
         let params = std::sync::Arc::new(crate::convert::dsp::DspParams::default());
         params.set_pitch_semitones(self.pitch_semitones);
         params.set_formant_ratio(self.formant_ratio);
@@ -182,7 +195,7 @@ impl ConverterSettings {
         target: Option<crate::convert::dsp::Target>,
         realtime: &crate::config::RealtimeSection,
     ) -> Result<Vec<f32>> {
-        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, self.build(target), realtime)?;
+        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, self.build(target)?, realtime)?;
         let mix = self.mix;
         Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
     }

@@ -64,6 +64,9 @@ pub struct VoiceProfile {
     /// What offline matching needs beyond the median and the formant scale (absent in older profiles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timbre: Option<Timbre>,
+    /// The profile's tone colour per installed tone colour model (measured on first use with that model).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tones: std::collections::BTreeMap<String, Vec<f32>>,
 }
 
 /// A profile's pitch spread and long-term spectrum, for offline matching ([`crate::matching`]).
@@ -177,6 +180,7 @@ impl VoiceProfile {
             sources,
             embedding: None,
             timbre,
+            tones: Default::default(),
         })
     }
 

@@ -155,7 +155,7 @@ impl Plugin for DemodVoice {
         // When the host renders offline (faster than real time), wait for the conversion instead of falling back.
         config.offline = buffer_config.process_mode == ProcessMode::Offline;
         // Every engine reports the longest engine's latency, so a switch never moves the track.
-        for &engine in Engine::ALL {
+        for &engine in Engine::LIVE {
             match config.latency_of(engine) {
                 Ok(latency) => config.min_latency = config.min_latency.max(latency),
                 Err(e) => {
@@ -164,8 +164,8 @@ impl Plugin for DemodVoice {
                 }
             }
         }
-        for &engine in Engine::ALL {
-            let (audio, worker) = match RtEngine::build(&config, engine.build(self.dsp.clone())) {
+        for &engine in Engine::LIVE {
+            let (audio, worker) = match engine.build(self.dsp.clone()).and_then(|c| RtEngine::build(&config, c)) {
                 Ok(pair) => pair,
                 Err(e) => {
                     nice_error!("DeMoD Voice: cannot start the {engine} engine: {e}");
@@ -190,7 +190,7 @@ impl Plugin for DemodVoice {
         self.scratch = vec![vec![0.0; max_block]; channels];
         self.discard = vec![vec![0.0; max_block]; channels];
         self.push_parameters();
-        let stats = Engine::ALL.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
+        let stats = Engine::LIVE.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
         let monitor = similarity.and_then(|(name, encoder, target)| {
             let (tap, pull) = demod_voice_core::monitor::tap(config.sample_rate_hz);
             let target = Arc::new(std::sync::Mutex::new(Some(target)));
@@ -215,7 +215,7 @@ impl Plugin for DemodVoice {
         _context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         self.push_parameters();
-        if self.engines.len() < Engine::ALL.len() {
+        if self.engines.len() < Engine::LIVE.len() {
             return ProcessStatus::Normal;
         }
         let active = self.params.engine.value().0.index();

@@ -6,18 +6,19 @@ use demod_voice_core::convert::Engine;
 use demod_voice_core::limits;
 use nice_plug::prelude::*;
 
-/// Which converter runs: core's [`Engine`] as a plugin parameter. The variants, their names and their stable ids
-/// all come from [`Engine`], so a new engine appears here without a change to this file.
+/// Which converter runs: core's live engines ([`Engine::LIVE`]) as a plugin parameter. The variants, their names and
+/// their stable ids all come from [`Engine`], so a new live engine appears here without a change to this file
+/// (model engines such as tone-color run offline only, for now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineChoice(pub Engine);
 
 impl Enum for EngineChoice {
     fn variants() -> &'static [&'static str] {
-        Engine::LABELS
+        Engine::LIVE_LABELS
     }
 
     fn ids() -> Option<&'static [&'static str]> {
-        Some(Engine::NAMES)
+        Some(Engine::LIVE_NAMES)
     }
 
     fn to_index(self) -> usize {
@@ -25,7 +26,7 @@ impl Enum for EngineChoice {
     }
 
     fn from_index(index: usize) -> Self {
-        EngineChoice(Engine::from_index(index))
+        EngineChoice(Engine::LIVE.get(index).copied().unwrap_or_default())
     }
 }
 

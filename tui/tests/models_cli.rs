@@ -56,3 +56,65 @@ fn models_are_installed_by_kind_listed_shown_and_removed() {
     let out = run(dir.path(), &["models", "show", "alto"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model named `alto` (installed: tone)"));
 }
+
+#[test]
+fn convert_runs_an_installed_tone_colour_model_toward_a_profiles_tone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = [fixture("neural/tone_converter.onnx"), fixture("neural/tone_extractor.onnx")];
+    let ok = |out: Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    ok(run(dir.path(), &["models", "add", pair[0].to_str().unwrap(), pair[1].to_str().unwrap(), "--name", "tone"]));
+    ok(run(dir.path(), &["models", "add", fixture("neural/rvc_okada.onnx").to_str().unwrap(), "--name", "alto"]));
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
+    ok(run(dir.path(), &["voices", "add-profile", "reader", reference.to_str().unwrap()]));
+    // Input: two seconds of a synthetic vowel.
+    let input = dir.path().join("input.wav");
+    let samples = demod_voice_core::analysis::synthetic::voice(150.0, &[700.0, 1200.0], 22_050, 2.0);
+    let mut wav = demod_voice_core::wav::AtomicWav::create(&input, 22_050).unwrap();
+    wav.write(&samples).unwrap();
+    wav.finish().unwrap();
+
+    let convert = |tau: &str, out: &str| {
+        let args = ["convert", input.to_str().unwrap(), "--engine", "tone-color", "--model", "tone", "--to", "reader"];
+        let path = dir.path().join(out);
+        let extra = ["--tau", tau, "-o", path.to_str().unwrap()];
+        ok(run(dir.path(), &[&args[..], &extra[..]].concat()));
+        demod_voice_core::wav::read_wav_mono(&path).unwrap()
+    };
+    let (plain, rate) = convert("0", "plain.wav");
+    let (moved, _) = convert("0.3", "moved.wav");
+    assert_eq!((rate, plain.len(), moved.len()), (22_050, samples.len(), samples.len()));
+    // The fixture scales its output by 1 + tau x mean(target tone - source tone): one gain over the whole clip,
+    // not 1 (the reader's tone is not this vowel's), so both tones reached the model.
+    let mut ratios: Vec<f32> = plain[4000..40_000]
+        .iter()
+        .zip(&moved[4000..40_000])
+        .filter(|(p, _)| p.abs() > 1e-3)
+        .map(|(p, m)| m / p)
+        .collect();
+    assert!(ratios.len() > 10_000, "the converted signal is silent");
+    ratios.sort_by(f32::total_cmp);
+    let (low, mid, high) = (ratios[ratios.len() / 20], ratios[ratios.len() / 2], ratios[ratios.len() * 19 / 20]);
+    assert!((mid - 1.0).abs() > 1e-3 && high - low < 0.02 * mid.abs(), "gains {low} {mid} {high}");
+    // The profile's tone for this model was measured once and stored in the profile.
+    let profile = std::fs::read_to_string(dir.path().join("data/profiles/reader.yaml")).unwrap();
+    assert!(profile.contains("tones:") && profile.contains("tone:"), "{profile}");
+
+    // Wrong or missing models and profiles: exit 2, one line naming what is needed, no output file.
+    let cases: [(&[&str], &str); 3] = [
+        (&["--model", "alto", "--to", "reader"], "not a tone colour converter"),
+        (&["--to", "reader"], "--model NAME"),
+        (&["--model", "tone", "--pitch", "2"], "--to PROFILE"),
+    ];
+    for (args, expected) in cases {
+        let out_path = dir.path().join("refused.wav");
+        let base = ["convert", input.to_str().unwrap(), "--engine", "tone-color", "-o", out_path.to_str().unwrap()];
+        let out = run(dir.path(), &[&base[..], args].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected) && stderr.lines().count() == 1, "{args:?}: {stderr}");
+        assert!(!out_path.exists());
+    }
+}

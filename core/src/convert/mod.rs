@@ -76,15 +76,24 @@ pub enum Engine {
     Dsp,
     /// Output = input delayed by the latency (for hearing and checking the latency alone).
     Passthrough,
+    /// An installed OpenVoice-format tone colour model (`--model NAME`), toward a voice profile's tone.
+    ToneColor,
 }
 
 impl Engine {
     /// Every engine, in the order pickers show them (the default first; declaration order).
-    pub const ALL: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough];
-    /// Their short names, in the same order (static, for the plugin's enum parameter ids).
-    pub const NAMES: &'static [&'static str] = &["dsp", "passthrough"];
+    pub const ALL: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough, Engine::ToneColor];
+    /// Their short names, in the same order.
+    pub const NAMES: &'static [&'static str] = &["dsp", "passthrough", "tone-color"];
     /// Their display names, in the same order.
-    pub const LABELS: &'static [&'static str] = &["DSP", "Passthrough"];
+    pub const LABELS: &'static [&'static str] = &["DSP", "Passthrough", "Tone colour"];
+    /// The engines that need no model: what the live paths (the plugin's engine parameter, the Live screen, the
+    /// soak) offer today, a prefix of [`Engine::ALL`]. Neural engines run offline only, for now.
+    pub const LIVE: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough];
+    /// The names of [`Engine::LIVE`] (static, for the plugin's enum parameter ids).
+    pub const LIVE_NAMES: &'static [&'static str] = &["dsp", "passthrough"];
+    /// The display names of [`Engine::LIVE`].
+    pub const LIVE_LABELS: &'static [&'static str] = &["DSP", "Passthrough"];
 
     /// The short name used on the command line, in presets, manifests and saved state.
     pub fn name(self) -> &'static str {
@@ -101,6 +110,7 @@ impl Engine {
         match self {
             Engine::Dsp => "pitch and formant matching, no model",
             Engine::Passthrough => "the input delayed by the latency (to hear the latency alone)",
+            Engine::ToneColor => "an installed tone colour model (--model NAME) toward a profile's tone",
         }
     }
 
@@ -124,11 +134,23 @@ impl Engine {
         Engine::ALL.get(index).copied().unwrap_or_default()
     }
 
-    /// The converter for this engine; `dsp` reads its settings from `params` (shared with whoever edits them).
-    pub fn build(self, params: std::sync::Arc<dsp::DspParams>) -> Box<dyn Converter> {
+    /// True for engines that run an installed model (they are built with [`tone::for_clip`], not [`Engine::build`]).
+    pub fn needs_model(self) -> bool {
+        !Engine::LIVE.contains(&self)
+    }
+
+    /// The converter for a model-free engine; `dsp` reads its settings from `params` (shared with whoever edits
+    /// them). A model engine is refused with what it needs.
+    pub fn build(self, params: std::sync::Arc<dsp::DspParams>) -> crate::error::Result<Box<dyn Converter>> {
         match self {
-            Engine::Dsp => Box::new(dsp::DspConverter::new(params)),
-            Engine::Passthrough => Box::new(Passthrough::default()),
+            Engine::Dsp => Ok(Box::new(dsp::DspConverter::new(params))),
+            Engine::Passthrough => Ok(Box::new(Passthrough::default())),
+            Engine::ToneColor => Err(crate::error::Error::Setting {
+                key: "converter.engine".into(),
+                problem: "tone-color runs an installed model: give --model NAME (see `demod-voice models list`) and \
+                          a profile (--to NAME); it converts files, not yet live audio"
+                    .into(),
+            }),
         }
     }
 }
@@ -165,10 +187,18 @@ mod tests {
     fn every_engine_round_trips_through_its_name_and_builds_a_converter_of_that_name() {
         for &engine in Engine::ALL {
             assert_eq!(engine.name().parse::<Engine>(), Ok(engine));
-            assert_eq!(engine.build(Default::default()).name(), engine.name());
+            match engine.build(Default::default()) {
+                Ok(converter) => assert_eq!(converter.name(), engine.name()),
+                Err(e) => assert!(engine.needs_model() && e.to_string().contains("--model"), "{e}"),
+            }
             assert_eq!(Engine::ALL[engine.index()], engine);
             assert_eq!(Engine::from_index(engine.index()), engine);
         }
-        assert!("rvc".parse::<Engine>().unwrap_err().contains("dsp, passthrough"));
+        assert!("rvc".parse::<Engine>().unwrap_err().contains("dsp, passthrough, tone-color"));
+        // The live list is a prefix of the whole one, so indices agree.
+        assert_eq!(&Engine::ALL[..Engine::LIVE.len()], Engine::LIVE);
+        assert_eq!(&Engine::NAMES[..Engine::LIVE.len()], Engine::LIVE_NAMES);
+        assert_eq!(&Engine::LABELS[..Engine::LIVE.len()], Engine::LIVE_LABELS);
+        assert!(Engine::LIVE.iter().all(|e| !e.needs_model()));
     }
 }

@@ -2,7 +2,9 @@
 //! [`super::spectrogram`]) goes through the converter graph with the source and target tones, on the real-time
 //! worker. Stateless per block: the engine's left context gives it history, SOLA joins the blocks.
 //!
-//! Not yet selectable with `--engine` (issue 17): it is built and tested directly.
+//! `--engine tone-color --model NAME` selects it for offline conversion ([`for_clip`]): the source tone is the
+//! input clip's, the target tone the voice profile's (measured once per model with the model's reference encoder
+//! and stored in the profile). Not yet on the live paths (the plugin, the Live screen).
 
 use std::path::Path;
 
@@ -128,4 +130,177 @@ impl Converter for ToneColorConverter {
         }
     }
     fn reset(&mut self) {}
+}
+
+/// An OpenVoice-format reference (tone colour) encoder: a linear spectrogram in, a 256-value tone out.
+pub struct ToneExtractor {
+    session: LoadedSession,
+    spectrogram: Spectrogram,
+    path: std::path::PathBuf,
+}
+
+impl ToneExtractor {
+    /// Load the reference encoder at `model` (refused when it is not one).
+    pub fn load(runtime: &Runtime, model: &Path, options: &SessionOptions) -> Result<ToneExtractor> {
+        let kind = neural::detect(&neural::signature(runtime, model)?, model)?;
+        if kind != ModelKind::ToneExtractor {
+            return Err(Error::ModelSignature {
+                path: model.to_path_buf(),
+                problem: format!("it is a {}, not a tone colour reference encoder", kind.describe()),
+            });
+        }
+        Ok(ToneExtractor {
+            session: runtime.session_from_file(model, options)?,
+            spectrogram: Spectrogram::new(),
+            path: model.to_path_buf(),
+        })
+    }
+
+    /// The tone of `samples` at 22050 Hz (at least one frame of audio).
+    pub fn tone(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
+        let frames = Spectrogram::frames(samples.len());
+        if frames == 0 {
+            return Err(Error::Setting {
+                key: "converter.model".into(),
+                problem: format!("too little audio to measure a tone colour (under {N_FFT} samples)"),
+            });
+        }
+        let magnitudes = self.spectrogram.compute(samples);
+        let context = |what: &str| format!("{what} ({})", self.path.display());
+        let input = Tensor::from_array((vec![1usize, frames, BINS], magnitudes[..frames * BINS].to_vec()))
+            .map_err(|e| Error::onnx(context("building input"), e))?;
+        let outputs = self
+            .session
+            .session
+            .run(ort::inputs!["input" => input])
+            .map_err(|e| Error::onnx(context("running the reference encoder"), e))?;
+        let (_, tone) =
+            outputs[0].try_extract_tensor::<f32>().map_err(|e| Error::onnx(context("reading its output"), e))?;
+        Ok(tone.to_vec())
+    }
+}
+
+/// The tone colour converter of the installed model `manifest` (in `models_dir`) for one clip: `input` (at
+/// 22050 Hz) gives the source tone, `target_tone` the voice to move toward.
+pub fn for_clip(
+    runtime: &Runtime,
+    models_dir: &Path,
+    manifest: &neural::Manifest,
+    input: &[f32],
+    target_tone: Vec<f32>,
+    tau: f32,
+    options: &SessionOptions,
+) -> Result<ToneColorConverter> {
+    let (converter, extractor) = tone_files(models_dir, manifest)?;
+    let source_tone = ToneExtractor::load(runtime, &extractor, options)?.tone(input)?;
+    ToneColorConverter::load(runtime, &converter, source_tone, target_tone, tau, options)
+}
+
+/// The converter and reference encoder files of a tone colour model.
+pub fn tone_files(models_dir: &Path, manifest: &neural::Manifest) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let folder = models_dir.join(&manifest.name);
+    let file = |kind: ModelKind| manifest.files.iter().find(|f| f.kind == kind).map(|f| folder.join(&f.file));
+    match (file(ModelKind::ToneConverter), file(ModelKind::ToneExtractor)) {
+        (Some(converter), Some(extractor)) => Ok((converter, extractor)),
+        _ => Err(Error::ModelSignature {
+            path: folder,
+            problem: format!(
+                "`{}` is a {} model, not a tone colour converter with its reference encoder; \
+                 `--engine tone-color` needs one (`demod-voice models list`)",
+                manifest.name, manifest.engine
+            ),
+        }),
+    }
+}
+
+/// Everything the tone colour engine needs for a run of clips: the model, the profile's tone, the runtime.
+#[derive(Debug, Clone)]
+pub struct ToneSetup {
+    runtime: &'static Runtime,
+    models_dir: std::path::PathBuf,
+    manifest: neural::Manifest,
+    target_tone: Vec<f32>,
+    tau: f32,
+    options: SessionOptions,
+}
+
+impl ToneSetup {
+    /// The tone colour engine as `settings` ask for it: `converter.model` names an installed tone colour model and
+    /// `converter.profile` the voice to move toward. The profile's tone for this model is measured from its source
+    /// recordings on first use and stored in the profile.
+    pub fn from_settings(settings: &crate::settings::Settings) -> Result<ToneSetup> {
+        let converter = settings.converter.clone().unwrap_or_default();
+        let missing = |key: &str, what: &str| Error::Setting { key: key.into(), problem: what.into() };
+        let name = converter.model.as_deref().ok_or_else(|| {
+            missing(
+                "converter.model",
+                "tone-color runs an installed model: give --model NAME (see `demod-voice models list`)",
+            )
+        })?;
+        let models_dir = settings.models_dir();
+        let manifest = neural::find(&models_dir, name)?;
+        let (_, extractor) = tone_files(&models_dir, &manifest)?;
+        let mut profile = settings.converter_profile()?.ok_or_else(|| {
+            missing("converter.profile", "tone-color moves toward a voice profile's tone: give --to PROFILE")
+        })?;
+        let runtime = settings.runtime()?;
+        let options = settings.session_options();
+        let target_tone = match profile.tones.get(name) {
+            Some(tone) => tone.clone(),
+            None => {
+                let tone = profile_tone(runtime, &extractor, &profile, &options)?;
+                profile.tones.insert(name.to_string(), tone.clone());
+                // Kept for next time when the profile lives in the library (best effort: only time is lost).
+                let dir = settings.profiles_dir();
+                if crate::profile::VoiceProfile::path_in(&dir, &profile.name).is_file() {
+                    if let Err(e) = profile.save(&dir) {
+                        tracing::warn!("cannot store the tone in profile {}: {e}", profile.name);
+                    }
+                }
+                tone
+            }
+        };
+        Ok(ToneSetup { runtime, models_dir, manifest, target_tone, tau: converter.tau, options })
+    }
+
+    /// The converter for one clip at 22050 Hz (its own tone is the source tone).
+    pub fn converter_for(&self, clip: &[f32]) -> Result<ToneColorConverter> {
+        for_clip(
+            self.runtime,
+            &self.models_dir,
+            &self.manifest,
+            clip,
+            self.target_tone.clone(),
+            self.tau,
+            &self.options,
+        )
+    }
+}
+
+/// A profile's tone: the mean of its source recordings' tones (each read, mixed to mono, at 22050 Hz).
+fn profile_tone(
+    runtime: &Runtime,
+    extractor: &Path,
+    profile: &crate::profile::VoiceProfile,
+    options: &SessionOptions,
+) -> Result<Vec<f32>> {
+    let mut encoder = ToneExtractor::load(runtime, extractor, options)?;
+    let mut sum: Vec<f32> = Vec::new();
+    let mut count = 0usize;
+    for source in &profile.sources {
+        let audio = crate::wav::read_reference(&source.path).map_err(|e| Error::Profile {
+            path: source.path.clone(),
+            problem: format!(
+                "its recording is needed once to measure its tone colour and cannot be read ({e}); \
+                 add the profile again from a recording that exists"
+            ),
+        })?;
+        let tone = encoder.tone(&crate::wav::resample(&audio.samples, audio.rate, SAMPLE_RATE)?)?;
+        if sum.is_empty() {
+            sum = vec![0.0; tone.len()];
+        }
+        sum.iter_mut().zip(&tone).for_each(|(s, t)| *s += t);
+        count += 1;
+    }
+    Ok(sum.into_iter().map(|s| s / count.max(1) as f32).collect())
 }

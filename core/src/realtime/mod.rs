@@ -221,7 +221,7 @@ impl RtConfig {
     /// The total latency of `engine` on an engine built for this config, in host samples: the number the plugin
     /// reports to the host and the app shows (computed by building the engine, never guessed).
     pub fn latency_of(&self, engine: crate::convert::Engine) -> Result<usize> {
-        let (audio, _worker) = RtEngine::build(self, engine.build(Default::default()))?;
+        let (audio, _worker) = RtEngine::build(self, engine.build(Default::default())?)?;
         Ok(audio.latency())
     }
 }

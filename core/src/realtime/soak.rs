@@ -150,16 +150,16 @@ pub fn soak(options: &SoakOptions, guard: &mut dyn FnMut(&mut dyn FnMut())) -> R
         offline: false,
         min_latency: 0,
     };
-    for &engine in Engine::ALL {
+    for &engine in Engine::LIVE {
         config.min_latency = config.min_latency.max(config.latency_of(engine)?);
     }
     let params = Arc::new(DspParams::default());
     let stalls = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut engines: Vec<AudioSide> = Vec::new();
     let mut workers: Vec<WorkerThread> = Vec::new();
-    for &engine in Engine::ALL {
+    for &engine in Engine::LIVE {
         let converter = Stalling {
-            inner: engine.build(Arc::clone(&params)),
+            inner: engine.build(Arc::clone(&params))?,
             every: options.stall_every_hops,
             calls: 0,
             stall: Duration::ZERO,

@@ -89,6 +89,10 @@ pub enum Setting {
     ProfileAmount(f32),
     /// `converter.mix`.
     Mix(f32),
+    /// `converter.model`.
+    Model(String),
+    /// `converter.tau`.
+    Tau(f32),
 }
 
 impl Setting {
@@ -117,6 +121,8 @@ impl Setting {
             Setting::Profile(_) => "converter.profile",
             Setting::ProfileAmount(_) => "converter.profile_amount",
             Setting::Mix(_) => "converter.mix",
+            Setting::Model(_) => "converter.model",
+            Setting::Tau(_) => "converter.tau",
         }
     }
 
@@ -225,7 +231,7 @@ impl Settings {
         if let Some(converter) = &found.preset.converter {
             self.converter = Some(converter.clone());
             touched.extend(
-                ["engine", "pitch_semitones", "formant_ratio", "profile", "profile_amount", "mix"]
+                ["engine", "pitch_semitones", "formant_ratio", "profile", "profile_amount", "mix", "model", "tau"]
                     .iter()
                     .map(|key| format!("converter.{key}")),
             );
@@ -271,6 +277,8 @@ impl Settings {
                         Setting::Profile(v) => converter.profile = Some(v),
                         Setting::ProfileAmount(v) => converter.profile_amount = v,
                         Setting::Mix(v) => converter.mix = v,
+                        Setting::Model(v) => converter.model = Some(v),
+                        Setting::Tau(v) => converter.tau = v,
                         _ => {}
                     }
                 }

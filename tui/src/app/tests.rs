@@ -763,6 +763,7 @@ fn live_preset_sets_the_controls_it_names() {
             profile: None,
             profile_amount: 1.0,
             mix: 0.8,
+            ..Default::default()
         },
     )];
     app.screen = Screen::Live;

@@ -266,9 +266,15 @@ pub struct ConvertArgs {
     /// Wet/dry mix (0..1).
     #[arg(long, value_parser = within(limits::MIX))]
     pub mix: Option<f32>,
-    /// Conversion engine (dsp, passthrough).
+    /// Conversion engine (dsp, passthrough, tone-color).
     #[arg(long, value_parser = engine)]
     pub engine: Option<Engine>,
+    /// The installed model a model engine runs (`models list`); tone-color also needs --to PROFILE.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// How far tone-color moves toward the profile's tone (0..1, default 0.3).
+    #[arg(long, value_parser = within(limits::TAU))]
+    pub tau: Option<f32>,
     /// Preset name or path (its converter and real-time settings apply).
     #[arg(long)]
     pub preset: Option<String>,

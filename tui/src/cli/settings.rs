@@ -59,6 +59,12 @@ impl ConvertArgs {
         if let Some(v) = &self.to {
             out.push((Setting::Profile(v.clone()), "--to"));
         }
+        if let Some(v) = &self.model {
+            out.push((Setting::Model(v.clone()), "--model"));
+        }
+        if let Some(v) = self.tau {
+            out.push((Setting::Tau(v), "--tau"));
+        }
         out
     }
 }

@@ -232,7 +232,8 @@ impl App {
                 return;
             }
             LiveControl::Engine => {
-                live.engine = Engine::from_index(cycle(live.engine.index(), Engine::ALL.len()));
+                live.engine =
+                    Engine::LIVE.get(cycle(live.engine.index(), Engine::LIVE.len())).copied().unwrap_or_default();
             }
             LiveControl::Input => live.input = cycle(live.input, live.inputs.len()),
             LiveControl::Output => live.output = cycle(live.output, live.outputs.len()),
@@ -393,7 +394,7 @@ pub(crate) fn start_live(global: &GlobalArgs, shared: &Shared, request: LiveRequ
     let setup = crate::devices::LiveSetup {
         input,
         output,
-        converter: engine.build(params),
+        converter: engine.build(params)?,
         realtime: ctx.settings.config.realtime.clone(),
         mix,
         similarity,
