@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::clone::CloneMatch;
 use crate::config::{RealtimeSection, TtsSection};
 use crate::convert::dsp::Target;
+use crate::convert::rvc::RvcSetup;
 use crate::convert::tone::ToneSetup;
 use crate::convert::Engine;
 use crate::error::{Error, Result};
@@ -55,6 +56,8 @@ pub struct SentenceConverter {
     pub profile_sha256: Option<String>,
     /// The tone colour engine's model and target tone, when that engine is chosen.
     pub tone: Option<Arc<ToneSetup>>,
+    /// The RVC engine's installed model, when that engine is chosen.
+    pub rvc: Option<Arc<RvcSetup>>,
 }
 
 impl SentenceConverter {
@@ -67,8 +70,13 @@ impl SentenceConverter {
             Engine::ToneColor => Some(Arc::new(ToneSetup::from_settings(settings)?)),
             _ => None,
         };
+        let rvc = match converter.engine {
+            Engine::Rvc => Some(Arc::new(RvcSetup::from_settings(settings)?)),
+            _ => None,
+        };
         Ok(Some(SentenceConverter {
             tone,
+            rvc,
             settings: converter,
             target: profile.as_ref().map(VoiceProfile::target),
             offline: profile.as_ref().map(|p| Arc::new(OfflineMatch { goal: Goal::of_profile(p), fit: None })),
@@ -92,6 +100,7 @@ impl SentenceConverter {
         match (&self.clone, &self.offline) {
             (Some(clone), _) => clone.profile.convert(samples, sample_rate_hz, &clone.fit),
             (None, _) if self.tone.is_some() => self.apply_tone_color(samples, sample_rate_hz),
+            (None, _) if self.rvc.is_some() => self.apply_rvc(samples, sample_rate_hz),
             (None, Some(offline)) if self.settings.engine == Engine::Dsp => {
                 let wet = offline.convert(samples, sample_rate_hz, &Adjust::of(&self.settings))?;
                 let mix = self.settings.mix;
@@ -107,6 +116,15 @@ impl SentenceConverter {
         let clip = resample(samples, sample_rate_hz, crate::convert::spectrogram::SAMPLE_RATE)?;
         let converter = Box::new(tone.converter_for(&clip)?);
         let wet = crate::realtime::convert_offline(samples, sample_rate_hz, converter, &self.realtime)?;
+        let mix = self.settings.mix;
+        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
+    }
+
+    /// The RVC engine on one clip, streamed through the real-time engine at the model's rate.
+    fn apply_rvc(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
+        let Some(rvc) = &self.rvc else { return Ok(samples.to_vec()) };
+        let converter = rvc.converter(self.settings.pitch_semitones)?;
+        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, Box::new(converter), &self.realtime)?;
         let mix = self.settings.mix;
         Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
     }
@@ -127,6 +145,7 @@ impl SentenceConverter {
             clone: Some(clone),
             profile_sha256: None,
             tone: None,
+            rvc: None,
         }
     }
 }

@@ -118,3 +118,60 @@ fn convert_runs_an_installed_tone_colour_model_toward_a_profiles_tone() {
         assert!(!out_path.exists());
     }
 }
+
+#[test]
+fn convert_runs_an_installed_rvc_model_with_its_content_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = |out: Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let input = dir.path().join("input.wav");
+    let samples = demod_voice_core::analysis::synthetic::voice(150.0, &[700.0, 1200.0], 48_000, 2.0);
+    let mut wav = demod_voice_core::wav::AtomicWav::create(&input, 48_000).unwrap();
+    wav.write(&samples).unwrap();
+    wav.finish().unwrap();
+    let convert = |model: &str, pitch: &str, out: &str| {
+        let path = dir.path().join(out);
+        let args = ["convert", input.to_str().unwrap(), "--engine", "rvc", "--model", model, "--pitch", pitch];
+        (run(dir.path(), &[&args[..], &["-o", path.to_str().unwrap()]].concat()), path)
+    };
+    ok(run(dir.path(), &["models", "add", fixture("neural/rvc_okada.onnx").to_str().unwrap(), "--name", "alto"]));
+    // Without a content encoder installed: refused, saying what to install.
+    let (out, path) = convert("alto", "0", "refused.wav");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("content encoder") && stderr.contains("768 channels"), "{stderr}");
+    assert!(!path.exists());
+
+    ok(run(dir.path(), &["models", "add", fixture("neural/content_encoder.onnx").to_str().unwrap()]));
+    ok(run(dir.path(), &["models", "add", fixture("neural/rvc_webui.onnx").to_str().unwrap(), "--name", "webui"]));
+    for model in ["alto", "webui"] {
+        let (out, plain) = convert(model, "0", &format!("{model}-0.wav"));
+        ok(out);
+        let (out, up) = convert(model, "12", &format!("{model}-12.wav"));
+        ok(out);
+        let ((plain, rate), (up, _)) =
+            (demod_voice_core::wav::read_wav_mono(&plain).unwrap(), demod_voice_core::wav::read_wav_mono(&up).unwrap());
+        assert_eq!((rate, plain.len(), up.len()), (48_000, samples.len(), samples.len()));
+        // The fixture's output is the content's frame energy times pitchf / 1000: the pitch, tracked and shifted an
+        // octave, reached the model (twice the output wherever the vowel is voiced).
+        let mut ratios: Vec<f32> = plain[12_000..84_000]
+            .iter()
+            .zip(&up[12_000..84_000])
+            .filter(|(p, _)| p.abs() > 1e-4)
+            .map(|(p, u)| u / p)
+            .collect();
+        assert!(ratios.len() > 10_000, "{model}: the converted signal is silent");
+        ratios.sort_by(f32::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        assert!((median - 2.0).abs() < 0.05, "{model}: +12 st scaled the output by {median}");
+    }
+    // A tone colour model is not an RVC model.
+    let pair = [fixture("neural/tone_converter.onnx"), fixture("neural/tone_extractor.onnx")];
+    ok(run(dir.path(), &["models", "add", pair[0].to_str().unwrap(), pair[1].to_str().unwrap(), "--name", "tone"]));
+    let (out, _) = convert("tone", "0", "wrong.wav");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not an RVC voice model") && stderr.lines().count() == 1, "{stderr}");
+}

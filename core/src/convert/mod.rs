@@ -2,6 +2,7 @@
 //!
 //! - [`Passthrough`]: output = input; used to measure the real-time engine's latency exactly.
 //! - [`dsp::DspConverter`]: pitch and formant matching with no model (PSOLA with grain resampling).
+//! - [`tone::ToneColorConverter`], [`rvc::RvcConverter`]: installed neural models (offline for now).
 //!
 //! A converter processes one block at a time on the real-time worker thread (never on the audio thread, so it may
 //! allocate, although the engines here do not after `prepare`). A block is `context | hop | lookahead`: the left
@@ -9,6 +10,7 @@
 //! overlap and what [`Converter::latency`] asks for. The output is time-aligned with the input block.
 
 pub mod dsp;
+pub mod rvc;
 pub mod spectrogram;
 pub mod tone;
 
@@ -78,15 +80,17 @@ pub enum Engine {
     Passthrough,
     /// An installed OpenVoice-format tone colour model (`--model NAME`), toward a voice profile's tone.
     ToneColor,
+    /// An installed RVC voice model (`--model NAME`) with a content encoder.
+    Rvc,
 }
 
 impl Engine {
     /// Every engine, in the order pickers show them (the default first; declaration order).
-    pub const ALL: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough, Engine::ToneColor];
+    pub const ALL: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough, Engine::ToneColor, Engine::Rvc];
     /// Their short names, in the same order.
-    pub const NAMES: &'static [&'static str] = &["dsp", "passthrough", "tone-color"];
+    pub const NAMES: &'static [&'static str] = &["dsp", "passthrough", "tone-color", "rvc"];
     /// Their display names, in the same order.
-    pub const LABELS: &'static [&'static str] = &["DSP", "Passthrough", "Tone colour"];
+    pub const LABELS: &'static [&'static str] = &["DSP", "Passthrough", "Tone colour", "RVC"];
     /// The engines that need no model: what the live paths (the plugin's engine parameter, the Live screen, the
     /// soak) offer today, a prefix of [`Engine::ALL`]. Neural engines run offline only, for now.
     pub const LIVE: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough];
@@ -111,6 +115,7 @@ impl Engine {
             Engine::Dsp => "pitch and formant matching, no model",
             Engine::Passthrough => "the input delayed by the latency (to hear the latency alone)",
             Engine::ToneColor => "an installed tone colour model (--model NAME) toward a profile's tone",
+            Engine::Rvc => "an installed RVC voice model (--model NAME) with its content encoder",
         }
     }
 
@@ -134,7 +139,8 @@ impl Engine {
         Engine::ALL.get(index).copied().unwrap_or_default()
     }
 
-    /// True for engines that run an installed model (they are built with [`tone::for_clip`], not [`Engine::build`]).
+    /// True for engines that run an installed model (built from the model library by the sentence converter, not by
+    /// [`Engine::build`]).
     pub fn needs_model(self) -> bool {
         !Engine::LIVE.contains(&self)
     }
@@ -145,11 +151,12 @@ impl Engine {
         match self {
             Engine::Dsp => Ok(Box::new(dsp::DspConverter::new(params))),
             Engine::Passthrough => Ok(Box::new(Passthrough::default())),
-            Engine::ToneColor => Err(crate::error::Error::Setting {
+            Engine::ToneColor | Engine::Rvc => Err(crate::error::Error::Setting {
                 key: "converter.engine".into(),
-                problem: "tone-color runs an installed model: give --model NAME (see `demod-voice models list`) and \
-                          a profile (--to NAME); it converts files, not yet live audio"
-                    .into(),
+                problem: format!(
+                    "{self} runs an installed model: give --model NAME (see `demod-voice models list`); it converts \
+                     files, not yet live audio"
+                ),
             }),
         }
     }
@@ -194,7 +201,7 @@ mod tests {
             assert_eq!(Engine::ALL[engine.index()], engine);
             assert_eq!(Engine::from_index(engine.index()), engine);
         }
-        assert!("rvc".parse::<Engine>().unwrap_err().contains("dsp, passthrough, tone-color"));
+        assert!("world".parse::<Engine>().unwrap_err().contains("dsp, passthrough, tone-color, rvc"));
         // The live list is a prefix of the whole one, so indices agree.
         assert_eq!(&Engine::ALL[..Engine::LIVE.len()], Engine::LIVE);
         assert_eq!(&Engine::NAMES[..Engine::LIVE.len()], Engine::LIVE_NAMES);

@@ -13,7 +13,7 @@ const MIN_VOICED_RUN: usize = 4;
 const MAX_GAP: usize = 2;
 
 /// Pitch per frame (0 = unvoiced) for frames every `hop` samples from 0, the last at or before the end.
-pub(super) fn contour(samples: &[f32], rate: u32, hop: usize) -> Vec<f32> {
+pub(crate) fn contour(samples: &[f32], rate: u32, hop: usize) -> Vec<f32> {
     if samples.is_empty() {
         return Vec::new();
     }

@@ -18,7 +18,7 @@
 
 mod aperiodicity;
 mod envelope;
-mod f0;
+pub(crate) mod f0;
 mod synthesis;
 
 use crate::error::Result;

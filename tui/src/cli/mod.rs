@@ -266,10 +266,11 @@ pub struct ConvertArgs {
     /// Wet/dry mix (0..1).
     #[arg(long, value_parser = within(limits::MIX))]
     pub mix: Option<f32>,
-    /// Conversion engine (dsp, passthrough, tone-color).
+    /// Conversion engine (dsp, passthrough, tone-color, rvc).
     #[arg(long, value_parser = engine)]
     pub engine: Option<Engine>,
-    /// The installed model a model engine runs (`models list`); tone-color also needs --to PROFILE.
+    /// The installed model a model engine runs (`models list`); tone-color also needs --to PROFILE; rvc takes
+    /// --pitch as its pitch shift.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// How far tone-color moves toward the profile's tone (0..1, default 0.3).

@@ -14,10 +14,15 @@ pub fn convert(ctx: &mut Context, args: ConvertArgs) -> Result<()> {
         ctx.settings.apply_preset(name)?;
     }
     let flags = args.settings();
-    let says_what = args.to.is_some() || args.pitch.is_some() || args.formant.is_some() || args.preset.is_some();
+    let says_what = args.to.is_some()
+        || args.pitch.is_some()
+        || args.formant.is_some()
+        || args.preset.is_some()
+        || args.model.is_some();
     if !says_what && args.engine != Some(Engine::Passthrough) {
         return Err(usage(
-            "say what to convert to: --to PROFILE, --pitch SEMITONES [--formant RATIO], or --preset NAME",
+            "say what to convert to: --to PROFILE, --pitch SEMITONES [--formant RATIO], --preset NAME, or \
+             --engine rvc --model NAME",
         ));
     }
     for (setting, flag) in flags {
