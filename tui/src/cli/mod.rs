@@ -543,6 +543,10 @@ pub struct BenchArgs {
     /// one sentence on the default voice (needs an output device).
     #[arg(long, conflicts_with_all = ["realtime", "app_frame"])]
     pub speak_first_audio: bool,
+    /// With --realtime: also measure this installed neural model's engine (per-hop inference, real-time share,
+    /// latency) on the same synthetic voice.
+    #[arg(long, value_name = "NAME", requires = "realtime")]
+    pub model: Option<String>,
     /// Soak the real-time engine instead: random blocks of 1-4096 samples through every engine with automation,
     /// engine switches and stalling workers; fails on non-finite output or any drift from the latency.
     #[arg(long, conflicts_with_all = ["realtime", "app_frame", "speak_first_audio"])]

@@ -129,6 +129,83 @@ struct RealtimeReport {
     dsp_latency_ms: f64,
     passthrough_latency_ms: f64,
     hop_ms: f64,
+    /// The installed model measured with `--model`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<ModelReport>,
+}
+
+/// One neural engine's cost on the real-time worker.
+#[derive(Debug, serde::Serialize)]
+struct ModelReport {
+    name: String,
+    engine: String,
+    /// The rate the engine runs at (blocks are resampled to it), Hz.
+    engine_rate_hz: u32,
+    /// Inference per hop (mean, worst), microseconds.
+    mean_hop_us: f64,
+    max_hop_us: f64,
+    /// Worker time as a share of real time on one core (1.0 = just keeps up).
+    real_time_share: f64,
+    /// Total latency at the host rate.
+    latency_samples: usize,
+    latency_ms: f64,
+}
+
+/// Drive the installed model `name`'s engine over `voice` (at `rate`, in `block`s) on this thread and time its hops.
+fn bench_model(
+    ctx: &Context,
+    name: &str,
+    config: &demod_voice_core::realtime::RtConfig,
+    voice: &[f32],
+    block: usize,
+) -> Result<ModelReport> {
+    use demod_voice_core::convert::Converter;
+    use demod_voice_core::realtime::RtEngine;
+    let settings = &ctx.settings;
+    let manifest = demod_voice_core::neural::find(&settings.models_dir(), name)?;
+    let runtime = settings.runtime()?;
+    let options = settings.session_options();
+    let converter: Box<dyn Converter> = match manifest.engine.as_str() {
+        "tone-color" => {
+            let (converter, _) = demod_voice_core::convert::tone::tone_files(&settings.models_dir(), &manifest)?;
+            // The tones change the numbers the model computes, not its cost.
+            Box::new(demod_voice_core::convert::tone::ToneColorConverter::load(
+                runtime,
+                &converter,
+                vec![0.0; 256],
+                vec![0.0; 256],
+                0.3,
+                &options,
+            )?)
+        }
+        "rvc" => Box::new(demod_voice_core::convert::rvc::RvcConverter::load(
+            runtime,
+            &settings.models_dir(),
+            &manifest,
+            0.0,
+            &options,
+        )?),
+        other => anyhow::bail!("`{name}` is a {other} model; bench --model takes a tone-color or rvc model"),
+    };
+    let engine_rate_hz = converter.sample_rate().unwrap_or(config.sample_rate_hz);
+    let (mut audio, mut worker) = RtEngine::build(config, converter)?;
+    let mut output = vec![0.0f32; block];
+    for chunk in voice.chunks_exact(block) {
+        audio.process(&[chunk], &mut [&mut output[..]]);
+        while worker.step() {}
+    }
+    let stats = audio.stats().snapshot();
+    let hop_seconds = worker.latency().hop as f64 / f64::from(config.sample_rate_hz);
+    Ok(ModelReport {
+        name: name.to_string(),
+        engine: manifest.engine.clone(),
+        engine_rate_hz,
+        mean_hop_us: stats.worker_mean.as_secs_f64() * 1e6,
+        max_hop_us: stats.worker_max.as_secs_f64() * 1e6,
+        real_time_share: stats.worker_mean.as_secs_f64() / hop_seconds,
+        latency_samples: audio.latency(),
+        latency_ms: audio.latency() as f64 * 1000.0 / f64::from(config.sample_rate_hz),
+    })
 }
 
 /// A synthetic voice gliding between 110 and 160 Hz, so runs are repeatable.
@@ -182,7 +259,12 @@ fn bench_realtime(ctx: &Context, args: &BenchArgs) -> Result<()> {
     let share = stats.worker_mean.as_secs_f64() / hop_seconds;
 
     let (pass_audio, _pass_worker) = RtEngine::build(&config, Box::new(Passthrough::default()))?;
+    let model = match &args.model {
+        Some(name) => Some(bench_model(ctx, name, &config, &voice, BLOCK)?),
+        None => None,
+    };
     let report = RealtimeReport {
+        model,
         sample_rate_hz: RATE,
         block_frames: BLOCK,
         audio_side_mean_us: mean,
@@ -218,6 +300,21 @@ fn bench_realtime(ctx: &Context, args: &BenchArgs) -> Result<()> {
             "latency                dsp {:.1} ms ({} samples), passthrough {:.1} ms",
             report.dsp_latency_ms, dsp_latency, report.passthrough_latency_ms
         )?;
+        if let Some(model) = &report.model {
+            writeln!(
+                out,
+                "{} ({}, {} Hz)   {:.1}% of real time on one core ({:.0} us per hop, max {:.0} us), latency {:.1} ms \
+                 ({} samples)",
+                model.name,
+                model.engine,
+                model.engine_rate_hz,
+                model.real_time_share * 100.0,
+                model.mean_hop_us,
+                model.max_hop_us,
+                model.latency_ms,
+                model.latency_samples
+            )?;
+        }
     }
     Ok(())
 }
