@@ -135,6 +135,25 @@ impl SentenceConverter {
         self.settings.convert_clip(samples, sample_rate_hz, self.target, &self.realtime)
     }
 
+    /// A neural engine (`tone` or `rvc`) with `settings`' pitch and mix, whatever else the settings say.
+    pub fn neural(
+        settings: ConverterSettings,
+        realtime: &RealtimeSection,
+        tone: Option<Arc<ToneSetup>>,
+        rvc: Option<Arc<RvcSetup>>,
+    ) -> SentenceConverter {
+        SentenceConverter {
+            settings,
+            target: None,
+            offline: None,
+            realtime: realtime.clone(),
+            clone: None,
+            profile_sha256: None,
+            tone,
+            rvc,
+        }
+    }
+
     /// Cloning toward `clone` (whatever the settings' converter says).
     pub fn cloning(clone: Arc<CloneMatch>, realtime: &RealtimeSection) -> SentenceConverter {
         SentenceConverter {

@@ -175,3 +175,47 @@ fn convert_runs_an_installed_rvc_model_with_its_content_encoder() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not an RVC voice model") && stderr.lines().count() == 1, "{stderr}");
 }
+
+#[test]
+fn clone_runs_with_a_neural_engine_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = |out: Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let pair = [fixture("neural/tone_converter.onnx"), fixture("neural/tone_extractor.onnx")];
+    ok(run(dir.path(), &["models", "add", pair[0].to_str().unwrap(), pair[1].to_str().unwrap(), "--name", "tone"]));
+    ok(run(dir.path(), &["models", "add", fixture("neural/rvc_okada.onnx").to_str().unwrap(), "--name", "alto"]));
+    ok(run(dir.path(), &["models", "add", fixture("neural/content_encoder.onnx").to_str().unwrap()]));
+    // Speech and the speaker encoder from the real installation (the data folder is private).
+    let real = demod_voice_core::assets::Dirs::from_env();
+    let encoder = dir.path().join("data/encoder");
+    std::fs::create_dir_all(&encoder).unwrap();
+    std::os::unix::fs::symlink(real.encoder_path(), encoder.join(real.encoder_path().file_name().unwrap())).unwrap();
+    let private = common::private_data_paths(dir.path());
+    let clone = |engine: &str, out: &str| {
+        let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/jfk_male.wav");
+        let output = Command::new(env!("CARGO_BIN_EXE_demod-voice"))
+            .args(["--offline", "--ort-lib"])
+            .arg(&private.ort_lib)
+            .arg("--config")
+            .arg(&private.config)
+            .env("DEMOD_VOICE_ESPEAK_LIB", &private.espeak_lib)
+            .env("DEMOD_VOICE_ESPEAK_DATA", &private.espeak_data)
+            .args(["clone", reference.to_str().unwrap(), "The garden gate was painted green.", "--json"])
+            .args(["-o", dir.path().join(out).to_str().unwrap(), "--engine", engine, "--model"])
+            .arg(if engine == "rvc" { "alto" } else { "tone" })
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&ok(output).stdout).unwrap();
+        let (audio, _) = demod_voice_core::wav::read_wav_mono(&dir.path().join(out)).unwrap();
+        (report, audio)
+    };
+    for engine in ["tone-color", "rvc"] {
+        let (report, audio) = clone(engine, &format!("{engine}.wav"));
+        assert_eq!(report["engine"], engine);
+        assert!(report["model"].is_string() && report.get("formant_ratio").is_none(), "{report}");
+        assert!((0.0..=1.0).contains(&report["similarity_after"].as_f64().unwrap().abs()), "{report}");
+        assert!(audio.len() > 10_000 && audio.iter().any(|s| s.abs() > 1e-3), "{engine}: no audio");
+    }
+}

@@ -263,6 +263,26 @@ impl ToneSetup {
         Ok(ToneSetup { runtime, models_dir, manifest, target_tone, tau: converter.tau, options })
     }
 
+    /// The tone colour engine `settings` name (`converter.model`, `converter.tau`) toward the voice of the
+    /// `reference` recording (its tone measured now with the model's reference encoder): what `clone --engine
+    /// tone-color` runs.
+    pub fn for_reference(settings: &crate::settings::Settings, reference: &Path) -> Result<ToneSetup> {
+        let converter = settings.converter.clone().unwrap_or_default();
+        let name = converter.model.as_deref().ok_or_else(|| Error::Setting {
+            key: "converter.model".into(),
+            problem: "tone-color runs an installed model: give --model NAME (see `demod-voice models list`)".into(),
+        })?;
+        let models_dir = settings.models_dir();
+        let manifest = neural::find(&models_dir, name)?;
+        let (_, extractor) = tone_files(&models_dir, &manifest)?;
+        let runtime = settings.runtime()?;
+        let options = settings.session_options();
+        let audio = crate::wav::read_reference(reference)?;
+        let clip = crate::wav::resample(&audio.samples, audio.rate, SAMPLE_RATE)?;
+        let target_tone = ToneExtractor::load(runtime, &extractor, &options)?.tone(&clip)?;
+        Ok(ToneSetup { runtime, models_dir, manifest, target_tone, tau: converter.tau, options })
+    }
+
     /// The converter for one clip at 22050 Hz (its own tone is the source tone).
     pub fn converter_for(&self, clip: &[f32]) -> Result<ToneColorConverter> {
         for_clip(

@@ -437,6 +437,16 @@ pub struct CloneArgs {
     pub json: bool,
     #[command(flatten)]
     pub scales: ScaleArgs,
+    /// How to move the voice: dsp (default: the fitted model-free conversion), tone-color (an installed tone colour
+    /// model toward the reference's tone) or rvc (an installed RVC voice model; the reference is only measured).
+    #[arg(long, value_parser = engine)]
+    pub engine: Option<Engine>,
+    /// The installed model of --engine tone-color or rvc (`models list`).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// How far tone-color moves toward the reference's tone (0..1, default 0.3).
+    #[arg(long, value_parser = within(limits::TAU))]
+    pub tau: Option<f32>,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,12 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+use demod_voice_core::clone::CloneProfile;
+use demod_voice_core::convert::rvc::RvcSetup;
+use demod_voice_core::convert::tone::ToneSetup;
+use demod_voice_core::convert::Engine;
 use demod_voice_core::pipeline::{SentenceConverter, Speech};
+use demod_voice_core::settings::Setting;
 use demod_voice_core::wav::{AtomicWav, WavEncoding};
 use serde::Serialize;
 
@@ -25,12 +30,20 @@ struct CloneReport {
     /// How many speakers were compared to pick it (0 when it was given or the voice has one).
     speakers_compared: usize,
     output: String,
+    /// The engine that moved the voice (`dsp`, `tone-color`, `rvc`).
+    engine: String,
+    /// The installed model a neural engine ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
     similarity_before: f32,
     similarity_after: f32,
     reference_median_f0_hz: f32,
     output_median_f0_hz: Option<f32>,
-    formant_ratio: f32,
-    f0_spread: f32,
+    /// The fit (dsp only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    formant_ratio: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    f0_spread: Option<f32>,
     fit_seconds: f32,
     fit_cached: bool,
     /// Measuring the reference and fitting (or reading both from the cache), seconds.
@@ -68,6 +81,9 @@ pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
         voice: args.voice,
         json: false,
         scales: ScaleArgs::default(),
+        engine: None,
+        model: None,
+        tau: None,
     };
     clone(ctx, args)
 }
@@ -92,7 +108,14 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
     }
     let encoder = ctx.settings.speaker_encoder()?;
     let preparing = std::time::Instant::now();
-    let nearest = demod_voice_core::clone::choose_speaker(reference, &voice, &mut ctx.settings, &encoder)?;
+    let engine = args.engine.unwrap_or_default();
+    if engine == Engine::Passthrough {
+        return Err(usage("clone moves the voice: --engine dsp (the default), tone-color or rvc"));
+    }
+    let mut nearest = None;
+    if engine == Engine::Dsp {
+        nearest = demod_voice_core::clone::choose_speaker(reference, &voice, &mut ctx.settings, &encoder)?;
+    }
     if let Some(found) = &nearest {
         tracing::info!(
             "nearest of {} speakers to the reference: {} (similarity {:.2})",
@@ -101,11 +124,35 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
             found.similarity
         );
     }
+    for (setting, flag) in
+        [args.model.clone().map(|m| (Setting::Model(m), "--model")), args.tau.map(|t| (Setting::Tau(t), "--tau"))]
+            .into_iter()
+            .flatten()
+    {
+        ctx.settings.set(setting, flag);
+    }
     let settings = &ctx.settings;
-    let clone = Arc::new(demod_voice_core::clone::prepare(reference, &voice, settings, &encoder)?);
+    // The reference measured (and cached by checksum) for every engine: its embedding and pitch are the report's.
+    let (measured, _) = CloneProfile::for_reference(reference, &settings.dirs.cache, &encoder)?;
+    let (converter, fit) = match engine {
+        Engine::ToneColor => {
+            let tone = Arc::new(ToneSetup::for_reference(settings, reference)?);
+            let converter = settings.converter.clone().unwrap_or_default();
+            (SentenceConverter::neural(converter, &settings.config.realtime, Some(tone), None), None)
+        }
+        Engine::Rvc => {
+            let rvc = Arc::new(RvcSetup::from_settings(settings)?);
+            let converter = settings.converter.clone().unwrap_or_default();
+            (SentenceConverter::neural(converter, &settings.config.realtime, None, Some(rvc)), None)
+        }
+        _ => {
+            let clone = Arc::new(demod_voice_core::clone::prepare(reference, &voice, settings, &encoder)?);
+            (SentenceConverter::cloning(clone.clone(), &settings.config.realtime), Some(clone))
+        }
+    };
     let profile_seconds = preparing.elapsed().as_secs_f64();
     let mut speech = Speech::new(&voice, settings)?;
-    speech.converter = Some(SentenceConverter::cloning(clone.clone(), &settings.config.realtime));
+    speech.converter = Some(converter);
     let rate = speech.output_rate_hz;
     let mut wav = AtomicWav::create_with(output, rate, WavEncoding::from(settings.config.output.format))?;
     let (mut source, mut converted) = (Vec::new(), Vec::new());
@@ -120,21 +167,23 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
     )?;
     let synthesis_seconds = started.elapsed().as_secs_f64();
     let path = wav.finish()?;
-    let target = &clone.profile.embedding;
+    let target = &measured.embedding;
     Ok(CloneReport {
         reference: reference.display().to_string(),
         voice: voice.name.clone(),
         speaker: settings.config.tts.speaker.clone(),
         speakers_compared: nearest.as_ref().map_or(0, |n| n.compared),
         output: path.display().to_string(),
+        engine: engine.name().to_string(),
+        model: args.model.clone().filter(|_| engine.needs_model()),
         similarity_before: encoder.embed(&source, voice.sample_rate())?.cosine(target),
         similarity_after: encoder.embed(&converted, rate)?.cosine(target),
-        reference_median_f0_hz: clone.profile.pitch.median_hz,
+        reference_median_f0_hz: measured.pitch.median_hz,
         output_median_f0_hz: demod_voice_core::clone::pitch_stats(&converted, rate).map(|p| p.median_hz),
-        formant_ratio: clone.fit.formant_ratio,
-        f0_spread: clone.fit.f0_spread,
-        fit_seconds: if clone.cached { 0.0 } else { clone.fit.fit_seconds },
-        fit_cached: clone.cached,
+        formant_ratio: fit.as_ref().map(|c| c.fit.formant_ratio),
+        f0_spread: fit.as_ref().map(|c| c.fit.f0_spread),
+        fit_seconds: fit.as_ref().map_or(0.0, |c| if c.cached { 0.0 } else { c.fit.fit_seconds }),
+        fit_cached: fit.as_ref().is_some_and(|c| c.cached),
         profile_seconds,
         synthesis_seconds,
         audio_seconds: spoken.seconds(),
