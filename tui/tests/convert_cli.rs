@@ -312,19 +312,22 @@ fn speech_with_a_profile_uses_the_fit_made_for_its_voice() {
         .unwrap();
     let text = "The garden gate was painted green last spring. Please bring two cups of coffee to the meeting room.";
     let (base, matched) = (env.path("base.wav"), env.path("matched.wav"));
-    ok(&env.run(&["speak", text, "-o", base.to_str().unwrap()]));
-    ok(&env.run(&["speak", text, "--preset", preset.to_str().unwrap(), "-o", matched.to_str().unwrap()]));
-    let out = env.run(&[
-        "similarity",
-        reference.to_str().unwrap(),
-        base.to_str().unwrap(),
-        matched.to_str().unwrap(),
-        "--json",
-    ]);
+    // Zero noise: both start from the same speech, so the difference is the conversion's.
+    let quiet = ["--noise-scale", "0", "--noise-w", "0"];
+    ok(&env.run(&[&["speak", text, "-o", base.to_str().unwrap()][..], &quiet[..]].concat()));
+    let preset_args = ["speak", text, "--preset", preset.to_str().unwrap(), "-o", matched.to_str().unwrap()];
+    ok(&env.run(&[&preset_args[..], &quiet[..]].concat()));
+    // `clone` of the profile's recording on the same speech: the profile's fit makes the two the same voice.
+    let cloned = env.path("cloned.wav");
+    let clone_args = ["clone", reference.to_str().unwrap(), text, "-o", cloned.to_str().unwrap()];
+    ok(&env.run(&[&clone_args[..], &quiet[..]].concat()));
+    let files = [reference.to_str().unwrap(), base.to_str().unwrap(), matched.to_str().unwrap()];
+    let out = env.run(&[&["similarity"][..], &files[..], &[cloned.to_str().unwrap(), "--json"][..]].concat());
     ok(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let score = |i: usize| report["files"][i]["similarity"].as_f64().unwrap();
-    let (before, after) = (score(0), score(1));
-    assert!(after > before + 0.1, "speech with the profile: {before:.3} -> {after:.3}");
-    assert!(after > fitted_after - 0.1, "{after:.3} is far below the fit's {fitted_after:.3}");
+    let (before, after, by_clone) = (score(0), score(1), score(2));
+    println!("base {before:.3}, with the profile {after:.3}, clone {by_clone:.3}, the fit's probe {fitted_after:.3}");
+    assert!(after > before + 0.08, "speech with the profile: {before:.3} -> {after:.3}");
+    assert!((after - by_clone).abs() < 0.03, "with the profile {after:.3}, clone {by_clone:.3}: the fit was not used");
 }
