@@ -186,9 +186,7 @@ mod tests {
     use crate::analysis::synthetic;
 
     fn tone(hz: f32, rate: u32, seconds: f32) -> Vec<f32> {
-        (0..(rate as f32 * seconds) as usize)
-            .map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.3)
-            .collect()
+        crate::analysis::synthetic::sine(hz, rate, seconds, 0.3)
     }
 
     #[test]

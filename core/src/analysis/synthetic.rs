@@ -32,3 +32,10 @@ pub fn voice_with(f0_at: impl Fn(f32) -> f32, formants: &[f32], sample_rate_hz: 
     let peak = signal.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(1e-9);
     signal.iter().map(|s| s / peak * 0.5).collect()
 }
+
+/// A sine at `hz` with amplitude `amplitude`.
+pub fn sine(hz: f32, sample_rate_hz: u32, seconds: f32, amplitude: f32) -> Vec<f32> {
+    (0..(sample_rate_hz as f32 * seconds) as usize)
+        .map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / sample_rate_hz as f32).sin() * amplitude)
+        .collect()
+}

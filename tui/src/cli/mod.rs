@@ -269,13 +269,8 @@ pub struct ConvertArgs {
     /// Conversion engine (dsp, passthrough, tone-color, rvc).
     #[arg(long, value_parser = engine)]
     pub engine: Option<Engine>,
-    /// The installed model a model engine runs (`models list`); tone-color also needs --to PROFILE; rvc takes
-    /// --pitch as its pitch shift.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-    /// How far tone-color moves toward the profile's tone (0..1, default 0.3).
-    #[arg(long, value_parser = within(limits::TAU))]
-    pub tau: Option<f32>,
+    #[command(flatten)]
+    pub neural: NeuralArgs,
     /// Preset name or path (its converter and real-time settings apply).
     #[arg(long)]
     pub preset: Option<String>,
@@ -441,10 +436,18 @@ pub struct CloneArgs {
     /// model toward the reference's tone) or rvc (an installed RVC voice model; the reference is only measured).
     #[arg(long, value_parser = engine)]
     pub engine: Option<Engine>,
-    /// The installed model of --engine tone-color or rvc (`models list`).
+    #[command(flatten)]
+    pub neural: NeuralArgs,
+}
+
+/// The neural engines' options, shared by `convert` and `clone`.
+#[derive(Debug, Default, Args)]
+pub struct NeuralArgs {
+    /// The installed model --engine tone-color or rvc runs (`models list`); tone-color moves toward the profile's
+    /// (convert --to) or the reference's (clone) tone; rvc takes --pitch as its pitch shift.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// How far tone-color moves toward the reference's tone (0..1, default 0.3).
+    /// How far tone-color moves toward the target tone (0..1, default 0.3).
     #[arg(long, value_parser = within(limits::TAU))]
     pub tau: Option<f32>,
 }

@@ -59,6 +59,15 @@ impl ConvertArgs {
         if let Some(v) = &self.to {
             out.push((Setting::Profile(v.clone()), "--to"));
         }
+        out.extend(self.neural.settings());
+        out
+    }
+}
+
+impl crate::cli::NeuralArgs {
+    /// The model flags given, as settings with the flag that set each.
+    pub fn settings(&self) -> Vec<(Setting, &'static str)> {
+        let mut out = Vec::new();
         if let Some(v) = &self.model {
             out.push((Setting::Model(v.clone()), "--model"));
         }

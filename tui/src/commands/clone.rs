@@ -10,7 +10,6 @@ use demod_voice_core::convert::rvc::RvcSetup;
 use demod_voice_core::convert::tone::ToneSetup;
 use demod_voice_core::convert::Engine;
 use demod_voice_core::pipeline::{SentenceConverter, Speech};
-use demod_voice_core::settings::Setting;
 use demod_voice_core::wav::{AtomicWav, WavEncoding};
 use serde::Serialize;
 
@@ -82,8 +81,7 @@ pub fn zero_shot(ctx: &mut Context, args: ZeroShotArgs) -> Result<()> {
         json: false,
         scales: ScaleArgs::default(),
         engine: None,
-        model: None,
-        tau: None,
+        neural: Default::default(),
     };
     clone(ctx, args)
 }
@@ -124,11 +122,7 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
             found.similarity
         );
     }
-    for (setting, flag) in
-        [args.model.clone().map(|m| (Setting::Model(m), "--model")), args.tau.map(|t| (Setting::Tau(t), "--tau"))]
-            .into_iter()
-            .flatten()
-    {
+    for (setting, flag) in args.neural.settings() {
         ctx.settings.set(setting, flag);
     }
     let settings = &ctx.settings;
@@ -175,7 +169,7 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
         speakers_compared: nearest.as_ref().map_or(0, |n| n.compared),
         output: path.display().to_string(),
         engine: engine.name().to_string(),
-        model: args.model.clone().filter(|_| engine.needs_model()),
+        model: args.neural.model.clone().filter(|_| engine.needs_model()),
         similarity_before: encoder.embed(&source, voice.sample_rate())?.cosine(target),
         similarity_after: encoder.embed(&converted, rate)?.cosine(target),
         reference_median_f0_hz: measured.pitch.median_hz,

@@ -18,7 +18,7 @@ pub fn convert(ctx: &mut Context, args: ConvertArgs) -> Result<()> {
         || args.pitch.is_some()
         || args.formant.is_some()
         || args.preset.is_some()
-        || args.model.is_some();
+        || args.neural.model.is_some();
     if !says_what && args.engine != Some(Engine::Passthrough) {
         return Err(usage(
             "say what to convert to: --to PROFILE, --pitch SEMITONES [--formant RATIO], --preset NAME, or \
