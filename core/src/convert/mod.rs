@@ -43,6 +43,27 @@ pub trait Converter: Send {
     }
 }
 
+/// A model engine's block: `converted` into `output`, or the dry input when the model failed (the dry signal rather
+/// than silence; said once per converter, on the worker thread, never the audio thread).
+pub(crate) fn converted_or_dry(
+    converted: crate::error::Result<Vec<f32>>,
+    input: &[f32],
+    output: &mut [f32],
+    warned: &mut bool,
+    engine: &str,
+) {
+    match converted {
+        Ok(converted) => output.copy_from_slice(&converted),
+        Err(e) => {
+            if !*warned {
+                tracing::warn!("{engine} conversion failed, passing the input through: {e}");
+                *warned = true;
+            }
+            output.copy_from_slice(input);
+        }
+    }
+}
+
 /// Output equals input.
 #[derive(Debug, Default, Clone)]
 pub struct Passthrough {

@@ -117,17 +117,8 @@ impl Converter for ToneColorConverter {
         LOOKAHEAD
     }
     fn process(&mut self, input: &[f32], _hop_start: usize, _hop_len: usize, output: &mut [f32]) {
-        match self.convert(input) {
-            Ok(converted) => output.copy_from_slice(&converted),
-            Err(e) => {
-                // The dry signal rather than silence; said once (this runs on the worker, not the audio thread).
-                if !self.warned {
-                    tracing::warn!("tone colour conversion failed, passing the input through: {e}");
-                    self.warned = true;
-                }
-                output.copy_from_slice(input);
-            }
-        }
+        let converted = self.convert(input);
+        super::converted_or_dry(converted, input, output, &mut self.warned, "tone colour");
     }
     fn reset(&mut self) {}
 }
