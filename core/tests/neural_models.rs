@@ -73,3 +73,43 @@ fn models_are_added_listed_found_and_removed() {
     let err = neural::find(&models, "alto").unwrap_err().to_string();
     assert!(err.contains("installed: tone"), "{err}");
 }
+
+#[test]
+fn an_installed_rvc_model_runs_live_on_the_real_time_worker() {
+    use demod_voice_core::convert::{build_live, Engine};
+    use demod_voice_core::realtime::{RtConfig, RtEngine};
+    use demod_voice_core::settings::{Setting, Settings};
+    let runtime = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::defaults();
+    settings.set(Setting::DataDir(dir.path().to_path_buf()), "test");
+    let models = settings.models_dir();
+    neural::add(runtime, &models, &[fixture("content_encoder.onnx")], None, None, false).unwrap();
+    neural::add(runtime, &models, &[fixture("rvc_okada.onnx")], Some("alto"), None, false).unwrap();
+    let params = std::sync::Arc::new(demod_voice_core::convert::dsp::DspParams::default());
+    // Without a model named: refused with what to do.
+    let err = build_live(Engine::Rvc, params.clone(), &settings).err().unwrap().to_string();
+    assert!(err.contains("--model"), "{err}");
+    settings.set(Setting::Model("alto".into()), "test");
+    let converter = build_live(Engine::Rvc, params, &settings).unwrap();
+    assert_eq!((converter.name(), converter.sample_rate()), ("rvc", Some(40_000)));
+    // The audio side at 48 kHz in 128-frame blocks, the worker stepped between blocks (as `bench` drives it).
+    let config = RtConfig::from_section(&Default::default(), 48_000, 128, 1);
+    let (mut audio, mut worker) = RtEngine::build(&config, converter).unwrap();
+    let voice = demod_voice_core::analysis::synthetic::voice(150.0, &[700.0, 1200.0], 48_000, 1.5);
+    let mut heard = Vec::new();
+    let mut output = vec![0.0f32; 128];
+    for chunk in voice.chunks_exact(128) {
+        audio.process(&[chunk], &mut [&mut output[..]]);
+        while worker.step() {}
+        heard.extend_from_slice(&output);
+    }
+    let latency = audio.latency();
+    assert!(latency > 0 && heard.iter().all(|s| s.is_finite()));
+    // The fixture's output is the content's energy times pitch / 1000: not the input, and not silence.
+    let body = &heard[latency + 4800..heard.len() - 4800];
+    assert!(body.iter().any(|s| s.abs() > 1e-4), "the model's output is silent");
+    let dry = &voice[4800..4800 + body.len()];
+    assert!(body.iter().zip(dry).any(|(a, b)| (a - b).abs() > 1e-3), "the output is the input");
+    assert!(audio.stats().snapshot().worker_mean.as_nanos() > 0);
+}

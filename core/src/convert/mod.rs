@@ -43,6 +43,26 @@ pub trait Converter: Send {
     }
 }
 
+/// The converter a live path runs for `engine`: a model-free one reading `params`, or the RVC model the settings
+/// name (`converter.model`; its pitch shift taken from `params` now, fixed until the next start). The tone colour
+/// engine needs a source tone the live input cannot give yet, and is refused with the reason.
+pub fn build_live(
+    engine: Engine,
+    params: std::sync::Arc<dsp::DspParams>,
+    settings: &crate::settings::Settings,
+) -> crate::error::Result<Box<dyn Converter>> {
+    match engine {
+        Engine::Rvc => Ok(Box::new(rvc::RvcSetup::from_settings(settings)?.converter(params.pitch_semitones())?)),
+        Engine::ToneColor => Err(crate::error::Error::Setting {
+            key: "converter.engine".into(),
+            problem: "tone-color converts files only for now (it needs the input's own tone); use `convert \
+                      --engine tone-color` or `clone --engine tone-color`"
+                .into(),
+        }),
+        _ => engine.build(params),
+    }
+}
+
 /// A model engine's block: `converted` into `output`, or the dry input when the model failed (the dry signal rather
 /// than silence; said once per converter, on the worker thread, never the audio thread).
 pub(crate) fn converted_or_dry(

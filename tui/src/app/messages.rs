@@ -92,6 +92,8 @@ pub enum Job {
         input: Option<String>,
         output: Option<String>,
         engine: Engine,
+        /// The installed model a model engine runs (from the preset).
+        model: Option<String>,
         params: Arc<demod_voice_core::convert::dsp::DspParams>,
         mix: f32,
         similarity_target: demod_voice_core::monitor::Target,

@@ -782,6 +782,26 @@ fn live_preset_sets_the_controls_it_names() {
 }
 
 #[test]
+fn a_live_preset_with_a_model_engine_starts_that_model() {
+    let mut app = app();
+    app.live.presets = vec![(
+        "alto".into(),
+        demod_voice_core::presets::ConverterSettings {
+            engine: demod_voice_core::convert::Engine::Rvc,
+            model: Some("alto-voice".into()),
+            ..Default::default()
+        },
+    )];
+    app.screen = Screen::Live;
+    app.mode = Mode::Normal;
+    app.live.control = 2;
+    press(&mut app, key(KeyCode::Right));
+    assert!(shows(&screen(&app), "rvc (alto-voice)"));
+    let Some(Job::StartLive { engine, model, .. }) = press(&mut app, key(KeyCode::Char(' '))) else { panic!("start") };
+    assert_eq!((engine.name(), model.as_deref()), ("rvc", Some("alto-voice")));
+}
+
+#[test]
 fn a_decayed_meter_reads_minus_infinity_not_a_tiny_number() {
     let (mut app, state) = app_with_output();
     state.meter.record(0.5);

@@ -85,6 +85,8 @@ pub struct LiveView {
     pub preset: usize,
     /// The converter engine.
     pub engine: Engine,
+    /// The installed model a model engine runs (set by a preset that names one).
+    pub model: Option<String>,
     /// 0 is "(none)", then the app's profiles.
     pub profile: usize,
     pub pitch: f32,
@@ -112,6 +114,7 @@ impl Default for LiveView {
             presets: Vec::new(),
             preset: 0,
             engine: Engine::default(),
+            model: None,
             profile: 0,
             pitch: 0.0,
             formant: 1.0,
@@ -148,6 +151,7 @@ impl App {
             input: pick(&self.live.inputs, self.live.input),
             output: pick(&self.live.outputs, self.live.output),
             engine: self.live.engine,
+            model: self.live.model.clone(),
             params: self.live.params.clone(),
             mix: self.live.mix,
             similarity_target: self.live.similarity_target.clone(),
@@ -244,6 +248,7 @@ impl App {
                     live.formant = settings.formant_ratio;
                     live.mix = settings.mix;
                     live.engine = settings.engine;
+                    live.model = settings.model.clone();
                     live.params.set_profile_amount(settings.profile_amount);
                     live.profile = settings
                         .profile
@@ -274,7 +279,10 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
                 .checked_sub(1)
                 .and_then(|i| live.presets.get(i))
                 .map_or("(none)".into(), |(name, _)| name.clone()),
-            LiveControl::Engine => live.engine.name().to_string(),
+            LiveControl::Engine => match (&live.model, live.engine.needs_model()) {
+                (Some(model), true) => format!("{} ({model})", live.engine.name()),
+                _ => live.engine.name().to_string(),
+            },
             LiveControl::Profile => live
                 .profile
                 .checked_sub(1)
@@ -372,14 +380,19 @@ pub(crate) struct LiveRequest {
     pub input: Option<String>,
     pub output: Option<String>,
     pub engine: Engine,
+    pub model: Option<String>,
     pub params: Arc<demod_voice_core::convert::dsp::DspParams>,
     pub mix: f32,
     pub similarity_target: demod_voice_core::monitor::Target,
 }
 
 pub(crate) fn start_live(global: &GlobalArgs, shared: &Shared, request: LiveRequest) -> Result<LiveInfo> {
-    let LiveRequest { input, output, engine, params, mix, similarity_target } = request;
-    let ctx = quiet_context(global)?;
+    let LiveRequest { input, output, engine, model, params, mix, similarity_target } = request;
+    let mut ctx = quiet_context(global)?;
+    if let Some(model) = model {
+        ctx.settings.set(demod_voice_core::settings::Setting::Model(model), "preset");
+    }
+    let converter = demod_voice_core::convert::build_live(engine, params, &ctx.settings)?;
     if let Some(playback) = lock(&shared.playback).as_mut() {
         playback.close();
     }
@@ -394,7 +407,7 @@ pub(crate) fn start_live(global: &GlobalArgs, shared: &Shared, request: LiveRequ
     let setup = crate::devices::LiveSetup {
         input,
         output,
-        converter: engine.build(params)?,
+        converter,
         realtime: ctx.settings.config.realtime.clone(),
         mix,
         similarity,
