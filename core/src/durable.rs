@@ -13,10 +13,28 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
-/// Temporary files being written now.
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Temporary files being written now, and whether the process is ending (no new ones then).
+static PENDING: Mutex<Pending> = Mutex::new(Pending { files: Vec::new(), closing: false });
 
-fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+struct Pending {
+    files: Vec<PathBuf>,
+    closing: bool,
+}
+
+impl std::ops::Deref for Pending {
+    type Target = Vec<PathBuf>;
+    fn deref(&self) -> &Vec<PathBuf> {
+        &self.files
+    }
+}
+
+impl std::ops::DerefMut for Pending {
+    fn deref_mut(&mut self) -> &mut Vec<PathBuf> {
+        &mut self.files
+    }
+}
+
+fn pending() -> std::sync::MutexGuard<'static, Pending> {
     PENDING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -36,9 +54,15 @@ pub fn create_temp_beside(target: &Path) -> std::io::Result<(File, PathBuf)> {
     let mut attempt = 0;
     loop {
         let path = folder.join(format!(".{name}.{}.partial", random_suffix()));
+        // Created and registered under the list's lock, so an interruption either sees the file or comes first
+        // (and then no file is made: the process is ending).
+        let mut list = pending();
+        if list.closing {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "the process is ending"));
+        }
         match std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
             Ok(file) => {
-                pending().push(path.clone());
+                list.push(path.clone());
                 return Ok((file, path));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
@@ -86,8 +110,10 @@ pub fn discard(temp: &Path) {
 
 /// Remove every temporary file still being written (called when the process is interrupted, from an ordinary
 /// thread: the list's lock is only ever held for a push or a removal, so waiting for it is short).
+/// No temporary file is created after this (the process is ending).
 pub fn remove_pending() -> usize {
     let mut list = pending();
+    list.closing = true;
     let removed = list.drain(..).filter(|p| std::fs::remove_file(p).is_ok()).count();
     removed
 }
