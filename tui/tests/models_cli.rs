@@ -216,6 +216,11 @@ fn clone_runs_with_a_neural_engine_and_reports_it() {
         assert_eq!(report["engine"], engine);
         assert!(report["model"].is_string() && report.get("formant_ratio").is_none(), "{report}");
         assert!((0.0..=1.0).contains(&report["similarity_after"].as_f64().unwrap().abs()), "{report}");
-        assert!(audio.len() > 10_000 && audio.iter().any(|s| s.abs() > 1e-3), "{engine}: no audio");
+        assert!(audio.len() > 10_000 && audio.iter().all(|s| s.is_finite()), "{engine}: no audio");
+        // The tone fixture's output is the spectrogram's frame energy (never silent for speech); the RVC fixture's
+        // is the content frames' mean (the speech's DC, near zero), so only its length and finiteness tell here.
+        if engine == "tone-color" {
+            assert!(audio.iter().any(|s| s.abs() > 1e-3), "{engine}: silent");
+        }
     }
 }
