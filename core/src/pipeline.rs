@@ -114,7 +114,7 @@ impl SentenceConverter {
     fn apply_tone_color(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
         let Some(tone) = &self.tone else { return Ok(samples.to_vec()) };
         let clip = resample(samples, sample_rate_hz, crate::convert::spectrogram::SAMPLE_RATE)?;
-        let converter = Box::new(tone.converter_for(&clip)?);
+        let converter = tone.converter_for(&clip)?;
         let wet = crate::realtime::convert_offline(samples, sample_rate_hz, converter, &self.realtime)?;
         let mix = self.settings.mix;
         Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
@@ -123,8 +123,8 @@ impl SentenceConverter {
     /// The RVC engine on one clip, streamed through the real-time engine at the model's rate.
     fn apply_rvc(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
         let Some(rvc) = &self.rvc else { return Ok(samples.to_vec()) };
-        let converter = rvc.converter(self.settings.pitch_semitones)?;
-        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, Box::new(converter), &self.realtime)?;
+        let converter = rvc.for_clip(self.settings.pitch_semitones)?;
+        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, converter, &self.realtime)?;
         let mix = self.settings.mix;
         Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
     }

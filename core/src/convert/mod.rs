@@ -63,6 +63,40 @@ pub fn build_live(
     }
 }
 
+/// A converter kept loaded across clips (offline: each clip's engine borrows it through a lock on the worker
+/// thread, never the audio thread), so speech with a model engine loads the model once, not once per sentence.
+pub(crate) struct Shared<C: Converter>(pub(crate) std::sync::Arc<std::sync::Mutex<C>>);
+
+impl<C: Converter> Shared<C> {
+    fn with<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl<C: Converter> Converter for Shared<C> {
+    fn name(&self) -> &'static str {
+        self.with(|c| c.name())
+    }
+    fn sample_rate(&self) -> Option<u32> {
+        self.with(|c| c.sample_rate())
+    }
+    fn prepare(&mut self, sample_rate_hz: u32, max_hop: usize, max_block: usize) {
+        self.with(|c| c.prepare(sample_rate_hz, max_hop, max_block));
+    }
+    fn latency(&self) -> usize {
+        self.with(|c| c.latency())
+    }
+    fn process(&mut self, input: &[f32], hop_start: usize, hop_len: usize, output: &mut [f32]) {
+        self.with(|c| c.process(input, hop_start, hop_len, output));
+    }
+    fn reset(&mut self) {
+        self.with(|c| c.reset());
+    }
+    fn continuous(&self) -> bool {
+        self.with(|c| c.continuous())
+    }
+}
+
 /// A model engine's block: `converted` into `output`, or the dry input when the model failed (the dry signal rather
 /// than silence; said once per converter, on the worker thread, never the audio thread).
 pub(crate) fn converted_or_dry(

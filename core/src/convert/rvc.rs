@@ -166,12 +166,14 @@ impl RvcConverter {
 }
 
 /// What the RVC engine needs for a run of clips: the installed model and how to load it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RvcSetup {
     runtime: &'static Runtime,
     models_dir: PathBuf,
     manifest: Manifest,
     options: SessionOptions,
+    /// The converter once loaded, kept for the next clips.
+    loaded: std::sync::Mutex<Option<std::sync::Arc<std::sync::Mutex<RvcConverter>>>>,
 }
 
 impl RvcSetup {
@@ -193,12 +195,29 @@ impl RvcSetup {
                 ),
             });
         }
-        Ok(RvcSetup { runtime: settings.runtime()?, models_dir, manifest, options: settings.session_options() })
+        Ok(RvcSetup {
+            runtime: settings.runtime()?,
+            models_dir,
+            manifest,
+            options: settings.session_options(),
+            loaded: std::sync::Mutex::new(None),
+        })
     }
 
     /// A converter shifting the pitch by `semitones` (the sessions are loaded now).
     pub fn converter(&self, semitones: f32) -> Result<RvcConverter> {
         RvcConverter::load(self.runtime, &self.models_dir, &self.manifest, semitones, &self.options)
+    }
+
+    /// The converter for one more clip: loaded on the first, kept for the rest (offline use).
+    pub fn for_clip(&self, semitones: f32) -> Result<Box<dyn Converter>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = match loaded.as_ref() {
+            Some(shared) => shared.clone(),
+            None => loaded.insert(std::sync::Arc::new(std::sync::Mutex::new(self.converter(semitones)?))).clone(),
+        };
+        shared.lock().unwrap_or_else(|p| p.into_inner()).semitones = semitones;
+        Ok(Box::new(super::Shared(shared)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`super::spectrogram`]) goes through the converter graph with the source and target tones, on the real-time
 //! worker. Stateless per block: the engine's left context gives it history, SOLA joins the blocks.
 //!
-//! `--engine tone-color --model NAME` selects it for offline conversion ([`for_clip`]): the source tone is the
+//! `--engine tone-color --model NAME` selects it for offline conversion ([`ToneSetup`]): the source tone is the
 //! input clip's, the target tone the voice profile's (measured once per model with the model's reference encoder
 //! and stored in the profile). Not yet on the live paths (the plugin, the Live screen).
 
@@ -130,6 +130,12 @@ pub struct ToneExtractor {
     path: std::path::PathBuf,
 }
 
+impl std::fmt::Debug for ToneExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ToneExtractor({})", self.path.display())
+    }
+}
+
 impl ToneExtractor {
     /// Load the reference encoder at `model` (refused when it is not one).
     pub fn load(runtime: &Runtime, model: &Path, options: &SessionOptions) -> Result<ToneExtractor> {
@@ -171,22 +177,6 @@ impl ToneExtractor {
     }
 }
 
-/// The tone colour converter of the installed model `manifest` (in `models_dir`) for one clip: `input` (at
-/// 22050 Hz) gives the source tone, `target_tone` the voice to move toward.
-pub fn for_clip(
-    runtime: &Runtime,
-    models_dir: &Path,
-    manifest: &neural::Manifest,
-    input: &[f32],
-    target_tone: Vec<f32>,
-    tau: f32,
-    options: &SessionOptions,
-) -> Result<ToneColorConverter> {
-    let (converter, extractor) = tone_files(models_dir, manifest)?;
-    let source_tone = ToneExtractor::load(runtime, &extractor, options)?.tone(input)?;
-    ToneColorConverter::load(runtime, &converter, source_tone, target_tone, tau, options)
-}
-
 /// The converter and reference encoder files of a tone colour model.
 pub fn tone_files(models_dir: &Path, manifest: &neural::Manifest) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
     let folder = models_dir.join(&manifest.name);
@@ -205,7 +195,7 @@ pub fn tone_files(models_dir: &Path, manifest: &neural::Manifest) -> Result<(std
 }
 
 /// Everything the tone colour engine needs for a run of clips: the model, the profile's tone, the runtime.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ToneSetup {
     runtime: &'static Runtime,
     models_dir: std::path::PathBuf,
@@ -213,6 +203,8 @@ pub struct ToneSetup {
     target_tone: Vec<f32>,
     tau: f32,
     options: SessionOptions,
+    /// The reference encoder and the converter once loaded, kept for the next clips.
+    loaded: std::sync::Mutex<Option<(ToneExtractor, std::sync::Arc<std::sync::Mutex<ToneColorConverter>>)>>,
 }
 
 impl ToneSetup {
@@ -251,7 +243,15 @@ impl ToneSetup {
                 tone
             }
         };
-        Ok(ToneSetup { runtime, models_dir, manifest, target_tone, tau: converter.tau, options })
+        Ok(ToneSetup {
+            runtime,
+            models_dir,
+            manifest,
+            target_tone,
+            tau: converter.tau,
+            options,
+            loaded: Default::default(),
+        })
     }
 
     /// The tone colour engine `settings` name (`converter.model`, `converter.tau`) toward the voice of the
@@ -271,20 +271,46 @@ impl ToneSetup {
         let audio = crate::wav::read_reference(reference)?;
         let clip = crate::wav::resample(&audio.samples, audio.rate, SAMPLE_RATE)?;
         let target_tone = ToneExtractor::load(runtime, &extractor, &options)?.tone(&clip)?;
-        Ok(ToneSetup { runtime, models_dir, manifest, target_tone, tau: converter.tau, options })
+        Ok(ToneSetup {
+            runtime,
+            models_dir,
+            manifest,
+            target_tone,
+            tau: converter.tau,
+            options,
+            loaded: Default::default(),
+        })
     }
 
-    /// The converter for one clip at 22050 Hz (its own tone is the source tone).
-    pub fn converter_for(&self, clip: &[f32]) -> Result<ToneColorConverter> {
-        for_clip(
-            self.runtime,
-            &self.models_dir,
-            &self.manifest,
-            clip,
-            self.target_tone.clone(),
-            self.tau,
-            &self.options,
-        )
+    /// The converter for one clip at 22050 Hz (its own tone is the source tone): the models are loaded on the
+    /// first clip and kept for the rest (offline use).
+    pub fn converter_for(&self, clip: &[f32]) -> Result<Box<dyn Converter>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.is_none() {
+            let (converter, extractor) = tone_files(&self.models_dir, &self.manifest)?;
+            let extractor = ToneExtractor::load(self.runtime, &extractor, &self.options)?;
+            let converter = ToneColorConverter::load(
+                self.runtime,
+                &converter,
+                vec![0.0; 256],
+                self.target_tone.clone(),
+                self.tau,
+                &self.options,
+            )?;
+            *loaded = Some((extractor, std::sync::Arc::new(std::sync::Mutex::new(converter))));
+        }
+        let Some((extractor, shared)) = loaded.as_mut() else {
+            return Err(Error::Setting { key: "converter.model".into(), problem: "the model did not load".into() });
+        };
+        let source_tone = extractor.tone(clip)?;
+        if source_tone.len() != 256 || source_tone.iter().any(|v| !v.is_finite()) {
+            return Err(Error::ModelSignature {
+                path: extractor.path.clone(),
+                problem: format!("the reference encoder gave {} values; 256 finite ones are needed", source_tone.len()),
+            });
+        }
+        shared.lock().unwrap_or_else(|p| p.into_inner()).source_tone = source_tone;
+        Ok(Box::new(super::Shared(shared.clone())))
     }
 }
 
