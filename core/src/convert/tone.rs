@@ -33,6 +33,29 @@ impl std::fmt::Debug for ToneColorConverter {
     }
 }
 
+/// Refuse `model` unless its graph is of `kind` (`what` names it for the message).
+fn require_kind(runtime: &Runtime, model: &Path, kind: ModelKind, what: &str) -> Result<()> {
+    let found = neural::detect(&neural::signature(runtime, model)?, model)?;
+    if found == kind {
+        return Ok(());
+    }
+    Err(Error::ModelSignature {
+        path: model.to_path_buf(),
+        problem: format!("it is a {}, not {what}", found.describe()),
+    })
+}
+
+/// A tone must be 256 finite values.
+fn check_tone(model: &Path, what: &str, tone: &[f32]) -> Result<()> {
+    if tone.len() == 256 && tone.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    Err(Error::ModelSignature {
+        path: model.to_path_buf(),
+        problem: format!("the {what} tone has {} values; 256 finite ones are needed", tone.len()),
+    })
+}
+
 /// Samples of input to the right of a sample that its output depends on: the rest of the last frame reaching it.
 pub const LOOKAHEAD: usize = N_FFT - (N_FFT - HOP) / 2;
 
@@ -46,20 +69,9 @@ impl ToneColorConverter {
         tau: f32,
         options: &SessionOptions,
     ) -> Result<ToneColorConverter> {
-        let kind = neural::detect(&neural::signature(runtime, model)?, model)?;
-        if kind != ModelKind::ToneConverter {
-            return Err(Error::ModelSignature {
-                path: model.to_path_buf(),
-                problem: format!("it is a {}, not a tone colour converter", kind.describe()),
-            });
-        }
+        require_kind(runtime, model, ModelKind::ToneConverter, "a tone colour converter")?;
         for (what, tone) in [("source", &source_tone), ("target", &target_tone)] {
-            if tone.len() != 256 || tone.iter().any(|v| !v.is_finite()) {
-                return Err(Error::ModelSignature {
-                    path: model.to_path_buf(),
-                    problem: format!("the {what} tone has {} values; 256 finite ones are needed", tone.len()),
-                });
-            }
+            check_tone(model, what, tone)?;
         }
         Ok(ToneColorConverter {
             session: runtime.session_from_file(model, options)?,
@@ -139,13 +151,7 @@ impl std::fmt::Debug for ToneExtractor {
 impl ToneExtractor {
     /// Load the reference encoder at `model` (refused when it is not one).
     pub fn load(runtime: &Runtime, model: &Path, options: &SessionOptions) -> Result<ToneExtractor> {
-        let kind = neural::detect(&neural::signature(runtime, model)?, model)?;
-        if kind != ModelKind::ToneExtractor {
-            return Err(Error::ModelSignature {
-                path: model.to_path_buf(),
-                problem: format!("it is a {}, not a tone colour reference encoder", kind.describe()),
-            });
-        }
+        require_kind(runtime, model, ModelKind::ToneExtractor, "a tone colour reference encoder")?;
         Ok(ToneExtractor {
             session: runtime.session_from_file(model, options)?,
             spectrogram: Spectrogram::new(),
@@ -303,12 +309,7 @@ impl ToneSetup {
             return Err(Error::Setting { key: "converter.model".into(), problem: "the model did not load".into() });
         };
         let source_tone = extractor.tone(clip)?;
-        if source_tone.len() != 256 || source_tone.iter().any(|v| !v.is_finite()) {
-            return Err(Error::ModelSignature {
-                path: extractor.path.clone(),
-                problem: format!("the reference encoder gave {} values; 256 finite ones are needed", source_tone.len()),
-            });
-        }
+        check_tone(&extractor.path, "source", &source_tone)?;
         shared.lock().unwrap_or_else(|p| p.into_inner()).source_tone = source_tone;
         Ok(Box::new(super::Shared(shared.clone())))
     }
