@@ -495,13 +495,9 @@ pub fn fit(reference: &CloneProfile, probe: &[f32], rate: u32, encoder: &Speaker
 mod tests {
     use super::*;
 
-    fn tone(hz: f32, rate: u32, seconds: f32) -> Vec<f32> {
-        crate::analysis::synthetic::sine(hz, rate, seconds, 0.3)
-    }
-
     #[test]
     fn a_flat_equaliser_changes_nothing_and_a_cut_cuts() {
-        let input = tone(1000.0, 22_050, 1.0);
+        let input = crate::analysis::synthetic::sine(1000.0, 22_050, 1.0, 0.3);
         assert_eq!(apply_equaliser(&input, 22_050, &[0.0; BANDS]), input);
         let cut = apply_equaliser(&input, 22_050, &[-12.0; BANDS]);
         let rms = |x: &[f32]| (x[2000..20_000].iter().map(|v| v * v).sum::<f32>() / 18_000.0).sqrt();
@@ -527,7 +523,7 @@ mod tests {
 
     #[test]
     fn pitch_statistics_find_the_median_and_a_steady_tone_has_no_spread() {
-        let stats = pitch_stats(&tone(200.0, 16_000, 1.0), 16_000).unwrap();
+        let stats = pitch_stats(&crate::analysis::synthetic::sine(200.0, 16_000, 1.0, 0.3), 16_000).unwrap();
         assert!((stats.median_hz - 200.0).abs() < 2.0, "{stats:?}");
         assert!(stats.log_std < 0.02, "{stats:?}");
         assert!(pitch_stats(&vec![0.0; 16_000], 16_000).is_none());

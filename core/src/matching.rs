@@ -185,13 +185,9 @@ mod tests {
     use super::*;
     use crate::analysis::synthetic;
 
-    fn tone(hz: f32, rate: u32, seconds: f32) -> Vec<f32> {
-        crate::analysis::synthetic::sine(hz, rate, seconds, 0.3)
-    }
-
     #[test]
     fn levelling_matches_the_source_and_never_clips() {
-        let source = tone(200.0, 16_000, 0.5);
+        let source = crate::analysis::synthetic::sine(200.0, 16_000, 0.5, 0.3);
         let mut louder: Vec<f32> = source.iter().map(|v| v * 3.0).collect();
         match_level(&mut louder, &source);
         assert!(louder.iter().zip(&source).all(|(a, b)| (a - b).abs() < 1e-4));

@@ -313,13 +313,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let silence = dir.path().join("silence.wav");
         write_wav(&silence, &vec![0.0; 5 * 16_000], 16_000, 1);
-        let mut state = 9u32;
-        let noise: Vec<f32> = (0..5 * 16_000)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((state >> 8) as f32 / (1 << 24) as f32 - 0.5) * 0.5
-            })
-            .collect();
+        let noise: Vec<f32> = crate::analysis::synthetic::noise(9, 5 * 16_000).iter().map(|v| v * 0.5).collect();
         let noisy = dir.path().join("noise.wav");
         write_wav(&noisy, &noise, 16_000, 1);
         let short = dir.path().join("short.wav");

@@ -172,13 +172,8 @@ mod tests {
     use super::*;
 
     fn tone(f0: f32, rate: u32, seconds: f32) -> Vec<f32> {
-        (0..(rate as f32 * seconds) as usize)
-            .map(|i| {
-                let t = i as f32 / rate as f32;
-                // A few harmonics, like a voice.
-                (1..6).map(|h| (2.0 * std::f32::consts::PI * f0 * h as f32 * t).sin() / h as f32).sum::<f32>() * 0.3
-            })
-            .collect()
+        // A few harmonics, like a voice.
+        crate::analysis::synthetic::harmonic_tone(f0, 5, |h| 1.0 / h, rate, (rate as f32 * seconds) as usize, 0.3)
     }
 
     #[test]
@@ -192,13 +187,7 @@ mod tests {
 
     #[test]
     fn noise_and_silence_are_unvoiced() {
-        let mut state = 1u32;
-        let noise: Vec<f32> = (0..12_000)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 8) as f32 / (1 << 24) as f32 - 0.5
-            })
-            .collect();
+        let noise = crate::analysis::synthetic::noise(1, 12_000);
         assert!(track(&noise, 24_000, 120).iter().filter(|p| p.f0.is_some()).count() < 5);
         assert!(track(&[0.0; 12_000], 24_000, 120).iter().all(|p| p.f0.is_none()));
     }

@@ -33,6 +33,37 @@ pub fn voice_with(f0_at: impl Fn(f32) -> f32, formants: &[f32], sample_rate_hz: 
     signal.iter().map(|s| s / peak * 0.5).collect()
 }
 
+/// `len` samples of a harmonic tone at `f0`: harmonics 1 to `count`, harmonic `h` weighted `weight(h)`, times
+/// `gain`.
+pub fn harmonic_tone(
+    f0: f32,
+    count: usize,
+    weight: impl Fn(f32) -> f32,
+    sample_rate_hz: u32,
+    len: usize,
+    gain: f32,
+) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let t = i as f32 / sample_rate_hz as f32;
+            (1..=count).map(|h| (2.0 * std::f32::consts::PI * f0 * h as f32 * t).sin() * weight(h as f32)).sum::<f32>()
+                * gain
+        })
+        .collect()
+}
+
+/// `len` samples of white noise, uniform in -0.5..0.5, from a linear congruential generator seeded with `seed`
+/// (the same seed gives the same noise).
+pub fn noise(seed: u32, len: usize) -> Vec<f32> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
 /// A sine at `hz` with amplitude `amplitude`.
 pub fn sine(hz: f32, sample_rate_hz: u32, seconds: f32, amplitude: f32) -> Vec<f32> {
     (0..(sample_rate_hz as f32 * seconds) as usize)

@@ -156,22 +156,11 @@ mod tests {
     fn a_harmonic_tone_is_periodic_and_noise_is_not() {
         let rate = 22_050;
         let f0 = 150.0f32;
-        let tone: Vec<f32> = (0..8000)
-            .map(|i| {
-                let t = i as f32 / rate as f32;
-                (1..40).map(|h| (2.0 * std::f32::consts::PI * f0 * h as f32 * t).sin() / h as f32).sum::<f32>() * 0.1
-            })
-            .collect();
+        let tone = crate::analysis::synthetic::harmonic_tone(f0, 39, |h| 1.0 / h, rate, 8000, 0.1);
         let mut aperiodicities = Aperiodicities::new(rate, 2048);
         let ap = aperiodicities.at(&tone, 4000.0, f0).unwrap();
         assert!(ap.iter().take(500).all(|a| *a < 0.05), "max {:?}", ap.iter().copied().fold(0.0f32, f32::max));
-        let mut state = 3u32;
-        let noise: Vec<f32> = (0..8000)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 8) as f32 / (1 << 24) as f32 - 0.5
-            })
-            .collect();
+        let noise = crate::analysis::synthetic::noise(3, 8000);
         let ap = aperiodicities.at(&noise, 4000.0, f0).unwrap();
         let mean = ap.iter().sum::<f32>() / ap.len() as f32;
         // Short windows and the lag search let noise correlate a little by chance, so it reads as about half noise;

@@ -184,12 +184,7 @@ mod tests {
         let rate = 16_000;
         let f0 = 200.0f32;
         // Equal harmonics: the envelope between them should stay within a few dB of the envelope on them.
-        let tone: Vec<f32> = (0..4000)
-            .map(|i| {
-                let t = i as f32 / rate as f32;
-                (1..30).map(|h| (2.0 * std::f32::consts::PI * f0 * h as f32 * t).sin()).sum::<f32>() * 0.02
-            })
-            .collect();
+        let tone = crate::analysis::synthetic::harmonic_tone(f0, 29, |_| 1.0, rate, 4000, 0.02);
         let mut envelopes = Envelopes::new(rate, 1024);
         let env = envelopes.at(&tone, 2000.0, f0).unwrap();
         let db = |k: usize| 10.0 * env[k].log10();

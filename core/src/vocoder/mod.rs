@@ -214,13 +214,7 @@ mod tests {
     #[test]
     fn noise_is_unvoiced_and_comes_back_as_noise_of_the_same_level() {
         let rate = 16_000;
-        let mut state = 7u32;
-        let noise: Vec<f32> = (0..16_000)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((state >> 8) as f32 / (1 << 24) as f32 - 0.5) * 0.2
-            })
-            .collect();
+        let noise: Vec<f32> = crate::analysis::synthetic::noise(7, 16_000).iter().map(|v| v * 0.2).collect();
         let analysis = Analysis::of(&noise, rate).unwrap();
         let voiced = analysis.f0.iter().filter(|f| **f > 0.0).count();
         assert!(voiced < analysis.frames() / 10, "{voiced} voiced frames in noise");
