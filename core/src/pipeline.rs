@@ -67,7 +67,7 @@ impl SentenceConverter {
         let Some(converter) = settings.converter.clone() else { return Ok(None) };
         let profile = settings.converter_profile()?;
         let tone = match converter.engine {
-            Engine::ToneColor => Some(Arc::new(ToneSetup::from_settings(settings)?)),
+            Engine::ToneColor => Some(Arc::new(ToneSetup::from_settings(settings, profile.clone())?)),
             _ => None,
         };
         let rvc = match converter.engine {

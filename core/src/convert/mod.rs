@@ -43,6 +43,22 @@ pub trait Converter: Send {
     }
 }
 
+/// The installed model `converter.model` names for a model `engine` (its folder's parent and its manifest);
+/// refused with what to do when none is named or installed. Each engine checks the model's kind itself.
+pub(crate) fn installed_model(
+    settings: &crate::settings::Settings,
+    engine: Engine,
+) -> crate::error::Result<(std::path::PathBuf, crate::neural::Manifest)> {
+    let name =
+        settings.converter.as_ref().and_then(|c| c.model.as_deref()).ok_or_else(|| crate::error::Error::Setting {
+            key: "converter.model".into(),
+            problem: format!("{engine} runs an installed model: give --model NAME (see `demod-voice models list`)"),
+        })?;
+    let models_dir = settings.models_dir();
+    let manifest = crate::neural::find(&models_dir, name)?;
+    Ok((models_dir, manifest))
+}
+
 /// The converter a live path runs for `engine`: a model-free one reading `params`, or the RVC model the settings
 /// name (`converter.model`; its pitch shift taken from `params` now, fixed until the next start). The tone colour
 /// engine needs a source tone the live input cannot give yet, and is refused with the reason.

@@ -179,19 +179,14 @@ pub struct RvcSetup {
 impl RvcSetup {
     /// The RVC engine as `settings` ask for it: `converter.model` names an installed RVC voice model.
     pub fn from_settings(settings: &crate::settings::Settings) -> Result<RvcSetup> {
-        let name = settings.converter.as_ref().and_then(|c| c.model.as_deref()).ok_or_else(|| Error::Setting {
-            key: "converter.model".into(),
-            problem: "rvc runs an installed model: give --model NAME (see `demod-voice models list`)".into(),
-        })?;
-        let models_dir = settings.models_dir();
-        let manifest = neural::find(&models_dir, name)?;
+        let (models_dir, manifest) = super::installed_model(settings, super::Engine::Rvc)?;
         if manifest.engine != "rvc" {
             return Err(Error::ModelSignature {
-                path: models_dir.join(name),
+                path: models_dir.join(&manifest.name),
                 problem: format!(
-                    "`{name}` is a {} model, not an RVC voice model; `--engine rvc` needs one \
+                    "`{}` is a {} model, not an RVC voice model; `--engine rvc` needs one \
                      (`demod-voice models list`)",
-                    manifest.engine
+                    manifest.name, manifest.engine
                 ),
             });
         }

@@ -200,63 +200,46 @@ pub fn tone_files(models_dir: &Path, manifest: &neural::Manifest) -> Result<(std
     }
 }
 
-/// Everything the tone colour engine needs for a run of clips: the model, the profile's tone, the runtime.
+/// Everything the tone colour engine needs for a run of clips: the model, the target tone, the runtime.
 #[derive(Debug)]
 pub struct ToneSetup {
     runtime: &'static Runtime,
-    models_dir: std::path::PathBuf,
-    manifest: neural::Manifest,
+    converter_path: std::path::PathBuf,
     target_tone: Vec<f32>,
     tau: f32,
     options: SessionOptions,
-    /// The reference encoder and the converter once loaded, kept for the next clips.
-    loaded: std::sync::Mutex<Option<(ToneExtractor, std::sync::Arc<std::sync::Mutex<ToneColorConverter>>)>>,
+    /// The reference encoder, loaded with the setup (it measures every clip's own tone).
+    extractor: std::sync::Mutex<ToneExtractor>,
+    /// The converter once loaded, kept for the next clips.
+    converter: std::sync::Mutex<Option<std::sync::Arc<std::sync::Mutex<ToneColorConverter>>>>,
 }
 
 impl ToneSetup {
     /// The tone colour engine as `settings` ask for it: `converter.model` names an installed tone colour model and
-    /// `converter.profile` the voice to move toward. The profile's tone for this model is measured from its source
-    /// recordings on first use and stored in the profile.
-    pub fn from_settings(settings: &crate::settings::Settings) -> Result<ToneSetup> {
-        let converter = settings.converter.clone().unwrap_or_default();
-        let missing = |key: &str, what: &str| Error::Setting { key: key.into(), problem: what.into() };
-        let name = converter.model.as_deref().ok_or_else(|| {
-            missing(
-                "converter.model",
-                "tone-color runs an installed model: give --model NAME (see `demod-voice models list`)",
-            )
-        })?;
-        let models_dir = settings.models_dir();
-        let manifest = neural::find(&models_dir, name)?;
-        let (_, extractor) = tone_files(&models_dir, &manifest)?;
-        let mut profile = settings.converter_profile()?.ok_or_else(|| {
-            missing("converter.profile", "tone-color moves toward a voice profile's tone: give --to PROFILE")
-        })?;
-        let runtime = settings.runtime()?;
-        let options = settings.session_options();
-        let target_tone = match profile.tones.get(name) {
-            Some(tone) => tone.clone(),
-            None => {
-                let tone = profile_tone(runtime, &extractor, &profile, &options)?;
-                profile.tones.insert(name.to_string(), tone.clone());
-                // Kept for next time when the profile lives in the library (best effort: only time is lost).
-                let dir = settings.profiles_dir();
-                if crate::profile::VoiceProfile::path_in(&dir, &profile.name).is_file() {
-                    if let Err(e) = profile.save(&dir) {
-                        tracing::warn!("cannot store the tone in profile {}: {e}", profile.name);
-                    }
-                }
-                tone
+    /// `profile` (the converter's profile, loaded by the caller) the voice to move toward. The profile's tone for
+    /// this model is measured from its source recordings on first use and stored in the profile.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        profile: Option<crate::profile::VoiceProfile>,
+    ) -> Result<ToneSetup> {
+        ToneSetup::toward(settings, |extractor, model| {
+            let mut profile = profile.ok_or_else(|| Error::Setting {
+                key: "converter.profile".into(),
+                problem: "tone-color moves toward a voice profile's tone: give --to PROFILE".into(),
+            })?;
+            if let Some(tone) = profile.tones.get(model) {
+                return Ok(tone.clone());
             }
-        };
-        Ok(ToneSetup {
-            runtime,
-            models_dir,
-            manifest,
-            target_tone,
-            tau: converter.tau,
-            options,
-            loaded: Default::default(),
+            let tone = profile_tone(extractor, &profile)?;
+            profile.tones.insert(model.to_string(), tone.clone());
+            // Kept for next time when the profile lives in the library (best effort: only time is lost).
+            let dir = settings.profiles_dir();
+            if crate::profile::VoiceProfile::path_in(&dir, &profile.name).is_file() {
+                if let Err(e) = profile.save(&dir) {
+                    tracing::warn!("cannot store the tone in profile {}: {e}", profile.name);
+                }
+            }
+            Ok(tone)
         })
     }
 
@@ -264,65 +247,64 @@ impl ToneSetup {
     /// `reference` recording (its tone measured now with the model's reference encoder): what `clone --engine
     /// tone-color` runs.
     pub fn for_reference(settings: &crate::settings::Settings, reference: &Path) -> Result<ToneSetup> {
-        let converter = settings.converter.clone().unwrap_or_default();
-        let name = converter.model.as_deref().ok_or_else(|| Error::Setting {
-            key: "converter.model".into(),
-            problem: "tone-color runs an installed model: give --model NAME (see `demod-voice models list`)".into(),
-        })?;
-        let models_dir = settings.models_dir();
-        let manifest = neural::find(&models_dir, name)?;
-        let (_, extractor) = tone_files(&models_dir, &manifest)?;
-        let runtime = settings.runtime()?;
-        let options = settings.session_options();
-        let audio = crate::wav::read_reference(reference)?;
-        let clip = crate::wav::resample(&audio.samples, audio.rate, SAMPLE_RATE)?;
-        let target_tone = ToneExtractor::load(runtime, &extractor, &options)?.tone(&clip)?;
-        Ok(ToneSetup {
-            runtime,
-            models_dir,
-            manifest,
-            target_tone,
-            tau: converter.tau,
-            options,
-            loaded: Default::default(),
+        ToneSetup::toward(settings, |extractor, _| {
+            let audio = crate::wav::read_reference(reference)?;
+            extractor.tone(&crate::wav::resample(&audio.samples, audio.rate, SAMPLE_RATE)?)
         })
     }
 
-    /// The converter for one clip at 22050 Hz (its own tone is the source tone): the models are loaded on the
+    /// The installed model `settings` name, with the target tone `target` measures (given the reference encoder and
+    /// the model's name).
+    fn toward(
+        settings: &crate::settings::Settings,
+        target: impl FnOnce(&mut ToneExtractor, &str) -> Result<Vec<f32>>,
+    ) -> Result<ToneSetup> {
+        let (models_dir, manifest) = super::installed_model(settings, super::Engine::ToneColor)?;
+        let (converter_path, extractor_path) = tone_files(&models_dir, &manifest)?;
+        let runtime = settings.runtime()?;
+        let options = settings.session_options();
+        let mut extractor = ToneExtractor::load(runtime, &extractor_path, &options)?;
+        let target_tone = target(&mut extractor, &manifest.name)?;
+        check_tone(&extractor_path, "target", &target_tone)?;
+        Ok(ToneSetup {
+            runtime,
+            converter_path,
+            target_tone,
+            tau: settings.converter.clone().unwrap_or_default().tau,
+            options,
+            extractor: std::sync::Mutex::new(extractor),
+            converter: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The converter for one clip at 22050 Hz (its own tone is the source tone): the converter is loaded on the
     /// first clip and kept for the rest (offline use).
     pub fn converter_for(&self, clip: &[f32]) -> Result<Box<dyn Converter>> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if loaded.is_none() {
-            let (converter, extractor) = tone_files(&self.models_dir, &self.manifest)?;
-            let extractor = ToneExtractor::load(self.runtime, &extractor, &self.options)?;
-            let converter = ToneColorConverter::load(
-                self.runtime,
-                &converter,
-                vec![0.0; 256],
-                self.target_tone.clone(),
-                self.tau,
-                &self.options,
-            )?;
-            *loaded = Some((extractor, std::sync::Arc::new(std::sync::Mutex::new(converter))));
-        }
-        let Some((extractor, shared)) = loaded.as_mut() else {
-            return Err(Error::Setting { key: "converter.model".into(), problem: "the model did not load".into() });
-        };
+        let mut extractor = self.extractor.lock().unwrap_or_else(|p| p.into_inner());
         let source_tone = extractor.tone(clip)?;
         check_tone(&extractor.path, "source", &source_tone)?;
+        let mut loaded = self.converter.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = match loaded.as_ref() {
+            Some(shared) => shared.clone(),
+            None => {
+                let converter = ToneColorConverter::load(
+                    self.runtime,
+                    &self.converter_path,
+                    source_tone.clone(),
+                    self.target_tone.clone(),
+                    self.tau,
+                    &self.options,
+                )?;
+                loaded.insert(std::sync::Arc::new(std::sync::Mutex::new(converter))).clone()
+            }
+        };
         shared.lock().unwrap_or_else(|p| p.into_inner()).source_tone = source_tone;
-        Ok(Box::new(super::Shared(shared.clone())))
+        Ok(Box::new(super::Shared(shared)))
     }
 }
 
 /// A profile's tone: the mean of its source recordings' tones (each read, mixed to mono, at 22050 Hz).
-fn profile_tone(
-    runtime: &Runtime,
-    extractor: &Path,
-    profile: &crate::profile::VoiceProfile,
-    options: &SessionOptions,
-) -> Result<Vec<f32>> {
-    let mut encoder = ToneExtractor::load(runtime, extractor, options)?;
+fn profile_tone(encoder: &mut ToneExtractor, profile: &crate::profile::VoiceProfile) -> Result<Vec<f32>> {
     let mut sum: Vec<f32> = Vec::new();
     let mut count = 0usize;
     for source in &profile.sources {
