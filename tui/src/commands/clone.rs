@@ -127,21 +127,23 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
     }
     let settings = &ctx.settings;
     // The reference measured (and cached by checksum) for every engine: its embedding and pitch are the report's.
-    let (measured, _) = CloneProfile::for_reference(reference, &settings.dirs.cache, &encoder)?;
-    let (converter, fit) = match engine {
+    // The dsp engine's preparation measures it with the fit; the model engines only measure it.
+    let measured = || CloneProfile::for_reference(reference, &settings.dirs.cache, &encoder).map(|(m, _)| m);
+    let (converter, fit, measured) = match engine {
         Engine::ToneColor => {
             let tone = Arc::new(ToneSetup::for_reference(settings, reference)?);
             let converter = settings.converter.clone().unwrap_or_default();
-            (SentenceConverter::neural(converter, &settings.config.realtime, Some(tone), None), None)
+            (SentenceConverter::neural(converter, &settings.config.realtime, Some(tone), None), None, measured()?)
         }
         Engine::Rvc => {
             let rvc = Arc::new(RvcSetup::from_settings(settings)?);
             let converter = settings.converter.clone().unwrap_or_default();
-            (SentenceConverter::neural(converter, &settings.config.realtime, None, Some(rvc)), None)
+            (SentenceConverter::neural(converter, &settings.config.realtime, None, Some(rvc)), None, measured()?)
         }
         _ => {
             let clone = Arc::new(demod_voice_core::clone::prepare(reference, &voice, settings, &encoder)?);
-            (SentenceConverter::cloning(clone.clone(), &settings.config.realtime), Some(clone))
+            let measured = clone.profile.clone();
+            (SentenceConverter::cloning(clone.clone(), &settings.config.realtime), Some(clone), measured)
         }
     };
     let profile_seconds = preparing.elapsed().as_secs_f64();
