@@ -24,6 +24,21 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The command's output, after checking it succeeded.
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Two seconds of a synthetic vowel at `rate`, written to `path` as a WAV; its samples.
+fn vowel(path: &Path, rate: u32) -> Vec<f32> {
+    let samples = demod_voice_core::analysis::synthetic::voice(150.0, &[700.0, 1200.0], rate, 2.0);
+    let mut wav = demod_voice_core::wav::AtomicWav::create(path, rate).unwrap();
+    wav.write(&samples).unwrap();
+    wav.finish().unwrap();
+    samples
+}
+
 #[test]
 fn models_are_installed_by_kind_listed_shown_and_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,20 +76,13 @@ fn models_are_installed_by_kind_listed_shown_and_removed() {
 fn convert_runs_an_installed_tone_colour_model_toward_a_profiles_tone() {
     let dir = tempfile::tempdir().unwrap();
     let pair = [fixture("neural/tone_converter.onnx"), fixture("neural/tone_extractor.onnx")];
-    let ok = |out: Output| {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        out
-    };
     ok(run(dir.path(), &["models", "add", pair[0].to_str().unwrap(), pair[1].to_str().unwrap(), "--name", "tone"]));
     ok(run(dir.path(), &["models", "add", fixture("neural/rvc_okada.onnx").to_str().unwrap(), "--name", "alto"]));
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
     ok(run(dir.path(), &["voices", "add-profile", "reader", reference.to_str().unwrap()]));
     // Input: two seconds of a synthetic vowel.
     let input = dir.path().join("input.wav");
-    let samples = demod_voice_core::analysis::synthetic::voice(150.0, &[700.0, 1200.0], 22_050, 2.0);
-    let mut wav = demod_voice_core::wav::AtomicWav::create(&input, 22_050).unwrap();
-    wav.write(&samples).unwrap();
-    wav.finish().unwrap();
+    let samples = vowel(&input, 22_050);
 
     let convert = |tau: &str, out: &str| {
         let args = ["convert", input.to_str().unwrap(), "--engine", "tone-color", "--model", "tone", "--to", "reader"];
@@ -122,15 +130,8 @@ fn convert_runs_an_installed_tone_colour_model_toward_a_profiles_tone() {
 #[test]
 fn convert_runs_an_installed_rvc_model_with_its_content_encoder() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = |out: Output| {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        out
-    };
     let input = dir.path().join("input.wav");
-    let samples = demod_voice_core::analysis::synthetic::voice(150.0, &[700.0, 1200.0], 48_000, 2.0);
-    let mut wav = demod_voice_core::wav::AtomicWav::create(&input, 48_000).unwrap();
-    wav.write(&samples).unwrap();
-    wav.finish().unwrap();
+    let samples = vowel(&input, 48_000);
     let convert = |model: &str, pitch: &str, out: &str| {
         let path = dir.path().join(out);
         let args = ["convert", input.to_str().unwrap(), "--engine", "rvc", "--model", model, "--pitch", pitch];
@@ -179,10 +180,6 @@ fn convert_runs_an_installed_rvc_model_with_its_content_encoder() {
 #[test]
 fn clone_runs_with_a_neural_engine_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = |out: Output| {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        out
-    };
     let pair = [fixture("neural/tone_converter.onnx"), fixture("neural/tone_extractor.onnx")];
     ok(run(dir.path(), &["models", "add", pair[0].to_str().unwrap(), pair[1].to_str().unwrap(), "--name", "tone"]));
     ok(run(dir.path(), &["models", "add", fixture("neural/rvc_okada.onnx").to_str().unwrap(), "--name", "alto"]));
