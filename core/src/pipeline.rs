@@ -97,36 +97,22 @@ impl SentenceConverter {
 
     /// Convert one sentence's samples at `sample_rate_hz`. Allocates (offline use).
     pub fn apply(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
-        match (&self.clone, &self.offline) {
-            (Some(clone), _) => clone.profile.convert(samples, sample_rate_hz, &clone.fit),
-            (None, _) if self.tone.is_some() => self.apply_tone_color(samples, sample_rate_hz),
-            (None, _) if self.rvc.is_some() => self.apply_rvc(samples, sample_rate_hz),
-            (None, Some(offline)) if self.settings.engine == Engine::Dsp => {
-                let wet = offline.convert(samples, sample_rate_hz, &Adjust::of(&self.settings))?;
-                let mix = self.settings.mix;
-                Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
-            }
-            _ => self.apply_live(samples, sample_rate_hz),
+        if let Some(clone) = &self.clone {
+            return clone.profile.convert(samples, sample_rate_hz, &clone.fit);
         }
-    }
-
-    /// The tone colour engine on one clip: the clip's own tone is the source tone; the real-time engine streams it.
-    fn apply_tone_color(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
-        let Some(tone) = &self.tone else { return Ok(samples.to_vec()) };
-        let clip = resample(samples, sample_rate_hz, crate::convert::spectrogram::SAMPLE_RATE)?;
-        let converter = tone.converter_for(&clip)?;
-        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, converter, &self.realtime)?;
-        let mix = self.settings.mix;
-        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
-    }
-
-    /// The RVC engine on one clip, streamed through the real-time engine at the model's rate.
-    fn apply_rvc(&self, samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f32>> {
-        let Some(rvc) = &self.rvc else { return Ok(samples.to_vec()) };
-        let converter = rvc.for_clip(self.settings.pitch_semitones)?;
-        let wet = crate::realtime::convert_offline(samples, sample_rate_hz, converter, &self.realtime)?;
-        let mix = self.settings.mix;
-        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
+        let offline = |converter| crate::realtime::convert_offline(samples, sample_rate_hz, converter, &self.realtime);
+        let wet = if let Some(tone) = &self.tone {
+            // The clip's own tone is the source tone; the real-time engine streams it.
+            let clip = resample(samples, sample_rate_hz, crate::convert::spectrogram::SAMPLE_RATE)?;
+            offline(tone.converter_for(&clip)?)?
+        } else if let Some(rvc) = &self.rvc {
+            offline(rvc.for_clip(self.settings.pitch_semitones)?)?
+        } else if let (Some(matched), Engine::Dsp) = (&self.offline, self.settings.engine) {
+            matched.convert(samples, sample_rate_hz, &Adjust::of(&self.settings))?
+        } else {
+            return self.apply_live(samples, sample_rate_hz);
+        };
+        Ok(self.settings.mixed(&wet, samples))
     }
 
     /// Convert as the live paths (the plugin, the Live screen) do: through the real-time engine, the profile's

@@ -196,8 +196,13 @@ impl ConverterSettings {
         realtime: &crate::config::RealtimeSection,
     ) -> Result<Vec<f32>> {
         let wet = crate::realtime::convert_offline(samples, sample_rate_hz, self.build(target)?, realtime)?;
+        Ok(self.mixed(&wet, samples))
+    }
+
+    /// `wet` over `dry` (time-aligned, as long) by the wet/dry mix, kept within full scale.
+    pub fn mixed(&self, wet: &[f32], dry: &[f32]) -> Vec<f32> {
         let mix = self.mix;
-        Ok(wet.iter().zip(samples).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect())
+        wet.iter().zip(dry).map(|(w, d)| (w * mix + d * (1.0 - mix)).clamp(-1.0, 1.0)).collect()
     }
 }
 
