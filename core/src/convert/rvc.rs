@@ -98,11 +98,6 @@ impl RvcConverter {
         })
     }
 
-    /// The model's output rate, Hz.
-    pub fn rate(&self) -> u32 {
-        self.rate
-    }
-
     /// Convert `samples` at the model's rate: as many samples out as in.
     pub fn convert(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
         let mut out = vec![0.0f32; samples.len()];

@@ -78,16 +78,6 @@ impl Analysis {
         self.f0.len()
     }
 
-    /// The median pitch of the voiced frames, Hz.
-    pub fn median_f0(&self) -> Option<f32> {
-        let mut voiced: Vec<f32> = self.f0.iter().copied().filter(|f| *f > 0.0).collect();
-        if voiced.is_empty() {
-            return None;
-        }
-        voiced.sort_by(f32::total_cmp);
-        Some(voiced[voiced.len() / 2])
-    }
-
     /// Move every voiced frame's pitch: ln f0' = ln `to_median` + (ln f0 - ln `from_median`) * `spread`.
     pub fn map_pitch(&mut self, from_median: f32, to_median: f32, spread: f32) {
         let (from, to) = (from_median.max(1.0).ln(), to_median.max(1.0).ln());
