@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use demod_voice_core::convert::Engine;
 use demod_voice_core::limits;
 
+mod conversion;
 mod parsers;
 mod settings;
 
-use parsers::{engine, seconds, within, workers};
+pub use conversion::{CloneArgs, ConvertArgs, ModelsCommand, NeuralArgs, SimilarityArgs, ZeroShotArgs};
+
+use parsers::{seconds, within, workers};
 
 /// Local neural text-to-speech with Piper voices.
 #[derive(Debug, Parser)]
@@ -214,18 +216,6 @@ pub enum BatchCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct SimilarityArgs {
-    /// The reference recording (WAV).
-    pub reference: PathBuf,
-    /// The recordings to score against it (WAV).
-    #[arg(required = true)]
-    pub others: Vec<PathBuf>,
-    /// Print JSON: {"reference", "threshold", "files": [{"file", "similarity", "same_speaker"}]}.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct PreprocessArgs {
     /// Folder with wavs/ and metadata.csv (id|text, id|text|normalized or id|speaker|text).
     #[arg(long)]
@@ -245,38 +235,6 @@ pub struct PreprocessArgs {
     /// Worker threads (default: logical cores).
     #[arg(long)]
     pub jobs: Option<usize>,
-}
-
-#[derive(Debug, Args)]
-pub struct ConvertArgs {
-    /// Input WAV (any rate, mono or stereo; converted as mono).
-    pub input: PathBuf,
-    /// Match this voice profile (name or path).
-    #[arg(long, value_name = "PROFILE")]
-    pub to: Option<String>,
-    /// Pitch shift in semitones (-24..24), on top of any profile match.
-    #[arg(long, allow_hyphen_values = true, value_parser = within(limits::PITCH_SEMITONES))]
-    pub pitch: Option<f32>,
-    /// Formant ratio (0.5..2.0), on top of any profile match.
-    #[arg(long, value_parser = within(limits::FORMANT_RATIO))]
-    pub formant: Option<f32>,
-    /// How much of the profile match to apply (0..1).
-    #[arg(long, value_parser = within(limits::PROFILE_AMOUNT))]
-    pub amount: Option<f32>,
-    /// Wet/dry mix (0..1).
-    #[arg(long, value_parser = within(limits::MIX))]
-    pub mix: Option<f32>,
-    /// Conversion engine (dsp, passthrough, tone-color, rvc).
-    #[arg(long, value_parser = engine)]
-    pub engine: Option<Engine>,
-    #[command(flatten)]
-    pub neural: NeuralArgs,
-    /// Preset name or path (its converter and real-time settings apply).
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Output WAV (16-bit, the input's rate, the input's length).
-    #[arg(short, long)]
-    pub output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -414,55 +372,6 @@ pub struct PiperInferArgs {
     /// Preset name or path.
     #[arg(long)]
     pub preset: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct CloneArgs {
-    /// Reference recording of the target voice (WAV, at least 3 s of voiced speech).
-    pub reference: PathBuf,
-    /// Text to speak.
-    pub text: String,
-    /// Output WAV.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    #[command(flatten)]
-    pub voice: VoiceArgs,
-    /// Print a JSON report: similarity before and after, F0, the fit and the times.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub scales: ScaleArgs,
-    /// How to move the voice: dsp (default: the fitted model-free conversion), tone-color (an installed tone colour
-    /// model toward the reference's tone) or rvc (an installed RVC voice model; the reference is only measured).
-    #[arg(long, value_parser = engine)]
-    pub engine: Option<Engine>,
-    #[command(flatten)]
-    pub neural: NeuralArgs,
-}
-
-/// The neural engines' options, shared by `convert` and `clone`.
-#[derive(Debug, Default, Args)]
-pub struct NeuralArgs {
-    /// The installed model --engine tone-color or rvc runs (`models list`); tone-color moves toward the profile's
-    /// (convert --to) or the reference's (clone) tone; rvc takes --pitch as its pitch shift.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-    /// How far tone-color moves toward the target tone (0..1, default 0.3).
-    #[arg(long, value_parser = within(limits::TAU))]
-    pub tau: Option<f32>,
-}
-
-#[derive(Debug, Args)]
-pub struct ZeroShotArgs {
-    /// Reference recording of the target voice (WAV, at least 3 s of voiced speech).
-    pub reference: PathBuf,
-    /// Text to speak.
-    pub text: String,
-    /// Output WAV.
-    #[arg(short, long, default_value = "output.wav")]
-    pub output: PathBuf,
-    #[command(flatten)]
-    pub voice: VoiceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -611,35 +520,4 @@ pub struct ServeArgs {
     pub voice: VoiceArgs,
     #[command(flatten)]
     pub scales: ScaleArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ModelsCommand {
-    /// Install a model: an RVC voice model (.onnx, WebUI or w-okada export), a content encoder (HuBERT /
-    /// ContentVec) or a tone colour converter with its reference encoder (two files). Its kind is read from the
-    /// graph; a file of no known kind is refused naming what it has and what each kind needs.
-    Add {
-        /// The model file(s).
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-        /// Its name (default: the first file's name without .onnx).
-        #[arg(long)]
-        name: Option<String>,
-        /// The file's expected SHA-256 (one file).
-        #[arg(long, value_name = "HEX")]
-        sha256: Option<String>,
-        /// Replace an installed model of that name.
-        #[arg(long)]
-        force: bool,
-    },
-    /// The installed models.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// One model's files, kinds and checksums.
-    Show { name: String },
-    /// Remove an installed model.
-    Remove { name: String },
 }
