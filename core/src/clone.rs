@@ -5,7 +5,9 @@
 //! - pitch: the clip's median F0 is moved onto the reference's, and its log-F0 excursions are scaled by the ratio
 //!   of the two voices' spreads;
 //! - vocal-tract length: the spectral envelope's frequency axis is scaled;
-//! - timbre: a smooth equaliser moves the long-term average spectrum of the voiced frames onto the reference's.
+//! - timbre: a smooth equaliser moves the long-term average spectrum of the voiced frames onto the reference's;
+//! - breathiness: where the reference is clean enough to tell it, the voiced frames' noise share per band is moved
+//!   toward the reference's (kept by the fit only when the encoder finds the result closer).
 //!
 //! The formant scale and the equaliser are fitted per reference and base voice by analysis-by-synthesis: a probe
 //! text spoken by the base voice is converted with each candidate scale, equalised, embedded, and the candidate
@@ -51,7 +53,12 @@ pub const PROBE_TEXT: &str = "The birch canoe slid on the smooth planks. Glue th
     background. It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
 
 /// The cloning method's version: part of the cache's file names.
-pub const METHOD_VERSION: u32 = 9;
+pub const METHOD_VERSION: u32 = 10;
+/// Breathiness is measured only in recordings whose quiet stretches sit at least this far below their speech, dB
+/// (a recording's noise reads as breath otherwise).
+const MIN_BREATH_SNR_DB: f32 = 30.0;
+/// Breathiness is changed by at most this much per band, dB.
+const MAX_BREATH_DB: f32 = 6.0;
 
 /// Centre frequency of long-term-spectrum band `idx`, Hz.
 pub fn band_hz(idx: usize) -> f32 {
@@ -106,6 +113,51 @@ pub fn pitch_stats_of(voiced: Vec<f32>) -> Option<PitchStats> {
     Some(PitchStats { median_hz: centre.exp(), log_std: var.sqrt().max(1e-3) })
 }
 
+/// How far the loud stretches of `samples` (at `rate`) sit above the quiet ones, dB: the 95th over the 10th
+/// percentile of the energies of 20 ms frames. Clean speech reaches 45-60 dB; hiss, hum or room noise lower it.
+pub fn signal_to_noise_db(samples: &[f32], rate: u32) -> f32 {
+    let frame = (rate as usize / 50).max(1);
+    let mut energies: Vec<f32> = samples
+        .chunks_exact(frame)
+        .map(|c| 10.0 * (c.iter().map(|v| v * v).sum::<f32>() / frame as f32 + 1e-12).log10())
+        .collect();
+    if energies.len() < 10 {
+        return 0.0;
+    }
+    energies.sort_by(f32::total_cmp);
+    let at = |p: f32| energies[((energies.len() - 1) as f32 * p).round() as usize];
+    at(0.95) - at(0.10)
+}
+
+/// The breathiness of a recording ([`Analysis::breathiness`]) where it can be told: not at all when the recording
+/// is too noisy ([`MIN_BREATH_SNR_DB`]), and not in bands above `top_hz` (what it carries).
+pub fn measurable_breathiness(
+    samples: &[f32],
+    rate: u32,
+    analysis: &Analysis,
+    top_hz: f32,
+) -> Option<crate::vocoder::Breathiness> {
+    if signal_to_noise_db(samples, rate) < MIN_BREATH_SNR_DB {
+        return None;
+    }
+    let mut measured = analysis.breathiness();
+    for (band, (_, high)) in measured.iter_mut().zip(crate::vocoder::BREATH_BANDS_HZ) {
+        if high > top_hz * 1.09 {
+            *band = None;
+        }
+    }
+    measured.iter().any(Option::is_some).then_some(measured)
+}
+
+/// The change (dB per band) that makes a voice of breathiness `from` as breathy as `to`, bounded; 0 where either
+/// is unknown.
+pub fn breath_change(from: &crate::vocoder::Breathiness, to: &crate::vocoder::Breathiness) -> [f32; 4] {
+    std::array::from_fn(|b| match (from[b], to[b]) {
+        (Some(from), Some(to)) => (to - from).clamp(-MAX_BREATH_DB, MAX_BREATH_DB),
+        _ => 0.0,
+    })
+}
+
 /// The long-term average spectrum of the voiced frames of `samples`, dB per band ([`band_hz`]), and the highest
 /// frequency the recording carries (its Nyquist, a little under). `None` without voiced frames.
 pub fn long_term_spectrum(samples: &[f32], rate: u32) -> Result<Option<(Vec<f32>, f32)>> {
@@ -144,37 +196,54 @@ pub fn long_term_spectrum(samples: &[f32], rate: u32) -> Result<Option<(Vec<f32>
     }
     let bin_hz = ANALYSIS_RATE as f32 / N as f32;
     let top_hz = (rate.min(ANALYSIS_RATE) as f32 / 2.0) * 0.92;
-    let ratio = (BAND_HIGH_HZ / BAND_LOW_HZ).powf(0.5 / (BANDS - 1) as f32);
-    let bands = (0..BANDS)
-        .map(|b| {
-            let (lo, hi) = (band_hz(b) / ratio, band_hz(b) * ratio);
-            let (first, last) = ((lo / bin_hz).floor() as usize, ((hi / bin_hz).ceil() as usize).min(N / 2));
-            let count = (last.saturating_sub(first)).max(1);
-            let mean = power[first..=last.max(first)].iter().sum::<f64>() / count as f64 / frames as f64;
-            (10.0 * (mean + 1e-12).log10()) as f32
-        })
+    let bands = band_bins(bin_hz, N / 2)
+        .iter()
+        .map(|&(first, last)| (10.0 * (band_mean(&power[first..=last]) / frames as f64 + 1e-12).log10()) as f32)
         .collect();
     Ok(Some((bands, top_hz)))
 }
 
+/// The FFT bins (first, last, inclusive) each long-term-spectrum band averages, for bins `bin_hz` apart up to
+/// `max_bin`: the band's centre a half band either way ([`band_hz`]), at least one bin.
+pub(crate) fn band_bins(bin_hz: f32, max_bin: usize) -> [(usize, usize); BANDS] {
+    let ratio = (BAND_HIGH_HZ / BAND_LOW_HZ).powf(0.5 / (BANDS - 1) as f32);
+    std::array::from_fn(|b| {
+        let (lo, hi) = (band_hz(b) / ratio, band_hz(b) * ratio);
+        let first = ((lo / bin_hz).floor() as usize).min(max_bin);
+        (first, ((hi / bin_hz).ceil() as usize).clamp(first, max_bin))
+    })
+}
+
+/// The level of a band from its bins' powers: their sum over one less than their count (at least one), as profiles
+/// have always stored it (a stored spectrum and a new measurement must agree band by band).
+pub(crate) fn band_mean(bins: &[f64]) -> f64 {
+    bins.iter().sum::<f64>() / bins.len().saturating_sub(1).max(1) as f64
+}
+
 /// The equaliser that moves `from` (a long-term spectrum) onto `to`: their difference with the overall level
-/// removed, smoothed over neighbouring bands, limited to ±6 dB, and flat above `top_hz` (what the reference
-/// recording cannot tell).
+/// removed, smoothed over neighbouring bands, limited to ±[`MAX_EQ_DB`], and flat above `top_hz` (what the
+/// reference recording cannot tell).
 pub fn equaliser(from: &[f32], to: &[f32], top_hz: f32) -> Vec<f32> {
-    let usable: Vec<bool> = (0..BANDS).map(|b| band_hz(b) <= top_hz).collect();
-    let diff: Vec<f32> = (0..BANDS).map(|b| if usable[b] { to[b] - from[b] } else { 0.0 }).collect();
-    let count = usable.iter().filter(|u| **u).count().max(1);
-    let mean = diff.iter().zip(&usable).filter(|(_, u)| **u).map(|(d, _)| d).sum::<f32>() / count as f32;
-    (0..BANDS)
-        .map(|b| {
-            if !usable[b] {
-                return 0.0;
-            }
-            let near: Vec<f32> =
-                (b.saturating_sub(2)..=(b + 2).min(BANDS - 1)).filter(|&n| usable[n]).map(|n| diff[n] - mean).collect();
-            (near.iter().sum::<f32>() / near.len() as f32).clamp(-MAX_EQ_DB, MAX_EQ_DB)
-        })
-        .collect()
+    let mut eq = [0.0; BANDS];
+    equaliser_into(from, to, top_hz, &mut eq);
+    eq.to_vec()
+}
+
+/// [`equaliser`] into `eq`, allocating nothing (the live converter designs one on its worker).
+pub(crate) fn equaliser_into(from: &[f32], to: &[f32], top_hz: f32, eq: &mut [f32; BANDS]) {
+    let usable = |b: usize| band_hz(b) <= top_hz && b < from.len() && b < to.len();
+    let diff = |b: usize| if usable(b) { to[b] - from[b] } else { 0.0 };
+    let count = (0..BANDS).filter(|&b| usable(b)).count().max(1);
+    let mean = (0..BANDS).filter(|&b| usable(b)).map(diff).sum::<f32>() / count as f32;
+    for (b, slot) in eq.iter_mut().enumerate() {
+        *slot = if usable(b) {
+            let near = (b.saturating_sub(2)..=(b + 2).min(BANDS - 1)).filter(|&n| usable(n));
+            let (sum, n) = near.fold((0.0f32, 0usize), |(sum, n), k| (sum + diff(k) - mean, n + 1));
+            (sum / n.max(1) as f32).clamp(-MAX_EQ_DB, MAX_EQ_DB)
+        } else {
+            0.0
+        };
+    }
 }
 
 /// Apply a band equaliser (dB per [`band_hz`] band) to `samples` at `rate`: a linear-phase FIR designed by frequency
@@ -252,6 +321,10 @@ pub struct CloneFit {
     pub f0_spread: f32,
     /// Equaliser, dB per long-term-spectrum band.
     pub eq_db: Vec<f32>,
+    /// Breathiness change, dB per [`crate::vocoder::BREATH_BANDS_HZ`] band (all 0 when the reference's could not
+    /// be measured or matching it did not raise the similarity).
+    #[serde(default)]
+    pub breath_db: [f32; 4],
     /// The probe's similarity to the reference, unconverted.
     pub similarity_before: f32,
     /// The probe's similarity to the reference with this fit.
@@ -274,6 +347,9 @@ pub struct CloneProfile {
     pub spectrum_db: Vec<f32>,
     /// The highest frequency the reference carries, Hz.
     pub top_hz: f32,
+    /// The reference's breathiness, when the recording is clean enough to tell it.
+    #[serde(default)]
+    pub breath_db: Option<crate::vocoder::Breathiness>,
     /// Fits by base voice name.
     #[serde(default)]
     pub fits: BTreeMap<String, CloneFit>,
@@ -289,7 +365,8 @@ impl CloneProfile {
         let pitch = pitch_stats(&samples, rate).ok_or_else(|| unusable("too little voiced speech to clone"))?;
         let (spectrum_db, top_hz) =
             long_term_spectrum(&samples, rate)?.ok_or_else(|| unusable("no voiced frames to measure"))?;
-        Ok(CloneProfile { profile, embedding, pitch, spectrum_db, top_hz, fits: BTreeMap::new() })
+        let breath_db = measurable_breathiness(&samples, rate, &Analysis::of(&samples, rate)?, top_hz);
+        Ok(CloneProfile { profile, embedding, pitch, spectrum_db, top_hz, breath_db, fits: BTreeMap::new() })
     }
 
     /// Where the profile of a reference with checksum `sha256` is cached (by method version too, so an improved
@@ -355,6 +432,7 @@ impl CloneProfile {
             log_std: Some(self.pitch.log_std),
             formant_scale: Some(self.profile.formant_scale),
             spectrum: Some((self.spectrum_db.clone(), self.top_hz)),
+            breath_db: self.breath_db,
         }
     }
 }
@@ -480,6 +558,7 @@ pub fn fit(reference: &CloneProfile, probe: &[f32], rate: u32, encoder: &Speaker
                 formant_ratio,
                 f0_spread: spread,
                 eq_db,
+                breath_db: [0.0; 4],
                 similarity_before: before,
                 similarity_after: after,
                 fit_seconds: 0.0,
@@ -487,6 +566,23 @@ pub fn fit(reference: &CloneProfile, probe: &[f32], rate: u32, encoder: &Speaker
         }
     }
     let mut best = best.ok_or_else(|| Error::Setting { key: "clone".into(), problem: "no candidate to fit".into() })?;
+    // Breathiness, where the reference tells it: kept only if the encoder hears the voice closer with it.
+    let change = reference.breath_db.map(|to| breath_change(&analysis.breathiness(), &to)).unwrap_or_default();
+    if change.iter().any(|c| c.abs() >= 0.5) {
+        let mut moved = analysis.clone();
+        if let Some(base) = base {
+            moved.map_pitch(base.median_hz, reference.pitch.median_hz, spread);
+        }
+        moved.warp(best.formant_ratio);
+        moved.breathe(&change);
+        let output = apply_equaliser(&moved.synthesise()?, rate, &best.eq_db);
+        let after = encoder.embed(&output, rate)?.cosine(&reference.embedding);
+        tracing::debug!("clone fit: breathiness {change:?}: similarity {after:.3}");
+        if after > best.similarity_after {
+            best.breath_db = change;
+            best.similarity_after = after;
+        }
+    }
     best.fit_seconds = started.elapsed().as_secs_f32();
     Ok(best)
 }

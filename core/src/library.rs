@@ -105,6 +105,9 @@ pub struct ProfileRow {
     /// The recording's speaker embedding, when measured (not listed: 256 numbers say nothing in a list).
     #[serde(skip)]
     pub embedding: Option<crate::speaker::Embedding>,
+    /// What the live converter matches toward (not listed: the figures above say it).
+    #[serde(skip)]
+    pub target: Option<crate::convert::dsp::Target>,
 }
 
 impl ProfileRow {
@@ -127,6 +130,7 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
                 voiced_seconds: Some(p.voiced_seconds),
                 problem: None,
                 source_sha256: p.sources.first().map(|s| s.sha256.clone()),
+                target: Some(p.target()),
                 embedding: p.embedding,
                 path,
             },
@@ -138,6 +142,7 @@ pub fn profiles(profiles_dir: &Path) -> Vec<ProfileRow> {
                 problem: Some(e.to_string()),
                 source_sha256: None,
                 embedding: None,
+                target: None,
                 path,
             },
         })

@@ -4,17 +4,19 @@
 //!
 //! The clip is analysed whole by the [`crate::vocoder`]; its median F0 is moved onto the goal's (a correction pass
 //! lands it within a fraction of a semitone whatever the clip's length), its log-F0 excursions scaled toward the
-//! goal's spread, its envelope's frequency axis scaled (the vocal tract), and its long-term spectrum equalised
-//! toward the goal's. With a fit ([`crate::clone::CloneFit`], made against the speaker encoder for one base voice)
+//! goal's spread, its envelope's frequency axis scaled (the vocal tract), its long-term spectrum equalised
+//! toward the goal's, and its breathiness moved toward the goal's where both recordings tell it. With a fit ([`crate::clone::CloneFit`], made against the speaker encoder for one base voice)
 //! the fitted scale, spread and equaliser apply; without one they are measured from the clip and the goal.
 //! The result is levelled to the input's loudness and never clips.
 
 use crate::analysis::envelope::{absolute_scale, EnvelopeAnalyzer};
-use crate::clone::{apply_equaliser, equaliser, long_term_spectrum, pitch_stats, CloneFit};
+use crate::clone::{
+    apply_equaliser, breath_change, equaliser, long_term_spectrum, measurable_breathiness, pitch_stats, CloneFit,
+};
 use crate::error::Result;
 use crate::presets::ConverterSettings;
 use crate::profile::VoiceProfile;
-use crate::vocoder::Analysis;
+use crate::vocoder::{Analysis, Breathiness};
 
 /// A converted clip's median pitch within this many semitones of the aim needs no correction.
 const MEDIAN_TOLERANCE_ST: f32 = 0.25;
@@ -23,7 +25,7 @@ const FORMANT_REACH: f32 = 0.4;
 /// The vocal-tract scale may always move this far in the pitch's direction.
 const MIN_FORMANT_REACH: f32 = 1.1;
 /// The spread of the pitch is scaled by at most this much either way.
-const SPREAD_LIMITS: (f32, f32) = (0.7, 1.3);
+pub(crate) const SPREAD_LIMITS: (f32, f32) = (0.7, 1.3);
 /// The highest sample a matched clip may reach after levelling.
 const PEAK_CEILING: f64 = 0.98;
 
@@ -38,6 +40,8 @@ pub struct Goal {
     pub formant_scale: Option<f32>,
     /// Long-term spectrum (dB per band) and the highest frequency it tells, when known.
     pub spectrum: Option<(Vec<f32>, f32)>,
+    /// Breathiness, when the goal's recordings were clean enough to tell it.
+    pub breath_db: Option<Breathiness>,
 }
 
 impl Goal {
@@ -48,6 +52,7 @@ impl Goal {
             log_std: profile.timbre.as_ref().map(|t| t.f0_log_std),
             formant_scale: Some(profile.formant_scale),
             spectrum: profile.timbre.as_ref().map(|t| (t.spectrum_db.clone(), t.top_hz)),
+            breath_db: profile.timbre.as_ref().and_then(|t| t.breath_db),
         }
     }
 }
@@ -89,8 +94,16 @@ pub struct OfflineMatch {
 impl OfflineMatch {
     /// Convert `samples` (at `rate`) toward the goal. Allocates (offline use).
     pub fn convert(&self, samples: &[f32], rate: u32, adjust: &Adjust) -> Result<Vec<f32>> {
-        let analysis = Analysis::of(samples, rate)?;
+        let mut analysis = Analysis::of(samples, rate)?;
         let amount = adjust.amount.clamp(0.0, 1.0);
+        let breath = match (&self.fit, &self.goal.breath_db) {
+            (Some(fit), _) => fit.breath_db,
+            (None, Some(goal)) => measurable_breathiness(samples, rate, &analysis, rate as f32 / 2.0)
+                .map(|source| breath_change(&source, goal))
+                .unwrap_or_default(),
+            (None, None) => [0.0; 4],
+        };
+        analysis.breathe(&breath.map(|db| db * amount));
         let shift = 2f32.powf(adjust.semitones / 12.0);
         // Pitch: (source median, aim, spread), when anything is voiced.
         let pitch = pitch_stats(samples, rate).map(|source| {
@@ -216,7 +229,7 @@ mod tests {
         // One second of a 110 Hz voice toward a 220 Hz goal: the whole clip is analysed, so it lands.
         let input = synthetic::voice(110.0, &[700.0, 1200.0, 2600.0], rate, 1.0);
         let matched = OfflineMatch {
-            goal: Goal { median_hz: 220.0, log_std: None, formant_scale: None, spectrum: None },
+            goal: Goal { median_hz: 220.0, log_std: None, formant_scale: None, spectrum: None, breath_db: None },
             fit: None,
         };
         let output = matched.convert(&input, rate, &Adjust::FULL).unwrap();

@@ -78,6 +78,28 @@ pub struct Timbre {
     pub spectrum_db: Vec<f32>,
     /// The highest frequency every recording carries, Hz.
     pub top_hz: f32,
+    /// Breathiness (the voiced frames' noise share per band, dB), when the recordings are clean enough to tell it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breath_db: Option<crate::vocoder::Breathiness>,
+}
+
+impl Timbre {
+    /// The long-term spectrum as the live converter takes it, when it has the expected bands.
+    pub fn spectrum(&self) -> Option<crate::convert::timbre::TargetSpectrum> {
+        let bands: [f32; crate::clone::BANDS] = self.spectrum_db.as_slice().try_into().ok()?;
+        bands.iter().all(|b| b.is_finite()).then_some((bands, self.top_hz))
+    }
+}
+
+/// The breathiness of several recordings: per band, the mean over those that tell it, weighted by length;
+/// `None` when none does.
+fn breathiness_of(measured: &[(crate::vocoder::Breathiness, f32)]) -> Option<crate::vocoder::Breathiness> {
+    let bands: crate::vocoder::Breathiness = std::array::from_fn(|b| {
+        let told = measured.iter().filter_map(|(breath, seconds)| breath[b].map(|db| (db, *seconds)));
+        let (sum, weight) = told.fold((0.0f32, 0.0f32), |(sum, w), (db, s)| (sum + db * s, w + s));
+        (weight > 0.0).then(|| sum / weight)
+    });
+    bands.iter().any(Option::is_some).then_some(bands)
 }
 
 fn profile_error(path: &Path, problem: impl Into<String>) -> Error {
@@ -100,6 +122,7 @@ impl VoiceProfile {
         let mut audible_frames = 0usize;
         let mut sources = Vec::new();
         let mut spectra: Vec<(Vec<f32>, f32, f32)> = Vec::new();
+        let mut breaths: Vec<(crate::vocoder::Breathiness, f32)> = Vec::new();
         let step = (ANALYSIS_RATE / 200) as usize; // 5 ms
         for path in paths {
             let audio = crate::wav::read_reference(path).map_err(|e| match e {
@@ -114,6 +137,11 @@ impl VoiceProfile {
                 spectra.push((spectrum, top_hz, seconds));
             }
             let audio = crate::wav::resample(&samples, rate, ANALYSIS_RATE)?;
+            let analysis = crate::vocoder::Analysis::of(&audio, ANALYSIS_RATE)?;
+            let top_hz = (rate.min(ANALYSIS_RATE) as f32 / 2.0) * 0.92;
+            if let Some(breath) = crate::clone::measurable_breathiness(&audio, ANALYSIS_RATE, &analysis, top_hz) {
+                breaths.push((breath, seconds));
+            }
             let frame_len = yin.frame_len().max(envelope.frame_len());
             let mut end = frame_len;
             let mut frame_idx = 0usize;
@@ -158,7 +186,7 @@ impl VoiceProfile {
                 .map(|b| spectra.iter().map(|(db, _, seconds)| db[b] * seconds).sum::<f32>() / total)
                 .collect();
             let top_hz = spectra.iter().map(|(_, top, _)| *top).fold(f32::INFINITY, f32::min);
-            Timbre { f0_log_std: pitch.log_std, spectrum_db, top_hz }
+            Timbre { f0_log_std: pitch.log_std, spectrum_db, top_hz, breath_db: breathiness_of(&breaths) }
         });
         f0s.sort_by(f32::total_cmp);
         let pct = |p: f32| f0s[((f0s.len() - 1) as f32 * p).round() as usize];
@@ -232,9 +260,15 @@ impl VoiceProfile {
         })
     }
 
-    /// The converter target this profile describes.
+    /// The converter target this profile describes: its median pitch and formant scale, and its pitch spread and
+    /// long-term spectrum when measured (profiles made before those were stored have neither).
     pub fn target(&self) -> crate::convert::dsp::Target {
-        crate::convert::dsp::Target { median_f0: self.median_f0_hz, formant_scale: self.formant_scale }
+        crate::convert::dsp::Target {
+            median_f0: self.median_f0_hz,
+            formant_scale: self.formant_scale,
+            f0_log_std: self.timbre.as_ref().map(|t| t.f0_log_std),
+            spectrum: self.timbre.as_ref().and_then(Timbre::spectrum),
+        }
     }
 }
 

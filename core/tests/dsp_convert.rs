@@ -7,10 +7,11 @@ mod common;
 
 use std::sync::Arc;
 
-use demod_voice_core::analysis::envelope::{formant_shift, EnvelopeAnalyzer};
+use demod_voice_core::analysis::envelope::{absolute_scale, formant_shift, EnvelopeAnalyzer};
 use demod_voice_core::analysis::pitch::{cents, median_f0, track};
+use demod_voice_core::clone::{long_term_spectrum, pitch_stats, BANDS};
 use demod_voice_core::config::RealtimeSection;
-use demod_voice_core::convert::dsp::{DspConverter, DspParams};
+use demod_voice_core::convert::dsp::{DspConverter, DspParams, Target};
 
 fn synthetic_voice(f0: f32, formants: &[f32], rate: u32, seconds: f32) -> Vec<f32> {
     demod_voice_core::analysis::synthetic::voice(f0, formants, rate, seconds)
@@ -154,4 +155,50 @@ fn instruments_keep_their_level_at_any_pitch_and_formant_setting() {
     let bad: Vec<String> =
         worst.iter().filter(|(db, _)| db.abs() > 4.0).map(|(db, what)| format!("{what}: {db:+.1} dB")).collect();
     assert!(bad.is_empty(), "levels moved by more than 4 dB:\n{}", bad.join("\n"));
+}
+
+/// `input` through the dsp converter toward `target`, the whole match applied.
+fn convert_toward(input: &[f32], rate: u32, target: Target) -> Vec<f32> {
+    let params = Arc::new(DspParams::default());
+    params.set_target(Some(target));
+    let converter = DspConverter::new(params);
+    demod_voice_core::realtime::convert_offline(input, rate, Box::new(converter), &RealtimeSection::default()).unwrap()
+}
+
+#[test]
+fn a_profile_with_timbre_moves_the_pitch_spread_and_the_spectrum_live() {
+    // A voice whose pitch sways a fifth around 150 Hz, toward a target of the same median and vocal tract but 30%
+    // more sway and a spectrum tilted toward the lows: what a profile made since the timbre was stored says.
+    let rate = 48_000;
+    let sway = |t: f32| 150.0 * 2f32.powf(0.2 * (2.0 * std::f32::consts::PI * 0.7 * t).sin());
+    let input = demod_voice_core::analysis::synthetic::voice_with(sway, &[600.0, 1100.0, 2400.0, 3300.0], rate, 9.0);
+    let settled = |x: &[f32]| x[4 * rate as usize..].to_vec();
+    let source_pitch = pitch_stats(&settled(&input), rate).unwrap();
+    let (source_spectrum, top_hz) = long_term_spectrum(&settled(&input), rate).unwrap().unwrap();
+    let scale = absolute_scale(&envelope(&input, rate)).unwrap();
+    let tilt = |b: usize| 5.0 - 10.0 * b as f32 / (BANDS - 1) as f32;
+    let goal: [f32; BANDS] = std::array::from_fn(|b| source_spectrum[b] + tilt(b));
+    let plain = Target::new(source_pitch.median_hz, scale);
+    let full = Target { f0_log_std: Some(source_pitch.log_std * 1.3), spectrum: Some((goal, top_hz)), ..plain };
+
+    // How much lower bands 5-12 sit than bands 28-34, relative to the input.
+    let lows_over_highs = |output: &[f32]| {
+        let (spectrum, _) = long_term_spectrum(&settled(output), rate).unwrap().unwrap();
+        let change = |b: usize| spectrum[b] - source_spectrum[b];
+        (5..=12).map(change).sum::<f32>() / 8.0 - (28..=34).map(change).sum::<f32>() / 7.0
+    };
+    let spread_of = |output: &[f32]| pitch_stats(&settled(output), rate).unwrap().log_std / source_pitch.log_std;
+
+    let matched = convert_toward(&input, rate, full);
+    let (spread, tilted) = (spread_of(&matched), lows_over_highs(&matched));
+    assert!(spread > 1.15, "the sway grew by {spread:.2}, the target asks 1.3");
+    assert!(tilted > 4.0, "lows over highs moved {tilted:.1} dB, the target asks about 6.8");
+    let median = pitch_stats(&settled(&matched), rate).unwrap().median_hz;
+    assert!(cents(median, source_pitch.median_hz).abs() < 50.0, "median moved to {median:.1} Hz");
+
+    // A profile without timbre (made before it was stored) changes neither.
+    let unchanged = convert_toward(&input, rate, plain);
+    let (spread, tilted) = (spread_of(&unchanged), lows_over_highs(&unchanged));
+    assert!((0.9..1.1).contains(&spread), "the sway changed by {spread:.2} with no spread to match");
+    assert!(tilted.abs() < 1.5, "the spectrum tilted {tilted:.1} dB with no spectrum to match");
 }

@@ -19,7 +19,10 @@
 //!
 //! Ratios come from the parameters ([`DspParams`], atomics shared with the plugin or UI) and, with a target voice
 //! profile, from the target's median F0 over the input's running median F0 and the target's formant scale over
-//! the input's running one. Both are bounded and smoothed (about 100 ms).
+//! the input's running one. Both are bounded and smoothed (about 100 ms). When the profile stores them, the
+//! target's pitch spread scales the input's excursions around its running median, and the output is equalised
+//! toward the target's long-term spectrum ([`super::timbre`]): what offline matching does with the whole clip,
+//! estimated as the speech goes.
 //!
 //! The converter is stateful and continuous: it outputs each hop exactly once, so the engine joins its blocks
 //! without SOLA (see [`Converter::continuous`]).
@@ -28,6 +31,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::timbre::{LiveEqualiser, TargetSpectrum};
 use super::Converter;
 use crate::analysis::envelope::{self, EnvelopeAnalyzer};
 use crate::analysis::pitch::{PitchEstimate, Yin};
@@ -49,6 +53,10 @@ pub const PITCH_RATIO_RANGE: (f32, f32) = (0.25, 4.0);
 pub const FORMANT_RATIO_RANGE: (f32, f32) = (crate::limits::FORMANT_RATIO.min, crate::limits::FORMANT_RATIO.max);
 /// The most a grain is raised to make up for the gap after it (a quarter duty cycle).
 const MAX_GAP_GAIN: f32 = 2.0;
+/// The pitch's spread is scaled by at most this much either way (as offline matching does).
+const SPREAD_LIMITS: (f32, f32) = crate::matching::SPREAD_LIMITS;
+/// Voiced frames (5 ms each) needed before the input's pitch spread is trusted.
+const MIN_SPREAD_FRAMES: usize = 100;
 /// Smoothing time constant of ratio changes, seconds.
 const SMOOTHING_S: f32 = 0.1;
 
@@ -59,6 +67,18 @@ pub struct Target {
     pub median_f0: f32,
     /// The target's formant scale (vocal-tract length relative to an average voice).
     pub formant_scale: f32,
+    /// The standard deviation of the target's ln F0 (how far its intonation moves), when known: the input's
+    /// excursions around its running median are scaled by the ratio of the two.
+    pub f0_log_std: Option<f32>,
+    /// The target's long-term spectrum, when known: the output is equalised toward it ([`super::timbre`]).
+    pub spectrum: Option<TargetSpectrum>,
+}
+
+impl Target {
+    /// A target known by its median pitch and formant scale only.
+    pub fn new(median_f0: f32, formant_scale: f32) -> Target {
+        Target { median_f0, formant_scale, f0_log_std: None, spectrum: None }
+    }
 }
 
 /// Settings shared with the thread that edits them (plugin parameters, UI). Reading never blocks the worker
@@ -68,10 +88,6 @@ pub struct DspParams {
     pitch_semitones: AtomicU32,
     formant_ratio: AtomicU32,
     profile_amount: AtomicU32,
-    /// Scale of the log-F0 excursions around [`DspParams::spread_centre_hz`] (1 = unchanged).
-    f0_spread: AtomicU32,
-    /// The input's median F0 the spread is measured around, Hz (0: no spread change).
-    spread_centre_hz: AtomicU32,
     target: Mutex<Option<Target>>,
 }
 
@@ -81,8 +97,6 @@ impl Default for DspParams {
             pitch_semitones: AtomicU32::new(0.0f32.to_bits()),
             formant_ratio: AtomicU32::new(1.0f32.to_bits()),
             profile_amount: AtomicU32::new(1.0f32.to_bits()),
-            f0_spread: AtomicU32::new(1.0f32.to_bits()),
-            spread_centre_hz: AtomicU32::new(0.0f32.to_bits()),
             target: Mutex::new(None),
         }
     }
@@ -112,21 +126,6 @@ impl DspParams {
     /// How much of the profile match applies, 0..1.
     pub fn profile_amount(&self) -> f32 {
         f32::from_bits(self.profile_amount.load(Ordering::Relaxed))
-    }
-    /// Scale the pitch's excursions around `centre_hz` (the input's median F0) by `spread`: with 1.5, a note a
-    /// semitone above the median lands 1.5 semitones above the shifted median. Offline matching measures both.
-    pub fn set_f0_spread(&self, spread: f32, centre_hz: f32) {
-        let spread = if spread.is_finite() { spread.clamp(0.25, 4.0) } else { 1.0 };
-        let centre = if centre_hz.is_finite() && centre_hz > 0.0 { centre_hz } else { 0.0 };
-        self.f0_spread.store(spread.to_bits(), Ordering::Relaxed);
-        self.spread_centre_hz.store(centre.to_bits(), Ordering::Relaxed);
-    }
-    /// The F0 spread and the centre it applies around (0 Hz: none).
-    pub fn f0_spread(&self) -> (f32, f32) {
-        (
-            f32::from_bits(self.f0_spread.load(Ordering::Relaxed)),
-            f32::from_bits(self.spread_centre_hz.load(Ordering::Relaxed)),
-        )
     }
     /// The voice profile to match, or none.
     pub fn set_target(&self, target: Option<Target>) {
@@ -177,9 +176,16 @@ pub struct DspConverter {
     /// Smoothed effective ratios.
     pitch_ratio: f32,
     formant_ratio: f32,
-    /// Recent voiced input F0s (for profile matching) and a scratch copy for the median.
+    /// Recent voiced input F0s (for profile matching) and a scratch copy for their statistics.
     recent_f0: VecDeque<f32>,
     median_scratch: Vec<f32>,
+    /// The target as last read from the parameters.
+    target: Option<Target>,
+    /// Scale of the voiced marks' log-F0 excursions around `spread_centre` (Hz; 0 before it is known), smoothed.
+    spread: f32,
+    spread_centre: f32,
+    /// Equalises the output toward the target's long-term spectrum.
+    equaliser: LiveEqualiser,
     envelope: EnvelopeAnalyzer,
     input_scale: Option<f32>,
     frames_since_scale: usize,
@@ -224,6 +230,10 @@ impl DspConverter {
             formant_ratio: 1.0,
             recent_f0: VecDeque::new(),
             median_scratch: Vec::new(),
+            target: None,
+            spread: 1.0,
+            spread_centre: 0.0,
+            equaliser: LiveEqualiser::new(rate),
             envelope: EnvelopeAnalyzer::new(rate),
             input_scale: None,
             frames_since_scale: 0,
@@ -361,14 +371,18 @@ impl DspConverter {
         let amount = params.profile_amount();
         let mut pitch = 2f32.powf(params.pitch_semitones() / 12.0);
         let mut formant = params.formant_ratio();
-        if let Some(target) = params.target() {
-            if amount > 0.0 {
-                if let Some(median) = self.running_median_f0() {
-                    pitch *= (target.median_f0 / median).clamp(0.5, 2.0).powf(amount);
+        let mut spread = 1.0;
+        self.target = params.target();
+        let stats = self.running_pitch();
+        if let Some(target) = self.target.filter(|_| amount > 0.0) {
+            if let Some((median, log_std)) = stats {
+                pitch *= (target.median_f0 / median).clamp(0.5, 2.0).powf(amount);
+                if let (Some(goal), Some(log_std)) = (target.f0_log_std, log_std) {
+                    spread = (goal / log_std).clamp(SPREAD_LIMITS.0, SPREAD_LIMITS.1).powf(amount);
                 }
-                if let Some(scale) = self.input_scale {
-                    formant *= (target.formant_scale / scale).clamp(0.5, 2.0).powf(amount);
-                }
+            }
+            if let Some(scale) = self.input_scale {
+                formant *= (target.formant_scale / scale).clamp(0.5, 2.0).powf(amount);
             }
         }
         let pitch = pitch.clamp(PITCH_RATIO_RANGE.0, PITCH_RATIO_RANGE.1);
@@ -376,9 +390,13 @@ impl DspConverter {
         let k = 1.0 - (-self.hop_s / SMOOTHING_S).exp();
         self.pitch_ratio += (pitch - self.pitch_ratio) * k;
         self.formant_ratio += (formant - self.formant_ratio) * k;
+        self.spread += (spread - self.spread) * k;
+        self.spread_centre = stats.map_or(0.0, |(median, _)| median);
     }
 
-    fn running_median_f0(&mut self) -> Option<f32> {
+    /// The input's running median F0 and, with enough voicing, the standard deviation of its ln F0 (octave slips
+    /// folded toward the median, as offline matching measures it).
+    fn running_pitch(&mut self) -> Option<(f32, Option<f32>)> {
         if self.recent_f0.len() < 20 {
             return None;
         }
@@ -386,7 +404,24 @@ impl DspConverter {
         self.median_scratch.extend(self.recent_f0.iter().copied());
         let mid = self.median_scratch.len() / 2;
         let (_, median, _) = self.median_scratch.select_nth_unstable_by(mid, f32::total_cmp);
-        Some(*median)
+        let median = *median;
+        if self.recent_f0.len() < MIN_SPREAD_FRAMES {
+            return Some((median, None));
+        }
+        let fold = |mut f: f32| {
+            let reach = std::f32::consts::SQRT_2 * 1.06;
+            while f > median * reach {
+                f /= 2.0;
+            }
+            while f < median / reach {
+                f *= 2.0;
+            }
+            f.ln()
+        };
+        let count = self.median_scratch.len() as f32;
+        let mean = self.median_scratch.iter().map(|&f| fold(f)).sum::<f32>() / count;
+        let var = self.median_scratch.iter().map(|&f| (fold(f) - mean).powi(2)).sum::<f32>() / count;
+        Some((median, Some(var.sqrt().max(1e-3))))
     }
 
     /// Overlap-add grains for output marks up to `until` (absolute), reading input that has arrived.
@@ -410,8 +445,8 @@ impl DspConverter {
             };
             let (pitch, formant) =
                 if mark.voiced { (self.pitch_ratio, self.formant_ratio) } else { (1.0, self.formant_ratio) };
-            let (spread, centre) = self.params.f0_spread();
-            let pitch = if mark.voiced && centre > 0.0 && spread != 1.0 && mark.period > 0.0 {
+            let (spread, centre) = (self.spread, self.spread_centre);
+            let pitch = if mark.voiced && centre > 0.0 && (spread - 1.0).abs() > 1e-4 && mark.period > 0.0 {
                 let f0 = self.rate / mark.period;
                 (pitch * (f0 / centre).powf(spread - 1.0)).clamp(PITCH_RATIO_RANGE.0, PITCH_RATIO_RANGE.1)
             } else {
@@ -491,6 +526,7 @@ impl Converter for DspConverter {
         self.acc = Vec::with_capacity(sample_rate_hz as usize);
         self.wsum = Vec::with_capacity(sample_rate_hz as usize);
         self.median_scratch = Vec::with_capacity(512);
+        self.equaliser = LiveEqualiser::new(sample_rate_hz);
         self.reset();
     }
 
@@ -543,6 +579,10 @@ impl Converter for DspConverter {
             let v = v / w.max(1.0);
             output[hop_start + i] = if v.is_finite() { v } else { 0.0 };
         }
+        let voiced = self.period_at(hop_abs + hop_len / 2).1;
+        let spectrum = self.target.as_ref().and_then(|t| t.spectrum.as_ref());
+        let amount = self.params.profile_amount();
+        self.equaliser.process(&mut output[hop_start..hop_start + hop_len], voiced, spectrum, amount);
         // Forget what is done: emitted output, and input older than any future grain or pitch frame reads.
         if hop_end > self.acc_base {
             let drop = (hop_end - self.acc_base).min(self.acc.len());
@@ -575,6 +615,9 @@ impl Converter for DspConverter {
         self.pitch_ratio = 2f32.powf(self.params.pitch_semitones() / 12.0);
         self.formant_ratio = self.params.formant_ratio();
         self.recent_f0.clear();
+        self.spread = 1.0;
+        self.spread_centre = 0.0;
+        self.equaliser.clear();
         self.envelope.clear();
         self.input_scale = None;
         self.frames_since_scale = 0;

@@ -12,6 +12,7 @@
 pub mod dsp;
 pub mod rvc;
 pub mod spectrogram;
+pub mod timbre;
 pub mod tone;
 
 /// A voice converter driven by the real-time engine (and by `convert` offline, through the same engine).

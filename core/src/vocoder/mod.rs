@@ -34,6 +34,15 @@ const UNVOICED_F0: f32 = 500.0;
 /// Aperiodicity (a power ratio) is kept above this: -30 dB of noise even in the cleanest harmonics.
 const MIN_APERIODICITY: f32 = 0.001;
 
+/// The bands breathiness is measured and changed in, Hz (low, high).
+pub const BREATH_BANDS_HZ: [(f32, f32); 4] = [(0.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0)];
+/// Voiced frames needed before breathiness is measured (0.3 s).
+const MIN_BREATH_FRAMES: usize = 60;
+
+/// Breathiness per [`BREATH_BANDS_HZ`] band: the mean aperiodicity of the voiced frames, dB (`None` where the
+/// audio does not reach the band or could not tell).
+pub type Breathiness = [Option<f32>; 4];
+
 /// Speech taken apart: everything is per frame, frames every [`FRAME_PERIOD_S`] from time 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
@@ -94,6 +103,56 @@ impl Analysis {
         }
         for frame in &mut self.envelope {
             *frame = warp_bins(frame, ratio);
+        }
+    }
+
+    /// How breathy the voiced frames are, per [`BREATH_BANDS_HZ`] band: the mean of their aperiodicity (the noise
+    /// share of the power), in dB. Bands beyond the Nyquist frequency, or too little voicing, give `None`.
+    pub fn breathiness(&self) -> Breathiness {
+        let voiced: Vec<&Vec<f32>> =
+            self.f0.iter().zip(&self.aperiodicity).filter(|(f, _)| **f > 0.0).map(|(_, a)| a).collect();
+        let bin_hz = self.rate as f32 / self.fft_len as f32;
+        BREATH_BANDS_HZ.map(|(low, high)| {
+            if voiced.len() < MIN_BREATH_FRAMES || high > self.rate as f32 / 2.0 {
+                return None;
+            }
+            let (first, last) = ((low / bin_hz).ceil() as usize, (high / bin_hz).floor() as usize);
+            let (sum, count) = voiced
+                .iter()
+                .flat_map(|frame| frame.get(first..=last.min(frame.len() - 1)).unwrap_or(&[]))
+                .fold((0.0f64, 0usize), |(sum, n), a| (sum + f64::from(*a), n + 1));
+            (count > 0).then(|| (10.0 * (sum / count as f64).max(1e-9).log10()) as f32)
+        })
+    }
+
+    /// Make the voiced frames breathier (positive dB) or clearer (negative) per [`BREATH_BANDS_HZ`] band: each
+    /// bin's aperiodicity is scaled by the change, interpolated between the bands' centres, and kept within its
+    /// bounds. Unvoiced frames are noise already and stay so.
+    pub fn breathe(&mut self, change_db: &[f32; 4]) {
+        if change_db.iter().all(|c| c.abs() < 1e-3) {
+            return;
+        }
+        let centres = BREATH_BANDS_HZ.map(|(low, high)| (low + high) / 2.0);
+        let bin_hz = self.rate as f32 / self.fft_len as f32;
+        let gains: Vec<f32> = (0..self.fft_len / 2 + 1)
+            .map(|k| {
+                let hz = k as f32 * bin_hz;
+                let upper = centres.iter().position(|c| *c >= hz).unwrap_or(centres.len());
+                let db = match upper {
+                    0 => change_db[0],
+                    n if n == centres.len() => change_db[n - 1],
+                    n => {
+                        let frac = (hz - centres[n - 1]) / (centres[n] - centres[n - 1]);
+                        change_db[n - 1] + (change_db[n] - change_db[n - 1]) * frac
+                    }
+                };
+                10f32.powf(db / 10.0)
+            })
+            .collect();
+        for (frame, _) in self.aperiodicity.iter_mut().zip(&self.f0).filter(|(_, f)| **f > 0.0) {
+            for (a, g) in frame.iter_mut().zip(&gains) {
+                *a = (*a * g).clamp(MIN_APERIODICITY, 1.0);
+            }
         }
     }
 
@@ -199,6 +258,29 @@ mod tests {
         // The peak moved from 800 Hz to 1000 Hz: more energy at 1000 than at 800 now.
         assert!(band_db(&output, rate, 1000.0) > band_db(&output, rate, 700.0), "formant did not move up");
         assert!(band_db(&input, rate, 1000.0) < band_db(&input, rate, 800.0));
+    }
+
+    #[test]
+    fn breathiness_is_measured_per_band_and_moved_by_the_change_asked() {
+        let rate = 22_050;
+        let input = synthetic::voice(120.0, &[700.0, 1200.0, 2600.0], rate, 1.0);
+        let mut analysis = Analysis::of(&input, rate).unwrap();
+        let before = analysis.breathiness();
+        assert!(before.iter().all(Option::is_some), "{before:?}");
+        analysis.breathe(&[6.0, 6.0, 0.0, -3.0]);
+        let after = analysis.breathiness();
+        let moved: Vec<f32> = before.iter().zip(&after).map(|(b, a)| a.unwrap() - b.unwrap()).collect();
+        // The bounds hold some bins back, so a change arrives in full or short of it, never past it.
+        assert!(moved[0] > 2.0 && moved[0] <= 6.01, "{moved:?}");
+        assert!(moved[3] < -1.0 && moved[3] >= -3.01, "{moved:?}");
+        // A breathier resynthesis carries more noise between the harmonics.
+        let clear = Analysis::of(&input, rate).unwrap().synthesise().unwrap();
+        let breathy = analysis.synthesise().unwrap();
+        let between = |x: &[f32]| band_db(x, rate, 180.0) - band_db(x, rate, 240.0);
+        assert!(between(&breathy) > between(&clear), "{} vs {}", between(&breathy), between(&clear));
+        // Beyond the Nyquist frequency nothing is told: at 8 kHz the top band is out of reach.
+        let narrow = Analysis::of(&synthetic::voice(120.0, &[700.0], 8_000, 1.0), 8_000).unwrap();
+        assert!(narrow.breathiness()[3].is_none() && narrow.breathiness()[0].is_some());
     }
 
     #[test]

@@ -340,6 +340,7 @@ fn voices_screen_lists_profiles_and_says_how_to_add_one() {
             voiced_seconds: 4.5,
             similarity: None,
             embedding: None,
+            target: Some(demod_voice_core::convert::dsp::Target::new(201.34, 1.12)),
             problem: None,
         },
         ProfileInfo {
@@ -349,6 +350,7 @@ fn voices_screen_lists_profiles_and_says_how_to_add_one() {
             voiced_seconds: 0.0,
             similarity: None,
             embedding: None,
+            target: None,
             problem: Some("not a profile".into()),
         },
     ];
@@ -670,6 +672,7 @@ fn tale(embedding: Option<demod_voice_core::speaker::Embedding>) -> ProfileInfo 
         voiced_seconds: 9.0,
         similarity: None,
         embedding,
+        target: Some(demod_voice_core::convert::dsp::Target::new(210.0, 1.1)),
         problem: None,
     }
 }
@@ -1202,6 +1205,7 @@ fn snapshot_voices_and_health_screens() {
             voiced_seconds: 0.0,
             similarity: None,
             embedding: None,
+            target: None,
             problem: Some("unsupported schema_version 9".into()),
         },
     ];

@@ -43,6 +43,9 @@ struct CloneReport {
     formant_ratio: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     f0_spread: Option<f32>,
+    /// The breathiness change per band (0-1, 1-2, 2-4, 4-8 kHz), dB; all 0 when not measured or not kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    breath_db: Option<[f32; 4]>,
     fit_seconds: f32,
     fit_cached: bool,
     /// Measuring the reference and fitting (or reading both from the cache), seconds.
@@ -178,6 +181,7 @@ fn run(ctx: &mut Context, args: &CloneArgs) -> Result<CloneReport> {
         output_median_f0_hz: demod_voice_core::clone::pitch_stats(&converted, rate).map(|p| p.median_hz),
         formant_ratio: fit.as_ref().map(|c| c.fit.formant_ratio),
         f0_spread: fit.as_ref().map(|c| c.fit.f0_spread),
+        breath_db: fit.as_ref().map(|c| c.fit.breath_db),
         fit_seconds: fit.as_ref().map_or(0.0, |c| if c.cached { 0.0 } else { c.fit.fit_seconds }),
         fit_cached: fit.as_ref().is_some_and(|c| c.cached),
         profile_seconds,

@@ -214,10 +214,7 @@ impl App {
         live.params.set_pitch_semitones(live.pitch);
         live.params.set_formant_ratio(live.formant);
         let target = live.profile.checked_sub(1).and_then(|i| self.profiles.get(i)).filter(|p| p.problem.is_none());
-        live.params.set_target(target.map(|p| demod_voice_core::convert::dsp::Target {
-            median_f0: p.median_f0_hz,
-            formant_scale: p.formant_scale,
-        }));
+        live.params.set_target(target.and_then(|p| p.target));
         *live.similarity_target.lock().unwrap_or_else(|p| p.into_inner()) = target.and_then(|p| p.embedding.clone());
         if let Some(running) = &live.running {
             running.controls.set_mix(live.mix);

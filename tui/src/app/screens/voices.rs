@@ -29,6 +29,8 @@ pub struct ProfileInfo {
     pub similarity: Option<(f32, f32)>,
     /// The recording's speaker embedding, when measured (the Live screen's rolling similarity compares with it).
     pub embedding: Option<demod_voice_core::speaker::Embedding>,
+    /// What the Live screen's converter matches toward (median, formants, spread, spectrum), when usable.
+    pub target: Option<demod_voice_core::convert::dsp::Target>,
     pub problem: Option<String>,
 }
 
@@ -189,6 +191,7 @@ pub(crate) fn profile_infos(ctx: &Context) -> Vec<ProfileInfo> {
         .map(|row| ProfileInfo {
             similarity: voice.as_deref().and_then(|voice| row.similarity(&ctx.settings.dirs.cache, voice)),
             embedding: row.embedding,
+            target: row.target,
             name: row.name,
             median_f0_hz: row.median_f0_hz.unwrap_or(0.0),
             formant_scale: row.formant_scale.unwrap_or(0.0),
