@@ -618,6 +618,34 @@ mod tests {
     }
 
     #[test]
+    fn breathiness_is_told_only_by_clean_recordings_and_only_in_the_bands_they_carry() {
+        let rate = 16_000;
+        // Speech with pauses: half a second voiced, a quarter second of near silence, four times.
+        let voiced = crate::analysis::synthetic::voice(140.0, &[700.0, 1200.0, 2600.0], rate, 0.5);
+        let mut clean = Vec::new();
+        for _ in 0..4 {
+            clean.extend_from_slice(&voiced);
+            clean.extend(std::iter::repeat_n(0.0, rate as usize / 4));
+        }
+        let hiss = crate::analysis::synthetic::noise(11, clean.len());
+        let quiet_hiss: Vec<f32> = clean.iter().zip(&hiss).map(|(v, n)| v + n * 1e-4).collect();
+        let loud_hiss: Vec<f32> = clean.iter().zip(&hiss).map(|(v, n)| v + n * 0.05).collect();
+        assert!(signal_to_noise_db(&quiet_hiss, rate) > 50.0);
+        assert!(signal_to_noise_db(&loud_hiss, rate) < 30.0, "{}", signal_to_noise_db(&loud_hiss, rate));
+        let told = |x: &[f32], top_hz: f32| measurable_breathiness(x, rate, &Analysis::of(x, rate).unwrap(), top_hz);
+        let measured = told(&quiet_hiss, 7360.0).expect("a clean recording tells its breathiness");
+        assert!(measured.iter().all(Option::is_some), "{measured:?}");
+        assert!(told(&loud_hiss, 7360.0).is_none(), "the hiss would read as breath");
+        // A telephone band (under 4 kHz) tells nothing of 4-8 kHz.
+        let narrow = told(&quiet_hiss, 3680.0).unwrap();
+        assert!(narrow[3].is_none() && narrow[2].is_some(), "{narrow:?}");
+        // The change between two voices is bounded and 0 where either is unknown.
+        let change =
+            breath_change(&[Some(-20.0), Some(-10.0), None, Some(-5.0)], &[Some(-5.0), Some(-12.0), Some(0.0), None]);
+        assert_eq!(change, [MAX_BREATH_DB, -2.0, 0.0, 0.0]);
+    }
+
+    #[test]
     fn pitch_statistics_find_the_median_and_a_steady_tone_has_no_spread() {
         let stats = pitch_stats(&crate::analysis::synthetic::sine(200.0, 16_000, 1.0, 0.3), 16_000).unwrap();
         assert!((stats.median_hz - 200.0).abs() < 2.0, "{stats:?}");
