@@ -59,9 +59,12 @@
           cargoLock.lockFile = ./Cargo.lock;
           cargoBuildFlags = [ "-p" "demod-voice-plugin" ];
           doCheck = false;
+          nativeBuildInputs = [ pkgs.patchelf ];
           installPhase = ''
             runHook preInstall
             lib=$(find target -path '*/release/libdemod_voice_plugin.so' | head -n1)
+            # The editor window loads libX11, libxcb and libGL at run time (baseview dlopens them).
+            patchelf --add-rpath "${lib.makeLibraryPath [ pkgs.libGL pkgs.xorg.libX11 pkgs.xorg.libxcb pkgs.xorg.libXcursor ]}" "$lib"
             mkdir -p "$out/lib/clap" "$out/lib/vst3/DeMoD Voice.vst3/Contents/${pkgs.stdenv.hostPlatform.parsed.cpu.name}-linux"
             cp "$lib" "$out/lib/clap/DeMoD Voice.clap"
             cp "$lib" "$out/lib/vst3/DeMoD Voice.vst3/Contents/${pkgs.stdenv.hostPlatform.parsed.cpu.name}-linux/DeMoD Voice.so"

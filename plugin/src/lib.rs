@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod editor;
 mod params;
 
 use std::sync::Arc;
@@ -23,7 +24,11 @@ use demod_voice_core::realtime::{AudioSide, Controls, RtConfig, RtEngine, Worker
 use demod_voice_core::settings::Settings;
 use nice_plug::prelude::*;
 
+pub use editor::View;
 pub use params::{EngineChoice, VoiceParams};
+
+/// The plugin's name, as hosts and its window show it.
+pub const PLUGIN_NAME: &str = "DeMoD Voice";
 
 /// Mono or stereo.
 const MAX_CHANNELS: usize = 2;
@@ -47,6 +52,8 @@ pub struct DemodVoice {
     /// Where the inactive engine's output goes (it keeps running so a switch is seamless).
     discard: Vec<Vec<f32>>,
     latency: u32,
+    /// What the editor window shows: levels from `process`, the latency and engine stats from `activate`.
+    view: Arc<View>,
 }
 
 impl Default for DemodVoice {
@@ -62,6 +69,7 @@ impl Default for DemodVoice {
             scratch: Vec::new(),
             discard: Vec::new(),
             latency: 0,
+            view: Arc::new(View::default()),
         }
     }
 }
@@ -110,7 +118,7 @@ impl DemodVoice {
 }
 
 impl Plugin for DemodVoice {
-    const NAME: &'static str = "DeMoD Voice";
+    const NAME: &'static str = PLUGIN_NAME;
     const VENDOR: &'static str = "DeMoD";
     const URL: &'static str = "https://github.com/demod/demod-voice";
     const EMAIL: &'static str = "voice@demod.invalid";
@@ -129,13 +137,16 @@ impl Plugin for DemodVoice {
         },
     ];
 
-    // No graphical editor: hosts show their generic parameter view.
-    type Editor = ();
+    type Editor = editor::VoiceEditor;
     type SysExMessage = ();
     type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        Some(editor::VoiceEditor::new(Arc::clone(&self.params), Arc::clone(&self.dsp), Arc::clone(&self.view)))
     }
 
     fn activate(
@@ -190,7 +201,12 @@ impl Plugin for DemodVoice {
         self.scratch = vec![vec![0.0; max_block]; channels];
         self.discard = vec![vec![0.0; max_block]; channels];
         self.push_parameters();
-        let stats = Engine::LIVE.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
+        let stats: Vec<_> = Engine::LIVE.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
+        self.view.latency_samples.store(self.latency, std::sync::atomic::Ordering::Relaxed);
+        self.view.sample_rate_hz.store(config.sample_rate_hz, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut slot) = self.view.stats.write() {
+            slot.clone_from(&stats);
+        }
         let monitor = similarity.and_then(|(name, encoder, target)| {
             let (tap, pull) = demod_voice_core::monitor::tap(config.sample_rate_hz);
             let target = Arc::new(std::sync::Mutex::new(Some(target)));
@@ -221,6 +237,7 @@ impl Plugin for DemodVoice {
         let active = self.params.engine.value().0.index();
         let frames = buffer.samples();
         let channels = buffer.as_slice();
+        let input_peak = peak(channels);
         let used = channels.len().min(self.scratch.len());
         let mut done = 0;
         while done < frames {
@@ -268,17 +285,26 @@ impl Plugin for DemodVoice {
                 *sample = if value.is_finite() { value } else { 0.0 };
             }
         }
+        self.view.record_peaks(input_peak, peak(buffer.as_slice()));
         ProcessStatus::Normal
     }
 
     fn deactivate(&mut self) {
         // Dropping the thread handles stops and joins the workers.
+        if let Ok(mut slot) = self.view.stats.write() {
+            slot.clear();
+        }
         self.watchdog = None;
         self.tap = None;
         self.workers.clear();
         self.engines.clear();
         self.controls.clear();
     }
+}
+
+/// The largest absolute sample of any channel.
+fn peak(channels: &[&mut [f32]]) -> f32 {
+    channels.iter().flat_map(|c| c.iter()).fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
 /// What activation reads from the settings.

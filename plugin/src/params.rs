@@ -72,6 +72,10 @@ pub struct VoiceParams {
     /// Why the profile or preset could not be loaded the last time, for the user and support requests.
     #[persist = "status"]
     pub status: RwLock<String>,
+
+    /// The editor window's size (logical pixels), kept with the project.
+    #[persist = "editor-size"]
+    pub editor_size: RwLock<(u32, u32)>,
 }
 
 impl Default for VoiceParams {
@@ -125,6 +129,7 @@ impl Default for VoiceParams {
             profile: RwLock::new(String::new()),
             preset: RwLock::new(String::new()),
             status: RwLock::new(String::new()),
+            editor_size: RwLock::new(crate::editor::DEFAULT_SIZE),
         }
     }
 }

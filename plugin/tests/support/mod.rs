@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 pub mod host;
 
 use std::path::{Path, PathBuf};
