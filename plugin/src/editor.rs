@@ -199,8 +199,9 @@ impl Window {
         let settings = Settings::load(None).unwrap_or_else(|_| Settings::defaults());
         match demod_voice_core::presets::find(name, &settings.presets_dir()) {
             Ok(found) => {
-                let converter = found.preset.converter.as_ref();
-                if let (Some(converter), Some(gui)) = (converter, &self.gui) {
+                // A preset without converter settings means the defaults (no shift, the whole match, fully wet).
+                let converter = found.preset.converter.clone().unwrap_or_default();
+                if let Some(gui) = &self.gui {
                     let setter = gui.param_setter();
                     let p = &self.params;
                     let set = |param: &FloatParam, value: f32| {
@@ -218,8 +219,7 @@ impl Window {
                         setter.end_set_parameter(&p.engine);
                     }
                 }
-                let profile = converter.and_then(|c| c.profile.clone()).unwrap_or_default();
-                self.choose_profile(&profile);
+                self.choose_profile(converter.profile.as_deref().unwrap_or(""));
             }
             Err(e) => self.problem = Some(e.to_string()),
         }

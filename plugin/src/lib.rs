@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod clap_entry;
 mod editor;
 mod params;
 
@@ -26,6 +27,9 @@ use nice_plug::prelude::*;
 
 pub use editor::View;
 pub use params::{EngineChoice, VoiceParams};
+
+/// The plugin's CLAP id, as C text (the preset provider names the plugin its presets are for).
+pub(crate) const CLAP_ID_C: &std::ffi::CStr = c"com.demod.voice";
 
 /// The plugin's name, as hosts and its window show it.
 pub const PLUGIN_NAME: &str = "DeMoD Voice";
@@ -386,7 +390,10 @@ impl Drop for Watchdog {
 }
 
 impl ClapPlugin for DemodVoice {
-    const CLAP_ID: &'static str = "com.demod.voice";
+    const CLAP_ID: &'static str = match CLAP_ID_C.to_str() {
+        Ok(id) => id,
+        Err(_) => panic!("the CLAP id is ASCII"),
+    };
     const CLAP_DESCRIPTION: Option<&'static str> = Some("Real-time voice conversion: pitch, formants, voice profiles");
     const CLAP_MANUAL_URL: Option<&'static str> = Some(Self::URL);
     const CLAP_SUPPORT_URL: Option<&'static str> = None;
@@ -399,5 +406,5 @@ impl Vst3Plugin for DemodVoice {
     const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[Vst3SubCategory::Fx, Vst3SubCategory::PitchShift];
 }
 
-nice_export_clap!(DemodVoice);
+// The CLAP entry point is `clap_entry` (nice-plug's plugin plus a preset provider); VST3 is nice-plug's own.
 nice_export_vst3!(DemodVoice);
