@@ -26,6 +26,8 @@ const MIN_SIZE: (f32, f32) = (440.0, 420.0);
 /// How fast a meter falls, dB per second; and how long its peak mark holds, seconds.
 const METER_FALL_DB_S: f32 = 24.0;
 const PEAK_HOLD_S: f32 = 1.5;
+/// How long the worker shows as falling behind after a late block, seconds.
+const BEHIND_FOR_S: f32 = 2.0;
 /// The meters' floor, dBFS.
 const METER_FLOOR_DB: f32 = -60.0;
 
@@ -149,6 +151,10 @@ struct Window {
     problem: Option<String>,
     meters: [Meter; 2],
     last_frame: Option<std::time::Instant>,
+    /// The active engine's late blocks when last seen, and when they last rose (the worker is "falling behind"
+    /// for [`BEHIND_FOR_S`] after a late block).
+    late_seen: u64,
+    late_at: Option<std::time::Instant>,
 }
 
 impl Window {
@@ -163,6 +169,8 @@ impl Window {
             problem: None,
             meters: [Meter::default(), Meter::default()],
             last_frame: None,
+            late_seen: 0,
+            late_at: None,
         };
         window.refresh();
         window
@@ -297,7 +305,7 @@ impl Window {
         }
     }
 
-    fn engine_state_ui(&self, ui: &mut egui::Ui) {
+    fn engine_state_ui(&mut self, ui: &mut egui::Ui) {
         let latency = self.view.latency_samples.load(Ordering::Relaxed);
         let rate = self.view.sample_rate_hz.load(Ordering::Relaxed);
         let active = self.params.engine.value().0;
@@ -310,9 +318,14 @@ impl Window {
                     latency as f32 * 1000.0 / rate as f32
                 ));
                 let snapshot = stats.snapshot();
+                if snapshot.underruns > self.late_seen {
+                    self.late_at = Some(std::time::Instant::now());
+                }
+                self.late_seen = snapshot.underruns;
+                let behind = self.late_at.is_some_and(|t| t.elapsed().as_secs_f32() < BEHIND_FOR_S);
                 let state = if stats.worker_death().is_some() {
                     "dead (reload the plugin)"
-                } else if snapshot.underruns > 0 {
+                } else if behind {
                     "falling behind"
                 } else {
                     "running"
