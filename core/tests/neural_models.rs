@@ -113,3 +113,48 @@ fn an_installed_rvc_model_runs_live_on_the_real_time_worker() {
     assert!(body.iter().zip(dry).any(|(a, b)| (a - b).abs() > 1e-3), "the output is the input");
     assert!(audio.stats().snapshot().worker_mean.as_nanos() > 0);
 }
+
+#[test]
+fn rvc_streamed_through_the_engine_equals_the_whole_clip_converted_at_once_away_from_block_edges() {
+    use demod_voice_core::config::RealtimeSection;
+    use demod_voice_core::convert::rvc::RvcSetup;
+    use demod_voice_core::settings::{Setting, Settings};
+    let runtime = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::defaults();
+    settings.set(Setting::DataDir(dir.path().to_path_buf()), "test");
+    let models = settings.models_dir();
+    neural::add(runtime, &models, &[fixture("content_encoder.onnx")], None, None, false).unwrap();
+    neural::add(runtime, &models, &[fixture("rvc_okada.onnx")], Some("alto"), None, false).unwrap();
+    settings.set(Setting::Model("alto".into()), "test");
+    let setup = RvcSetup::from_settings(&settings).unwrap();
+    // At the model's own rate (40 kHz), with hops of whole content frames (20 ms), so streamed blocks see the same
+    // frames as the whole clip does. A voice whose pitch glides, with a slow swell so the content is not zero.
+    let rate = 40_000;
+    let glide = |t: f32| 140.0 + 40.0 * t;
+    let voice: Vec<f32> = demod_voice_core::analysis::synthetic::voice_with(glide, &[700.0, 1200.0], rate, 2.0)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + 0.05 * (i as f32 / rate as f32 * 3.0).sin())
+        .collect();
+    let whole = setup.converter(0.0).unwrap().convert(&voice).unwrap();
+    let section = RealtimeSection { hop_ms: 20.0, crossfade_ms: 5.0, context_ms: 100.0, ..RealtimeSection::default() };
+    let streamed =
+        demod_voice_core::realtime::convert_offline(&voice, rate, Box::new(setup.converter(0.0).unwrap()), &section)
+            .unwrap();
+    assert_eq!(streamed.len(), voice.len());
+    // Compare the middle of every hop (the cross-fades at hop edges blend two blocks), after the first 200 ms.
+    let hop = rate as usize / 50;
+    let fade = rate as usize / 200;
+    let (mut worst, mut compared) = (0.0f32, 0usize);
+    let scale = whole.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 1e-3, "the model's output is silent (peak {scale})");
+    for start in (rate as usize / 5..voice.len() - hop).step_by(hop) {
+        for i in start + fade..start + hop - fade {
+            worst = worst.max((streamed[i] - whole[i]).abs() / scale);
+            compared += 1;
+        }
+    }
+    assert!(compared > rate as usize / 2, "compared only {compared} samples");
+    assert!(worst < 1e-3, "streamed and whole-clip output differ by {worst:.2e} of full scale away from block edges");
+}
