@@ -231,8 +231,11 @@ fn apply(found: &FoundPreset, state: &mut nice_plug::prelude::PluginState) {
     ] {
         state.params.insert(id.into(), ParamValue::F32(value));
     }
-    if demod_voice_core::convert::Engine::LIVE.contains(&converter.engine) {
+    if crate::PLUGIN_ENGINES.contains(&converter.engine) {
         state.params.insert("engine".into(), ParamValue::String(converter.engine.name().into()));
+    }
+    if let Some(model) = &converter.model {
+        state.fields.insert("model".into(), json(model));
     }
 }
 

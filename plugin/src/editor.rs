@@ -17,7 +17,7 @@ use nice_plug::prelude::*;
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorHandle, EguiEditorState, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
 
-use crate::params::{EngineChoice, VoiceParams};
+use crate::params::{EngineChoice, VoiceParams, PLUGIN_ENGINES};
 
 /// The window's size when the project has none stored, logical pixels.
 pub const DEFAULT_SIZE: (u32, u32) = (560, 520);
@@ -147,6 +147,8 @@ struct Window {
     gui: Option<nice_plug::context::gui::GuiContext>,
     profiles: Vec<Choice>,
     presets: Vec<Choice>,
+    /// Installed RVC voice models.
+    models: Vec<Choice>,
     /// A problem met by the window itself (a profile that would not load), shown in the status line.
     problem: Option<String>,
     meters: [Meter; 2],
@@ -166,6 +168,7 @@ impl Window {
             gui: None,
             profiles: Vec::new(),
             presets: Vec::new(),
+            models: Vec::new(),
             problem: None,
             meters: [Meter::default(), Meter::default()],
             last_frame: None,
@@ -178,9 +181,10 @@ impl Window {
 
     /// Read the installed profiles (with each one's similarity, when measured) and the presets.
     fn refresh(&mut self) {
-        let (profiles, presets) = choices();
+        let (profiles, presets, models) = choices();
         self.profiles = profiles;
         self.presets = presets;
+        self.models = models;
     }
 
     /// Use profile `name` (empty: none): stored in the project, matched at once, and reloaded whole (with the
@@ -221,10 +225,15 @@ impl Window {
                     set(&p.formant, converter.formant_ratio);
                     set(&p.amount, converter.profile_amount);
                     set(&p.mix, converter.mix);
-                    if Engine::LIVE.contains(&converter.engine) {
+                    if PLUGIN_ENGINES.contains(&converter.engine) {
                         setter.begin_set_parameter(&p.engine);
                         setter.set_parameter(&p.engine, EngineChoice(converter.engine));
                         setter.end_set_parameter(&p.engine);
+                    }
+                }
+                if let Some(model) = &converter.model {
+                    if let Ok(mut slot) = self.params.model.write() {
+                        model.clone_into(&mut slot);
                     }
                 }
                 self.choose_profile(converter.profile.as_deref().unwrap_or(""));
@@ -250,7 +259,7 @@ impl Window {
     fn engine_ui(&self, ui: &mut egui::Ui, setter: &ParamSetter) {
         let current = self.params.engine.value().0;
         egui::ComboBox::from_id_salt("engine").selected_text(current.label()).show_ui(ui, |ui| {
-            for &engine in Engine::LIVE {
+            for &engine in PLUGIN_ENGINES {
                 if ui.selectable_label(engine == current, engine.label()).clicked() && engine != current {
                     setter.begin_set_parameter(&self.params.engine);
                     setter.set_parameter(&self.params.engine, EngineChoice(engine));
@@ -263,8 +272,10 @@ impl Window {
     fn pickers_ui(&mut self, ui: &mut egui::Ui) {
         let profile = self.params.profile.read().map(|p| p.clone()).unwrap_or_default();
         let preset = self.params.preset.read().map(|p| p.clone()).unwrap_or_default();
+        let model = self.params.model.read().map(|m| m.clone()).unwrap_or_default();
         let mut chosen_profile = None;
         let mut chosen_preset = None;
+        let mut chosen_model = None;
         egui::Grid::new("pickers").num_columns(2).spacing([12.0, 6.0]).show(ui, |ui| {
             ui.label("Profile");
             let shown = self
@@ -293,6 +304,19 @@ impl Window {
                 }
             });
             ui.end_row();
+            ui.label("RVC model");
+            let shown = if model.is_empty() { "(none)".to_string() } else { model.clone() };
+            egui::ComboBox::from_id_salt("model").selected_text(shown).width(300.0).show_ui(ui, |ui| {
+                if ui.selectable_label(model.is_empty(), "(none)").clicked() {
+                    chosen_model = Some(String::new());
+                }
+                for choice in &self.models {
+                    if ui.selectable_label(choice.name == model, &choice.label).clicked() {
+                        chosen_model = Some(choice.name.clone());
+                    }
+                }
+            });
+            ui.end_row();
         });
         if ui.button("Refresh lists").clicked() {
             self.refresh();
@@ -302,6 +326,15 @@ impl Window {
         }
         if let Some(name) = chosen_preset.filter(|n| *n != preset) {
             self.choose_preset(&name);
+        }
+        if let Some(name) = chosen_model.filter(|n| *n != model) {
+            // The model loads when the host restarts the plugin (off the audio thread), as activation does.
+            if let Ok(mut slot) = self.params.model.write() {
+                *slot = name;
+            }
+            if let Some(gui) = &self.gui {
+                gui.request_restart();
+            }
         }
     }
 
@@ -460,8 +493,8 @@ impl Meter {
 }
 
 /// The installed profiles (labelled with each one's similarity before -> after, when measured for the configured
-/// voice) and the factory and user presets (labelled with their descriptions).
-fn choices() -> (Vec<Choice>, Vec<Choice>) {
+/// voice), the factory and user presets (labelled with their descriptions) and the installed RVC voice models.
+fn choices() -> (Vec<Choice>, Vec<Choice>, Vec<Choice>) {
     let settings = Settings::load(None).unwrap_or_else(|_| Settings::defaults());
     let voice = settings.voice_path(None).ok().map(|model| demod_voice_core::piper::synth::voice_name(&model));
     let profiles = demod_voice_core::library::profiles(&settings.profiles_dir())
@@ -488,5 +521,10 @@ fn choices() -> (Vec<Choice>, Vec<Choice>) {
             Choice { name: found.preset.name, label }
         })
         .collect();
-    (profiles, presets)
+    let models = demod_voice_core::neural::list(&settings.models_dir())
+        .into_iter()
+        .filter_map(|(name, manifest)| manifest.ok().filter(|m| m.engine == "rvc").map(|_| name))
+        .map(|name| Choice { label: name.clone(), name })
+        .collect();
+    (profiles, presets, models)
 }

@@ -5,8 +5,10 @@
 //! files happens in `activate`: the engines are built for the host's rate and maximum block size, the profile
 //! and preset are loaded, the worker threads start, and the latency goes to the host. `deactivate` stops them.
 //!
-//! Every engine of core's [`Engine`] runs side by side with the same latency (each padded to the longest), so
-//! switching the engine parameter is seamless and never changes the reported latency. Settings (config file,
+//! Every engine the plugin offers ([`params::PLUGIN_ENGINES`]) runs side by side with the same latency (each padded
+//! to the longest), so switching the engine parameter is seamless and never changes the reported latency. RVC runs
+//! the installed voice model the project names; with none (or one that will not load) its slot passes the input
+//! through, aligned, and the status says why. With a model loaded, the latency is RVC's (the longest). Settings (config file,
 //! preset, profile) are resolved by core's [`Settings`], exactly as for the command line.
 
 #![warn(missing_docs)]
@@ -26,7 +28,7 @@ use demod_voice_core::settings::Settings;
 use nice_plug::prelude::*;
 
 pub use editor::View;
-pub use params::{EngineChoice, VoiceParams};
+pub use params::{EngineChoice, VoiceParams, PLUGIN_ENGINES};
 
 /// The plugin's CLAP id, as C text (the preset provider names the plugin its presets are for).
 pub(crate) const CLAP_ID_C: &std::ffi::CStr = c"com.demod.voice";
@@ -106,7 +108,27 @@ impl DemodVoice {
                     }
                 }
             });
-        Loaded { realtime: settings.config.realtime, status, similarity }
+        let model = self.params.model.read().map(|m| m.clone()).unwrap_or_default();
+        let (rvc, rvc_problem) = if model.is_empty() {
+            (
+                None,
+                Some(
+                    "RVC has no model: choose one in the plugin's window (`demod-voice models add` installs one)"
+                        .to_string(),
+                ),
+            )
+        } else {
+            let mut settings = settings.clone();
+            settings.set(demod_voice_core::settings::Setting::Model(model.clone()), "plugin");
+            match demod_voice_core::convert::build_live(Engine::Rvc, self.dsp.clone(), &settings) {
+                Ok(converter) => (Some(converter), None),
+                Err(e) => {
+                    nice_error!("DeMoD Voice: RVC model {model}: {e}");
+                    (None, Some(format!("RVC model {model}: {e}")))
+                }
+            }
+        };
+        Loaded { realtime: settings.config.realtime, status, similarity, rvc, rvc_problem }
     }
 
     fn push_parameters(&self) {
@@ -163,7 +185,7 @@ impl Plugin for DemodVoice {
         self.deactivate();
         let channels =
             audio_io_layout.main_output_channels.map(|c| c.get() as usize).unwrap_or(2).clamp(1, MAX_CHANNELS);
-        let Loaded { realtime, status, similarity } = self.load_profile_and_preset();
+        let Loaded { realtime, status, similarity, rvc, rvc_problem } = self.load_profile_and_preset();
         let max_block = (buffer_config.max_buffer_size as usize).clamp(1, demod_voice_core::realtime::MAX_BLOCK);
         let mut config =
             RtConfig::from_section(&realtime, buffer_config.sample_rate.round() as u32, max_block, channels);
@@ -179,15 +201,34 @@ impl Plugin for DemodVoice {
                 }
             }
         }
-        for &engine in Engine::LIVE {
-            let (audio, worker) = match engine.build(self.dsp.clone()).and_then(|c| RtEngine::build(&config, c)) {
-                Ok(pair) => pair,
+        // The model engine is built first (its latency is the longest) and the others padded to it.
+        let mut built: Vec<Option<(AudioSide, demod_voice_core::realtime::Worker)>> =
+            PLUGIN_ENGINES.iter().map(|_| None).collect();
+        if let Some(converter) = rvc {
+            match RtEngine::build(&config, converter) {
+                Ok((audio, worker)) => {
+                    config.min_latency = config.min_latency.max(audio.latency());
+                    built[rvc_slot()] = Some((audio, worker));
+                }
+                Err(e) => nice_error!("DeMoD Voice: cannot start the RVC engine: {e}"),
+            }
+        }
+        for (slot, &engine) in PLUGIN_ENGINES.iter().enumerate() {
+            if built[slot].is_some() {
+                continue;
+            }
+            // Without a model the RVC slot passes the input through, aligned like the rest.
+            let engine = if engine.needs_model() { Engine::Passthrough } else { engine };
+            match engine.build(self.dsp.clone()).and_then(|c| RtEngine::build(&config, c)) {
+                Ok(pair) => built[slot] = Some(pair),
                 Err(e) => {
                     nice_error!("DeMoD Voice: cannot start the {engine} engine: {e}");
                     self.deactivate();
                     return false;
                 }
-            };
+            }
+        }
+        for (audio, worker) in built.into_iter().flatten() {
             match worker.spawn() {
                 Ok(thread) => self.workers.push(thread),
                 Err(e) => {
@@ -205,7 +246,7 @@ impl Plugin for DemodVoice {
         self.scratch = vec![vec![0.0; max_block]; channels];
         self.discard = vec![vec![0.0; max_block]; channels];
         self.push_parameters();
-        let stats: Vec<_> = Engine::LIVE.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
+        let stats: Vec<_> = PLUGIN_ENGINES.iter().copied().zip(self.engines.iter().map(AudioSide::stats)).collect();
         self.view.latency_samples.store(self.latency, std::sync::atomic::Ordering::Relaxed);
         self.view.sample_rate_hz.store(config.sample_rate_hz, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut slot) = self.view.stats.write() {
@@ -218,7 +259,7 @@ impl Plugin for DemodVoice {
             self.tap = Some(tap);
             Some((name, monitor))
         });
-        self.watchdog = Watchdog::spawn(stats, monitor, status, Arc::clone(&self.params));
+        self.watchdog = Watchdog::spawn(stats, monitor, status, rvc_problem, Arc::clone(&self.params));
         nice_log!(
             "DeMoD Voice: {} Hz, blocks up to {max_block}, {channels} channel(s), latency {} samples, {:?}",
             config.sample_rate_hz,
@@ -235,10 +276,10 @@ impl Plugin for DemodVoice {
         _context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         self.push_parameters();
-        if self.engines.len() < Engine::LIVE.len() {
+        if self.engines.len() < PLUGIN_ENGINES.len() {
             return ProcessStatus::Normal;
         }
-        let active = self.params.engine.value().0.index();
+        let active = self.params.engine.value().to_index();
         let frames = buffer.samples();
         let channels = buffer.as_slice();
         let input_peak = peak(channels);
@@ -318,6 +359,15 @@ struct Loaded {
     status: String,
     /// The profile's name, the speaker encoder and the profile's embedding, for the rolling similarity.
     similarity: Option<(String, demod_voice_core::speaker::SpeakerEncoder, demod_voice_core::speaker::Embedding)>,
+    /// The RVC converter for the project's model, loaded (sessions and all) off the audio thread.
+    rvc: Option<Box<dyn demod_voice_core::convert::Converter>>,
+    /// Why the RVC engine has no model, for the status while RVC is selected.
+    rvc_problem: Option<String>,
+}
+
+/// Where RVC sits among the plugin's engines.
+fn rvc_slot() -> usize {
+    PLUGIN_ENGINES.iter().position(|e| *e == Engine::Rvc).unwrap_or(PLUGIN_ENGINES.len() - 1)
 }
 
 /// A thread that looks at the engines' stats and the similarity monitor a few times a second and keeps the
@@ -333,6 +383,7 @@ impl Watchdog {
         stats: Vec<(Engine, Arc<demod_voice_core::realtime::Stats>)>,
         monitor: Option<(String, SimilarityMonitor)>,
         base: String,
+        rvc_problem: Option<String>,
         params: Arc<VoiceParams>,
     ) -> Option<Watchdog> {
         use std::sync::atomic::Ordering;
@@ -347,6 +398,9 @@ impl Watchdog {
                     let mut parts: Vec<String> = Vec::new();
                     if !base.is_empty() {
                         parts.push(base.clone());
+                    }
+                    if let Some(problem) = rvc_problem.as_ref().filter(|_| params.engine.value().0 == Engine::Rvc) {
+                        parts.push(problem.clone());
                     }
                     for ((engine, stats), reported) in stats.iter().zip(reported.iter_mut()) {
                         if let Some(reason) = stats.worker_death() {

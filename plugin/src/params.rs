@@ -6,34 +6,38 @@ use demod_voice_core::convert::Engine;
 use demod_voice_core::limits;
 use nice_plug::prelude::*;
 
-/// Which converter runs: core's live engines ([`Engine::LIVE`]) as a plugin parameter. The variants, their names and
-/// their stable ids all come from [`Engine`], so a new live engine appears here without a change to this file
-/// (model engines such as tone-color run offline only, for now).
+/// The engines the plugin offers: core's model-free live engines ([`Engine::LIVE`]) and RVC, which runs the installed
+/// voice model the project names (`model`). Their names and labels come from [`Engine`].
+pub const PLUGIN_ENGINES: &[Engine] = &[Engine::Dsp, Engine::Passthrough, Engine::Rvc];
+const PLUGIN_ENGINE_NAMES: &[&str] = &["dsp", "passthrough", "rvc"];
+const PLUGIN_ENGINE_LABELS: &[&str] = &["DSP", "Passthrough", "RVC"];
+
+/// Which converter runs, as a plugin parameter (saved by name, so the list may grow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineChoice(pub Engine);
 
 impl Enum for EngineChoice {
     fn variants() -> &'static [&'static str] {
-        Engine::LIVE_LABELS
+        PLUGIN_ENGINE_LABELS
     }
 
     fn ids() -> Option<&'static [&'static str]> {
-        Some(Engine::LIVE_NAMES)
+        Some(PLUGIN_ENGINE_NAMES)
     }
 
     fn to_index(self) -> usize {
-        self.0.index()
+        PLUGIN_ENGINES.iter().position(|e| *e == self.0).unwrap_or(0)
     }
 
     fn from_index(index: usize) -> Self {
-        EngineChoice(Engine::LIVE.get(index).copied().unwrap_or_default())
+        EngineChoice(PLUGIN_ENGINES.get(index).copied().unwrap_or_default())
     }
 }
 
 /// Everything the host automates or the project stores.
 #[derive(Params)]
 pub struct VoiceParams {
-    /// Conversion engine (switching is seamless: all engines share one latency).
+    /// Conversion engine (switching is seamless: all engines share one latency, the longest of those loaded).
     #[id = "engine"]
     pub engine: EnumParam<EngineChoice>,
 
@@ -64,6 +68,11 @@ pub struct VoiceParams {
     /// Voice profile to match (a name in the voice library); empty for none. Loaded on activation.
     #[persist = "profile"]
     pub profile: RwLock<String>,
+
+    /// The installed RVC voice model the RVC engine runs (`demod-voice models list`); empty for none. Loaded on
+    /// activation, off the audio thread.
+    #[persist = "model"]
+    pub model: RwLock<String>,
 
     /// Factory or user preset whose real-time settings (hop, cross-fade, context, underrun) and profile apply.
     #[persist = "preset"]
@@ -127,6 +136,7 @@ impl Default for VoiceParams {
             .with_string_to_value(formatters::s2v_f32_gain_to_db()),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             profile: RwLock::new(String::new()),
+            model: RwLock::new(String::new()),
             preset: RwLock::new(String::new()),
             status: RwLock::new(String::new()),
             editor_size: RwLock::new(crate::editor::DEFAULT_SIZE),

@@ -183,8 +183,8 @@ impl Engine {
     pub const NAMES: &'static [&'static str] = &["dsp", "passthrough", "tone-color", "rvc"];
     /// Their display names, in the same order.
     pub const LABELS: &'static [&'static str] = &["DSP", "Passthrough", "Tone colour", "RVC"];
-    /// The engines that need no model: what the live paths (the plugin's engine parameter, the Live screen, the
-    /// soak) offer today, a prefix of [`Engine::ALL`]. Neural engines run offline only, for now.
+    /// The engines that need no model, a prefix of [`Engine::ALL`]: what every live path can always build (the Live
+    /// screen's picker, the soak; the plugin offers these and RVC, loaded from the project's model).
     pub const LIVE: &'static [Engine] = &[Engine::Dsp, Engine::Passthrough];
     /// The names of [`Engine::LIVE`] (static, for the plugin's enum parameter ids).
     pub const LIVE_NAMES: &'static [&'static str] = &["dsp", "passthrough"];
