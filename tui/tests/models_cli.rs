@@ -221,3 +221,34 @@ fn clone_runs_with_a_neural_engine_and_reports_it() {
         }
     }
 }
+
+#[test]
+fn batch_rows_choose_an_installed_model_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(run(dir.path(), &["models", "add", fixture("neural/content_encoder.onnx").to_str().unwrap()]));
+    ok(run(dir.path(), &["models", "add", fixture("neural/rvc_okada.onnx").to_str().unwrap(), "--name", "alto"]));
+    let manifest = dir.path().join("rows.csv");
+    std::fs::write(
+        &manifest,
+        // Zero noise, so both rows start from the same speech.
+        "text,output,engine,model,noise_scale,noise_w\n\
+         The birch canoe slid on the smooth planks.,plain.wav,,,0,0\n\
+         The birch canoe slid on the smooth planks.,alto.wav,rvc,alto,0,0\n\
+         The birch canoe slid on the smooth planks.,missing.wav,rvc,no-such-model,0,0\n",
+    )
+    .unwrap();
+    let report = dir.path().join("report.json");
+    let out = run(dir.path(), &["batch", manifest.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One row fails (its model is not installed), the others are written.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(report.contains("no-such-model"), "the failed row does not name its model: {report}");
+    let (plain, _) = demod_voice_core::wav::read_wav_mono(&dir.path().join("plain.wav")).unwrap();
+    let (alto, _) = demod_voice_core::wav::read_wav_mono(&dir.path().join("alto.wav")).unwrap();
+    assert_eq!(plain.len(), alto.len());
+    // The fixture model's output is nothing like speech: the row ran it.
+    let differing = plain.iter().zip(&alto).filter(|(a, b)| (*a - *b).abs() > 1e-3).count();
+    assert!(differing > plain.len() / 4, "the rvc row sounds like the plain one ({differing} samples differ)");
+    assert!(!dir.path().join("missing.wav").exists());
+}

@@ -33,6 +33,8 @@ struct RawRow {
     #[serde(default)]
     engine: Option<String>,
     #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
     length_scale: Option<f32>,
     #[serde(default)]
     noise_scale: Option<f32>,
@@ -51,6 +53,7 @@ const CSV_COLUMNS: &[&str] = &[
     "preset",
     "profile",
     "engine",
+    "model",
     "length_scale",
     "noise_scale",
     "noise_w",
@@ -253,6 +256,7 @@ fn parse_csv(path: &Path, input: impl std::io::Read, accept: &mut Accept<'_>) ->
                 "preset" => raw.preset = Some(value.into()),
                 "profile" => raw.profile = Some(value.into()),
                 "engine" => raw.engine = Some(value.into()),
+                "model" => raw.model = Some(value.into()),
                 scale => {
                     let Some(v) = number(value) else {
                         problem = Some(RowError {
@@ -395,7 +399,7 @@ fn validate_row(row: usize, raw: RawRow, base: &Path, policy: &PathPolicy) -> st
         ),
         other => other,
     };
-    for (column, value) in [("preset", &raw.preset), ("profile", &raw.profile)] {
+    for (column, value) in [("preset", &raw.preset), ("profile", &raw.profile), ("model", &raw.model)] {
         if let Some(name) = value {
             let path_like = name.contains(['/', '\\']) || name.starts_with('.');
             if path_like && !policy.allow_outside {
@@ -438,6 +442,7 @@ fn validate_row(row: usize, raw: RawRow, base: &Path, policy: &PathPolicy) -> st
         preset: raw.preset,
         profile: raw.profile,
         engine,
+        model: raw.model,
         length_scale: raw.length_scale,
         noise_scale: raw.noise_scale,
         noise_w: raw.noise_w,

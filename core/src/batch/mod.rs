@@ -50,6 +50,8 @@ pub struct Job {
     pub profile: Option<String>,
     /// Converter engine for the conversion.
     pub engine: Option<crate::convert::Engine>,
+    /// The installed model a model engine runs (`demod-voice models list`).
+    pub model: Option<String>,
     /// Length scale for this row.
     pub length_scale: Option<f32>,
     /// Noise scale for this row.
@@ -385,6 +387,7 @@ mod tests {
                 preset: None,
                 profile: None,
                 engine: None,
+                model: None,
                 length_scale: None,
                 noise_scale: None,
                 noise_w: None,

@@ -105,6 +105,9 @@ impl<'a> SpeechWorker<'a> {
         if let Some(profile) = &job.profile {
             settings.set(Setting::Profile(profile.clone()), &row);
         }
+        if let Some(model) = &job.model {
+            settings.set(Setting::Model(model.clone()), &row);
+        }
         settings.validate()?;
         Ok(settings)
     }
