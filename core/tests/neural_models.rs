@@ -14,6 +14,18 @@ fn fixture(name: &str) -> PathBuf {
     common::data(&format!("neural/{name}"))
 }
 
+/// Settings whose data folder is `dir`, with the content encoder and the w-okada RVC fixture (as `alto`) installed.
+fn with_rvc_model(dir: &std::path::Path) -> demod_voice_core::settings::Settings {
+    use demod_voice_core::settings::{Setting, Settings};
+    let runtime = common::runtime();
+    let mut settings = Settings::defaults();
+    settings.set(Setting::DataDir(dir.to_path_buf()), "test");
+    let models = settings.models_dir();
+    neural::add(runtime, &models, &[fixture("content_encoder.onnx")], None, None, false).unwrap();
+    neural::add(runtime, &models, &[fixture("rvc_okada.onnx")], Some("alto"), None, false).unwrap();
+    settings
+}
+
 fn kind_of(name: &str) -> ModelKind {
     let path = fixture(name);
     neural::detect(&neural::signature(common::runtime(), &path).unwrap(), &path).unwrap()
@@ -78,14 +90,9 @@ fn models_are_added_listed_found_and_removed() {
 fn an_installed_rvc_model_runs_live_on_the_real_time_worker() {
     use demod_voice_core::convert::{build_live, Engine};
     use demod_voice_core::realtime::{RtConfig, RtEngine};
-    use demod_voice_core::settings::{Setting, Settings};
-    let runtime = common::runtime();
+    use demod_voice_core::settings::Setting;
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::defaults();
-    settings.set(Setting::DataDir(dir.path().to_path_buf()), "test");
-    let models = settings.models_dir();
-    neural::add(runtime, &models, &[fixture("content_encoder.onnx")], None, None, false).unwrap();
-    neural::add(runtime, &models, &[fixture("rvc_okada.onnx")], Some("alto"), None, false).unwrap();
+    let mut settings = with_rvc_model(dir.path());
     let params = std::sync::Arc::new(demod_voice_core::convert::dsp::DspParams::default());
     // Without a model named: refused with what to do.
     let err = build_live(Engine::Rvc, params.clone(), &settings).err().unwrap().to_string();
@@ -118,14 +125,9 @@ fn an_installed_rvc_model_runs_live_on_the_real_time_worker() {
 fn rvc_streamed_through_the_engine_equals_the_whole_clip_converted_at_once_away_from_block_edges() {
     use demod_voice_core::config::RealtimeSection;
     use demod_voice_core::convert::rvc::RvcSetup;
-    use demod_voice_core::settings::{Setting, Settings};
-    let runtime = common::runtime();
+    use demod_voice_core::settings::Setting;
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::defaults();
-    settings.set(Setting::DataDir(dir.path().to_path_buf()), "test");
-    let models = settings.models_dir();
-    neural::add(runtime, &models, &[fixture("content_encoder.onnx")], None, None, false).unwrap();
-    neural::add(runtime, &models, &[fixture("rvc_okada.onnx")], Some("alto"), None, false).unwrap();
+    let mut settings = with_rvc_model(dir.path());
     settings.set(Setting::Model("alto".into()), "test");
     let setup = RvcSetup::from_settings(&settings).unwrap();
     // At the model's own rate (40 kHz), with hops of whole content frames (20 ms), so streamed blocks see the same

@@ -273,50 +273,11 @@ impl Window {
         let profile = self.params.profile.read().map(|p| p.clone()).unwrap_or_default();
         let preset = self.params.preset.read().map(|p| p.clone()).unwrap_or_default();
         let model = self.params.model.read().map(|m| m.clone()).unwrap_or_default();
-        let mut chosen_profile = None;
-        let mut chosen_preset = None;
-        let mut chosen_model = None;
+        let (mut chosen_profile, mut chosen_preset, mut chosen_model) = (None, None, None);
         egui::Grid::new("pickers").num_columns(2).spacing([12.0, 6.0]).show(ui, |ui| {
-            ui.label("Profile");
-            let shown = self
-                .profiles
-                .iter()
-                .find(|c| c.name == profile)
-                .map_or(if profile.is_empty() { "(none)".to_string() } else { profile.clone() }, |c| c.label.clone());
-            egui::ComboBox::from_id_salt("profile").selected_text(shown).width(300.0).show_ui(ui, |ui| {
-                if ui.selectable_label(profile.is_empty(), "(none)").clicked() {
-                    chosen_profile = Some(String::new());
-                }
-                for choice in &self.profiles {
-                    if ui.selectable_label(choice.name == profile, &choice.label).clicked() {
-                        chosen_profile = Some(choice.name.clone());
-                    }
-                }
-            });
-            ui.end_row();
-            ui.label("Preset");
-            let shown = if preset.is_empty() { "(none)".to_string() } else { preset.clone() };
-            egui::ComboBox::from_id_salt("preset").selected_text(shown).width(300.0).show_ui(ui, |ui| {
-                for choice in &self.presets {
-                    if ui.selectable_label(choice.name == preset, &choice.label).clicked() {
-                        chosen_preset = Some(choice.name.clone());
-                    }
-                }
-            });
-            ui.end_row();
-            ui.label("RVC model");
-            let shown = if model.is_empty() { "(none)".to_string() } else { model.clone() };
-            egui::ComboBox::from_id_salt("model").selected_text(shown).width(300.0).show_ui(ui, |ui| {
-                if ui.selectable_label(model.is_empty(), "(none)").clicked() {
-                    chosen_model = Some(String::new());
-                }
-                for choice in &self.models {
-                    if ui.selectable_label(choice.name == model, &choice.label).clicked() {
-                        chosen_model = Some(choice.name.clone());
-                    }
-                }
-            });
-            ui.end_row();
+            chosen_profile = picker(ui, "Profile", &self.profiles, &profile, true);
+            chosen_preset = picker(ui, "Preset", &self.presets, &preset, false);
+            chosen_model = picker(ui, "RVC model", &self.models, &model, true);
         });
         if ui.button("Refresh lists").clicked() {
             self.refresh();
@@ -445,6 +406,30 @@ impl NiceEguiApp for Window {
             *slot = size;
         }
     }
+}
+
+/// One labelled row of a picker grid: a drop-down of `choices` (with "(none)" first when `none` is allowed) showing
+/// `current`; the name picked this frame, if any (empty for none).
+fn picker(ui: &mut egui::Ui, label: &str, choices: &[Choice], current: &str, none: bool) -> Option<String> {
+    let mut chosen = None;
+    ui.label(label);
+    let shown = match choices.iter().find(|c| c.name == current) {
+        Some(choice) => choice.label.clone(),
+        None if current.is_empty() => "(none)".to_string(),
+        None => current.to_string(),
+    };
+    egui::ComboBox::from_id_salt(label).selected_text(shown).width(300.0).show_ui(ui, |ui| {
+        if none && ui.selectable_label(current.is_empty(), "(none)").clicked() {
+            chosen = Some(String::new());
+        }
+        for choice in choices {
+            if ui.selectable_label(choice.name == current, &choice.label).clicked() {
+                chosen = Some(choice.name.clone());
+            }
+        }
+    });
+    ui.end_row();
+    chosen
 }
 
 /// A level meter: the level falls at [`METER_FALL_DB_S`], the peak mark holds for [`PEAK_HOLD_S`].
