@@ -2,8 +2,8 @@
 //! speech with a profile, batch rows, the app's Save), as opposed to the live converter, which must guess the input's
 //! median as it goes.
 //!
-//! The clip is analysed whole by the [`crate::vocoder`]; its median F0 is moved onto the goal's (a correction pass
-//! lands it within a fraction of a semitone whatever the clip's length), its log-F0 excursions scaled toward the
+//! The clip is analysed whole by the [`crate::vocoder`]; its median F0 is moved onto the goal's (correction passes
+//! land it within a fraction of a semitone whatever the clip's length), its log-F0 excursions scaled toward the
 //! goal's spread, its envelope's frequency axis scaled (the vocal tract), its long-term spectrum equalised
 //! toward the goal's, and its breathiness moved toward the goal's where both recordings tell it. With a fit ([`crate::clone::CloneFit`], made against the speaker encoder for one base voice)
 //! the fitted scale, spread and equaliser apply; without one they are measured from the clip and the goal.
@@ -20,6 +20,8 @@ use crate::vocoder::{Analysis, Breathiness};
 
 /// A converted clip's median pitch within this many semitones of the aim needs no correction.
 const MEDIAN_TOLERANCE_ST: f32 = 0.25;
+/// Renders after the first that may correct a missed median.
+const MAX_CORRECTIONS: usize = 2;
 /// How far the vocal-tract scale may follow the pitch: up to the pitch ratio to this power (1.8 -> 1.27).
 const FORMANT_REACH: f32 = 0.4;
 /// The vocal-tract scale may always move this far in the pitch's direction.
@@ -142,12 +144,24 @@ impl OfflineMatch {
         let eq_db: Vec<f32> = eq_db.iter().map(|db| db * amount).collect();
         let equalise = |x: Vec<f32>| if eq_db.is_empty() { x } else { apply_equaliser(&x, rate, &eq_db) };
         let mut output = equalise(first);
-        // The heard median can miss the commanded one (the spread moves creaky frames out of the tracker's range,
-        // the equaliser changes which period it prefers); one correction, aimed by the miss, lands it.
+        // The heard median (every voiced frame's pitch, as a profile's median is measured) can miss the commanded
+        // one: the spread moves creaky frames out of the tracker's range, the equaliser changes which period it
+        // prefers, a short clip has few frames. Up to [`MAX_CORRECTIONS`] renders, each aimed by the last miss, land
+        // it; the closest is kept.
         if let Some(aim) = aim {
-            if let Some(landed) = pitch_stats(&output, rate) {
-                if (12.0 * (landed.median_hz / aim).log2()).abs() >= MEDIAN_TOLERANCE_ST {
-                    output = equalise(render(Some(aim * aim / landed.median_hz))?);
+            let miss = |x: &[f32]| heard_median(x, rate).map(|landed| 12.0 * (landed / aim).log2());
+            let mut best = miss(&output);
+            let mut command = aim;
+            for _ in 0..MAX_CORRECTIONS {
+                let Some(missed) = best.filter(|m| m.abs() >= MEDIAN_TOLERANCE_ST) else { break };
+                command *= 2f32.powf(-missed / 12.0);
+                let retry = equalise(render(Some(command))?);
+                match miss(&retry) {
+                    Some(now) if now.abs() < missed.abs() => {
+                        output = retry;
+                        best = Some(now);
+                    }
+                    _ => break,
                 }
             }
         }
@@ -165,6 +179,13 @@ impl OfflineMatch {
         let (low, high) = formant_reach(pitch_ratio);
         (goal / scale).clamp(low, high)
     }
+}
+
+/// The median pitch of every voiced 5 ms frame of `samples`, as profiles measure theirs; `None` under 0.3 s voiced.
+fn heard_median(samples: &[f32], rate: u32) -> Option<f32> {
+    let track = crate::analysis::pitch::track(samples, rate, (rate / 200).max(1) as usize);
+    let voiced = track.iter().filter(|p| p.f0.is_some()).count();
+    (voiced >= 60).then(|| crate::analysis::pitch::median_f0(&track)).flatten()
 }
 
 /// The vocal-tract scales plausible for a pitch change of `pitch_ratio`: the tract moves the way the pitch does (a

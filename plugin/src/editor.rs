@@ -147,7 +147,7 @@ struct Window {
     gui: Option<nice_plug::context::gui::GuiContext>,
     profiles: Vec<Choice>,
     presets: Vec<Choice>,
-    /// Installed RVC voice models.
+    /// Installed models the plugin's model engines run (RVC voice models, tone colour pairs).
     models: Vec<Choice>,
     /// A problem met by the window itself (a profile that would not load), shown in the status line.
     problem: Option<String>,
@@ -277,7 +277,7 @@ impl Window {
         egui::Grid::new("pickers").num_columns(2).spacing([12.0, 6.0]).show(ui, |ui| {
             chosen_profile = picker(ui, "Profile", &self.profiles, &profile, true);
             chosen_preset = picker(ui, "Preset", &self.presets, &preset, false);
-            chosen_model = picker(ui, "RVC model", &self.models, &model, true);
+            chosen_model = picker(ui, "Model", &self.models, &model, true);
         });
         if ui.button("Refresh lists").clicked() {
             self.refresh();
@@ -478,7 +478,8 @@ impl Meter {
 }
 
 /// The installed profiles (labelled with each one's similarity before -> after, when measured for the configured
-/// voice), the factory and user presets (labelled with their descriptions) and the installed RVC voice models.
+/// voice), the factory and user presets (labelled with their descriptions) and the installed models the model
+/// engines run (labelled with their engine).
 fn choices() -> (Vec<Choice>, Vec<Choice>, Vec<Choice>) {
     let settings = Settings::load(None).unwrap_or_else(|_| Settings::defaults());
     let voice = settings.voice_path(None).ok().map(|model| demod_voice_core::piper::synth::voice_name(&model));
@@ -508,8 +509,10 @@ fn choices() -> (Vec<Choice>, Vec<Choice>, Vec<Choice>) {
         .collect();
     let models = demod_voice_core::neural::list(&settings.models_dir())
         .into_iter()
-        .filter_map(|(name, manifest)| manifest.ok().filter(|m| m.engine == "rvc").map(|_| name))
-        .map(|name| Choice { label: name.clone(), name })
+        .filter_map(|(name, manifest)| {
+            let engine = manifest.ok().and_then(|m| Engine::from_name(&m.engine)).filter(|e| e.needs_model())?;
+            Some(Choice { label: format!("{name}  ({})", engine.label()), name })
+        })
         .collect();
     (profiles, presets, models)
 }

@@ -6,10 +6,11 @@
 //! and preset are loaded, the worker threads start, and the latency goes to the host. `deactivate` stops them.
 //!
 //! Every engine the plugin offers ([`params::PLUGIN_ENGINES`]) runs side by side with the same latency (each padded
-//! to the longest), so switching the engine parameter is seamless and never changes the reported latency. RVC runs
-//! the installed voice model the project names; with none (or one that will not load) its slot passes the input
-//! through, aligned, and the status says why. With a model loaded, the latency is RVC's (the longest). Settings (config file,
-//! preset, profile) are resolved by core's [`Settings`], exactly as for the command line.
+//! to the longest), so switching the engine parameter is seamless and never changes the reported latency. The
+//! installed model the project names (RVC or tone colour) runs in its engine's slot; a model engine without one (or
+//! with one that will not load) passes the input through, aligned, and the status says why. With a model loaded, the
+//! latency is the model's (the longest). Settings (config file, preset, profile) are resolved by core's
+//! [`Settings`], exactly as for the command line.
 
 #![warn(missing_docs)]
 
@@ -109,26 +110,52 @@ impl DemodVoice {
                 }
             });
         let model = self.params.model.read().map(|m| m.clone()).unwrap_or_default();
-        let (rvc, rvc_problem) = if model.is_empty() {
-            (
-                None,
-                Some(
-                    "RVC has no model: choose one in the plugin's window (`demod-voice models add` installs one)"
-                        .to_string(),
-                ),
-            )
-        } else {
-            let mut settings = settings.clone();
-            settings.set(demod_voice_core::settings::Setting::Model(model.clone()), "plugin");
-            match demod_voice_core::convert::build_live(Engine::Rvc, self.dsp.clone(), &settings) {
-                Ok(converter) => (Some(converter), None),
-                Err(e) => {
-                    nice_error!("DeMoD Voice: RVC model {model}: {e}");
-                    (None, Some(format!("RVC model {model}: {e}")))
-                }
+        let (model_engine, model_problems) = self.load_model(&settings, &model);
+        Loaded { realtime: settings.config.realtime, status, similarity, model_engine, model_problems }
+    }
+
+    /// The project's installed model (`model`) loaded for the engine of its kind (RVC or tone colour; sessions and
+    /// all, off the audio thread), and, for each model engine left without one, why (for the status while that
+    /// engine is selected).
+    fn load_model(&self, settings: &Settings, model: &str) -> (Option<(Engine, BoxedConverter)>, ModelProblems) {
+        let model_engines = PLUGIN_ENGINES.iter().copied().filter(|e| e.needs_model());
+        if model.is_empty() {
+            let problems = model_engines
+                .map(|e| {
+                    let label = e.label();
+                    (e, format!("{label} has no model: choose one in the plugin's window (`demod-voice models add` installs one)"))
+                })
+                .collect();
+            return (None, problems);
+        }
+        let engine = demod_voice_core::neural::find(&settings.models_dir(), model).map_err(|e| e.to_string()).and_then(
+            |manifest| {
+                Engine::from_name(&manifest.engine)
+                    .filter(|e| e.needs_model())
+                    .ok_or_else(|| format!("`{model}` is a {} model, which no engine runs on its own", manifest.engine))
+            },
+        );
+        let engine = match engine {
+            Ok(engine) => engine,
+            Err(problem) => {
+                nice_error!("DeMoD Voice: model {model}: {problem}");
+                return (None, model_engines.map(|e| (e, format!("model {model}: {problem}"))).collect());
             }
         };
-        Loaded { realtime: settings.config.realtime, status, similarity, rvc, rvc_problem }
+        let mut settings = settings.clone();
+        settings.set(demod_voice_core::settings::Setting::Model(model.to_string()), "plugin");
+        let mut problems: Vec<(Engine, String)> = model_engines
+            .filter(|e| *e != engine)
+            .map(|e| (e, format!("{} has no model: `{model}` is a {engine} model (choose a {e} model)", e.label())))
+            .collect();
+        match demod_voice_core::convert::build_live(engine, self.dsp.clone(), &settings) {
+            Ok(converter) => (Some((engine, converter)), problems),
+            Err(e) => {
+                nice_error!("DeMoD Voice: {engine} model {model}: {e}");
+                problems.push((engine, format!("{} model {model}: {e}", engine.label())));
+                (None, problems)
+            }
+        }
     }
 
     fn push_parameters(&self) {
@@ -185,7 +212,7 @@ impl Plugin for DemodVoice {
         self.deactivate();
         let channels =
             audio_io_layout.main_output_channels.map(|c| c.get() as usize).unwrap_or(2).clamp(1, MAX_CHANNELS);
-        let Loaded { realtime, status, similarity, rvc, rvc_problem } = self.load_profile_and_preset();
+        let Loaded { realtime, status, similarity, model_engine, model_problems } = self.load_profile_and_preset();
         let max_block = (buffer_config.max_buffer_size as usize).clamp(1, demod_voice_core::realtime::MAX_BLOCK);
         let mut config =
             RtConfig::from_section(&realtime, buffer_config.sample_rate.round() as u32, max_block, channels);
@@ -204,20 +231,21 @@ impl Plugin for DemodVoice {
         // The model engine is built first (its latency is the longest) and the others padded to it.
         let mut built: Vec<Option<(AudioSide, demod_voice_core::realtime::Worker)>> =
             PLUGIN_ENGINES.iter().map(|_| None).collect();
-        if let Some(converter) = rvc {
+        if let Some((engine, converter)) = model_engine {
+            let slot = PLUGIN_ENGINES.iter().position(|e| *e == engine).unwrap_or(0);
             match RtEngine::build(&config, converter) {
                 Ok((audio, worker)) => {
                     config.min_latency = config.min_latency.max(audio.latency());
-                    built[rvc_slot()] = Some((audio, worker));
+                    built[slot] = Some((audio, worker));
                 }
-                Err(e) => nice_error!("DeMoD Voice: cannot start the RVC engine: {e}"),
+                Err(e) => nice_error!("DeMoD Voice: cannot start the {engine} engine: {e}"),
             }
         }
         for (slot, &engine) in PLUGIN_ENGINES.iter().enumerate() {
             if built[slot].is_some() {
                 continue;
             }
-            // Without a model the RVC slot passes the input through, aligned like the rest.
+            // A model engine without its model passes the input through, aligned like the rest.
             let engine = if engine.needs_model() { Engine::Passthrough } else { engine };
             match engine.build(self.dsp.clone()).and_then(|c| RtEngine::build(&config, c)) {
                 Ok(pair) => built[slot] = Some(pair),
@@ -259,7 +287,7 @@ impl Plugin for DemodVoice {
             self.tap = Some(tap);
             Some((name, monitor))
         });
-        self.watchdog = Watchdog::spawn(stats, monitor, status, rvc_problem, Arc::clone(&self.params));
+        self.watchdog = Watchdog::spawn(stats, monitor, status, model_problems, Arc::clone(&self.params));
         nice_log!(
             "DeMoD Voice: {} Hz, blocks up to {max_block}, {channels} channel(s), latency {} samples, {:?}",
             config.sample_rate_hz,
@@ -359,16 +387,15 @@ struct Loaded {
     status: String,
     /// The profile's name, the speaker encoder and the profile's embedding, for the rolling similarity.
     similarity: Option<(String, demod_voice_core::speaker::SpeakerEncoder, demod_voice_core::speaker::Embedding)>,
-    /// The RVC converter for the project's model, loaded (sessions and all) off the audio thread.
-    rvc: Option<Box<dyn demod_voice_core::convert::Converter>>,
-    /// Why the RVC engine has no model, for the status while RVC is selected.
-    rvc_problem: Option<String>,
+    /// The project's model loaded for its engine (sessions and all) off the audio thread.
+    model_engine: Option<(Engine, BoxedConverter)>,
+    /// Why a model engine has no model, for the status while that engine is selected.
+    model_problems: ModelProblems,
 }
 
-/// Where RVC sits among the plugin's engines.
-fn rvc_slot() -> usize {
-    PLUGIN_ENGINES.iter().position(|e| *e == Engine::Rvc).unwrap_or(PLUGIN_ENGINES.len() - 1)
-}
+type BoxedConverter = Box<dyn demod_voice_core::convert::Converter>;
+/// For each model engine left without a model, why.
+type ModelProblems = Vec<(Engine, String)>;
 
 /// A thread that looks at the engines' stats and the similarity monitor a few times a second and keeps the
 /// persisted status up to date: the settings' problems, a worker's death (logged once; the audio side has already
@@ -383,7 +410,7 @@ impl Watchdog {
         stats: Vec<(Engine, Arc<demod_voice_core::realtime::Stats>)>,
         monitor: Option<(String, SimilarityMonitor)>,
         base: String,
-        rvc_problem: Option<String>,
+        model_problems: ModelProblems,
         params: Arc<VoiceParams>,
     ) -> Option<Watchdog> {
         use std::sync::atomic::Ordering;
@@ -394,12 +421,14 @@ impl Watchdog {
             .spawn(move || {
                 let mut reported = vec![false; stats.len()];
                 let mut shown = base.clone();
-                while !stopped.load(Ordering::Relaxed) {
+                // At least once, however soon the plugin is deactivated (a short offline render).
+                loop {
                     let mut parts: Vec<String> = Vec::new();
                     if !base.is_empty() {
                         parts.push(base.clone());
                     }
-                    if let Some(problem) = rvc_problem.as_ref().filter(|_| params.engine.value().0 == Engine::Rvc) {
+                    let selected = params.engine.value().0;
+                    if let Some((_, problem)) = model_problems.iter().find(|(engine, _)| *engine == selected) {
                         parts.push(problem.clone());
                     }
                     for ((engine, stats), reported) in stats.iter().zip(reported.iter_mut()) {
@@ -423,6 +452,9 @@ impl Watchdog {
                             slot.clone_from(&status);
                         }
                         shown = status;
+                    }
+                    if stopped.load(Ordering::Relaxed) {
+                        break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(200));
                 }

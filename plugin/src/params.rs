@@ -6,11 +6,12 @@ use demod_voice_core::convert::Engine;
 use demod_voice_core::limits;
 use nice_plug::prelude::*;
 
-/// The engines the plugin offers: core's model-free live engines ([`Engine::LIVE`]) and RVC, which runs the installed
-/// voice model the project names (`model`). Their names and labels come from [`Engine`].
-pub const PLUGIN_ENGINES: &[Engine] = &[Engine::Dsp, Engine::Passthrough, Engine::Rvc];
-const PLUGIN_ENGINE_NAMES: &[&str] = &["dsp", "passthrough", "rvc"];
-const PLUGIN_ENGINE_LABELS: &[&str] = &["DSP", "Passthrough", "RVC"];
+/// The engines the plugin offers: core's model-free live engines ([`Engine::LIVE`]), RVC and tone colour, which run
+/// the installed model the project names (`model`). Their names and labels come from [`Engine`] (new ones go last:
+/// hosts store the index too).
+pub const PLUGIN_ENGINES: &[Engine] = &[Engine::Dsp, Engine::Passthrough, Engine::Rvc, Engine::ToneColor];
+const PLUGIN_ENGINE_NAMES: &[&str] = &["dsp", "passthrough", "rvc", "tone-color"];
+const PLUGIN_ENGINE_LABELS: &[&str] = &["DSP", "Passthrough", "RVC", "Tone colour"];
 
 /// Which converter runs, as a plugin parameter (saved by name, so the list may grow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +70,8 @@ pub struct VoiceParams {
     #[persist = "profile"]
     pub profile: RwLock<String>,
 
-    /// The installed RVC voice model the RVC engine runs (`demod-voice models list`); empty for none. Loaded on
-    /// activation, off the audio thread.
+    /// The installed model (an RVC voice model or a tone colour pair, `demod-voice models list`) that its engine
+    /// runs; empty for none. Loaded on activation, off the audio thread.
     #[persist = "model"]
     pub model: RwLock<String>,
 

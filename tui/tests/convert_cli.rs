@@ -158,6 +158,10 @@ fn convert_lands_on_the_profiles_median_whatever_the_clip_length() {
         let before = median_f0(&track(&input, rate, rate as usize / 200)).unwrap();
         let after = median_f0(&track(&output, rate, rate as usize / 200)).unwrap();
         assert!(cents(before, target).abs() > 1000.0, "the input starts far away: {before} Hz vs {target} Hz");
+        eprintln!(
+            "clip {i}: median {before:.1} Hz -> {after:.1} Hz, profile {target:.1} Hz ({:+.0} cents)",
+            cents(after, target)
+        );
         assert!(cents(after, target).abs() <= 100.0, "clip {i}: {before} Hz -> {after} Hz, profile {target} Hz");
         // Loud but never clipped.
         let peak = output.iter().fold(0.0f32, |m, v| m.max(v.abs()));

@@ -2,7 +2,7 @@
 //!
 //! - [`Passthrough`]: output = input; used to measure the real-time engine's latency exactly.
 //! - [`dsp::DspConverter`]: pitch and formant matching with no model (PSOLA with grain resampling).
-//! - [`tone::ToneColorConverter`], [`rvc::RvcConverter`]: installed neural models (offline for now).
+//! - [`tone::ToneColorConverter`] (live: [`tone::LiveToneConverter`]), [`rvc::RvcConverter`]: installed neural models.
 //!
 //! A converter processes one block at a time on the real-time worker thread (never on the audio thread, so it may
 //! allocate, although the engines here do not after `prepare`). A block is `context | hop | lookahead`: the left
@@ -61,8 +61,8 @@ pub(crate) fn installed_model(
 }
 
 /// The converter a live path runs for `engine`: a model-free one reading `params`, or the RVC model the settings
-/// name (`converter.model`; its pitch shift taken from `params` now, fixed until the next start). The tone colour
-/// engine needs a source tone the live input cannot give yet, and is refused with the reason.
+/// name (`converter.model`; its pitch shift taken from `params` now, fixed until the next start), or the tone colour
+/// model it names toward the profile's tone (`converter.profile`; the live input's own tone measured as it comes).
 pub fn build_live(
     engine: Engine,
     params: std::sync::Arc<dsp::DspParams>,
@@ -70,12 +70,9 @@ pub fn build_live(
 ) -> crate::error::Result<Box<dyn Converter>> {
     match engine {
         Engine::Rvc => Ok(Box::new(rvc::RvcSetup::from_settings(settings)?.converter(params.pitch_semitones())?)),
-        Engine::ToneColor => Err(crate::error::Error::Setting {
-            key: "converter.engine".into(),
-            problem: "tone-color converts files only for now (it needs the input's own tone); use `convert \
-                      --engine tone-color` or `clone --engine tone-color`"
-                .into(),
-        }),
+        Engine::ToneColor => {
+            Ok(Box::new(tone::ToneSetup::from_settings(settings, settings.converter_profile()?)?.live()?))
+        }
         _ => engine.build(params),
     }
 }
@@ -245,10 +242,7 @@ impl Engine {
             Engine::Passthrough => Ok(Box::new(Passthrough::default())),
             Engine::ToneColor | Engine::Rvc => Err(crate::error::Error::Setting {
                 key: "converter.engine".into(),
-                problem: format!(
-                    "{self} runs an installed model: give --model NAME (see `demod-voice models list`); it converts \
-                     files, not yet live audio"
-                ),
+                problem: format!("{self} runs an installed model: give --model NAME (see `demod-voice models list`)"),
             }),
         }
     }

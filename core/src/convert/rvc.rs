@@ -11,7 +11,7 @@
 //!    w-okada: `feats`, `p_len`, [`pitch`, `pitchf`], `sid`), its `[1, 1, N]` output cut to the block's length.
 //!
 //! No feature index (retrieval) is used: the "index-free" path. `--engine rvc --model NAME` selects it for files
-//! ([`RvcSetup`]); the live paths do not offer it yet.
+//! ([`RvcSetup`]) and live ([`super::build_live`]: the Live screen, the plugin).
 
 use std::path::{Path, PathBuf};
 

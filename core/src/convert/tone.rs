@@ -4,7 +4,10 @@
 //!
 //! `--engine tone-color --model NAME` selects it for offline conversion ([`ToneSetup`]): the source tone is the
 //! input clip's, the target tone the voice profile's (measured once per model with the model's reference encoder
-//! and stored in the profile). Not yet on the live paths (the plugin, the Live screen).
+//! and stored in the profile). Live ([`LiveToneConverter`], the Live screen and the plugin), the source tone is
+//! the live input's own, measured by the reference encoder on a helper thread from the input's last seconds of
+//! sound: until the first measurement the input passes through unchanged (aligned), then the tone is refreshed
+//! every few seconds.
 
 use std::path::Path;
 
@@ -225,7 +228,9 @@ impl ToneSetup {
         ToneSetup::toward(settings, |extractor, model| {
             let mut profile = profile.ok_or_else(|| Error::Setting {
                 key: "converter.profile".into(),
-                problem: "tone-color moves toward a voice profile's tone: give --to PROFILE".into(),
+                problem: "tone-color moves toward a voice profile's tone: name one (--to PROFILE, a preset's \
+                          `converter.profile`, or the profile picker of the Live screen or the plugin)"
+                    .into(),
             })?;
             if let Some(tone) = profile.tones.get(model) {
                 return Ok(tone.clone());
@@ -300,6 +305,190 @@ impl ToneSetup {
         };
         shared.lock().unwrap_or_else(|p| p.into_inner()).source_tone = source_tone;
         Ok(Box::new(super::Shared(shared)))
+    }
+}
+
+impl ToneSetup {
+    /// The live converter: the model loaded now, the reference encoder moved to the helper thread that measures the
+    /// live input's tone.
+    pub fn live(self) -> Result<LiveToneConverter> {
+        let converter = ToneColorConverter::load(
+            self.runtime,
+            &self.converter_path,
+            self.target_tone.clone(),
+            self.target_tone,
+            self.tau,
+            &self.options,
+        )?;
+        LiveToneConverter::new(converter, self.extractor.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Seconds of sound in the live input before its tone is first measured.
+pub const LIVE_FIRST_SECONDS: f32 = 3.0;
+/// Seconds of new sound between later measurements.
+pub const LIVE_EVERY_SECONDS: f32 = 5.0;
+/// The most recent seconds of sound a measurement looks at.
+pub const LIVE_WINDOW_SECONDS: f32 = 10.0;
+/// Hops quieter than this (RMS, dB below full scale) are pauses, not the speaker's voice, and are not measured.
+pub const LIVE_GATE_DB: f32 = -45.0;
+
+/// What the measuring thread sends back: the request's generation and the tone (or why there is none).
+type Measured = (u64, Result<Vec<f32>>);
+
+/// The tone colour converter on a live input: the source tone is the input's own, measured by the model's
+/// reference encoder on a helper thread (the worker never waits for it) from the last
+/// [`LIVE_WINDOW_SECONDS`] of sound, first after [`LIVE_FIRST_SECONDS`] and then every [`LIVE_EVERY_SECONDS`].
+/// Until the first tone arrives the input passes through unchanged (time-aligned, as the conversion is).
+pub struct LiveToneConverter {
+    converter: ToneColorConverter,
+    /// The input's recent sound (pauses left out), at most [`LIVE_WINDOW_SECONDS`].
+    heard: Vec<f32>,
+    /// Samples of sound heard since the last measurement was asked for.
+    since: usize,
+    /// A measurement is on its way.
+    pending: bool,
+    /// The input's tone is known.
+    measured: bool,
+    /// Bumped by `reset`, so a measurement of the previous stream is ignored.
+    generation: u64,
+    requests: Option<std::sync::mpsc::SyncSender<(u64, Vec<f32>)>>,
+    tones: std::sync::mpsc::Receiver<Measured>,
+    meter: Option<std::thread::JoinHandle<()>>,
+    warned: bool,
+}
+
+impl std::fmt::Debug for LiveToneConverter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveToneConverter({:?}, measured: {})", self.converter, self.measured)
+    }
+}
+
+impl LiveToneConverter {
+    /// `converter` (its source tone replaced once the input's is measured) with `extractor` measuring on a helper
+    /// thread.
+    pub fn new(converter: ToneColorConverter, mut extractor: ToneExtractor) -> Result<LiveToneConverter> {
+        let (requests, inbox) = std::sync::mpsc::sync_channel::<(u64, Vec<f32>)>(1);
+        let (outbox, tones) = std::sync::mpsc::channel::<Measured>();
+        let meter = std::thread::Builder::new()
+            .name("demod-tone-meter".into())
+            .spawn(move || {
+                for (generation, audio) in inbox {
+                    let tone = extractor.tone(&audio).and_then(|tone| {
+                        check_tone(&extractor.path, "input", &tone)?;
+                        Ok(tone)
+                    });
+                    if outbox.send((generation, tone)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::Setting {
+                key: "converter.engine".into(),
+                problem: format!("cannot start the thread that measures the input's tone colour: {e}"),
+            })?;
+        Ok(LiveToneConverter {
+            converter,
+            heard: Vec::with_capacity(seconds(LIVE_WINDOW_SECONDS)),
+            since: 0,
+            pending: false,
+            measured: false,
+            generation: 0,
+            requests: Some(requests),
+            tones,
+            meter: Some(meter),
+            warned: false,
+        })
+    }
+
+    /// True once the input's own tone is in use (before, the input passes through).
+    pub fn measured(&self) -> bool {
+        self.measured
+    }
+
+    /// Keep `hop` when it is sound, ask for a measurement when enough is new, take a tone that arrived.
+    fn listen(&mut self, hop: &[f32]) {
+        let power = hop.iter().map(|s| s * s).sum::<f32>() / hop.len().max(1) as f32;
+        if 10.0 * power.max(1e-20).log10() > LIVE_GATE_DB {
+            let window = seconds(LIVE_WINDOW_SECONDS);
+            let excess = (self.heard.len() + hop.len()).saturating_sub(window);
+            self.heard.drain(..excess.min(self.heard.len()));
+            self.heard.extend_from_slice(&hop[hop.len().saturating_sub(window)..]);
+            self.since += hop.len();
+        }
+        let due = seconds(if self.measured { LIVE_EVERY_SECONDS } else { LIVE_FIRST_SECONDS });
+        if !self.pending && self.since >= due {
+            if let Some(requests) = &self.requests {
+                if requests.try_send((self.generation, self.heard.clone())).is_ok() {
+                    self.pending = true;
+                    self.since = 0;
+                }
+            }
+        }
+        while let Ok((generation, tone)) = self.tones.try_recv() {
+            if generation != self.generation {
+                continue;
+            }
+            self.pending = false;
+            match tone {
+                Ok(tone) => {
+                    if !self.measured {
+                        tracing::info!("tone colour: the input's own tone is measured; converting");
+                    }
+                    self.converter.source_tone = tone;
+                    self.measured = true;
+                }
+                Err(e) if !self.warned => {
+                    tracing::warn!("tone colour: cannot measure the input's tone, passing it through: {e}");
+                    self.warned = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Samples at the tone colour rate in `s` seconds.
+fn seconds(s: f32) -> usize {
+    (s * SAMPLE_RATE as f32) as usize
+}
+
+impl Converter for LiveToneConverter {
+    fn name(&self) -> &'static str {
+        "tone-color"
+    }
+    fn sample_rate(&self) -> Option<u32> {
+        Some(SAMPLE_RATE)
+    }
+    fn prepare(&mut self, _sample_rate_hz: u32, _max_hop: usize, _max_block: usize) {}
+    fn latency(&self) -> usize {
+        LOOKAHEAD
+    }
+    fn process(&mut self, input: &[f32], hop_start: usize, hop_len: usize, output: &mut [f32]) {
+        let end = (hop_start + hop_len).min(input.len());
+        self.listen(&input[hop_start.min(end)..end]);
+        if self.measured {
+            self.converter.process(input, hop_start, hop_len, output);
+        } else {
+            output.copy_from_slice(input);
+        }
+    }
+    fn reset(&mut self) {
+        self.heard.clear();
+        self.since = 0;
+        self.pending = false;
+        self.measured = false;
+        self.generation += 1;
+    }
+}
+
+impl Drop for LiveToneConverter {
+    fn drop(&mut self) {
+        // Closing the request channel ends the thread after the measurement it may be making.
+        self.requests = None;
+        if let Some(meter) = self.meter.take() {
+            let _ = meter.join();
+        }
     }
 }
 

@@ -14,14 +14,14 @@ pub fn clap_bundle(dir: &Path) -> PathBuf {
     bundle
 }
 
-/// nice-plug's CLAP state is an 8-byte length and JSON whose persisted fields are JSON strings; set the empty
-/// field `field` to `value`.
+/// nice-plug's CLAP state is an 8-byte length and JSON whose persisted fields are JSON strings; set the field
+/// `field` to `value`.
 pub fn with_persisted(state: &[u8], field: &str, value: &str) -> Vec<u8> {
-    let text = String::from_utf8(state[8..].to_vec()).unwrap();
-    let empty = format!("\"{field}\":\"\\\"\\\"\"");
-    let set = format!("\"{field}\":\"\\\"{value}\\\"\"");
-    let edited = text.replacen(&empty, &set, 1);
-    assert_ne!(edited, text, "state layout changed: {text}");
+    let mut json: serde_json::Value = serde_json::from_slice(&state[8..]).unwrap();
+    let fields = json.get_mut("fields").and_then(|f| f.as_object_mut());
+    let slot = fields.and_then(|f| f.get_mut(field)).unwrap_or_else(|| panic!("state layout changed: no {field}"));
+    *slot = serde_json::Value::String(serde_json::to_string(value).unwrap());
+    let edited = serde_json::to_string(&json).unwrap();
     let mut bytes = (edited.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(edited.as_bytes());
     bytes

@@ -69,8 +69,8 @@ pub(crate) fn dispatch(job: Job, global: &GlobalArgs, shared: &Shared, sender: &
             let outcome = guarded(|| play_job(shared, sender, id, source, &stop));
             let _ = sender.send(AppEvent::SpeakDone { id, outcome });
         }
-        Job::StartLive { input, output, engine, model, params, mix, similarity_target } => {
-            let request = LiveRequest { input, output, engine, model, params, mix, similarity_target };
+        Job::StartLive { input, output, engine, model, profile, tau, params, mix, similarity_target } => {
+            let request = LiveRequest { input, output, engine, model, profile, tau, params, mix, similarity_target };
             let outcome = guarded(|| start_live(global, shared, request));
             let _ = sender.send(AppEvent::LiveStarted(outcome));
         }

@@ -94,6 +94,10 @@ pub enum Job {
         engine: Engine,
         /// The installed model a model engine runs (from the preset).
         model: Option<String>,
+        /// The selected profile (the tone colour engine's target).
+        profile: Option<String>,
+        /// The tone colour engine's tau (from the preset).
+        tau: f32,
         params: Arc<demod_voice_core::convert::dsp::DspParams>,
         mix: f32,
         similarity_target: demod_voice_core::monitor::Target,

@@ -805,6 +805,32 @@ fn a_live_preset_with_a_model_engine_starts_that_model() {
 }
 
 #[test]
+fn a_live_tone_colour_preset_starts_its_model_toward_the_profile_with_its_tau() {
+    let mut app = app();
+    app.profiles = vec![tale(None)];
+    app.live.presets = vec![(
+        "timbre".into(),
+        demod_voice_core::presets::ConverterSettings {
+            engine: demod_voice_core::convert::Engine::ToneColor,
+            model: Some("timbre-pair".into()),
+            profile: Some(app.profiles[0].name.clone()),
+            tau: 0.6,
+            ..Default::default()
+        },
+    )];
+    app.screen = Screen::Live;
+    app.mode = Mode::Normal;
+    app.live.control = 2;
+    press(&mut app, key(KeyCode::Right));
+    assert!(shows(&screen(&app), "tone-color (timbre-"), "{:#?}", screen(&app));
+    let Some(Job::StartLive { engine, model, profile, tau, .. }) = press(&mut app, key(KeyCode::Char(' '))) else {
+        panic!("start")
+    };
+    assert_eq!((engine.name(), model.as_deref(), tau), ("tone-color", Some("timbre-pair"), 0.6));
+    assert_eq!(profile.as_deref(), Some(app.profiles[0].name.as_str()));
+}
+
+#[test]
 fn a_decayed_meter_reads_minus_infinity_not_a_tiny_number() {
     let (mut app, state) = app_with_output();
     state.meter.record(0.5);

@@ -87,6 +87,8 @@ pub struct LiveView {
     pub engine: Engine,
     /// The installed model a model engine runs (set by a preset that names one).
     pub model: Option<String>,
+    /// How far the tone colour engine moves toward the profile's tone (set by a preset).
+    pub tau: f32,
     /// 0 is "(none)", then the app's profiles.
     pub profile: usize,
     pub pitch: f32,
@@ -115,6 +117,7 @@ impl Default for LiveView {
             preset: 0,
             engine: Engine::default(),
             model: None,
+            tau: demod_voice_core::presets::ConverterSettings::default().tau,
             profile: 0,
             pitch: 0.0,
             formant: 1.0,
@@ -152,6 +155,8 @@ impl App {
             output: pick(&self.live.outputs, self.live.output),
             engine: self.live.engine,
             model: self.live.model.clone(),
+            profile: self.live.profile.checked_sub(1).and_then(|i| self.profiles.get(i)).map(|p| p.name.clone()),
+            tau: self.live.tau,
             params: self.live.params.clone(),
             mix: self.live.mix,
             similarity_target: self.live.similarity_target.clone(),
@@ -246,6 +251,7 @@ impl App {
                     live.mix = settings.mix;
                     live.engine = settings.engine;
                     live.model = settings.model.clone();
+                    live.tau = settings.tau;
                     live.params.set_profile_amount(settings.profile_amount);
                     live.profile = settings
                         .profile
@@ -378,17 +384,25 @@ pub(crate) struct LiveRequest {
     pub output: Option<String>,
     pub engine: Engine,
     pub model: Option<String>,
+    pub profile: Option<String>,
+    pub tau: f32,
     pub params: Arc<demod_voice_core::convert::dsp::DspParams>,
     pub mix: f32,
     pub similarity_target: demod_voice_core::monitor::Target,
 }
 
 pub(crate) fn start_live(global: &GlobalArgs, shared: &Shared, request: LiveRequest) -> Result<LiveInfo> {
-    let LiveRequest { input, output, engine, model, params, mix, similarity_target } = request;
+    let LiveRequest { input, output, engine, model, profile, tau, params, mix, similarity_target } = request;
     let mut ctx = quiet_context(global)?;
+    use demod_voice_core::settings::Setting;
     if let Some(model) = model {
-        ctx.settings.set(demod_voice_core::settings::Setting::Model(model), "preset");
+        ctx.settings.set(Setting::Model(model), "preset");
     }
+    // The tone colour engine moves toward the selected profile's tone.
+    if let Some(profile) = profile {
+        ctx.settings.set(Setting::Profile(profile), "the Live screen");
+    }
+    ctx.settings.set(Setting::Tau(tau), "preset");
     let converter = demod_voice_core::convert::build_live(engine, params, &ctx.settings)?;
     if let Some(playback) = lock(&shared.playback).as_mut() {
         playback.close();

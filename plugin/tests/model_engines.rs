@@ -1,8 +1,9 @@
-//! The plugin's RVC engine in the CLAP test host: an installed RVC voice model (the tiny fixture with the real
+//! The plugin's model engines in the CLAP test host: an installed RVC voice model (the tiny fixture with the real
 //! inputs, `tests/models/make_neural_fixtures.py`) named by the project runs on the plugin's worker; the reported
 //! latency is the RVC engine's and every engine shares it (switching never moves the track); without a model the
-//! RVC slot passes the input through, aligned, and the status says why. The test build of the plugin aborts on any
-//! allocation in `process`.
+//! RVC slot passes the input through, aligned, and the status says why. A tone colour pair named instead runs in the
+//! Tone colour slot toward the project's profile: the input passes through until its own tone is measured, then
+//! is converted. The test build of the plugin aborts on any allocation in `process`.
 //!
 //! This test binary holds one test: it points the data and config folders at a temporary folder through the
 //! environment, which the plugin (loaded in this process) reads when it activates.
@@ -22,7 +23,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn an_installed_rvc_model_runs_in_the_plugin_at_the_latency_it_reports() {
+fn installed_models_run_in_the_plugin_at_the_latency_it_reports() {
     // The real ONNX Runtime, found as the command line finds it, named for the plugin through ORT_DYLIB_PATH before
     // the data folder moves to a temporary one (edition 2021: safe; the only test of this binary).
     let runtime = Settings::load(None).unwrap().runtime().expect("ONNX Runtime (run `demod-voice setup`)");
@@ -68,4 +69,46 @@ fn an_installed_rvc_model_runs_in_the_plugin_at_the_latency_it_reports() {
     for (i, out) in passed[0].iter().enumerate().skip(latency).take(20_000) {
         assert!((out - voice[i - latency]).abs() < 1e-5, "sample {i}: passthrough is not aligned to RVC's latency");
     }
+
+    // A tone colour pair instead, toward a profile: it runs in the Tone colour slot; RVC now says it has no model.
+    let pair = [fixture("tone_converter.onnx"), fixture("tone_extractor.onnx")];
+    demod_voice_core::neural::add(runtime, &models, &pair, Some("timbre"), None, false).unwrap();
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/voices/librivox_male_two_cities.wav");
+    let no_encoder = || None::<demod_voice_core::speaker::SpeakerEncoder>;
+    demod_voice_core::library::add_profile(
+        &settings.profiles_dir(),
+        "reader",
+        std::slice::from_ref(&reference),
+        false,
+        no_encoder,
+    )
+    .unwrap();
+    let state = with_persisted(&with_persisted(&plugin.save_state(), "model", "timbre"), "profile", "reader");
+    plugin.load_state(&state);
+    let (samples, source_rate) = demod_voice_core::wav::read_wav_mono(&reference).unwrap();
+    let mut speech = demod_voice_core::wav::resample(&samples, source_rate, rate as u32).unwrap();
+    speech.truncate(rate as usize * 7);
+    // Paced in real time, as a DAW plays (the input's tone is measured beside the worker, which never waits).
+    let input = [speech.clone(), speech.clone()];
+    let (toned, tone_latency) = plugin.run(rate, &[("Engine", "Tone colour")], &input, &[512], true);
+    let latency = tone_latency as usize;
+    let second = rate as usize;
+    // The change from the input, relative to the input (the model runs at 22050 Hz: resampled there and back).
+    let change = |from: usize, to: usize| {
+        let diff: f32 = (from..to).map(|i| (toned[0][i + latency] - speech[i]).powi(2)).sum();
+        let power: f32 = speech[from..to].iter().map(|s| s * s).sum();
+        (diff / power.max(1e-12)).sqrt()
+    };
+    let early = change(second / 2, 2 * second);
+    assert!(early < 0.1, "before its tone is measured the input should pass through (relative change {early})");
+    let late = change(5 * second, 7 * second - latency);
+    eprintln!(
+        "tone colour through the plugin: relative change {early:.4} before the tone is measured, {late:.3} after"
+    );
+    assert!(late > 0.5, "after 3 s of sound the tone colour model should convert (relative change {late})");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (_, _) = plugin.run(rate, &[("Engine", "RVC")], &input, &[512], false);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let state = String::from_utf8_lossy(&plugin.save_state()).into_owned();
+    assert!(state.contains("RVC has no model") && state.contains("tone-color model"), "{state}");
 }
