@@ -5,8 +5,9 @@
 //! Kinds: RVC voice models in the WebUI export (`phone`, `phone_lengths`, `pitch`, `pitchf`, `ds`, `rnd`) and the
 //! w-okada export (`feats`, `p_len`, `pitch`, `pitchf`, `sid`; no-pitch models lack the pitch inputs), the content
 //! encoder RVC needs (HuBERT/ContentVec: 16 kHz audio -> 256 or 768 channels), and OpenVoice-format tone colour
-//! pairs (a reference encoder and a converter). The engines that run them on the real-time worker are not here
-//! yet: this is what they will load.
+//! pairs (a reference encoder and a converter), and RMVPE pitch models RVC uses instead of its own pitch tracker
+//! when one is installed (w-okada's `waveform`/`mel` + `threshold` -> `pitchf` forms, the WebUI's mel -> salience
+//! form). The engines that run them are in [`crate::convert`].
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +113,23 @@ pub enum ModelKind {
     ToneExtractor,
     /// OpenVoice-format tone colour converter.
     ToneConverter,
+    /// RMVPE pitch model (RVC's pitch, 100 frames a second at 16 kHz).
+    PitchModel {
+        /// What it takes and gives.
+        form: PitchForm,
+    },
+}
+
+/// The forms RMVPE pitch models are exported in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PitchForm {
+    /// w-okada: `waveform` f32[1,N] (16 kHz), `threshold` -> `pitchf` (Hz per 160 samples).
+    Waveform,
+    /// w-okada: `mel` f32[1,128,T] (log mel), `threshold` -> `pitchf` (Hz per mel frame).
+    Mel,
+    /// RVC WebUI: one input f32[1,128,T] (log mel) -> salience f32[1,T,360] over 20-cent bins.
+    Salience,
 }
 
 /// Every kind's inputs, as the refusal of a wrong file lists them.
@@ -130,6 +148,10 @@ pub const CONTRACTS: &[(&str, &str)] = &[
         "tone colour converter (OpenVoice)",
         "audio f32[1,513,T], audio_length i64[1], src_tone f32[1,256,1], dest_tone f32[1,256,1], tau f32[1]",
     ),
+    (
+        "RMVPE pitch model",
+        "waveform f32[1,N] or mel f32[1,128,T], threshold f32 -> pitchf; or input f32[1,128,T] -> f32[1,T,360]",
+    ),
 ];
 
 impl ModelKind {
@@ -139,6 +161,7 @@ impl ModelKind {
             ModelKind::RvcWebui { .. } | ModelKind::RvcOkada { .. } => "rvc",
             ModelKind::ContentEncoder { .. } => "content",
             ModelKind::ToneExtractor | ModelKind::ToneConverter => "tone-color",
+            ModelKind::PitchModel { .. } => "pitch",
         }
     }
 
@@ -157,6 +180,14 @@ impl ModelKind {
             ModelKind::ContentEncoder { channels } => format!("content encoder ({channels} channels, 16 kHz)"),
             ModelKind::ToneExtractor => "tone colour reference encoder (OpenVoice format)".into(),
             ModelKind::ToneConverter => "tone colour converter (OpenVoice format)".into(),
+            ModelKind::PitchModel { form } => format!(
+                "RMVPE pitch model ({})",
+                match form {
+                    PitchForm::Waveform => "w-okada export, audio in",
+                    PitchForm::Mel => "w-okada export, mel in",
+                    PitchForm::Salience => "WebUI export, mel in, salience out",
+                }
+            ),
         }
     }
 }
@@ -208,9 +239,20 @@ pub fn detect(signature: &Signature, path: &Path) -> Result<ModelKind> {
         want("dest_tone", "f32")?;
         return Ok(ModelKind::ToneConverter);
     }
+    for (input, form) in [("waveform", PitchForm::Waveform), ("mel", PitchForm::Mel)] {
+        if signature.has(&[input, "threshold"]) {
+            want(input, "f32")?;
+            want("threshold", "f32")?;
+            return Ok(ModelKind::PitchModel { form });
+        }
+    }
     if signature.inputs.len() == 1 {
         let only = &signature.inputs[0];
         let output = signature.outputs.first();
+        let salience = output.is_some_and(|o| o.shape.len() == 3 && o.shape[2] == 360);
+        if only.dtype == "f32" && only.shape.len() == 3 && only.shape[1] == 128 && salience {
+            return Ok(ModelKind::PitchModel { form: PitchForm::Salience });
+        }
         if only.dtype == "f32" && only.shape.len() == 3 && only.shape[2] == 513 {
             return Ok(ModelKind::ToneExtractor);
         }
@@ -297,6 +339,7 @@ pub fn add(
     let engine = match kinds.as_slice() {
         [ModelKind::RvcWebui { .. } | ModelKind::RvcOkada { .. }] => "rvc",
         [ModelKind::ContentEncoder { .. }] => "content",
+        [ModelKind::PitchModel { .. }] => "pitch",
         [ModelKind::ToneConverter, ModelKind::ToneExtractor] | [ModelKind::ToneExtractor, ModelKind::ToneConverter] => {
             "tone-color"
         }

@@ -31,7 +31,7 @@ impl SynthesisOptions {
             Some(speaker) => Some(voice.speaker_id(speaker)?),
             None => None,
         };
-        let options = SynthesisOptions { speaker_id, tts: tts.clone() };
+        let options = SynthesisOptions { speaker_id, tts: tts.clone(), early_first_clause: false };
         options.validate()?;
         Ok(options)
     }
@@ -246,6 +246,7 @@ impl<'v> Speech<'v> {
                 audio.infer_seconds,
                 audio.sentence.text
             );
+            let audio_continues = audio.continues;
             source(&audio.samples);
             let samples = match &self.converter {
                 Some(converter) => converter.apply(&audio.samples, voice_rate)?,
@@ -257,7 +258,7 @@ impl<'v> Speech<'v> {
             } else {
                 resample(&samples, voice_rate, self.output_rate_hz)?
             };
-            spoken.sentences += 1;
+            spoken.sentences += usize::from(!audio_continues);
             spoken.samples += samples.len();
             each(&samples)
         })?;

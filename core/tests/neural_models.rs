@@ -160,3 +160,46 @@ fn rvc_streamed_through_the_engine_equals_the_whole_clip_converted_at_once_away_
     assert!(compared > rate as usize / 2, "compared only {compared} samples");
     assert!(worst < 1e-3, "streamed and whole-clip output differ by {worst:.2e} of full scale away from block edges");
 }
+
+#[test]
+fn rmvpe_pitch_models_are_told_apart_and_installed_for_rvc() {
+    use neural::PitchForm;
+    assert_eq!(kind_of("rmvpe_waveform.onnx"), ModelKind::PitchModel { form: PitchForm::Waveform });
+    assert_eq!(kind_of("rmvpe_mel.onnx"), ModelKind::PitchModel { form: PitchForm::Mel });
+    assert_eq!(kind_of("rmvpe_webui.onnx"), ModelKind::PitchModel { form: PitchForm::Salience });
+    let dir = tempfile::tempdir().unwrap();
+    let added = neural::add(common::runtime(), dir.path(), &[fixture("rmvpe_webui.onnx")], None, None, false).unwrap();
+    assert_eq!(added.engine, "pitch");
+}
+
+/// With an RMVPE model installed, RVC's pitch comes from it: the fixture voice model's output is the content's
+/// energy times the pitch, so against YIN's 120 Hz on a 120 Hz voice it scales by each fixture's steady pitch
+/// (audio form 200 Hz, mel form 150 Hz, WebUI salience form a peak decoded to 100.6 Hz).
+#[test]
+fn rvc_takes_its_pitch_from_an_installed_rmvpe_model() {
+    use demod_voice_core::convert::rvc::RvcSetup;
+    use demod_voice_core::settings::Setting;
+    let rate = 40_000;
+    let voice = demod_voice_core::analysis::synthetic::voice(120.0, &[700.0, 1200.0], rate, 1.5);
+    let level = |rmvpe: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = with_rvc_model(dir.path());
+        settings.set(Setting::Model("alto".into()), "test");
+        if let Some(file) = rmvpe {
+            neural::add(common::runtime(), &settings.models_dir(), &[fixture(file)], None, None, false).unwrap();
+        }
+        let out = RvcSetup::from_settings(&settings).unwrap().converter(0.0).unwrap().convert(&voice).unwrap();
+        let mut body: Vec<f32> =
+            out[rate as usize / 4..out.len() - rate as usize / 4].iter().map(|v| v.abs()).collect();
+        body.sort_by(f32::total_cmp);
+        body[body.len() / 2]
+    };
+    let yin = level(None);
+    assert!(yin > 1e-4, "the fixture's output is silent");
+    let salience_hz = 10.0 * 2f32.powf((1997.3794 + 2000.0) / 1200.0);
+    for (file, hz) in [("rmvpe_waveform.onnx", 200.0), ("rmvpe_mel.onnx", 150.0), ("rmvpe_webui.onnx", salience_hz)] {
+        let ratio = level(Some(file)) / yin;
+        let want = hz / 120.0;
+        assert!((ratio / want - 1.0).abs() < 0.05, "{file}: output scaled by {ratio:.3}, want {want:.3}");
+    }
+}

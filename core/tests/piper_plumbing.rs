@@ -18,7 +18,7 @@ const CONFIG: &str = r#"{
     "inference": {"noise_scale": 0.5, "length_scale": 1.0, "noise_w": 0.5},
     "num_speakers": NUM,
     "speaker_id_map": SPEAKERS,
-    "phoneme_id_map": {"^": [1], "_": [0], "$": [2], "a": [5], "b": [6], " ": [3]}
+    "phoneme_id_map": {"^": [1], "_": [0], "$": [2], "a": [5], "b": [6], " ": [3], ",": [4]}
 }"#;
 
 fn voice(model: &str, num_speakers: u32, speakers: &str) -> demod_voice_core::Result<PiperVoice> {
@@ -40,6 +40,49 @@ fn ids_reach_the_model_in_piper_order() {
     let voice = voice("tiny_piper.onnx", 1, "{}").unwrap();
     let out = raw(&voice, "ab", &SynthesisOptions::default());
     assert_eq!(out, vec![1.0, 0.0, 5.0, 0.0, 6.0, 0.0, 2.0]);
+}
+
+/// Live playback may speak the first sentence's first clause on its own (sooner first audio): the model sees the
+/// clause with its comma, then the rest; the sentence silence follows only the rest, and later sentences and files
+/// (the option off) are whole.
+#[test]
+fn the_first_clause_is_spoken_on_its_own_only_when_asked() {
+    let voice = voice("tiny_piper.onnx", 1, "{}").unwrap();
+    let text = "aaaaaa, bbbbbb";
+    let pieces = |options: &SynthesisOptions| {
+        let mut pieces = Vec::new();
+        let count = voice
+            .synthesize(text, options, |audio| {
+                pieces.push((audio.samples, audio.continues));
+                Ok::<(), demod_voice_core::Error>(())
+            })
+            .unwrap();
+        (count, pieces)
+    };
+    // Each sample is the id it came from (over 8, so nothing clips): no peak normalisation.
+    let tts = TtsSection { sentence_silence: 0.001, normalize: false, volume: 1.0 / 8.0, ..Default::default() };
+    let silence = SynthesisOptions { tts, ..Default::default() };
+    let (count, whole) = pieces(&silence);
+    assert_eq!((count, whole.len()), (1, 1));
+    let early = SynthesisOptions { early_first_clause: true, ..silence.clone() };
+    let (count, split) = pieces(&early);
+    assert_eq!((count, split.len()), (1, 2), "one sentence, in two pieces");
+    let ids =
+        |samples: &[f32]| samples.iter().filter(|v| **v != 0.0).map(|v| (*v * 8.0).round() as i64).collect::<Vec<_>>();
+    assert_eq!(ids(&split[0].0), [1, 5, 5, 5, 5, 5, 5, 4, 2], "the clause with its comma: {:?}", split[0].0);
+    assert_eq!(ids(&split[1].0), [1, 6, 6, 6, 6, 6, 6, 2], "the rest, without the space: {:?}", split[1].0);
+    assert!(split[0].1 && !split[1].1);
+    // 16 samples of silence (1 ms at 16 kHz) after the sentence only, not after its first clause.
+    assert!(split[0].0.ends_with(&[0.0, 0.25]) && split[1].0.ends_with(&[0.0; 16]));
+    // A first clause too short to be worth it ("a,") is not split.
+    let mut short = 0;
+    voice
+        .synthesize("a, bbbbbb", &early, |_| {
+            short += 1;
+            Ok::<(), demod_voice_core::Error>(())
+        })
+        .unwrap();
+    assert_eq!(short, 1);
 }
 
 #[test]

@@ -129,6 +129,47 @@ def main():
     ]
     graph = helper.make_graph(nodes, "tone_converter", inputs, [helper.make_tensor_value_info("converted", F, [1, 1, "N"])])
     save(graph, "tone_converter.onnx")
+    # RMVPE pitch models, in the three forms RVC projects export (docs/models.md). Each gives a steady pitch so a
+    # test can tell it reached the voice model: the w-okada waveform form 200 Hz per 160 samples, the w-okada mel
+    # form 150 Hz per mel frame, the WebUI form a salience peak at bin 100 (about 100.6 Hz) per mel frame.
+    nodes = [
+        const("shape_hops", [-1, 160]),
+        helper.make_node("Reshape", ["waveform", "shape_hops"], ["hops"]),  # [T,160]
+        const("axes_h", [1]),
+        helper.make_node("ReduceMean", ["hops", "axes_h"], ["hop_mean"], keepdims=0),  # [T]
+        const("zero", [0.0], F), const("hz", [200.0], F),
+        helper.make_node("Mul", ["hop_mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "hz"], ["pitchf"]),
+    ]
+    inputs = [helper.make_tensor_value_info("waveform", F, [1, "N"]), helper.make_tensor_value_info("threshold", F, [1])]
+    graph = helper.make_graph(nodes, "rmvpe_waveform", inputs, [helper.make_tensor_value_info("pitchf", F, ["T"])])
+    save(graph, "rmvpe_waveform.onnx")
+
+    nodes = [
+        const("axes_m", [1]),
+        helper.make_node("ReduceMean", ["mel", "axes_m"], ["mel_mean"], keepdims=0),  # [1,T]
+        const("zero", [0.0], F), const("hz", [150.0], F),
+        helper.make_node("Mul", ["mel_mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "hz"], ["pitchf"]),
+    ]
+    inputs = [helper.make_tensor_value_info("mel", F, [1, 128, "T"]), helper.make_tensor_value_info("threshold", F, [])]
+    graph = helper.make_graph(nodes, "rmvpe_mel", inputs, [helper.make_tensor_value_info("pitchf", F, [1, "T"])])
+    save(graph, "rmvpe_mel.onnx")
+
+    peak = [1.0 if i == 100 else (0.5 if i in (99, 101) else 0.0) for i in range(360)]
+    nodes = [
+        const("axes_m", [1]),
+        helper.make_node("ReduceMean", ["input", "axes_m"], ["mel_mean"], keepdims=0),  # [1,T]
+        const("axes_last", [2]),
+        helper.make_node("Unsqueeze", ["mel_mean", "axes_last"], ["mel3"]),  # [1,T,1]
+        const("zero", [0.0], F),
+        helper.make_node("Mul", ["mel3", "zero"], ["nothing"]),
+        helper.make_node("Constant", [], ["peak"], value=helper.make_tensor("peak_v", F, [1, 1, 360], peak)),
+        helper.make_node("Add", ["nothing", "peak"], ["salience"]),  # [1,T,360]
+    ]
+    inputs = [helper.make_tensor_value_info("input", F, [1, 128, "T"])]
+    graph = helper.make_graph(nodes, "rmvpe_webui", inputs, [helper.make_tensor_value_info("salience", F, [1, "T", 360])])
+    save(graph, "rmvpe_webui.onnx")
     print("wrote", sorted(p.name for p in OUT.glob("*.onnx")))
 
 

@@ -10,6 +10,7 @@
 //! overlap and what [`Converter::latency`] asks for. The output is time-aligned with the input block.
 
 pub mod dsp;
+pub mod rmvpe;
 pub mod rvc;
 pub mod spectrogram;
 pub mod timbre;

@@ -1,11 +1,13 @@
-//! RVC voice models as a [`Converter`]: content features from a HuBERT/ContentVec encoder at 16 kHz, pitch from the
-//! vocoder's YIN contour, and the voice model (WebUI or w-okada export) turning both into audio at its own rate.
+//! RVC voice models as a [`Converter`]: content features from a HuBERT/ContentVec encoder at 16 kHz, pitch from an
+//! installed RMVPE model or else the vocoder's YIN contour, and the voice model (WebUI or w-okada export) turning
+//! both into audio at its own rate.
 //! Stateless per block: the engine's left context gives it history, SOLA joins the blocks.
 //!
 //! Per block (audio at the model's rate):
 //! 1. resample to 16 kHz and pad to whole encoder frames (320 samples, 50 per second);
 //! 2. the content encoder gives `[1, T, C]` features, repeated twice to the model's 100 frames per second;
-//! 3. pitch every 10 ms (0 when unvoiced), shifted by `pitch_semitones`; the coarse pitch RVC also takes is its mel
+//! 3. pitch every 10 ms (0 when unvoiced) from an installed RMVPE model ([`super::rmvpe`]) or else YIN, shifted by
+//!    `pitch_semitones`; the coarse pitch RVC also takes is its mel
 //!    value mapped onto 1..255 between 50 and 1100 Hz (1 = unvoiced);
 //! 4. the voice model's inputs by export style (WebUI: `phone`, `phone_lengths`, `pitch`, `pitchf`, `ds`, `rnd`;
 //!    w-okada: `feats`, `p_len`, [`pitch`, `pitchf`], `sid`), its `[1, 1, N]` output cut to the block's length.
@@ -38,6 +40,8 @@ pub struct RvcConverter {
     voice: LoadedSession,
     content: LoadedSession,
     content_input: String,
+    /// An installed RMVPE pitch model, used instead of YIN.
+    pitch_model: Option<super::rmvpe::PitchModel>,
     kind: ModelKind,
     rate: u32,
     semitones: f32,
@@ -85,7 +89,12 @@ impl RvcConverter {
         let content = runtime.session_from_file(&content_path, options)?;
         let content_input = content.session.inputs().first().map(|i| i.name().to_string()).unwrap_or_default();
         let path = folder.join(&voice_file.file);
+        let pitch_model = match super::rmvpe::installed(models_dir) {
+            Some((file, _)) => Some(super::rmvpe::PitchModel::load(runtime, &file, options)?),
+            None => None,
+        };
         Ok(RvcConverter {
+            pitch_model,
             voice: runtime.session_from_file(&path, options)?,
             content,
             content_input,
@@ -127,7 +136,10 @@ impl RvcConverter {
         }
         drop(outputs);
         // Pitch every 10 ms, shifted, and its coarse form.
-        let mut f0 = crate::vocoder::f0::contour(&audio, CONTENT_RATE, FRAME_HOP);
+        let mut f0 = match self.pitch_model.as_mut() {
+            Some(model) => model.contour(&audio)?,
+            None => crate::vocoder::f0::contour(&audio, CONTENT_RATE, FRAME_HOP),
+        };
         f0.resize(t, 0.0);
         let shift = 2f32.powf(self.semitones / 12.0);
         let pitchf: Vec<f32> = f0.iter().map(|f| f * shift).collect();

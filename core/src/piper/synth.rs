@@ -27,6 +27,10 @@ pub struct SynthesisOptions {
     pub speaker_id: Option<i64>,
     /// Scales, sentence silence, volume and normalisation (`voice` and `speaker` are resolved by the caller).
     pub tts: TtsSection,
+    /// Speak the first sentence's first clause on its own ([`split_first_clause`]), so playback can start after
+    /// that clause's inference instead of the whole sentence's. Changes the audio at that clause boundary (the
+    /// model sees two utterances), so only live playback asks for it; files stay Piper's.
+    pub early_first_clause: bool,
 }
 
 impl SynthesisOptions {
@@ -65,6 +69,8 @@ pub struct SentenceAudio {
     pub samples: Vec<f32>,
     /// Seconds spent in the model for this sentence.
     pub infer_seconds: f64,
+    /// More of the same sentence follows in the next piece (its first clause, spoken early; no silence after it).
+    pub continues: bool,
 }
 
 /// A loaded Piper voice.
@@ -261,22 +267,64 @@ impl PiperVoice {
         for chunk in sentences {
             for sentence in chunk? {
                 index += 1;
-                let ids = self.ids(&sentence);
-                if ids.len() <= 3 {
-                    // Nothing but BOS/PAD/EOS: every phoneme was unknown.
-                    continue;
+                let pieces = match (options.early_first_clause && count == 0).then(|| split_first_clause(&sentence)) {
+                    Some(Some((clause, rest))) => vec![(clause, true), (rest, false)],
+                    _ => vec![(sentence, false)],
+                };
+                let mut spoke = false;
+                for (sentence, continues) in pieces {
+                    let ids = self.ids(&sentence);
+                    if ids.len() <= 3 {
+                        // Nothing but BOS/PAD/EOS: every phoneme was unknown.
+                        continue;
+                    }
+                    let started = std::time::Instant::now();
+                    let raw = self.infer(&ids, options)?;
+                    let infer_seconds = started.elapsed().as_secs_f64();
+                    let mut samples = postprocess(raw, options);
+                    if !continues {
+                        samples.resize(samples.len() + silence, 0.0);
+                    }
+                    let audio = SentenceAudio {
+                        index: index - 1,
+                        sentence,
+                        phoneme_ids: ids,
+                        samples,
+                        infer_seconds,
+                        continues,
+                    };
+                    sink(audio)?;
+                    spoke = true;
                 }
-                let started = std::time::Instant::now();
-                let raw = self.infer(&ids, options)?;
-                let infer_seconds = started.elapsed().as_secs_f64();
-                let mut samples = postprocess(raw, options);
-                samples.resize(samples.len() + silence, 0.0);
-                sink(SentenceAudio { index: index - 1, sentence, phoneme_ids: ids, samples, infer_seconds })?;
-                count += 1;
+                count += usize::from(spoke);
             }
         }
         Ok(count)
     }
+}
+
+/// Phonemes that end a clause inside a sentence (espeak keeps the clause punctuation, as Piper does).
+const CLAUSE_MARKS: [&str; 3] = [",", ";", ":"];
+/// A clause spoken early and the rest must each have at least this many phonemes (a lone "Oh," stays attached).
+const MIN_CLAUSE_PHONEMES: usize = 3;
+
+/// `sentence` cut after its first clause mark (`,` `;` `:`), when both sides keep [`MIN_CLAUSE_PHONEMES`]
+/// phonemes: the clause with its mark (so the model gives it a continuing, not a final, cadence) and the rest.
+pub fn split_first_clause(sentence: &Sentence) -> Option<(Sentence, Sentence)> {
+    let at = sentence.phonemes.iter().position(|p| CLAUSE_MARKS.contains(&p.as_str()))?;
+    let rest: Vec<String> = sentence.phonemes[at + 1..].iter().skip_while(|p| p.trim().is_empty()).cloned().collect();
+    let spoken = |ps: &[String]| ps.iter().filter(|p| !p.trim().is_empty()).count();
+    if spoken(&sentence.phonemes[..at]) < MIN_CLAUSE_PHONEMES || spoken(&rest) < MIN_CLAUSE_PHONEMES {
+        return None;
+    }
+    let (head, tail) = match sentence.text.find([',', ';', ':']) {
+        Some(cut) => (sentence.text[..=cut].to_string(), sentence.text[cut + 1..].trim().to_string()),
+        None => (sentence.text.clone(), String::new()),
+    };
+    Some((
+        Sentence { text: head, phonemes: sentence.phonemes[..=at].to_vec() },
+        Sentence { text: tail, phonemes: rest },
+    ))
 }
 
 /// Peak-normalise (when asked), apply volume, clip to -1..1; non-finite samples become 0.

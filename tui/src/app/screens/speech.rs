@@ -129,6 +129,8 @@ pub(crate) fn speak_job(
             if let Some(rate) = device_rate {
                 speech.output_rate_hz = rate;
             }
+            // Heard, not saved: the first clause plays while the rest of its sentence is synthesised.
+            speech.options.early_first_clause = true;
             let rate = speech.output_rate_hz;
             speech.run(text, |samples| deliver(samples, rate)).map(|_| ())
         }
