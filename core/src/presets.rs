@@ -128,6 +128,13 @@ pub struct ConverterSettings {
     /// How far the tone colour engine moves toward the profile's tone ([`limits::TAU`]).
     #[serde(default = "default_tau")]
     pub tau: f32,
+    /// The speaker an RVC model trained on several speakers speaks as (its `sid`/`ds` input); 0 for the others.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub model_speaker: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 fn default_tau() -> f32 {
@@ -150,6 +157,7 @@ impl Default for ConverterSettings {
             mix: 1.0,
             model: None,
             tau: default_tau(),
+            model_speaker: 0,
         }
     }
 }

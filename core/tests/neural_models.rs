@@ -203,3 +203,22 @@ fn rvc_takes_its_pitch_from_an_installed_rmvpe_model() {
         assert!((ratio / want - 1.0).abs() < 0.05, "{file}: output scaled by {ratio:.3}, want {want:.3}");
     }
 }
+
+/// `converter.model_speaker` (`--model-speaker`, presets) reaches a multi-speaker RVC model's speaker input: the
+/// fixture scales its output by one plus the speaker id.
+#[test]
+fn rvc_speaks_as_the_speaker_the_settings_name() {
+    use demod_voice_core::convert::rvc::RvcSetup;
+    use demod_voice_core::settings::Setting;
+    let rate = 40_000;
+    let voice = demod_voice_core::analysis::synthetic::voice(120.0, &[700.0, 1200.0], rate, 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = with_rvc_model(dir.path());
+    settings.set(Setting::Model("alto".into()), "test");
+    let first = RvcSetup::from_settings(&settings).unwrap().converter(0.0).unwrap().convert(&voice).unwrap();
+    settings.set(Setting::ModelSpeaker(2), "--model-speaker");
+    let third = RvcSetup::from_settings(&settings).unwrap().converter(0.0).unwrap().convert(&voice).unwrap();
+    let loud = first.iter().zip(&third).filter(|(a, _)| a.abs() > 1e-3).collect::<Vec<_>>();
+    assert!(loud.len() > 1000, "the fixture's output is silent");
+    assert!(loud.iter().all(|(a, b)| (*b / *a - 3.0).abs() < 1e-3), "speaker 2 should scale the fixture by 3");
+}

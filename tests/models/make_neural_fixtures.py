@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tiny ONNX graphs with the real input and output names, dtypes and shapes of the neural conversion models
 demod-voice reads (docs/models.md), for tests of signature detection and plumbing. Not voices: the audio they
-produce is a deterministic function of their inputs (frame means scaled by pitch or tone), nothing more.
+produce is a deterministic function of their inputs (frame means scaled by pitch, speaker or tone), nothing more.
 
     python3 -m venv /tmp/onnx-venv && /tmp/onnx-venv/bin/pip install onnx
     /tmp/onnx-venv/bin/python tests/models/make_neural_fixtures.py
@@ -68,7 +68,15 @@ def rvc(name, feature_input, length_input, pitch, extra, channels=768, rate=4000
         ]
     else:
         nodes += [helper.make_node("Identity", ["mean"], ["frame"])]
-    nodes += frames_to_audio("frame", hop, "audio")
+    # The speaker id scales the output by (1 + id), so a test can tell which speaker the model was asked for.
+    speaker = next(i.name for i in extra if i.name in ("sid", "ds"))
+    nodes += [
+        helper.make_node("Cast", [speaker], ["speaker_f"], to=F),
+        const("one_f", [1.0], F),
+        helper.make_node("Add", ["speaker_f", "one_f"], ["speaker_gain"]),
+        helper.make_node("Mul", ["frame", "speaker_gain"], ["voiced"]),
+    ]
+    nodes += frames_to_audio("voiced", hop, "audio")
     graph = helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info("audio", F, [1, 1, "N"])])
     meta = {"samplingRate": rate, "f0": 1 if pitch else 0, "embChannels": channels, "embOutputLayer": 12,
             "useFinalProj": False, "version": "v2"}

@@ -179,6 +179,8 @@ pub struct RvcSetup {
     models_dir: PathBuf,
     manifest: Manifest,
     options: SessionOptions,
+    /// The speaker a multi-speaker model speaks as (`converter.model_speaker`).
+    speaker: u32,
     /// The converter once loaded, kept for the next clips.
     loaded: std::sync::Mutex<Option<std::sync::Arc<std::sync::Mutex<RvcConverter>>>>,
 }
@@ -202,13 +204,17 @@ impl RvcSetup {
             models_dir,
             manifest,
             options: settings.session_options(),
+            speaker: settings.converter.as_ref().map_or(0, |c| c.model_speaker),
             loaded: std::sync::Mutex::new(None),
         })
     }
 
     /// A converter shifting the pitch by `semitones` (the sessions are loaded now).
     pub fn converter(&self, semitones: f32) -> Result<RvcConverter> {
-        RvcConverter::load(self.runtime, &self.models_dir, &self.manifest, semitones, &self.options)
+        let mut converter =
+            RvcConverter::load(self.runtime, &self.models_dir, &self.manifest, semitones, &self.options)?;
+        converter.speaker = i64::from(self.speaker);
+        Ok(converter)
     }
 
     /// The converter for one more clip: loaded on the first, kept for the rest (offline use).

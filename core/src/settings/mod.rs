@@ -93,6 +93,8 @@ pub enum Setting {
     Model(String),
     /// `converter.tau`.
     Tau(f32),
+    /// `converter.model_speaker`.
+    ModelSpeaker(u32),
 }
 
 impl Setting {
@@ -123,6 +125,7 @@ impl Setting {
             Setting::Mix(_) => "converter.mix",
             Setting::Model(_) => "converter.model",
             Setting::Tau(_) => "converter.tau",
+            Setting::ModelSpeaker(_) => "converter.model_speaker",
         }
     }
 
@@ -231,9 +234,19 @@ impl Settings {
         if let Some(converter) = &found.preset.converter {
             self.converter = Some(converter.clone());
             touched.extend(
-                ["engine", "pitch_semitones", "formant_ratio", "profile", "profile_amount", "mix", "model", "tau"]
-                    .iter()
-                    .map(|key| format!("converter.{key}")),
+                [
+                    "engine",
+                    "pitch_semitones",
+                    "formant_ratio",
+                    "profile",
+                    "profile_amount",
+                    "mix",
+                    "model",
+                    "tau",
+                    "model_speaker",
+                ]
+                .iter()
+                .map(|key| format!("converter.{key}")),
             );
         }
         for key in touched {
@@ -279,6 +292,7 @@ impl Settings {
                         Setting::Mix(v) => converter.mix = v,
                         Setting::Model(v) => converter.model = Some(v),
                         Setting::Tau(v) => converter.tau = v,
+                        Setting::ModelSpeaker(v) => converter.model_speaker = v,
                         _ => {}
                     }
                 }

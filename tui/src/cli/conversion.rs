@@ -88,6 +88,9 @@ pub struct NeuralArgs {
     /// How far tone-color moves toward the target tone (0..1, default 0.3).
     #[arg(long, value_parser = within(limits::TAU))]
     pub tau: Option<f32>,
+    /// The speaker an RVC model trained on several speakers speaks as (its speaker id; default 0).
+    #[arg(long, value_name = "ID")]
+    pub model_speaker: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,9 @@ impl crate::cli::NeuralArgs {
         if let Some(v) = self.tau {
             out.push((Setting::Tau(v), "--tau"));
         }
+        if let Some(v) = self.model_speaker {
+            out.push((Setting::ModelSpeaker(v), "--model-speaker"));
+        }
         out
     }
 }
