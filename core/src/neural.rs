@@ -289,6 +289,9 @@ pub struct Manifest {
     pub files: Vec<ModelFile>,
     /// Seconds since the Unix epoch.
     pub added_unix: u64,
+    /// The licence its user gave when adding it (`--licence`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
 }
 
 const MANIFEST: &str = "manifest.json";
@@ -302,7 +305,8 @@ fn valid_name(name: &str) -> bool {
 
 /// Install `sources` as the model `name` (default: the first file's stem) in `models_dir`: each file's kind is
 /// read from its graph, checked against `sha256` when given (one file), and the files must make one model (an RVC
-/// voice model, a content encoder, or a tone colour converter with its reference encoder). Copied in as one folder.
+/// voice model, a content encoder, an RMVPE pitch model, or a tone colour converter with its reference encoder).
+/// Copied in as one folder.
 pub fn add(
     runtime: &Runtime,
     models_dir: &Path,
@@ -311,14 +315,31 @@ pub fn add(
     sha256: Option<&str>,
     replace: bool,
 ) -> Result<Manifest> {
+    let sources: Vec<(PathBuf, String)> = sources.iter().map(|p| (p.clone(), p.display().to_string())).collect();
+    add_with(runtime, models_dir, &sources, name, sha256, replace, None)
+}
+
+/// [`add`] with each file's origin as the manifest should record it (its URL when it was downloaded) and the
+/// licence its user names.
+pub fn add_with(
+    runtime: &Runtime,
+    models_dir: &Path,
+    sources: &[(PathBuf, String)],
+    name: Option<&str>,
+    sha256: Option<&str>,
+    replace: bool,
+    licence: Option<&str>,
+) -> Result<Manifest> {
     let model_error = |path: &Path, problem: String| Error::ModelSignature { path: path.to_path_buf(), problem };
+    let origins: Vec<&String> = sources.iter().map(|(_, origin)| origin).collect();
+    let sources: Vec<PathBuf> = sources.iter().map(|(path, _)| path.clone()).collect();
     let first = sources.first().ok_or_else(|| model_error(models_dir, "no model file given".into()))?;
     let name = name.map(str::to_string).unwrap_or_else(|| crate::piper::synth::voice_name(first));
     if !valid_name(&name) {
         return Err(model_error(first, format!("`{name}` is not a model name (letters, digits, '-', '_', '.')")));
     }
     let mut files = Vec::new();
-    for source in sources {
+    for (source, origin) in sources.iter().zip(&origins) {
         if !source.is_file() {
             return Err(model_error(source, "the file does not exist".into()));
         }
@@ -333,7 +354,7 @@ pub fn add(
         }
         let kind = detect(&signature(runtime, source)?, source)?;
         let file = source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "model.onnx".into());
-        files.push(ModelFile { file, kind, sha256: digest, source: source.display().to_string() });
+        files.push(ModelFile { file, kind, sha256: digest, source: origin.to_string() });
     }
     let kinds: Vec<&ModelKind> = files.iter().map(|f| &f.kind).collect();
     let engine = match kinds.as_slice() {
@@ -374,6 +395,7 @@ pub fn add(
         engine: engine.to_string(),
         files,
         added_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        licence: licence.map(str::to_string),
     };
     let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     std::fs::write(staging.join(MANIFEST), text).map_err(write_error(&staging.join(MANIFEST)))?;
@@ -383,6 +405,38 @@ pub fn add(
     std::fs::rename(&staging, &target).map_err(write_error(&target))?;
     crate::durable::sync_folder(models_dir);
     Ok(manifest)
+}
+
+/// True when `source` names a file to download rather than a path.
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("https://") || source.starts_with("http://")
+}
+
+/// Download `url` into `models_dir/.downloads/` for [`add_with`], with the voice catalogue's downloader: timeouts,
+/// retries, and a broken download resumed where it stopped on the next try (the partial file is kept there). The
+/// caller removes the file once it is installed or refused. `progress` is told the bytes so far and the whole size
+/// when the server gives it.
+pub fn download(
+    url: &str,
+    models_dir: &Path,
+    http: &crate::catalog::HttpOptions,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<PathBuf> {
+    let last = url.split(['?', '#']).next().unwrap_or(url).rsplit('/').next().unwrap_or("");
+    let file: String = last.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
+    let file = if file.is_empty() || file.starts_with('.') { "model.onnx".to_string() } else { file };
+    let folder = models_dir.join(".downloads");
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Write { path, source }
+    };
+    std::fs::create_dir_all(&folder).map_err(write_error(&folder))?;
+    let path = folder.join(&file);
+    let mut handle =
+        std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(write_error(&path))?;
+    crate::catalog::Http::new(http.clone()).download_into(url, &mut handle, None, progress)?;
+    handle.sync_all().map_err(write_error(&path))?;
+    Ok(path)
 }
 
 /// The installed models, by name, each with its manifest or why it cannot be read.

@@ -24,6 +24,17 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`run`] allowed to download (no `--offline`, no proxy from the environment).
+fn run_online(dir: &Path, args: &[&str]) -> Output {
+    common::ensure_assets();
+    let private = common::private_data(dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_demod-voice"));
+    for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        cmd.env_remove(proxy);
+    }
+    cmd.arg("--ort-lib").arg(&private.ort_lib).arg("--config").arg(&private.config).args(args).output().unwrap()
+}
+
 /// The command's output, after checking it succeeded.
 fn ok(out: Output) -> Output {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -251,4 +262,46 @@ fn batch_rows_choose_an_installed_model_by_name() {
     let differing = plain.iter().zip(&alto).filter(|(a, b)| (*a - *b).abs() > 1e-3).count();
     assert!(differing > plain.len() / 4, "the rvc row sounds like the plain one ({differing} samples differ)");
     assert!(!dir.path().join("missing.wav").exists());
+}
+
+/// `models add URL` downloads with the voice catalogue's downloader (a connection dropped half way is resumed),
+/// checks and installs the file, records the URL and the licence; a missing file or a wrong checksum installs
+/// nothing and says so in one line; `--offline` refuses to download.
+#[test]
+fn models_are_added_from_a_url_resuming_a_broken_download() {
+    use common::catalog_server::{Route, Server};
+    let server = Server::start();
+    let bytes = std::sync::Arc::new(std::fs::read(fixture("neural/rvc_okada.onnx")).unwrap());
+    server.route("/models/alto.onnx", Route::DropOnce(bytes.clone(), bytes.len() / 2));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/models/alto.onnx", server.base);
+    let out = run_online(dir.path(), &["models", "add", &url, "--licence", "CC-BY-4.0 (test)"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ranges = server.requests("/models/alto.onnx");
+    assert!(ranges.len() >= 2 && ranges[1].is_some(), "the second request resumes with a range: {ranges:?}");
+    let show = String::from_utf8(run(dir.path(), &["models", "show", "alto"]).stdout).unwrap();
+    assert!(show.contains(&url) && show.contains("licence        CC-BY-4.0 (test)"), "{show}");
+    assert!(show.contains("RVC voice model (w-okada export"), "{show}");
+    let downloads = std::fs::read_dir(dir.path().join("data/models/.downloads")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(downloads, 0, "the downloaded file is not kept once installed");
+
+    // Not there, a wrong checksum, offline: a failure exit (1 for the download, 2 for the file), one line each,
+    // nothing installed.
+    let missing = format!("{}/models/missing.onnx", server.base);
+    server.route("/models/other.onnx", Route::File(bytes));
+    let other = format!("{}/models/other.onnx", server.base);
+    for (args, needle, code) in [
+        (vec!["models", "add", missing.as_str()], "404", 1),
+        (vec!["models", "add", other.as_str(), "--sha256", "00ff"], "SHA-256", 2),
+    ] {
+        let out = run_online(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+    let out = run(dir.path(), &["models", "add", other.as_str()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--offline"), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = String::from_utf8(run(dir.path(), &["models", "list"]).stdout).unwrap();
+    assert!(list.contains("alto") && !list.contains("other") && !list.contains("missing"), "{list}");
 }

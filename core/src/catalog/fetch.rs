@@ -84,8 +84,9 @@ impl Http {
     fn status_failure(status: u16) -> Failure {
         match status {
             404 | 410 => Failure::Permanent(format!(
-                "the server answered {status} (not found); the catalogue may be out of date: run `demod-voice voices \
-                 catalog --refresh`, or check voices.base_url / voices.catalog_url"
+                "the server answered {status} (not found); check the URL (for a catalogue voice the catalogue may be \
+                 out of date: run `demod-voice voices catalog --refresh`, or check voices.base_url / \
+                 voices.catalog_url)"
             )),
             429 | 500..=599 => Failure::Transient(format!("the server answered {status}")),
             s => Failure::Permanent(format!("the server answered {s}")),
@@ -142,19 +143,20 @@ impl Http {
     }
 
     /// Fetch `url` into `file`, continuing after the bytes it already has (HTTP range request; a server that sends
-    /// the whole file again restarts it), until `expected` bytes are there. Broken connections and timeouts are
-    /// retried from where they stopped. `progress` is told the bytes in the file after every chunk.
+    /// the whole file again restarts it), until `expected` bytes are there (when not given: the size the server
+    /// announces, or else until it ends the body). Broken connections and timeouts are retried from where they
+    /// stopped. `progress` is told the bytes in the file, and the whole size when known, after every chunk.
     pub fn download_into(
         &self,
         url: &str,
         file: &mut File,
-        expected: u64,
-        progress: &mut dyn FnMut(u64),
+        expected: Option<u64>,
+        progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<u64> {
         let io_failure = |e: std::io::Error| Failure::Permanent(format!("cannot write the download: {e}"));
         self.with_retries(url, || {
             let mut have = file.seek(SeekFrom::End(0)).map_err(io_failure)?;
-            if have >= expected {
+            if expected.is_some_and(|expected| have >= expected) {
                 return Ok(have);
             }
             let mut request = self.agent.get(url);
@@ -162,6 +164,13 @@ impl Http {
                 request = request.header("Range", format!("bytes={have}-"));
             }
             let response = request.call().map_err(|e| self.describe(&e))?;
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            // What the server says the whole file is: Content-Range's total on a resumed answer, else its length.
+            let announced = match response.status().as_u16() {
+                206 => header("content-range").and_then(|r| r.rsplit('/').next().and_then(|t| t.parse::<u64>().ok())),
+                _ => header("content-length").and_then(|l| l.parse::<u64>().ok()),
+            };
+            let expected = expected.or(announced);
             match response.status().as_u16() {
                 206 => {
                     let range = response.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -195,16 +204,14 @@ impl Http {
                         return Err(self.read_failure(&e, have));
                     }
                 };
-                if have + n as u64 > expected {
-                    return Err(Failure::Permanent(format!(
-                        "the server sent more than the catalogue's {expected} bytes"
-                    )));
+                if let Some(expected) = expected.filter(|e| have + n as u64 > *e) {
+                    return Err(Failure::Permanent(format!("the server sent more than the {expected} bytes expected")));
                 }
                 file.write_all(&buffer[..n]).map_err(io_failure)?;
                 have += n as u64;
-                progress(have);
+                progress(have, expected);
             }
-            if have < expected {
+            if let Some(expected) = expected.filter(|e| have < *e) {
                 return Err(Failure::Transient(format!("the server ended the file at {have} of {expected} bytes")));
             }
             Ok(have)

@@ -159,7 +159,7 @@ pub fn download(
             tracing::info!("resuming {name} at {}", super::human_size(had));
         }
         let url = join_url(&options.base_url, remote_path);
-        let got = http.download_into(&url, &mut file, remote.size_bytes, &mut |here| {
+        let got = http.download_into(&url, &mut file, Some(remote.size_bytes), &mut |here, _| {
             progress(&Progress { key, file: name, done: done_before + here, total });
         })?;
         fetched += got - had.min(got);

@@ -109,12 +109,13 @@ pub struct ZeroShotArgs {
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Install a model: an RVC voice model (.onnx, WebUI or w-okada export), a content encoder (HuBERT /
-    /// ContentVec) or a tone colour converter with its reference encoder (two files). Its kind is read from the
-    /// graph; a file of no known kind is refused naming what it has and what each kind needs.
+    /// ContentVec), an RMVPE pitch model, or a tone colour converter with its reference encoder (two files), from
+    /// files or http(s) URLs (downloaded with resume). Its kind is read from the graph; a file of no known kind is
+    /// refused naming what it has and what each kind needs.
     Add {
-        /// The model file(s).
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
+        /// The model file(s) or URL(s).
+        #[arg(required = true, value_name = "FILE|URL")]
+        files: Vec<String>,
         /// Its name (default: the first file's name without .onnx).
         #[arg(long)]
         name: Option<String>,
@@ -124,6 +125,9 @@ pub enum ModelsCommand {
         /// Replace an installed model of that name.
         #[arg(long)]
         force: bool,
+        /// The licence the model is under, kept in its manifest (see the model's own terms).
+        #[arg(long, value_name = "TEXT")]
+        licence: Option<String>,
     },
     /// The installed models.
     List {

@@ -112,7 +112,7 @@ fn find<'a>(loaded: &'a LoadedCatalog, key: &str) -> Result<&'a CatalogVoice> {
 }
 
 /// A progress bar on stderr (when it is a terminal): `key [#####.....] 45% 28.1/63.2 MB`.
-fn bar(key: &str, done: u64, total: u64) -> String {
+pub(crate) fn bar(key: &str, done: u64, total: u64) -> String {
     let width = 24;
     let filled = (done.min(total) * width as u64).checked_div(total).map_or(width, |f| f as usize);
     format!(

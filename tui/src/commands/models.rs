@@ -1,20 +1,71 @@
 //! `models add|list|show|remove`: the neural conversion models in the data folder.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use demod_voice_core::neural;
 
 use crate::cli::ModelsCommand;
 use crate::context::Context;
+use crate::error::usage;
+
+/// Each FILE|URL argument as a local file and where it came from: URLs downloaded (resuming a broken download,
+/// with a progress line on a terminal), paths as they are.
+fn fetch_sources(ctx: &Context, dir: &Path, args: &[String]) -> Result<Vec<(PathBuf, String)>> {
+    let show_bar = !ctx.global.quiet && std::io::stderr().is_terminal();
+    let mut sources = Vec::new();
+    for arg in args {
+        if !neural::is_url(arg) {
+            sources.push((PathBuf::from(arg), arg.clone()));
+            continue;
+        }
+        if ctx.settings.offline {
+            return Err(usage(format!("--offline forbids downloading {arg}; download it yourself and give the file")));
+        }
+        let name = arg.rsplit('/').next().unwrap_or(arg);
+        let mut last_drawn = std::time::Instant::now() - std::time::Duration::from_secs(1);
+        let http = ctx.settings.download_options(false).http;
+        let path = neural::download(arg, dir, &http, &mut |done, total| {
+            if show_bar && last_drawn.elapsed().as_millis() >= 100 {
+                last_drawn = std::time::Instant::now();
+                match total {
+                    Some(total) => eprint!("{}", super::catalog::bar(name, done, total)),
+                    None => eprint!("\r{name} {}", demod_voice_core::catalog::human_size(done)),
+                }
+            }
+        });
+        if show_bar {
+            eprintln!();
+        }
+        sources.push((path?, arg.clone()));
+    }
+    Ok(sources)
+}
 
 pub fn models(ctx: &Context, command: ModelsCommand) -> Result<()> {
     let dir = ctx.settings.models_dir();
     let mut out = std::io::stdout().lock();
     match command {
-        ModelsCommand::Add { files, name, sha256, force } => {
+        ModelsCommand::Add { files, name, sha256, force, licence } => {
             let runtime = ctx.settings.runtime()?;
-            let manifest = neural::add(runtime, &dir, &files, name.as_deref(), sha256.as_deref(), force)?;
+            let sources = fetch_sources(ctx, &dir, &files)?;
+            let added = neural::add_with(
+                runtime,
+                &dir,
+                &sources,
+                name.as_deref(),
+                sha256.as_deref(),
+                force,
+                licence.as_deref(),
+            );
+            // A downloaded file is not kept once installed or refused (a refused one would only be refused again).
+            for (path, origin) in &sources {
+                if neural::is_url(origin) {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            let manifest = added?;
             if !ctx.global.quiet {
                 let kinds: Vec<String> = manifest.files.iter().map(|f| f.kind.describe()).collect();
                 eprintln!(
@@ -67,6 +118,9 @@ pub fn models(ctx: &Context, command: ModelsCommand) -> Result<()> {
                 writeln!(out, "file           {} ({})", file.file, file.kind.describe())?;
                 writeln!(out, "  sha256       {}", file.sha256)?;
                 writeln!(out, "  from         {}", file.source)?;
+            }
+            if let Some(licence) = &manifest.licence {
+                writeln!(out, "licence        {licence}")?;
             }
         }
         ModelsCommand::Remove { name } => {
