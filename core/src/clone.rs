@@ -433,6 +433,7 @@ impl CloneProfile {
             formant_scale: Some(self.profile.formant_scale),
             spectrum: Some((self.spectrum_db.clone(), self.top_hz)),
             breath_db: self.breath_db,
+            median_of: crate::matching::MedianMeasure::Folded,
         }
     }
 }

@@ -44,6 +44,18 @@ pub struct Goal {
     pub spectrum: Option<(Vec<f32>, f32)>,
     /// Breathiness, when the goal's recordings were clean enough to tell it.
     pub breath_db: Option<Breathiness>,
+    /// How `median_hz` was measured: the output's median is landed by the same measure.
+    pub median_of: MedianMeasure,
+}
+
+/// How a voice's median pitch is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MedianMeasure {
+    /// The median of every voiced frame's pitch, as a voice profile's median is measured (and as people measure).
+    EveryFrame,
+    /// The centre of the frames' pitches folded into one octave around their median ([`pitch_stats`]): octave
+    /// errors of the tracker do not pull it; a clone's reference is measured so.
+    Folded,
 }
 
 impl Goal {
@@ -55,6 +67,7 @@ impl Goal {
             formant_scale: Some(profile.formant_scale),
             spectrum: profile.timbre.as_ref().map(|t| (t.spectrum_db.clone(), t.top_hz)),
             breath_db: profile.timbre.as_ref().and_then(|t| t.breath_db),
+            median_of: MedianMeasure::EveryFrame,
         }
     }
 }
@@ -144,12 +157,12 @@ impl OfflineMatch {
         let eq_db: Vec<f32> = eq_db.iter().map(|db| db * amount).collect();
         let equalise = |x: Vec<f32>| if eq_db.is_empty() { x } else { apply_equaliser(&x, rate, &eq_db) };
         let mut output = equalise(first);
-        // The heard median (every voiced frame's pitch, as a profile's median is measured) can miss the commanded
-        // one: the spread moves creaky frames out of the tracker's range, the equaliser changes which period it
-        // prefers, a short clip has few frames. Up to [`MAX_CORRECTIONS`] renders, each aimed by the last miss, land
-        // it; the closest is kept.
+        // The heard median (measured as the goal's was) can miss the commanded one: the spread moves creaky frames
+        // out of the tracker's range, the equaliser changes which period it prefers, a short clip has few frames. Up
+        // to [`MAX_CORRECTIONS`] renders, each aimed by the last miss, land it; the closest is kept.
         if let Some(aim) = aim {
-            let miss = |x: &[f32]| heard_median(x, rate).map(|landed| 12.0 * (landed / aim).log2());
+            let measure = self.goal.median_of;
+            let miss = |x: &[f32]| heard_median(x, rate, measure).map(|landed| 12.0 * (landed / aim).log2());
             let mut best = miss(&output);
             let mut command = aim;
             for _ in 0..MAX_CORRECTIONS {
@@ -181,11 +194,16 @@ impl OfflineMatch {
     }
 }
 
-/// The median pitch of every voiced 5 ms frame of `samples`, as profiles measure theirs; `None` under 0.3 s voiced.
-fn heard_median(samples: &[f32], rate: u32) -> Option<f32> {
-    let track = crate::analysis::pitch::track(samples, rate, (rate / 200).max(1) as usize);
-    let voiced = track.iter().filter(|p| p.f0.is_some()).count();
-    (voiced >= 60).then(|| crate::analysis::pitch::median_f0(&track)).flatten()
+/// The median pitch of the voiced 5 ms frames of `samples` by `measure`; `None` under 0.3 s voiced.
+fn heard_median(samples: &[f32], rate: u32, measure: MedianMeasure) -> Option<f32> {
+    match measure {
+        MedianMeasure::Folded => pitch_stats(samples, rate).map(|p| p.median_hz),
+        MedianMeasure::EveryFrame => {
+            let track = crate::analysis::pitch::track(samples, rate, (rate / 200).max(1) as usize);
+            let voiced = track.iter().filter(|p| p.f0.is_some()).count();
+            (voiced >= 60).then(|| crate::analysis::pitch::median_f0(&track)).flatten()
+        }
+    }
 }
 
 /// The vocal-tract scales plausible for a pitch change of `pitch_ratio`: the tract moves the way the pitch does (a
@@ -250,7 +268,14 @@ mod tests {
         // One second of a 110 Hz voice toward a 220 Hz goal: the whole clip is analysed, so it lands.
         let input = synthetic::voice(110.0, &[700.0, 1200.0, 2600.0], rate, 1.0);
         let matched = OfflineMatch {
-            goal: Goal { median_hz: 220.0, log_std: None, formant_scale: None, spectrum: None, breath_db: None },
+            goal: Goal {
+                median_hz: 220.0,
+                log_std: None,
+                formant_scale: None,
+                spectrum: None,
+                breath_db: None,
+                median_of: MedianMeasure::Folded,
+            },
             fit: None,
         };
         let output = matched.convert(&input, rate, &Adjust::FULL).unwrap();
