@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use ort::value::Tensor;
 use realfft::{RealFftPlanner, RealToComplex};
 
+use super::spectrogram::reflect;
 use crate::error::{Error, Result};
 use crate::neural::{self, ModelKind, PitchForm};
 use crate::onnx::{LoadedSession, Runtime, SessionOptions};
@@ -195,20 +196,6 @@ impl PitchModel {
         }
         out
     }
-}
-
-/// `x[i]` with reflection at both ends (torch's reflect padding).
-fn reflect(samples: &[f32], index: isize) -> f32 {
-    let n = samples.len() as isize;
-    if n == 1 {
-        return samples[0];
-    }
-    let period = 2 * (n - 1);
-    let mut i = index.rem_euclid(period);
-    if i >= n {
-        i = period - i;
-    }
-    samples[i as usize]
 }
 
 /// Frame `t` of a sequence of `frames` reflected past its end.

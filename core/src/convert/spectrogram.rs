@@ -35,7 +35,7 @@ impl Default for Spectrogram {
 }
 
 /// `x[i]` with reflection at both ends (`x[-1] = x[1]`, as torch's reflect padding).
-fn reflect(samples: &[f32], index: isize) -> f32 {
+pub(crate) fn reflect(samples: &[f32], index: isize) -> f32 {
     let n = samples.len() as isize;
     if n == 1 {
         return samples[0];

@@ -455,14 +455,16 @@ fn seconds(s: f32) -> usize {
 
 impl Converter for LiveToneConverter {
     fn name(&self) -> &'static str {
-        "tone-color"
+        self.converter.name()
     }
     fn sample_rate(&self) -> Option<u32> {
-        Some(SAMPLE_RATE)
+        self.converter.sample_rate()
     }
-    fn prepare(&mut self, _sample_rate_hz: u32, _max_hop: usize, _max_block: usize) {}
+    fn prepare(&mut self, sample_rate_hz: u32, max_hop: usize, max_block: usize) {
+        self.converter.prepare(sample_rate_hz, max_hop, max_block);
+    }
     fn latency(&self) -> usize {
-        LOOKAHEAD
+        self.converter.latency()
     }
     fn process(&mut self, input: &[f32], hop_start: usize, hop_len: usize, output: &mut [f32]) {
         let end = (hop_start + hop_len).min(input.len());
