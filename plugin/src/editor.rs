@@ -137,6 +137,8 @@ impl Editor for VoiceEditor {
 struct Choice {
     name: String,
     label: String,
+    /// For a model: the engine that runs it (choosing the model selects it).
+    engine: Option<Engine>,
 }
 
 /// The window's own state (the parameters live in the plugin).
@@ -289,11 +291,19 @@ impl Window {
             self.choose_preset(&name);
         }
         if let Some(name) = chosen_model.filter(|n| *n != model) {
-            // The model loads when the host restarts the plugin (off the audio thread), as activation does.
+            // Its engine is selected (a host gesture), and the model loads when the host restarts the plugin (off
+            // the audio thread), as activation does.
+            let engine = self.models.iter().find(|c| c.name == name).and_then(|c| c.engine);
             if let Ok(mut slot) = self.params.model.write() {
                 *slot = name;
             }
             if let Some(gui) = &self.gui {
+                if let Some(engine) = engine.filter(|e| PLUGIN_ENGINES.contains(e)) {
+                    let setter = gui.param_setter();
+                    setter.begin_set_parameter(&self.params.engine);
+                    setter.set_parameter(&self.params.engine, EngineChoice(engine));
+                    setter.end_set_parameter(&self.params.engine);
+                }
                 gui.request_restart();
             }
         }
@@ -492,7 +502,7 @@ fn choices() -> (Vec<Choice>, Vec<Choice>, Vec<Choice>) {
                 Some((before, after)) => format!("{}  (similarity {before:.2} -> {after:.2})", row.name),
                 None => row.name.clone(),
             };
-            Choice { name: row.name, label }
+            Choice { name: row.name, label, engine: None }
         })
         .collect();
     let presets = demod_voice_core::presets::all(&settings.presets_dir())
@@ -504,14 +514,14 @@ fn choices() -> (Vec<Choice>, Vec<Choice>, Vec<Choice>) {
             } else {
                 format!("{}: {}", found.preset.name, found.preset.description)
             };
-            Choice { name: found.preset.name, label }
+            Choice { name: found.preset.name, label, engine: None }
         })
         .collect();
     let models = demod_voice_core::neural::list(&settings.models_dir())
         .into_iter()
         .filter_map(|(name, manifest)| {
             let engine = manifest.ok().and_then(|m| Engine::from_name(&m.engine)).filter(|e| e.needs_model())?;
-            Some(Choice { label: format!("{name}  ({})", engine.label()), name })
+            Some(Choice { label: format!("{name}  ({})", engine.label()), name, engine: Some(engine) })
         })
         .collect();
     (profiles, presets, models)
