@@ -365,6 +365,15 @@ pub(crate) fn draw(app: &App, area: Rect, buf: &mut Buffer) {
         },
     };
     lines.insert(lines.len() - 1, Line::from(similarity));
+    if live.engine == Engine::ToneColor {
+        lines.insert(
+            lines.len() - 1,
+            Line::from(
+                "tone colour: your own tone is measured from your first 3 s of speech (you hear yourself until \
+                 then) and refreshed every 5 s",
+            ),
+        );
+    }
     if let Some(reason) = running.stats.worker_death() {
         lines.insert(
             1,
