@@ -283,7 +283,7 @@ pub struct ModelFile {
 pub struct Manifest {
     /// The name `--model` takes.
     pub name: String,
-    /// `rvc`, `tone-color` or `content`.
+    /// `rvc`, `tone-color`, `content` (an RVC content encoder) or `pitch` (an RMVPE pitch model).
     pub engine: String,
     /// Its files.
     pub files: Vec<ModelFile>,
