@@ -78,33 +78,43 @@ pub struct PitchStats {
 /// octave from the median are moved by octaves toward it before the spread is measured (a doubled or halved period
 /// is a tracking error, not intonation). `None` with under 0.3 s of voicing.
 pub fn pitch_stats(samples: &[f32], rate: u32) -> Option<PitchStats> {
+    pitch_stats_of(voiced_f0s(samples, rate))
+}
+
+/// Voiced frames (5 ms each) needed for pitch statistics: 0.3 s.
+pub(crate) const MIN_VOICED_FRAMES: usize = 60;
+
+/// The pitch of each voiced 5 ms frame of `samples` (at `rate`), by YIN.
+pub(crate) fn voiced_f0s(samples: &[f32], rate: u32) -> Vec<f32> {
     let hop = (rate / 200).max(1) as usize;
-    pitch_stats_of(track(samples, rate, hop).iter().filter_map(|p: &PitchEstimate| p.f0).collect())
+    track(samples, rate, hop).iter().filter_map(|p: &PitchEstimate| p.f0).collect()
+}
+
+/// ln `f0` after moving it by octaves to within half an octave (and a little) of `median`: a doubled or halved
+/// period is a tracking error, not intonation. `f0` and `median` must be finite and positive.
+pub(crate) fn folded_ln(f0: f32, median: f32) -> f32 {
+    let reach = std::f32::consts::SQRT_2 * 1.06;
+    let mut f = f0;
+    while f > median * reach {
+        f /= 2.0;
+    }
+    while f < median / reach {
+        f *= 2.0;
+    }
+    f.ln()
 }
 
 /// [`pitch_stats`] of voiced frames' pitches (one every 5 ms), as measured elsewhere. `None` under 0.3 s of them.
 pub fn pitch_stats_of(voiced: Vec<f32>) -> Option<PitchStats> {
     let voiced: Vec<f32> = voiced.into_iter().filter(|f| f.is_finite() && (20.0..4000.0).contains(f)).collect();
-    if voiced.len() < 60 {
+    if voiced.len() < MIN_VOICED_FRAMES {
         return None;
     }
     let mut sorted = voiced.clone();
     sorted.sort_by(f32::total_cmp);
     let median = sorted[sorted.len() / 2];
-    let folded: Vec<f32> = voiced
-        .iter()
-        .map(|&f| {
-            let mut f = f;
-            // Finite and positive (filtered above), so each loop ends.
-            while f > median * std::f32::consts::SQRT_2 * 1.06 {
-                f /= 2.0;
-            }
-            while f < median / (std::f32::consts::SQRT_2 * 1.06) {
-                f *= 2.0;
-            }
-            f.ln()
-        })
-        .collect();
+    // Finite and positive (filtered above), so the folding ends.
+    let folded: Vec<f32> = voiced.iter().map(|&f| folded_ln(f, median)).collect();
     let mut sorted = folded.clone();
     sorted.sort_by(f32::total_cmp);
     let centre = sorted[sorted.len() / 2];
@@ -167,8 +177,7 @@ pub fn long_term_spectrum(samples: &[f32], rate: u32) -> Result<Option<(Vec<f32>
     if audio.len() < N {
         return Ok(None);
     }
-    let window: Vec<f32> =
-        (0..N).map(|n| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * n as f32 / N as f32).cos()).collect();
+    let window = crate::analysis::periodic_hann(N);
     let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N);
     let (mut frame, mut spectrum) = (fft.make_input_vec(), fft.make_output_vec());
     let mut power = vec![0.0f64; N / 2 + 1];
@@ -195,12 +204,18 @@ pub fn long_term_spectrum(samples: &[f32], rate: u32) -> Result<Option<(Vec<f32>
         return Ok(None);
     }
     let bin_hz = ANALYSIS_RATE as f32 / N as f32;
-    let top_hz = (rate.min(ANALYSIS_RATE) as f32 / 2.0) * 0.92;
+    let top_hz = carried_top_hz(rate, ANALYSIS_RATE);
     let bands = band_bins(bin_hz, N / 2)
         .iter()
         .map(|&(first, last)| (10.0 * (band_mean(&power[first..=last]) / frames as f64 + 1e-12).log10()) as f32)
         .collect();
     Ok(Some((bands, top_hz)))
+}
+
+/// The highest frequency a recording at `rate` tells once resampled to `analysed_at`: the lower Nyquist frequency,
+/// a little under (resampling rolls off there).
+pub(crate) fn carried_top_hz(rate: u32, analysed_at: u32) -> f32 {
+    (rate.min(analysed_at) as f32 / 2.0) * 0.92
 }
 
 /// The FFT bins (first, last, inclusive) each long-term-spectrum band averages, for bins `bin_hz` apart up to
@@ -540,13 +555,17 @@ pub fn fit(reference: &CloneProfile, probe: &[f32], rate: u32, encoder: &Speaker
     let candidates = FORMANT_CANDIDATES.iter().copied().filter(|r| (low - 1e-4..=high + 1e-4).contains(r));
     let mut best: Option<CloneFit> = None;
     let analysis = Analysis::of(probe, rate)?;
-    for formant_ratio in candidates {
+    // The probe with the reference's pitch and spread and the vocal-tract scale `formant_ratio`.
+    let moved = |formant_ratio: f32| {
         let mut moved = analysis.clone();
         if let Some(base) = base {
             moved.map_pitch(base.median_hz, reference.pitch.median_hz, spread);
         }
         moved.warp(formant_ratio);
-        let converted = moved.synthesise()?;
+        moved
+    };
+    for formant_ratio in candidates {
+        let converted = moved(formant_ratio).synthesise()?;
         let eq_db = match long_term_spectrum(&converted, rate)? {
             Some((spectrum, _)) => equaliser(&spectrum, &reference.spectrum_db, reference.top_hz),
             None => vec![0.0; BANDS],
@@ -570,13 +589,9 @@ pub fn fit(reference: &CloneProfile, probe: &[f32], rate: u32, encoder: &Speaker
     // Breathiness, where the reference tells it: kept only if the encoder hears the voice closer with it.
     let change = reference.breath_db.map(|to| breath_change(&analysis.breathiness(), &to)).unwrap_or_default();
     if change.iter().any(|c| c.abs() >= 0.5) {
-        let mut moved = analysis.clone();
-        if let Some(base) = base {
-            moved.map_pitch(base.median_hz, reference.pitch.median_hz, spread);
-        }
-        moved.warp(best.formant_ratio);
-        moved.breathe(&change);
-        let output = apply_equaliser(&moved.synthesise()?, rate, &best.eq_db);
+        let mut breathier = moved(best.formant_ratio);
+        breathier.breathe(&change);
+        let output = apply_equaliser(&breathier.synthesise()?, rate, &best.eq_db);
         let after = encoder.embed(&output, rate)?.cosine(&reference.embedding);
         tracing::debug!("clone fit: breathiness {change:?}: similarity {after:.3}");
         if after > best.similarity_after {

@@ -199,9 +199,12 @@ fn heard_median(samples: &[f32], rate: u32, measure: MedianMeasure) -> Option<f3
     match measure {
         MedianMeasure::Folded => pitch_stats(samples, rate).map(|p| p.median_hz),
         MedianMeasure::EveryFrame => {
-            let track = crate::analysis::pitch::track(samples, rate, (rate / 200).max(1) as usize);
-            let voiced = track.iter().filter(|p| p.f0.is_some()).count();
-            (voiced >= 60).then(|| crate::analysis::pitch::median_f0(&track)).flatten()
+            let mut voiced = crate::clone::voiced_f0s(samples, rate);
+            if voiced.len() < crate::clone::MIN_VOICED_FRAMES {
+                return None;
+            }
+            voiced.sort_by(f32::total_cmp);
+            Some(voiced[voiced.len() / 2])
         }
     }
 }

@@ -138,7 +138,7 @@ impl VoiceProfile {
             }
             let audio = crate::wav::resample(&samples, rate, ANALYSIS_RATE)?;
             let analysis = crate::vocoder::Analysis::of(&audio, ANALYSIS_RATE)?;
-            let top_hz = (rate.min(ANALYSIS_RATE) as f32 / 2.0) * 0.92;
+            let top_hz = crate::clone::carried_top_hz(rate, ANALYSIS_RATE);
             if let Some(breath) = crate::clone::measurable_breathiness(&audio, ANALYSIS_RATE, &analysis, top_hz) {
                 breaths.push((breath, seconds));
             }

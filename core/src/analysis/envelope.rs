@@ -60,9 +60,7 @@ impl EnvelopeAnalyzer {
         // 30 ms frames. LPC order 2 + rate/1000, the usual rule for formant analysis.
         let frame_len = (rate * 0.03) as usize;
         let order = 2 + (rate as usize / 1000).min(48);
-        let window = (0..frame_len)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / frame_len as f32).cos())
-            .collect();
+        let window = crate::analysis::periodic_hann(frame_len);
         let grid = (0..BINS)
             .map(|idx| {
                 let w = 2.0 * std::f64::consts::PI * f64::from(bin_hz(idx)) / f64::from(rate);

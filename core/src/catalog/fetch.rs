@@ -173,7 +173,7 @@ impl Http {
             let expected = expected.or(announced);
             match response.status().as_u16() {
                 206 => {
-                    let range = response.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    let range = header("content-range").unwrap_or_default();
                     if !range.starts_with(&format!("bytes {have}-")) {
                         return Err(Failure::Permanent(format!(
                             "the server answered the range request from byte {have} with `{range}`"

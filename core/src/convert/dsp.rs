@@ -408,16 +408,7 @@ impl DspConverter {
         if self.recent_f0.len() < MIN_SPREAD_FRAMES {
             return Some((median, None));
         }
-        let fold = |mut f: f32| {
-            let reach = std::f32::consts::SQRT_2 * 1.06;
-            while f > median * reach {
-                f /= 2.0;
-            }
-            while f < median / reach {
-                f *= 2.0;
-            }
-            f.ln()
-        };
+        let fold = |f: f32| crate::clone::folded_ln(f, median);
         let count = self.median_scratch.len() as f32;
         let mean = self.median_scratch.iter().map(|&f| fold(f)).sum::<f32>() / count;
         let var = self.median_scratch.iter().map(|&f| (fold(f) - mean).powi(2)).sum::<f32>() / count;

@@ -82,9 +82,7 @@ impl PitchModel {
         let scalar_threshold =
             signature.inputs.iter().find(|p| p.name == "threshold").is_some_and(|p| p.shape.is_empty());
         let salience_input = signature.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
-        let window = (0..N_FFT)
-            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32)
-            .collect();
+        let window = crate::analysis::periodic_hann(N_FFT);
         Ok(PitchModel {
             session: runtime.session_from_file(path, options)?,
             form,

@@ -51,10 +51,7 @@ pub(crate) fn reflect(samples: &[f32], index: isize) -> f32 {
 impl Spectrogram {
     /// The window and plan.
     pub fn new() -> Spectrogram {
-        let window = (0..N_FFT)
-            .map(|n| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos())
-            .map(|w| w as f32)
-            .collect();
+        let window = crate::analysis::periodic_hann(N_FFT);
         Spectrogram { window, fft: RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT) }
     }
 

@@ -237,7 +237,7 @@ impl LiveEqualiser {
         let n = ((1024.0 * rate as f32 / 16_000.0).round() as usize).max(64) & !1;
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
         let step = n / 4;
-        let window = (0..n).map(|i| 0.5 - 0.5 * (2.0 * PI * i as f32 / n as f32).cos()).collect();
+        let window = crate::analysis::periodic_hann(n);
         LiveEqualiser {
             rate,
             fft_in: fft.make_input_vec(),
