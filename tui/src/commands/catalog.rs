@@ -111,8 +111,41 @@ fn find<'a>(loaded: &'a LoadedCatalog, key: &str) -> Result<&'a CatalogVoice> {
     )))
 }
 
-/// A progress bar on stderr (when it is a terminal): `key [#####.....] 45% 28.1/63.2 MB`.
-pub(crate) fn bar(key: &str, done: u64, total: u64) -> String {
+/// A download's progress on stderr when it is a terminal (and not `--quiet`), redrawn at most ten times a second
+/// and once at the end: a bar when the size is known, the bytes so far otherwise.
+pub(crate) struct ProgressLine {
+    shown: bool,
+    last_drawn: std::time::Instant,
+}
+
+impl ProgressLine {
+    pub(crate) fn new(ctx: &Context) -> ProgressLine {
+        ProgressLine {
+            shown: !ctx.global.quiet && std::io::stderr().is_terminal(),
+            last_drawn: std::time::Instant::now() - std::time::Duration::from_secs(1),
+        }
+    }
+
+    pub(crate) fn draw(&mut self, key: &str, done: u64, total: Option<u64>) {
+        if self.shown && (self.last_drawn.elapsed().as_millis() >= 100 || total == Some(done)) {
+            self.last_drawn = std::time::Instant::now();
+            match total {
+                Some(total) => eprint!("{}", bar(key, done, total)),
+                None => eprint!("\r{key} {}", human_size(done)),
+            }
+        }
+    }
+
+    /// End the line (after the download, whatever its outcome).
+    pub(crate) fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}
+
+/// A progress bar: `key [#####.....] 45% 28.1/63.2 MB`.
+fn bar(key: &str, done: u64, total: u64) -> String {
     let width = 24;
     let filled = (done.min(total) * width as u64).checked_div(total).map_or(width, |f| f as usize);
     format!(
@@ -134,21 +167,15 @@ pub fn download(ctx: &Context, keys: &[String], force: bool) -> Result<()> {
     // Every key is checked before anything is fetched.
     let voices: Vec<&CatalogVoice> = keys.iter().map(|key| find(&loaded, key)).collect::<Result<_>>()?;
     let voices_dir = ctx.settings.dirs.voices_dir();
-    let show_bar = !ctx.global.quiet && std::io::stderr().is_terminal();
     for (voice, asked) in voices.into_iter().zip(keys) {
         if asked != &voice.key && !ctx.global.quiet {
             eprintln!("{asked} is an alias of {}", voice.key);
         }
-        let mut last_drawn = std::time::Instant::now() - std::time::Duration::from_secs(1);
+        let mut line = ProgressLine::new(ctx);
         let installed = catalog::download(voice, &voices_dir, &ctx.settings.download_options(force), &mut |p| {
-            if show_bar && (last_drawn.elapsed().as_millis() >= 100 || p.done == p.total) {
-                last_drawn = std::time::Instant::now();
-                eprint!("{}", bar(p.key, p.done, p.total));
-            }
+            line.draw(p.key, p.done, Some(p.total));
         });
-        if show_bar {
-            eprintln!();
-        }
+        line.finish();
         let installed = installed.with_context(|| format!("voice {} was not installed", voice.key))?;
         if ctx.global.quiet {
             continue;

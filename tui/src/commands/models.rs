@@ -1,6 +1,6 @@
 //! `models add|list|show|remove`: the neural conversion models in the data folder.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -13,7 +13,6 @@ use crate::error::usage;
 /// Each FILE|URL argument as a local file and where it came from: URLs downloaded (resuming a broken download,
 /// with a progress line on a terminal), paths as they are.
 fn fetch_sources(ctx: &Context, dir: &Path, args: &[String]) -> Result<Vec<(PathBuf, String)>> {
-    let show_bar = !ctx.global.quiet && std::io::stderr().is_terminal();
     let mut sources = Vec::new();
     for arg in args {
         if !neural::is_url(arg) {
@@ -24,20 +23,10 @@ fn fetch_sources(ctx: &Context, dir: &Path, args: &[String]) -> Result<Vec<(Path
             return Err(usage(format!("--offline forbids downloading {arg}; download it yourself and give the file")));
         }
         let name = arg.rsplit('/').next().unwrap_or(arg);
-        let mut last_drawn = std::time::Instant::now() - std::time::Duration::from_secs(1);
         let http = ctx.settings.download_options(false).http;
-        let path = neural::download(arg, dir, &http, &mut |done, total| {
-            if show_bar && last_drawn.elapsed().as_millis() >= 100 {
-                last_drawn = std::time::Instant::now();
-                match total {
-                    Some(total) => eprint!("{}", super::catalog::bar(name, done, total)),
-                    None => eprint!("\r{name} {}", demod_voice_core::catalog::human_size(done)),
-                }
-            }
-        });
-        if show_bar {
-            eprintln!();
-        }
+        let mut line = super::catalog::ProgressLine::new(ctx);
+        let path = neural::download(arg, dir, &http, &mut |done, total| line.draw(name, done, total));
+        line.finish();
         sources.push((path?, arg.clone()));
     }
     Ok(sources)
