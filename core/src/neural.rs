@@ -334,15 +334,15 @@ pub fn add_with(
     let origins: Vec<&String> = sources.iter().map(|(_, origin)| origin).collect();
     let sources: Vec<PathBuf> = sources.iter().map(|(path, _)| path.clone()).collect();
     let first = sources.first().ok_or_else(|| model_error(models_dir, "no model file given".into()))?;
+    if let Some(missing) = sources.iter().find(|s| !s.is_file()) {
+        return Err(model_error(missing, "the file does not exist".into()));
+    }
     let name = name.map(str::to_string).unwrap_or_else(|| crate::piper::synth::voice_name(first));
     if !valid_name(&name) {
         return Err(model_error(first, format!("`{name}` is not a model name (letters, digits, '-', '_', '.')")));
     }
     let mut files = Vec::new();
     for (source, origin) in sources.iter().zip(&origins) {
-        if !source.is_file() {
-            return Err(model_error(source, "the file does not exist".into()));
-        }
         let digest = crate::assets::sha256_hex(source)?;
         if let Some(expected) = sha256.filter(|_| sources.len() == 1) {
             if !digest.eq_ignore_ascii_case(expected.trim()) {
@@ -434,7 +434,13 @@ pub fn download(
     let path = folder.join(&file);
     let mut handle =
         std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(write_error(&path))?;
-    crate::catalog::Http::new(http.clone()).download_into(url, &mut handle, None, progress)?;
+    if let Err(e) = crate::catalog::Http::new(http.clone()).download_into(url, &mut handle, None, progress) {
+        // What arrived is kept to resume from; nothing is not.
+        if handle.metadata().is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(&path);
+        }
+        return Err(e);
+    }
     handle.sync_all().map_err(write_error(&path))?;
     Ok(path)
 }
